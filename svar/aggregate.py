@@ -1,0 +1,83 @@
+"""Collect per-run metrics into tables (long and summary) and a plot of top-1 against fraction."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import atomic_path, write_csv
+
+log = logging.getLogger(__name__)
+
+METRICS = ("top1", "top5", "mean_class")
+
+
+def collect(metric_files) -> pd.DataFrame:
+    rows = []
+    for path in metric_files:
+        run = json.loads(Path(path).read_text())
+        for metric in METRICS:
+            value = float(run[metric])
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{path}: {metric} = {value} is not in [0, 1]")
+            rows.append({"dataset": run["dataset"], "method": run["method"], "fraction": float(run["fraction"]),
+                         "seed": int(run["seed"]), "metric": metric, "value": value})
+    frame = pd.DataFrame(rows, columns=["dataset", "method", "fraction", "seed", "metric", "value"])
+    return frame.sort_values(["dataset", "method", "fraction", "seed", "metric"]).reset_index(drop=True)
+
+
+def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean and (sample) standard deviation over seeds."""
+    grouped = metrics.groupby(["dataset", "method", "fraction", "metric"], sort=True)["value"]
+    summary = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    summary["std"] = summary["std"].fillna(0.0)
+    return summary
+
+
+def plot_top1(metrics: pd.DataFrame, out) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    top1 = metrics[metrics["metric"] == "top1"].copy()
+    top1["top-1 accuracy (%)"] = 100 * top1["value"]
+    top1["labeled fraction"] = top1["fraction"]
+    datasets = sorted(top1["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        sns.lineplot(data=top1[top1["dataset"] == dataset], x="labeled fraction", y="top-1 accuracy (%)",
+                     hue="method", style="method", markers=True, dashes=False, errorbar="sd", ax=ax)
+        ax.set_xscale("log")
+        ax.set_title(f"{dataset}: top-1 vs labeled fraction (mean ± sd over seeds)")
+        ax.set_ylim(0, 100)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """The summary as a readable table: mean ± std (%) per method and fraction."""
+    frame = summary.copy()
+    frame["value"] = [f"{100 * m:5.1f} ± {100 * s:4.1f}" for m, s in zip(frame["mean"], frame["std"])]
+    table = frame.pivot_table(index=["dataset", "method", "fraction"], columns="metric", values="value",
+                              aggfunc="first")
+    return table[[m for m in METRICS if m in table.columns]].to_string()
+
+
+def aggregate(metric_files, metrics_out, summary_out, plot_out) -> pd.DataFrame:
+    metrics = collect(metric_files)
+    summary = summarise(metrics)
+    write_csv(metrics_out, metrics)
+    write_csv(summary_out, summary)
+    plot_top1(metrics, plot_out)
+    random = [f for f in metric_files if json.loads(Path(f).read_text()).get("teacher_random_weights")]
+    if random:
+        log.warning("%d of %d runs used a teacher with RANDOM weights", len(random), len(metric_files))
+    print(format_summary(summary))
+    return summary

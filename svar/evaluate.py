@@ -1,0 +1,100 @@
+"""Evaluation on the official test list: top-1, top-5 and mean-class accuracy of the final model.
+
+The reported accuracy is always the final model's: no checkpoint is ever chosen by test score.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import torch
+
+from .atomic import write_json
+from .clips import decode_clips
+from .students import Student
+from .teacher import autocast, resolve_device, video_features
+from .video import decoder_versions
+
+
+def accuracy_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
+    pred = logits.argmax(1)
+    k = min(5, num_classes)
+    top5 = (logits.topk(k, dim=1).indices == labels[:, None]).any(1).float().mean().item()
+    per_class = []
+    for c in range(num_classes):
+        mask = labels == c
+        per_class.append((pred[mask] == c).float().mean().item() if mask.any() else float("nan"))
+    present = [a for a in per_class if a == a]
+    return {
+        "top1": (pred == labels).float().mean().item(),
+        "top5": top5,
+        "mean_class": sum(present) / len(present),
+        "per_class": per_class,
+        "predictions": pred.tolist(),
+    }
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+@torch.no_grad()
+def test_logits(ckpt: dict, manifest, test, store, threads: int = 1) -> torch.Tensor:
+    if ckpt["kind"] == "teacher_head":
+        return video_features(store, test["video_id"]) @ ckpt["weight"].T + ckpt["bias"]
+    opts = ckpt["meta"]["options"]
+    device = resolve_device(opts["train"]["device"])
+    student = Student(ckpt["arch"], ckpt["num_classes"], ckpt["teacher_dim"])
+    student.load_state_dict(ckpt["state_dict"])
+    student.to(device).eval()
+    by_id = manifest.set_index("video_id")
+    n_clips = opts["evaluate"]["clips"]
+    total = 0
+    for c in range(n_clips):
+        # several clips per video at evenly spread temporal offsets; logits averaged
+        offset = (c + 0.5) / n_clips
+        clips = decode_clips(by_id.loc[test["video_id"]], opts["student"]["frames"], opts["student"]["size"],
+                             threads, offset=offset, desc=f"decode test clip {c + 1}/{n_clips}")
+        outs = []
+        for chunk in clips.split(64):
+            with autocast(device):
+                outs.append(student(chunk.to(device))[0].float().cpu())
+        total = total + torch.cat(outs)
+    return total / n_clips
+
+
+def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1) -> dict:
+    torch.set_num_threads(threads)
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    test = split[split["role"] == "test"]
+    labels = torch.as_tensor(test["label"].to_numpy())
+    metrics = accuracy_metrics(test_logits(ckpt, manifest, test, store, threads), labels, len(store["class_names"]))
+    meta = ckpt["meta"]
+    teacher = meta["teacher"]
+    result = {
+        **{k: meta[k] for k in ("dataset", "method", "fraction", "seed", "n_labeled", "n_unlabeled")},
+        "top1": metrics["top1"], "top5": metrics["top5"], "mean_class": metrics["mean_class"],
+        "n_test": len(test),
+        "per_class": dict(zip(store["class_names"], metrics["per_class"])),
+        "test_video_ids": list(test["video_id"]),
+        "test_labels": labels.tolist(),
+        "test_predictions": metrics["predictions"],
+        "accuracy_of": "final model (no test-set model selection)",
+        "teacher_random_weights": teacher["random_weights"],
+        "provenance": {
+            "teacher_model": teacher["model"],
+            "teacher_weights": teacher["pretrained"],
+            "student": ckpt.get("arch", "none (teacher only)"),
+            "options": meta["options"],
+            "split_convention": meta.get("split_convention", "class-balanced"),
+            "decoders": decoder_versions(),
+            "git_commit": git_commit(),
+        },
+    }
+    if teacher["random_weights"]:
+        result["WARNING"] = "teacher weights are random: these numbers do not measure the method"
+    write_json(out, result)
+    return result

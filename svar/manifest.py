@@ -1,0 +1,143 @@
+"""The manifest: one row per video with its class, split membership and what decoding found.
+
+Reads UCF101's official split format (`classInd.txt`, `trainlist0k.txt`, `testlist0k.txt`),
+which the generated dataset shares. Every video is decoded once, in worker processes; one that
+no decoder can read is kept in the manifest with `decodes = False` and its reason, written to
+the exclusions file, and left out by every later stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .atomic import write_csv
+from .video import VideoDecodeError, probe_video
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = [
+    "video_id", "path", "class_name", "label", "frames", "fps", "width", "height",
+    "codec", "decoder", "decodes", "error",
+]
+
+
+class SplitFormatError(ValueError):
+    """A split file does not follow the official format; the message names file and line."""
+
+
+def read_class_index(path: Path) -> list[str]:
+    """`classInd.txt`: lines `<1-based index> <ClassName>`; returns names in label order."""
+    names = {}
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise SplitFormatError(f"{path}:{lineno}: expected '<index> <ClassName>', got {line!r}")
+        names[int(parts[0])] = parts[1]
+    if sorted(names) != list(range(1, len(names) + 1)):
+        raise SplitFormatError(f"{path}: class indices must run 1..N without gaps")
+    return [names[i] for i in range(1, len(names) + 1)]
+
+
+def read_split_list(path: Path) -> list[str]:
+    """`trainlist0k.txt` / `testlist0k.txt`: first field is `Class/video.avi`."""
+    rel = []
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        first = line.split()[0]
+        if "/" not in first:
+            raise SplitFormatError(f"{path}:{lineno}: expected 'Class/video.avi [label]', got {line!r}")
+        rel.append(first)
+    return rel
+
+
+def split_files(splits_dir: Path) -> dict[int, tuple[Path, Path]]:
+    """The official splits present: {k: (trainlist0k.txt, testlist0k.txt)}."""
+    found = {}
+    for k in range(1, 10):
+        train, test = splits_dir / f"trainlist0{k}.txt", splits_dir / f"testlist0{k}.txt"
+        if train.exists() and test.exists():
+            found[k] = (train, test)
+    if not found:
+        raise SplitFormatError(f"{splits_dir}: no trainlist0k.txt/testlist0k.txt pair found")
+    return found
+
+
+def _probe_row(path: str) -> dict:
+    try:
+        info = probe_video(path)
+        return {**info.as_dict(), "decodes": True, "error": ""}
+    except VideoDecodeError as exc:
+        return {"path": path, "frames": 0, "fps": 0.0, "width": 0, "height": 0, "codec": "",
+                "decoder": "", "decodes": False, "error": str(exc)}
+
+
+def probe_many(paths: list[str], workers: int, desc: str = "decode") -> list[dict]:
+    """Probe videos in worker processes, in input order, with a progress bar."""
+    if workers <= 1:
+        return [_probe_row(p) for p in tqdm(paths, desc=desc, unit="video")]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(tqdm(pool.map(_probe_row, paths, chunksize=8), total=len(paths), desc=desc, unit="video"))
+
+
+def build_manifest(videos_dir: str | Path, splits_dir: str | Path, workers: int = 1) -> pd.DataFrame:
+    videos_dir, splits_dir = Path(videos_dir), Path(splits_dir)
+    classes = read_class_index(splits_dir / "classInd.txt")
+    label_of = {name: i for i, name in enumerate(classes)}
+    membership: dict[str, dict[int, str]] = {}
+    for k, (train, test) in split_files(splits_dir).items():
+        for role, file in (("train", train), ("test", test)):
+            for rel in read_split_list(file):
+                membership.setdefault(rel, {})[k] = role
+    on_disk = sorted(p.relative_to(videos_dir).as_posix() for p in videos_dir.glob("*/*") if p.is_file())
+    missing = sorted(set(membership) - set(on_disk))
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} videos named in {splits_dir} are not under {videos_dir}, e.g. {missing[0]}; "
+            "re-run the dataset stage or check dataset.root")
+    rels = [r for r in on_disk if r in membership]
+    unknown = sorted({r.split("/")[0] for r in rels} - set(label_of))
+    if unknown:
+        raise SplitFormatError(f"{splits_dir / 'classInd.txt'}: classes {unknown} have videos but no index")
+    rows = probe_many([os.path.join(videos_dir, r) for r in rels], workers)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "video_id", [Path(r).stem for r in rels])
+    frame["class_name"] = [r.split("/")[0] for r in rels]
+    frame["label"] = [label_of[c] for c in frame["class_name"]]
+    frame = frame[MANIFEST_COLUMNS]
+    for k in sorted(split_files(splits_dir)):
+        frame[f"split{k}"] = [membership[r].get(k, "") for r in rels]
+    if frame["video_id"].duplicated().any():
+        raise SplitFormatError(f"{videos_dir}: video stems must be unique across classes")
+    return frame
+
+
+def write_index(videos_dir, splits_dir, manifest_out, exclusions_out, classes_out, workers=1) -> pd.DataFrame:
+    frame = build_manifest(videos_dir, splits_dir, workers)
+    bad = frame[~frame["decodes"]]
+    for _, row in bad.iterrows():
+        log.warning("excluded %s: %s", row["path"], row["error"])
+    log.info("%d videos indexed, %d decodable, %d excluded", len(frame), len(frame) - len(bad), len(bad))
+    write_csv(exclusions_out, bad[["video_id", "path", "error"]].rename(columns={"error": "reason"}))
+    write_csv(manifest_out, frame)
+    classes = read_class_index(Path(splits_dir) / "classInd.txt")
+    write_csv(classes_out, pd.DataFrame({"label": range(len(classes)), "class_name": classes}))
+    return frame
+
+
+def load_manifest(path: str | Path, decodable_only: bool = True) -> pd.DataFrame:
+    frame = pd.read_csv(path, keep_default_na=False)
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: not a svar manifest (missing columns {missing}); run `svar index`")
+    if decodable_only:
+        frame = frame[frame["decodes"].astype(str) == "True"].reset_index(drop=True)
+    return frame

@@ -1,0 +1,80 @@
+"""Video students: a tiny 3D CNN that trains in seconds on a CPU, and torchvision's video ResNets.
+
+Every student returns (logits, embedding); methods that distil project the embedding to the
+teacher's feature space through `Student.project`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Kinetics-400 statistics, as torchvision's video models expect
+VIDEO_MEAN = (0.43216, 0.394666, 0.37645)
+VIDEO_STD = (0.22803, 0.22145, 0.216989)
+
+
+def _block(cin, cout, stride):
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm3d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Tiny3D(nn.Module):
+    """Four 3×3×3 conv blocks; spatial stride first, temporal stride late so motion is seen."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(
+            _block(3, width, (1, 2, 2)),
+            _block(width, 2 * width, (1, 2, 2)),
+            _block(2 * width, 4 * width, (2, 2, 2)),
+            _block(4 * width, 4 * width, (2, 2, 2)),
+            nn.AdaptiveAvgPool3d(1),
+            nn.Flatten(),
+        )
+        self.embed_dim = 4 * width
+
+    def forward(self, x):
+        return self.features(x)
+
+
+def _torchvision_backbone(name: str) -> nn.Module:
+    from torchvision.models import video
+
+    net = getattr(video, name)(weights=None)
+    net.embed_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net
+
+
+STUDENTS = {
+    "tiny3d": lambda: Tiny3D(),
+    "r3d_18": lambda: _torchvision_backbone("r3d_18"),
+    "r2plus1d_18": lambda: _torchvision_backbone("r2plus1d_18"),
+    "mc3_18": lambda: _torchvision_backbone("mc3_18"),
+}
+
+
+class Student(nn.Module):
+    def __init__(self, arch: str, num_classes: int, teacher_dim: int):
+        super().__init__()
+        if arch not in STUDENTS:
+            raise ValueError(f"student.arch: unknown student {arch!r}; choose from {sorted(STUDENTS)}")
+        self.backbone = STUDENTS[arch]()
+        self.head = nn.Linear(self.backbone.embed_dim, num_classes)
+        # the distillation projection: student embedding -> teacher feature space
+        self.project = nn.Linear(self.backbone.embed_dim, teacher_dim)
+        self.register_buffer("mean", torch.tensor(VIDEO_MEAN).view(1, 3, 1, 1, 1))
+        self.register_buffer("std", torch.tensor(VIDEO_STD).view(1, 3, 1, 1, 1))
+
+    def forward(self, clips_uint8: torch.Tensor):
+        """clips: uint8 [B, T, H, W, 3] -> (logits [B, C], embedding [B, E])."""
+        x = clips_uint8.permute(0, 4, 1, 2, 3).float().div(255)
+        x = (x - self.mean) / self.std
+        if x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        emb = self.backbone(x)
+        return self.head(emb), emb

@@ -1,0 +1,21 @@
+# Stage 7 — aggregate: the tables and the plot, over every run of this config.
+
+
+rule aggregate:
+    input:
+        all_metrics(),
+    output:
+        metrics="results/metrics.csv",
+        summary="results/summary.csv",
+        plot="results/plots/top1_vs_fraction.png",
+    log:
+        "results/logs/aggregate.log",
+    conda:
+        "../envs/svar.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m svar aggregate {input} --metrics-out {output.metrics} --summary-out {output.summary}"
+        " --plot-out {output.plot} > {log} 2>&1"

@@ -1,0 +1,51 @@
+# Input functions and names shared by the rules: where each stage's output lives.
+
+import json
+from pathlib import Path
+
+DATASET = config["dataset"]["name"]
+SPLIT = config["dataset"]["split"]
+RESULTS = f"results/{DATASET}"
+# the teacher's input size etc. never change with these sections; the student's runs do
+RUN_SECTIONS = ("student", "train", "distill", "pseudo_label", "linear_probe", "evaluate")
+
+
+def fraction_tag(fraction):
+    """0.04 -> '0.04', 1.0 -> '1': the fraction as it appears in file names."""
+    return f"{float(fraction):g}"
+
+
+FRACTIONS = [fraction_tag(f) for f in config["fractions"]]
+
+
+wildcard_constraints:
+    fraction=r"[0-9.e-]+",
+    seed=r"[0-9]+",
+    method=r"[a-z_0-9]+",
+
+
+def run_options():
+    """The config sections a training run depends on, as the JSON `svar train` takes."""
+    return json.dumps({k: config[k] for k in RUN_SECTIONS}, sort_keys=True)
+
+
+def all_metrics():
+    return expand(
+        f"{RESULTS}/runs/{{method}}/fraction{{fraction}}_seed{{seed}}/metrics.json",
+        method=config["methods"],
+        fraction=FRACTIONS,
+        seed=config["seeds"],
+    )
+
+
+def res(stage, key):
+    return config["resources"][stage][key]
+
+
+def print_summary(path):
+    import pandas as pd
+
+    from svar.aggregate import format_summary
+
+    if Path(path).exists():
+        print(f"\nsvar summary (mean ± std over seeds, %):\n{format_summary(pd.read_csv(path))}")

@@ -1,0 +1,21 @@
+# Stage 3 — splits: labeled / unlabeled / test roles per (fraction, seed).
+
+
+rule splits:
+    input:
+        "results/{dataset}/manifest.csv",
+    output:
+        "results/{dataset}/splits/fraction{fraction}_seed{seed}.csv",
+    params:
+        split=SPLIT,
+    log:
+        "results/logs/splits/{dataset}/fraction{fraction}_seed{seed}.log",
+    conda:
+        "../envs/svar.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m svar splits --manifest {input} --fraction {wildcards.fraction} --seed {wildcards.seed}"
+        " --split {params.split} --out {output} > {log} 2>&1"
