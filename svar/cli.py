@@ -2,6 +2,7 @@
 
 Stages, in the order the workflow runs them:
   dataset   generate the synthetic dataset (UCF101 layout and split format)
+  pretrain-teacher  train the generated dataset's tiny CLIP teacher on captioned frames
   index     decode every video once; write the manifest and the exclusions
   splits    labeled / unlabeled / test roles for one (fraction, seed)
   teacher   open_clip features of every video and class-prompt embeddings, once per dataset
@@ -26,6 +27,13 @@ def _dataset(args):
     generate(args.out, SyntheticSpec(size=args.size, groups=args.groups, clips_per_group=args.clips_per_group,
                                      test_groups=args.test_groups, pretrain_videos=args.pretrain_videos,
                                      seed=args.seed))
+
+
+def _pretrain_teacher(args):
+    from .pretrain import pretrain
+
+    pretrain(args.pool, args.out, args.model, args.steps, args.batch_size, args.lr, args.weight_decay, args.seed,
+             args.device, args.threads, args.curve)
 
 
 def _index(args):
@@ -96,11 +104,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder, e.g. data/synthetic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=64, help="frame width and height in pixels")
-    p.add_argument("--groups", type=int, default=8, help="groups per class (gXX)")
+    p.add_argument("--groups", type=int, default=10, help="groups per class (gXX)")
     p.add_argument("--clips-per-group", type=int, default=4, help="clips per group (cYY)")
-    p.add_argument("--test-groups", type=int, default=2, help="groups 1..N form the test list")
+    p.add_argument("--test-groups", type=int, default=3, help="groups 1..N form the test list")
     p.add_argument("--pretrain-videos", type=int, default=240, help="captioned videos for teacher pretraining")
     p.set_defaults(func=_dataset)
+
+    p = sub.add_parser("pretrain-teacher", help="train the generated dataset's tiny CLIP teacher",
+                       description="Contrastive (CLIP) training of an open_clip model on the (frame, caption) "
+                                   "pairs of <pool> (captions.csv + videos, written by `svar dataset`), with "
+                                   "open_clip's tokenizer and ClipLoss. Output: a state dict that "
+                                   "`svar teacher --pretrained <out>` loads like any open_clip checkpoint file.")
+    p.add_argument("--pool", required=True, help="captioned pool folder, e.g. data/synthetic/pretrain")
+    p.add_argument("--out", required=True, help="checkpoint file")
+    p.add_argument("--model", default="svar-tiny-clip", help="open_clip model name")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=64, help="(frame, caption) pairs per step")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--curve", default=None, help="CSV of the contrastive loss per step")
+    p.set_defaults(func=_pretrain_teacher)
 
     p = sub.add_parser("index", help="decode every video; write manifest and exclusions",
                        description="Read <root>/splits (UCF101 format) and decode every video under <root>/videos "

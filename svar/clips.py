@@ -6,6 +6,7 @@ augmentations on whole batches on the device; evaluation uses the centred unifor
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -15,6 +16,10 @@ from tqdm import tqdm
 
 from .teacher import resize_center_crop
 from .video import read_frames, uniform_indices
+
+
+# spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def _decode_one(args) -> np.ndarray:
@@ -30,7 +35,7 @@ def decode_clips(rows, frames_per_clip: int, size: int, workers: int = 1, offset
     if workers <= 1:
         clips = [_decode_one(j) for j in tqdm(jobs, desc=desc, unit="video")]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=SPAWN) as pool:
             clips = list(tqdm(pool.map(_decode_one, jobs, chunksize=8), total=len(jobs), desc=desc, unit="video"))
     return torch.from_numpy(np.stack(clips))
 

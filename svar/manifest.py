@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -29,6 +30,10 @@ MANIFEST_COLUMNS = [
 
 class SplitFormatError(ValueError):
     """A split file does not follow the official format; the message names file and line."""
+
+
+# spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def read_class_index(path: Path) -> list[str]:
@@ -84,7 +89,7 @@ def probe_many(paths: list[str], workers: int, desc: str = "decode") -> list[dic
     """Probe videos in worker processes, in input order, with a progress bar."""
     if workers <= 1:
         return [_probe_row(p) for p in tqdm(paths, desc=desc, unit="video")]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=SPAWN) as pool:
         return list(tqdm(pool.map(_probe_row, paths, chunksize=8), total=len(paths), desc=desc, unit="video"))
 
 

@@ -3,8 +3,9 @@
 Each class is "a <colour> <shape> <motion>" (folder `RedSquareMovingLeft`, file
 `v_RedSquareMovingLeft_g03_c02.avi`). Several classes share an appearance and differ only by
 motion, so — as with real CLIP on UCF101 — a single frame tells the object, not the action.
-Nuisance variation: background colour and texture (shared inside a group, like UCF101's
-groups share a scene), object colour jitter, size, position and speed.
+Nuisance variation, drawn per video so that none of it tells the class: background brightness,
+tint, gradient and texture, object colour jitter, size, position and speed. Groups (gXX) only
+name the train/test partition: groups 1..test_groups are the test list, as in UCF101.
 
 The same generator writes a *pretraining pool*: videos of every colour × shape × motion,
 disjoint from the benchmark's lists, with a caption for each frame describing only what one
@@ -79,9 +80,9 @@ def class_text(folder: str) -> str:
 @dataclass
 class SyntheticSpec:
     size: int = 64  # frame width = height, pixels
-    groups: int = 8  # gXX: a group shares its background, like UCF101's groups
+    groups: int = 10  # gXX
     clips_per_group: int = 4  # cYY
-    test_groups: int = 2  # groups 1..test_groups form the test list, the rest train
+    test_groups: int = 3  # groups 1..test_groups form the test list, the rest train
     min_frames: int = 24
     max_frames: int = 40
     pretrain_videos: int = 240  # the captioned pool for the teacher, disjoint from the lists
@@ -221,24 +222,22 @@ def generate(out: str | Path, spec: SyntheticSpec) -> Path:
     if len(set(folders)) != len(folders):
         raise ValueError("synthetic classes must be distinct (colour, shape, motion) triples")
 
-    jobs = []  # (relative path, colour, shape, motion, class index, group, rng seed)
+    jobs = []  # (relative path, colour, shape, motion, group, rng seed)
     for ci, (colour, shape, motion) in enumerate(spec.classes):
         for g in range(1, spec.groups + 1):
             for c in range(1, spec.clips_per_group + 1):
                 rel = f"{folders[ci]}/v_{folders[ci]}_g{g:02d}_c{c:02d}.avi"
-                jobs.append((rel, colour, shape, motion, ci, g, [spec.seed, 0, ci, g, c]))
+                jobs.append((rel, colour, shape, motion, g, [spec.seed, 0, ci, g, c]))
 
     train, test = [], []
-    for rel, colour, shape, motion, ci, g, seed in tqdm(jobs, desc="synthetic videos", unit="video"):
-        # the group's background comes from the group's own stream: one scene per group
-        bg = _background(np.random.default_rng([spec.seed, 1, ci, g]), spec.size)
+    for rel, colour, shape, motion, g, seed in tqdm(jobs, desc="synthetic videos", unit="video"):
         (test if g <= spec.test_groups else train).append(rel)
         path = videos / rel
         if path.exists():
             continue
         rng = np.random.default_rng(seed)
         n = int(rng.integers(spec.min_frames, spec.max_frames + 1))
-        frames, _ = render_video(colour, shape, motion, n, spec.size, rng, background=bg)
+        frames, _ = render_video(colour, shape, motion, n, spec.size, rng)
         write_avi(path, frames)
 
     write_text(splits / "classInd.txt", "".join(f"{i} {f}\n" for i, f in enumerate(folders, 1)))

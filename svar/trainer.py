@@ -102,7 +102,10 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
         cache_u = decode_clips(by_id.loc[pool_u["video_id"]], s_opts["cache_frames"], s_opts["size"], threads,
                                desc="decode unlabeled")
         t_u = video_features(store, pool_u["video_id"])
-        pl_u = zeroshot_logits(store, pool_u["video_id"]).softmax(-1)
+        if len(unlabeled):
+            pl_u = zeroshot_logits(store, pool_u["video_id"]).softmax(-1)
+        else:  # the pool is the labeled set: its true labels are the targets, not the teacher's guess
+            pl_u = torch.nn.functional.one_hot(torch.as_tensor(pool_u["label"].to_numpy()), num_classes).float()
 
     student = Student(s_opts["arch"], num_classes, store["text_embeddings"].shape[1]).to(device)
     optimizer = make_optimizer(student.parameters(), t_opts)

@@ -38,6 +38,19 @@ def all_metrics():
     )
 
 
+def teacher_inputs(wildcards):
+    """Manifest and class list, plus the weights file when `teacher.pretrained` names one."""
+    inputs = {
+        "manifest": f"results/{wildcards.dataset}/manifest.csv",
+        "classes": f"results/{wildcards.dataset}/classes.csv",
+    }
+    pretrained = config["teacher"]["pretrained"]
+    if len(Path(pretrained).parts) > 1 or Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors"):
+        # a checkpoint file: a dependency, built by rule pretrain_teacher when it is that rule's output
+        inputs["weights"] = pretrained
+    return inputs
+
+
 def res(stage, key):
     return config["resources"][stage][key]
 

@@ -1,10 +1,35 @@
 # Stage 4 — teacher: open_clip features of every video, once per dataset, whatever the grid.
 
 
+# The generated dataset's own CLIP-style teacher, trained on its captioned frames. Its output is
+# an ordinary checkpoint file, which rule teacher loads as `pretrained` like any other.
+rule pretrain_teacher:
+    input:
+        "data/synthetic",
+    output:
+        model="results/synthetic/teacher/pretrained.pt",
+        curve="results/synthetic/teacher/pretrain_curve.csv",
+    params:
+        model=config["teacher"]["model"],
+        cfg=config["pretrain_teacher"],
+    log:
+        "results/logs/pretrain_teacher/synthetic.log",
+    conda:
+        "../envs/svar.yaml"
+    threads: res("pretrain_teacher", "threads")
+    resources:
+        mem_mb=res("pretrain_teacher", "mem_mb"),
+        runtime=res("pretrain_teacher", "runtime"),
+    shell:
+        "python -m svar pretrain-teacher --pool {input}/pretrain --out {output.model} --model {params.model}"
+        " --steps {params.cfg[steps]} --batch-size {params.cfg[batch_size]} --lr {params.cfg[lr]}"
+        " --weight-decay {params.cfg[weight_decay]} --seed {params.cfg[seed]} --threads {threads}"
+        " --curve {output.curve} > {log} 2>&1"
+
+
 rule teacher:
     input:
-        manifest="results/{dataset}/manifest.csv",
-        classes="results/{dataset}/classes.csv",
+        unpack(teacher_inputs),
     output:
         "results/{dataset}/teacher/features.pt",
     params:
