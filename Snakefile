@@ -3,12 +3,15 @@
 #   snakemake --cores 2 --configfile workflow/config/X.yaml   another config
 # Each stage lives in workflow/rules/<stage>.smk and calls one `svar <stage>` subcommand.
 
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "workflow/config/config.yaml"
+# the default config, found from the Snakefile so that --directory elsewhere works too
+configfile: Path(workflow.basedir) / "workflow/config/config.yaml"
 
 
 # rules run `python -m svar <stage>` with this checkout importable, in any environment

@@ -9,6 +9,9 @@ Stages, in the order the workflow runs them:
   train     train one (method, fraction, seed) run, or fit a teacher-only baseline
   evaluate  top-1 / top-5 / mean-class accuracy of a run on the test list
   aggregate metrics.csv, summary.csv and the top-1 plot from every run's metrics
+
+and, for checking your own videos before indexing them:
+  probe     decode each video; frames, fps, size, codec, decoder used, ok or the error
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ def _dataset(args):
 
     if args.name != "synthetic":
         sys.exit(f"svar dataset: --name {args.name!r}: only 'synthetic' is generated here")
+    from .synthetic import DEFAULT_CLASSES
+
+    if not 2 <= args.classes <= len(DEFAULT_CLASSES):
+        sys.exit(f"svar dataset: --classes must be 2..{len(DEFAULT_CLASSES)}, got {args.classes}")
     generate(args.out, SyntheticSpec(size=args.size, groups=args.groups, clips_per_group=args.clips_per_group,
                                      test_groups=args.test_groups, pretrain_videos=args.pretrain_videos,
-                                     seed=args.seed))
+                                     seed=args.seed, classes=DEFAULT_CLASSES[:args.classes]))
 
 
 def _pretrain_teacher(args):
@@ -84,6 +91,12 @@ def _evaluate(args):
                  result["fraction"], result["seed"], result["top1"], result["top5"], result["mean_class"])
 
 
+def _probe(args):
+    from .probe import main_probe
+
+    sys.exit(main_probe(args.paths, args.csv, args.workers))
+
+
 def _aggregate(args):
     from .aggregate import aggregate
 
@@ -103,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="synthetic", help="dataset to generate (only 'synthetic')")
     p.add_argument("--out", required=True, help="output folder, e.g. data/synthetic")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", type=int, default=10, help="how many of the built-in classes (first N)")
     p.add_argument("--size", type=int, default=64, help="frame width and height in pixels")
     p.add_argument("--groups", type=int, default=10, help="groups per class (gXX)")
     p.add_argument("--clips-per-group", type=int, default=4, help="clips per group (cYY)")
@@ -207,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-out", required=True)
     p.add_argument("--plot-out", required=True)
     p.set_defaults(func=_aggregate)
+    p = sub.add_parser("probe", help="check videos: frames, fps, size, codec, decoder, ok or the error",
+                       description="Decode each video (files, or folders searched for video files) the way "
+                                   "`svar index` does and print one row per video, then 'N videos, K "
+                                   "decodable'. Exit status 0 even when some videos fail.")
+    p.add_argument("paths", nargs="+", help="video files or folders")
+    p.add_argument("--csv", action="store_true", help="CSV on stdout (the summary line goes to stderr)")
+    p.add_argument("--workers", type=int, default=1, help="decoding processes")
+    p.set_defaults(func=_probe)
     return parser
 
 

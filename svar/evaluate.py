@@ -70,7 +70,7 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1) -> dict:
     torch.set_num_threads(threads)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     test = split[split["role"] == "test"]
-    labels = torch.as_tensor(test["label"].to_numpy())
+    labels = torch.tensor(test["label"].to_numpy())
     metrics = accuracy_metrics(test_logits(ckpt, manifest, test, store, threads), labels, len(store["class_names"]))
     meta = ckpt["meta"]
     teacher = meta["teacher"]

@@ -3,7 +3,8 @@
 Class-balanced (the SVFormer convention): every class gets the same number of labeled videos,
 k = ceil(fraction × N_train / C), capped by the class's size, so at least one per class —
 "1%" of UCF101 is 101 videos, one per class. The rest of the training split is unlabeled; the
-test set is the official test list. The draw depends only on (manifest, fraction, seed).
+test set is the official test list. Fraction 1 labels every training video. The draw depends
+only on (manifest, fraction, seed).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 
         ids = train.loc[train["label"] == label, "video_id"].to_numpy()
         if len(ids) == 0:
             continue
-        labeled.update(rng.choice(ids, size=min(k, len(ids)), replace=False).tolist())
+        # fraction 1 means every training video, however unbalanced the classes are
+        size = len(ids) if fraction == 1 else min(k, len(ids))
+        labeled.update(rng.choice(ids, size=size, replace=False).tolist())
     rows = [(v, int(lab), "labeled" if v in labeled else "unlabeled") for v, lab in zip(train["video_id"], train["label"])]
     rows += [(v, int(lab), "test") for v, lab in zip(test["video_id"], test["label"])]
     return pd.DataFrame(rows, columns=["video_id", "label", "role"])

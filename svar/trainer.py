@@ -82,7 +82,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
 
     if not method.trains_student:
         weight, bias = method.fit(video_features(store, labeled["video_id"]),
-                                  torch.as_tensor(labeled["label"].to_numpy()),
+                                  torch.tensor(labeled["label"].to_numpy()),
                                   store["text_embeddings"], store["logit_scale"], num_classes)
         ckpt = {"kind": "teacher_head", "weight": weight, "bias": bias, "meta": meta}
         torch_save(out, ckpt)
@@ -96,7 +96,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     pool_u = unlabeled if len(unlabeled) else labeled
     cache_l = decode_clips(by_id.loc[labeled["video_id"]], s_opts["cache_frames"], s_opts["size"], threads,
                            desc="decode labeled")
-    y_l = torch.as_tensor(labeled["label"].to_numpy())
+    y_l = torch.tensor(labeled["label"].to_numpy())
     t_l = video_features(store, labeled["video_id"])
     if method.uses_unlabeled:
         cache_u = decode_clips(by_id.loc[pool_u["video_id"]], s_opts["cache_frames"], s_opts["size"], threads,
@@ -105,7 +105,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
         if len(unlabeled):
             pl_u = zeroshot_logits(store, pool_u["video_id"]).softmax(-1)
         else:  # the pool is the labeled set: its true labels are the targets, not the teacher's guess
-            pl_u = torch.nn.functional.one_hot(torch.as_tensor(pool_u["label"].to_numpy()), num_classes).float()
+            pl_u = torch.nn.functional.one_hot(torch.tensor(pool_u["label"].to_numpy()), num_classes).float()
 
     student = Student(s_opts["arch"], num_classes, store["text_embeddings"].shape[1]).to(device)
     optimizer = make_optimizer(student.parameters(), t_opts)

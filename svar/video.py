@@ -112,17 +112,18 @@ def _pyav_read(path: str, indices: np.ndarray) -> np.ndarray:
 def _pyav_probe(path: str) -> VideoInfo:
     import av
 
+    count, size = 0, None
     with av.open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0.0)
         codec = stream.codec_context.name
-    count, shape = 0, None
-    for frame in _pyav_frames(path):
-        count += 1
-        shape = frame.shape
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):  # decoded, not converted: counting is cheap
+            count += 1
+            size = size or (frame.width, frame.height)
     if count == 0:
         raise RuntimeError("PyAV decoded no frames")
-    return VideoInfo(path, count, fps, int(shape[1]), int(shape[0]), codec, "pyav")
+    return VideoInfo(path, count, fps, int(size[0]), int(size[1]), codec, "pyav")
 
 
 def _codec_name(path: str) -> str:
@@ -157,7 +158,13 @@ def read_frames(path: str, indices, decoders: tuple[str, ...] = DECODERS) -> np.
     return _try_each(path, {n: (lambda p, f=_READERS[n]: f(p, indices)) for n in decoders}, decoders)
 
 
-def probe_video(path: str, decoders: tuple[str, ...] = DECODERS) -> VideoInfo:
+# Probing counts frames with PyAV first: decord pads some streams with copies of the last frame
+# (torchcodec_discard_first_keyframe.mp4: decord says 30 frames, 25 exist), and a manifest must
+# state the frames that really decode. decord probes what PyAV cannot open.
+PROBE_ORDER = ("pyav", "decord")
+
+
+def probe_video(path: str, decoders: tuple[str, ...] = PROBE_ORDER) -> VideoInfo:
     """Decode the whole video once; report frames decoded, fps, size, codec and decoder used."""
     return _try_each(path, _PROBES, decoders)
 

@@ -15,7 +15,7 @@ rule dataset:
         mem_mb=1000,
         runtime=30,
     shell:
-        "python -m svar dataset --name synthetic --out {output} --seed {params.spec[seed]} --size {params.spec[size]}"
+        "python -m svar dataset --name synthetic --out {output} --seed {params.spec[seed]} --classes {params.spec[classes]} --size {params.spec[size]}"
         " --groups {params.spec[groups]} --clips-per-group {params.spec[clips_per_group]}"
         " --test-groups {params.spec[test_groups]} --pretrain-videos {params.spec[pretrain_videos]}"
         " > {log} 2>&1"

@@ -1,0 +1,62 @@
+"""Evaluation metrics and aggregation into tables and a plot."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from svar.aggregate import aggregate, summarise
+from svar.evaluate import accuracy_metrics
+
+
+def test_accuracy_metrics_by_hand():
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    logits = torch.tensor([
+        [5, 1, 0, 0, 0, 0, 0],  # right
+        [3, 5, 1, .5, .4, .3, .2],  # wrong, 0 is second
+        [0, 1, 2, 3, 4, 5, 6],  # wrong, 0 is last: not in the top 5
+        [0, 5, 0, 0, 0, 0, 0],  # right
+        [0, 0, 5, 0, 0, 0, 0],  # right
+        [5, .1, 4, .3, .2, .05, 0],  # wrong, 2 is second
+    ], dtype=torch.float)
+    m = accuracy_metrics(logits, labels, 7)
+    assert m["top1"] == pytest.approx(3 / 6)
+    assert m["top5"] == pytest.approx(5 / 6)
+    # classes 0: 1/3, 1: 1/1, 2: 1/2 -> mean over the classes present
+    assert m["mean_class"] == pytest.approx((1 / 3 + 1 + 1 / 2) / 3)
+
+
+def test_aggregate_tables_and_plot(tmp_path):
+    files = []
+    for method in ("supervised", "distill"):
+        for seed, top1 in ((0, 0.5), (1, 0.7)):
+            path = tmp_path / f"{method}_{seed}.json"
+            path.write_text(json.dumps({"dataset": "synthetic", "method": method, "fraction": 0.1, "seed": seed,
+                                        "top1": top1, "top5": 0.9, "mean_class": top1 - 0.1}))
+            files.append(path)
+    aggregate(files, tmp_path / "metrics.csv", tmp_path / "summary.csv", tmp_path / "plot.png")
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(metrics.columns) == ["dataset", "method", "fraction", "seed", "metric", "value"]
+    assert len(metrics) == 2 * 2 * 3
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary.columns) == ["dataset", "method", "fraction", "metric", "mean", "std", "n_seeds"]
+    row = summary[(summary.method == "distill") & (summary.metric == "top1")].iloc[0]
+    assert row["mean"] == pytest.approx(0.6) and row["std"] == pytest.approx(0.1414213, rel=1e-5)
+    assert row["n_seeds"] == 2
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_aggregate_refuses_values_outside_unit_interval(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"dataset": "s", "method": "m", "fraction": 1, "seed": 0,
+                                "top1": 87.5, "top5": 1, "mean_class": 1}))
+    with pytest.raises(ValueError, match="bad.json: top1 = 87.5 is not in"):
+        aggregate([path], tmp_path / "m.csv", tmp_path / "s.csv", tmp_path / "p.png")
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_summary_std_is_zero_for_one_seed():
+    metrics = pd.DataFrame([{"dataset": "s", "method": "m", "fraction": 1.0, "seed": 0, "metric": "top1",
+                             "value": 0.4}])
+    assert summarise(metrics)["std"].tolist() == [0.0]
