@@ -1,7 +1,8 @@
 """`svar <stage>`: one subcommand per stage of the benchmark chain, each a thin call into one module.
 
 Stages, in the order the workflow runs them:
-  dataset   generate the synthetic dataset (UCF101 layout and split format)
+  download  fetch an official UCF101 / HMDB51 archive (resumable, verified)
+  dataset   generate the synthetic dataset, or lay out UCF101 / HMDB51 from their archives
   pretrain-teacher  train the generated dataset's tiny CLIP teacher on captioned frames
   index     decode every video once; write the manifest and the exclusions
   splits    labeled / unlabeled / test roles for one (fraction, seed)
@@ -22,12 +23,20 @@ import logging
 import sys
 
 
+def _download(args):
+    from .download import fetch_archive
+
+    fetch_archive(args.archive, args.archives_dir, args.out_dir)
+
+
 def _dataset(args):
-    from .synthetic import SyntheticSpec, generate
+    from .synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
 
     if args.name != "synthetic":
-        sys.exit(f"svar dataset: --name {args.name!r}: only 'synthetic' is generated here")
-    from .synthetic import DEFAULT_CLASSES
+        from .datasets import archive_paths, prepare
+
+        prepare(args.name, args.archives or archive_paths(args.name, args.archives_dir), args.out)
+        return
 
     if not 2 <= args.classes <= len(DEFAULT_CLASSES):
         sys.exit(f"svar dataset: --classes must be 2..{len(DEFAULT_CLASSES)}, got {args.classes}")
@@ -54,7 +63,8 @@ def _splits(args):
     from .manifest import load_manifest
     from .splits import write_split
 
-    write_split(load_manifest(args.manifest), args.fraction, args.seed, args.out, args.split)
+    write_split(load_manifest(args.manifest), args.fraction, args.seed, args.out, args.split, args.convention,
+                args.lists_dir)
 
 
 def _teacher(args):
@@ -109,11 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
 
-    p = sub.add_parser("dataset", help="generate the synthetic dataset",
-                       description="Write <out>/videos/<Class>/v_<Class>_gXX_cYY.avi (MPEG-4 in AVI, 25 fps), "
-                                   "<out>/splits/{classInd,trainlist01,testlist01}.txt in UCF101's format and "
-                                   "<out>/pretrain/ (captioned videos for the teacher). Same seed, same bytes.")
-    p.add_argument("--name", default="synthetic", help="dataset to generate (only 'synthetic')")
+    p = sub.add_parser("download", help="fetch one official dataset archive, verified",
+                       description="Download a known archive (UCF101.rar, UCF101TrainTestSplits-RecognitionTask.zip, "
+                                   "UCF101_videos.zip, hmdb51_org.rar, test_train_splits.rar) into --out-dir: "
+                                   "resumable (HTTP Range), retried with back-off, checksum-verified, written "
+                                   "atomically. With --archives-dir holding the file, it is verified and used "
+                                   "without touching the network.")
+    p.add_argument("--archive", required=True, help="archive file name")
+    p.add_argument("--out-dir", default="data/archives")
+    p.add_argument("--archives-dir", default=None, help="folder of archives already on disk")
+    p.set_defaults(func=_download)
+
+    p = sub.add_parser("dataset", help="generate the synthetic dataset, or lay out UCF101 / HMDB51",
+                       description="Write <out>/videos/<Class>/<video>.avi and <out>/splits/{classInd,trainlist0k,"
+                                   "testlist0k}.txt in UCF101's format. synthetic: generated (MPEG-4 in AVI, 25 "
+                                   "fps, plus <out>/pretrain/, captioned videos for the teacher; same seed, same "
+                                   "bytes). ucf101, hmdb51: extracted from the official archives (checksums "
+                                   "verified; HMDB51's split files converted).")
+    p.add_argument("--name", default="synthetic", choices=["synthetic", "ucf101", "hmdb51"])
+    p.add_argument("--archives", nargs=2, default=None, metavar=("VIDEOS", "SPLITS"),
+                   help="ucf101/hmdb51: the video archive and the split archive")
+    p.add_argument("--archives-dir", default="data/archives",
+                   help="ucf101/hmdb51: folder holding the official archives (when --archives is not given)")
     p.add_argument("--out", required=True, help="output folder, e.g. data/synthetic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes", type=int, default=10, help="how many of the built-in classes (first N)")
@@ -162,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, required=True, help="labeled fraction in (0, 1]")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--split", type=int, default=1, help="official split number (1..3)")
+    p.add_argument("--convention", default="balanced", choices=["balanced", "random", "videossl", "svformer"],
+                   help="balanced: k per class (SVFormer's); random: a seeded random draw (VideoSSL's); "
+                        "videossl / svformer: import the lists those papers published (--lists-dir)")
+    p.add_argument("--lists-dir", default=None, help="folder of published lists, for videossl / svformer")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_splits)
 

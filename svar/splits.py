@@ -48,8 +48,55 @@ def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 
     return pd.DataFrame(rows, columns=["video_id", "label", "role"])
 
 
-def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: int = 1) -> pd.DataFrame:
-    table = make_split(manifest, fraction, seed, split)
+def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 1) -> pd.DataFrame:
+    """The VideoSSL convention: round(fraction × N_train) videos drawn at random, whatever their
+    class — a class may get none (VideoSSL's UCF101 5% list leaves one class unlabeled)."""
+    balanced = make_split(manifest, fraction, seed, split)  # the same pools and table layout
+    train = balanced[balanced["role"] != "test"]
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng([seed, int(round(fraction * 1e6)), 1])
+    n = max(1, int(round(fraction * len(train))))
+    labeled = set(rng.choice(train["video_id"].to_numpy(), size=n, replace=False).tolist())
+    roles = [("labeled" if v in labeled else "unlabeled") if r != "test" else r
+             for v, r in zip(balanced["video_id"], balanced["role"])]
+    return balanced.assign(role=roles)
+
+
+CONVENTIONS = ("balanced", "random", "videossl", "svformer")
+
+
+def build_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 1,
+                convention: str = "balanced", lists_dir=None) -> pd.DataFrame:
+    """The split under one of the conventions: drawn here (balanced, random) or imported from
+    the lists a paper published (videossl, svformer: the same labeled videos for every seed)."""
+    if convention == "balanced":
+        return make_split(manifest, fraction, seed, split)
+    if convention == "random":
+        return make_random_split(manifest, fraction, seed, split)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"dataset.split_convention: unknown {convention!r}; choose from {CONVENTIONS}")
+    from dataclasses import asdict
+
+    from .literature import discover_lists, import_split
+
+    if not lists_dir:
+        raise ValueError(f"dataset.lists_dir: the {convention} convention imports published lists; "
+                         "point lists_dir at the folder holding them")
+    published = discover_lists(lists_dir)
+    key = min(published, key=lambda f: abs(f - fraction)) if published else None
+    if key is None or abs(key - fraction) > 1e-9:
+        raise ValueError(f"{lists_dir}: no published {convention} list for fraction {fraction}; "
+                         f"available: {sorted(published)}")
+    lists = published[key]
+    if lists.convention != convention:
+        raise ValueError(f"{lists_dir}: holds {lists.convention} lists, not {convention}")
+    return import_split(manifest, **asdict(lists))
+
+
+def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: int = 1,
+                convention: str = "balanced", lists_dir=None) -> pd.DataFrame:
+    table = build_split(manifest, fraction, seed, split, convention, lists_dir)
     write_csv(out, table)
     return table
 

@@ -19,9 +19,38 @@ FRACTIONS = [fraction_tag(f) for f in config["fractions"]]
 
 
 wildcard_constraints:
+    dataset=r"synthetic|ucf101|hmdb51",
+    archive=r"UCF101\.rar|UCF101TrainTestSplits-RecognitionTask\.zip|hmdb51_org\.rar|test_train_splits\.rar",
     fraction=r"[0-9.e-]+",
     seed=r"[0-9]+",
     method=r"[a-z_0-9]+",
+
+
+def dataset_archives(wildcards):
+    """The official archives a real dataset is built from: on disk in dataset.archives_dir, or
+    downloaded into data/archives by rule download. The generated dataset needs none."""
+    if wildcards.dataset == "synthetic":
+        return []
+    from svar.datasets import archive_paths
+
+    return [str(p) for p in archive_paths(wildcards.dataset, config["dataset"]["archives_dir"] or "data/archives")]
+
+
+def dataset_args(wildcards, input):
+    if wildcards.dataset != "synthetic":
+        return f"--archives {input[0]} {input[1]}"
+    spec = config["dataset"]["synthetic"]
+    return (
+        f"--seed {spec['seed']} --classes {spec['classes']} --size {spec['size']} --groups {spec['groups']}"
+        f" --clips-per-group {spec['clips_per_group']} --test-groups {spec['test_groups']}"
+        f" --pretrain-videos {spec['pretrain_videos']}"
+    )
+
+
+def splits_args(wildcards):
+    lists_dir = config["dataset"]["lists_dir"]
+    args = f"--split {SPLIT} --convention {config['dataset']['split_convention']}"
+    return f"{args} --lists-dir {lists_dir}" if lists_dir else args
 
 
 def run_options():

@@ -1,21 +1,36 @@
-# Stage 1 — dataset: the generated dataset, in UCF101's layout and split format.
+# Stage 1 — dataset: the generated dataset, or UCF101 / HMDB51 from their official archives,
+# all in UCF101's layout and split format.
 
 
-rule dataset:
+rule download:
     output:
-        directory("data/synthetic"),
-    params:
-        spec=config["dataset"]["synthetic"],
+        "data/archives/{archive}",
     log:
-        "results/logs/dataset/synthetic.log",
+        "results/logs/download/{archive}.log",
     conda:
         "../envs/svar.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=30,
+        runtime=600,
     shell:
-        "python -m svar dataset --name synthetic --out {output} --seed {params.spec[seed]} --classes {params.spec[classes]} --size {params.spec[size]}"
-        " --groups {params.spec[groups]} --clips-per-group {params.spec[clips_per_group]}"
-        " --test-groups {params.spec[test_groups]} --pretrain-videos {params.spec[pretrain_videos]}"
-        " > {log} 2>&1"
+        "python -m svar download --archive {wildcards.archive} --out-dir data/archives > {log} 2>&1"
+
+
+rule dataset:
+    input:
+        dataset_archives,
+    output:
+        directory("data/{dataset}"),
+    params:
+        args=dataset_args,
+    log:
+        "results/logs/dataset/{dataset}.log",
+    conda:
+        "../envs/svar.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    shell:
+        "python -m svar dataset --name {wildcards.dataset} --out {output} {params.args} > {log} 2>&1"

@@ -7,7 +7,7 @@ rule splits:
     output:
         "results/{dataset}/splits/fraction{fraction}_seed{seed}.csv",
     params:
-        split=SPLIT,
+        args=splits_args,
     log:
         "results/logs/splits/{dataset}/fraction{fraction}_seed{seed}.log",
     conda:
@@ -18,4 +18,4 @@ rule splits:
         runtime=10,
     shell:
         "python -m svar splits --manifest {input} --fraction {wildcards.fraction} --seed {wildcards.seed}"
-        " --split {params.split} --out {output} > {log} 2>&1"
+        " {params.args} --out {output} > {log} 2>&1"

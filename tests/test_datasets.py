@@ -1,0 +1,165 @@
+"""UCF101 and HMDB51 from archives in their official layouts, served over loopback HTTP:
+downloaded, verified, extracted, converted to UCF101's split format and indexed."""
+
+import hashlib
+import http.server
+import io
+import shutil
+import threading
+import zipfile
+
+import pandas as pd
+import pytest
+
+from conftest import FIXTURES
+from svar.datasets import hmdb_split_lists, prepare
+from svar.download import download
+from svar.manifest import build_manifest, load_manifest, write_index
+from svar.splits import build_split
+from svar.synthetic import render_video, write_avi
+
+import numpy as np
+
+UCF_CLASSES = ["ApplyEyeMakeup", "Archery"]
+HMDB_CLASSES = ["brush_hair", "climb_stairs"]
+
+
+def avi_bytes(tmp_path, seed):
+    frames, _ = render_video("red", "square", "moving left", 8, 32, np.random.default_rng(seed))
+    path = tmp_path / f"clip{seed}.avi"
+    write_avi(path, frames)
+    return path.read_bytes()
+
+
+def zip_bytes(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def server():
+    """A loopback HTTP server for the archives a test builds (127.0.0.1 only)."""
+    files = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            data = files.get(self.path)
+            if data is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+
+    def serve(name, data):
+        files[f"/{name}"] = data
+        return f"http://127.0.0.1:{httpd.server_address[1]}/{name}"
+
+    yield serve
+    httpd.shutdown()
+
+
+def fetch(serve, tmp_path, name, data):
+    dest = tmp_path / "archives" / name
+    download(serve(name, data), dest, sha256=hashlib.sha256(data).hexdigest(), progress=False)
+    return dest
+
+
+def test_ucf101_layout_downloaded_prepared_indexed(server, tmp_path):
+    videos, train, test = {}, [], []
+    for label, cls in enumerate(UCF_CLASSES, 1):
+        for g, c in ((1, 1), (1, 2), (8, 1), (9, 1)):
+            rel = f"{cls}/v_{cls}_g{g:02d}_c{c:02d}.avi"
+            videos[f"UCF-101/{rel}"] = avi_bytes(tmp_path, len(videos))
+            (test if g < 8 else train).append((rel, label))
+    splits = {"ucfTrainTestlist/classInd.txt": "".join(f"{i} {c}\r\n" for i, c in enumerate(UCF_CLASSES, 1))}
+    for k in (1, 2, 3):  # UCF101's files have CRLF line ends
+        splits[f"ucfTrainTestlist/trainlist0{k}.txt"] = "".join(f"{r} {lab}\r\n" for r, lab in train)
+        splits[f"ucfTrainTestlist/testlist0{k}.txt"] = "".join(f"{r}\r\n" for r, _ in test)
+    archives = [fetch(server, tmp_path, "ucf_videos.zip", zip_bytes(videos)),
+                fetch(server, tmp_path, "ucf_splits.zip", zip_bytes(splits))]
+    out = prepare("ucf101", archives, tmp_path / "ucf101")
+    assert sorted(p.name for p in (out / "splits").iterdir()) == sorted(
+        ["classInd.txt"] + [f"{r}list0{k}.txt" for r in ("train", "test") for k in (1, 2, 3)])
+    manifest = build_manifest(out / "videos", out / "splits")
+    assert len(manifest) == 8 and manifest["decodes"].all() and (manifest["frames"] == 8).all()
+    assert manifest.loc[manifest.video_id == "v_Archery_g09_c01", "split1"].item() == "train"
+    assert set(manifest["split3"]) == {"train", "test"}
+    assert not (tmp_path / ".ucf101.partial").exists() and not (tmp_path / ".ucf101.extracted").exists()
+
+
+def test_hmdb51_nested_archive_and_split_files_converted(server, tmp_path):
+    inner, split_files = {}, {}
+    for cls in HMDB_CLASSES:
+        names = [f"{cls}_video_{i}_f_cm_np1_ri_med_{i}.avi" for i in range(3)]
+        inner[f"{cls}.zip"] = zip_bytes({f"{cls}/{n}": avi_bytes(tmp_path, 100 + i) for i, n in enumerate(names)})
+        for k in (1, 2, 3):  # 1 = train, 2 = test, 0 = not used in this split
+            split_files[f"testTrainMulti_7030_splits/{cls}_test_split{k}.txt"] = (
+                f"{names[0]} 1 \n{names[1]} 2 \n{names[2]} {0 if k == 1 else 1} \n")
+    archives = [fetch(server, tmp_path, "hmdb_videos.zip", zip_bytes(inner)),
+                fetch(server, tmp_path, "hmdb_splits.zip", zip_bytes(split_files))]
+    out = prepare("hmdb51", archives, tmp_path / "hmdb51")
+    assert (out / "splits" / "classInd.txt").read_text() == "1 brush_hair\n2 climb_stairs\n"
+    train1 = (out / "splits" / "trainlist01.txt").read_text().splitlines()
+    assert train1 == [f"brush_hair/brush_hair_video_0_f_cm_np1_ri_med_0.avi 1",
+                      f"climb_stairs/climb_stairs_video_0_f_cm_np1_ri_med_0.avi 2"]
+    assert len((out / "splits" / "trainlist02.txt").read_text().splitlines()) == 4
+    write_index(out / "videos", out / "splits", tmp_path / "m.csv", tmp_path / "x.csv", tmp_path / "c.csv")
+    manifest = load_manifest(tmp_path / "m.csv", decodable_only=False)
+    assert len(manifest) == 6 and manifest["decodes"].all()
+    unused = manifest[manifest.video_id.str.endswith("_2")]
+    assert (unused["split1"] == "").all() and (unused["split2"] == "train").all()
+
+
+def test_hmdb51_split_file_with_a_bad_line_is_named(tmp_path):
+    (tmp_path / "brush_hair_test_split1.txt").write_text("a.avi 1\nb.avi 7\n")
+    with pytest.raises(ValueError, match=r"brush_hair_test_split1.txt:2"):
+        hmdb_split_lists(tmp_path)
+
+
+def test_random_convention_is_seeded_and_not_class_balanced():
+    rows = [{"video_id": f"v{c}_{i}", "label": c, "split1": "train"} for c in range(10) for i in range(20)]
+    rows += [{"video_id": f"t{c}", "label": c, "split1": "test"} for c in range(10)]
+    manifest = pd.DataFrame(rows)
+    a = build_split(manifest, 0.05, 0, convention="random")
+    assert a.equals(build_split(manifest, 0.05, 0, convention="random"))
+    labeled = a[a.role == "labeled"]
+    assert len(labeled) == 10 and labeled.groupby("label").size().max() > 1
+
+
+@pytest.mark.skipif(not (FIXTURES / "videos").is_dir(), reason="../shared/fixtures absent")
+def test_fixture_videos_indexed_corrupt_one_excluded_with_reason(tmp_path):
+    import av
+
+    root = tmp_path / "ds"
+    (root / "splits").mkdir(parents=True)
+    (root / "videos" / "Mixed").mkdir(parents=True)
+    names = []
+    for source in sorted((FIXTURES / "videos").iterdir()):
+        # stems must be unique (mmaction2_test.avi and .mp4 share one): the extension joins the stem
+        name = f"{source.stem}_{source.suffix[1:]}{source.suffix}"
+        shutil.copy(source, root / "videos" / "Mixed" / name)
+        names.append(name)
+    (root / "splits" / "classInd.txt").write_text("1 Mixed\n")
+    (root / "splits" / "trainlist01.txt").write_text("".join(f"Mixed/{n} 1\n" for n in names))
+    (root / "splits" / "testlist01.txt").write_text("")
+    write_index(root / "videos", root / "splits", tmp_path / "m.csv", tmp_path / "x.csv", tmp_path / "c.csv",
+                workers=2)
+    manifest = load_manifest(tmp_path / "m.csv", decodable_only=False)
+    assert len(manifest) == 13 and manifest["decodes"].sum() == 12
+    excluded = pd.read_csv(tmp_path / "x.csv")
+    assert list(excluded["video_id"]) == ["decord_corrupted_mp4"] and "no decoder could read" in excluded["reason"][0]
+    for row in manifest[manifest["decodes"]].itertuples():
+        with av.open(row.path) as container:
+            assert row.frames == sum(1 for _ in container.decode(video=0)), row.path
