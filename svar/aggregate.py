@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_path, write_csv
+from .atomic import atomic_path, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,36 @@ def format_summary(summary: pd.DataFrame) -> str:
     return table[[m for m in METRICS if m in table.columns]].to_string()
 
 
-def aggregate(metric_files, metrics_out, summary_out, plot_out) -> pd.DataFrame:
+def summary_metrics(summary: pd.DataFrame) -> dict:
+    """The summary as nested JSON for `dvc metrics show`: dataset → method → fraction → metric."""
+    nested: dict = {}
+    for row in summary.itertuples():
+        cell = nested.setdefault(row.dataset, {}).setdefault(row.method, {}).setdefault(f"{row.fraction:g}", {})
+        cell[row.metric] = round(float(row.mean), 6)
+        cell[f"{row.metric}_std"] = round(float(row.std), 6)
+    return nested
+
+
+def top1_by_fraction(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean top-1 per fraction, one column per method (dataset-method when several datasets):
+    the per-fraction accuracies `dvc plots` draws."""
+    top1 = summary[summary["metric"] == "top1"]
+    several = top1["dataset"].nunique() > 1
+    column = top1["dataset"] + "-" + top1["method"] if several else top1["method"]
+    wide = top1.assign(column=column).pivot(index="fraction", columns="column", values="mean")
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def aggregate(metric_files, metrics_out, summary_out, plot_out, summary_json_out=None,
+              top1_csv_out=None) -> pd.DataFrame:
     metrics = collect(metric_files)
     summary = summarise(metrics)
     write_csv(metrics_out, metrics)
     write_csv(summary_out, summary)
+    if summary_json_out:
+        write_json(summary_json_out, summary_metrics(summary))
+    if top1_csv_out:
+        write_csv(top1_csv_out, top1_by_fraction(summary))
     plot_top1(metrics, plot_out)
     random = [f for f in metric_files if json.loads(Path(f).read_text()).get("teacher_random_weights")]
     if random:

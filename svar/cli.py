@@ -110,7 +110,8 @@ def _probe(args):
 def _aggregate(args):
     from .aggregate import aggregate
 
-    aggregate(args.metrics, args.metrics_out, args.summary_out, args.plot_out)
+    aggregate(args.metrics, args.metrics_out, args.summary_out, args.plot_out, args.summary_json_out,
+              args.top1_csv_out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--summary-out", required=True)
     p.add_argument("--plot-out", required=True)
+    p.add_argument("--summary-json-out", default=None, help="the summary as nested JSON (dvc metrics)")
+    p.add_argument("--top1-csv-out", default=None, help="mean top-1 per fraction, a column per method (dvc plots)")
     p.set_defaults(func=_aggregate)
     p = sub.add_parser("probe", help="check videos: frames, fps, size, codec, decoder, ok or the error",
                        description="Decode each video (files, or folders searched for video files) the way "

@@ -8,6 +8,8 @@ rule aggregate:
         metrics="results/metrics.csv",
         summary="results/summary.csv",
         plot="results/plots/top1_vs_fraction.png",
+        summary_json="results/summary.json",
+        top1_csv="results/top1_by_fraction.csv",
     log:
         "results/logs/aggregate.log",
     conda:
@@ -18,4 +20,5 @@ rule aggregate:
         runtime=10,
     shell:
         "python -m svar aggregate {input} --metrics-out {output.metrics} --summary-out {output.summary}"
-        " --plot-out {output.plot} > {log} 2>&1"
+        " --plot-out {output.plot} --summary-json-out {output.summary_json} --top1-csv-out {output.top1_csv}"
+        " > {log} 2>&1"
