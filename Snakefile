@@ -22,6 +22,9 @@ shell.prefix(f"export PYTHONPATH={workflow.basedir}:$PYTHONPATH; ")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/index.smk"
@@ -30,6 +33,7 @@ include: "workflow/rules/teacher.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -37,6 +41,7 @@ rule all:
         "results/metrics.csv",
         "results/summary.csv",
         "results/plots/top1_vs_fraction.png",
+        "results/report/report.html",
     default_target: True
 
 

@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=()
 command -v unar >/dev/null || packages+=(unar)  # a RAR3/RAR5 backend for rarfile (bsdtar cannot read solid RAR3)
+command -v chromium >/dev/null || packages+=(chromium)  # the HTML report test opens it in a real browser
 if [ ${#packages[@]} -eq 0 ]; then
     exit 0
 fi

@@ -10,6 +10,7 @@ Stages, in the order the workflow runs them:
   train     train one (method, fraction, seed) run, or fit a teacher-only baseline
   evaluate  top-1 / top-5 / mean-class accuracy of a run on the test list
   aggregate metrics.csv, summary.csv and the top-1 plot from every run's metrics
+  report    the paper's tables (CSV, Markdown, LaTeX), plots and an offline HTML report
 
 and, for checking your own videos before indexing them:
   probe     decode each video; frames, fps, size, codec, decoder used, ok or the error
@@ -99,6 +100,12 @@ def _evaluate(args):
                       args.out, args.threads)
     logging.info("%s fraction %s seed %s: top1 %.3f top5 %.3f mean-class %.3f", result["method"],
                  result["fraction"], result["seed"], result["top1"], result["top5"], result["mean_class"])
+
+
+def _report(args):
+    from .report import main_report
+
+    sys.exit(main_report(args.metrics, args.runs_dir, args.out_dir, args.published, args.run))
 
 
 def _probe(args):
@@ -255,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-json-out", default=None, help="the summary as nested JSON (dvc metrics)")
     p.add_argument("--top1-csv-out", default=None, help="mean top-1 per fraction, a column per method (dvc plots)")
     p.set_defaults(func=_aggregate)
+    p = sub.add_parser("report", help="tables, plots and an offline HTML report from metrics.csv",
+                       description="Summary table (mean ± std over seeds; top-1, top-5, mean-class) as CSV, "
+                                   "Markdown and LaTeX (booktabs); accuracy against fraction with a band for "
+                                   "seeds and published results beside ours; per-class accuracy and confusion "
+                                   "matrix of one run; training curves; provenance; report.html (self-contained).")
+    p.add_argument("--metrics", default="results/metrics.csv")
+    p.add_argument("--runs-dir", default="results", help="folder searched for the runs' metrics.json")
+    p.add_argument("--out-dir", default="results/report")
+    p.add_argument("--published", default=None, help="published-results CSV (default: the one svar ships)")
+    p.add_argument("--run", default=None, help="the run for per-class and confusion plots: method/fraction/seed")
+    p.set_defaults(func=_report)
+
     p = sub.add_parser("probe", help="check videos: frames, fps, size, codec, decoder, ok or the error",
                        description="Decode each video (files, or folders searched for video files) the way "
                                    "`svar index` does and print one row per video, then 'N videos, K "

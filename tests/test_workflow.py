@@ -1,9 +1,12 @@
 """The Snakemake workflow: lint-clean, the teacher scheduled once per dataset, a tiny config run
 end to end, and a bad config stopped before any job starts."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -61,9 +64,17 @@ def test_bad_config_stops_before_any_job(tmp_path, override, named):
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 
-def test_tiny_benchmark_end_to_end(tmp_path):
-    result = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY))
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny config, run once without interruption: (its folder, Snakemake's output)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(TINY))
     assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result
+
+
+def test_tiny_benchmark_end_to_end(tiny_run):
+    tmp_path, result = tiny_run
     config = yaml.safe_load(TINY.read_text())
     metrics = pd.read_csv(tmp_path / "results" / "metrics.csv")
     expected = {("synthetic", m, float(f), s, metric) for m in config["methods"] for f in config["fractions"]
@@ -82,3 +93,30 @@ def test_tiny_benchmark_end_to_end(tmp_path):
     # a second run has nothing to do
     again = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(TINY))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_report_holds_the_plot_and_tables(tiny_run):
+    workdir, _ = tiny_run
+    result = snakemake(workdir, "--configfile", str(TINY), "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-2000:]
+    html = (workdir / "results" / "report.html").read_text()
+    assert "top1_vs_fraction.png" in html and "summary.csv" in html and "metrics.csv" in html
+
+
+def test_kill_9_mid_run_then_rerun_gives_the_same_metrics(tiny_run, tmp_path):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "2", "--configfile", str(TINY)]
+    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    runs = tmp_path / "results" / "synthetic" / "runs"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(runs.rglob("model.pt"))) < 5 and run.poll() is None:
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGKILL)  # Snakemake and every job it started, mid-way
+    run.wait()
+    assert not (tmp_path / "results" / "metrics.csv").exists(), "the run finished before it was killed"
+    # what a user does after a crash: release Snakemake's lock, rerun what was left incomplete
+    assert snakemake(tmp_path, "--unlock", "--configfile", str(TINY)).returncode == 0
+    again = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY), "--rerun-incomplete")
+    assert again.returncode == 0, again.stderr[-3000:]
+    uninterrupted = (tiny_run[0] / "results" / "metrics.csv").read_text()
+    assert (tmp_path / "results" / "metrics.csv").read_text() == uninterrupted

@@ -5,9 +5,9 @@ rule aggregate:
     input:
         all_metrics(),
     output:
-        metrics="results/metrics.csv",
-        summary="results/summary.csv",
-        plot="results/plots/top1_vs_fraction.png",
+        metrics=report("results/metrics.csv", caption="../report/metrics.rst", category="Tables"),
+        summary=report("results/summary.csv", caption="../report/summary.rst", category="Tables"),
+        plot=report("results/plots/top1_vs_fraction.png", caption="../report/top1.rst", category="Plots"),
         summary_json="results/summary.json",
         top1_csv="results/top1_by_fraction.csv",
     log:

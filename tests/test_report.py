@@ -1,0 +1,288 @@
+"""The paper report: summary numbers, LaTeX form, published-results table, and the full output set.
+
+The results trees are synthesised here (metrics.json + train_curve.csv per run, as
+svar.evaluate and svar.trainer write them), so the tests need neither a benchmark run nor a
+GPU and know every number in advance.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from svar.aggregate import collect, summarise
+from svar.atomic import write_csv
+from svar.report import (
+    PUBLISHED_CSV,
+    PUBLISHED_SCHEMA,
+    PublishedResultsError,
+    choose_run,
+    load_published,
+    load_runs,
+    make_report,
+    paper_tables,
+    plot_training_curves,
+    summary_frame,
+    to_latex,
+    to_markdown,
+)
+
+CLASSES = ["ApplyEyeMakeup", "Bowling", "JumpRope", "Yo_Yo"]
+TEACHER_ONLY = "clip_zeroshot"
+# mean top-1 each method is drawn around, per fraction: distill_pl wins at the smallest fraction
+ACCURACY = {"clip_zeroshot": {0.1: 0.5, 1.0: 0.5}, "distill_pl": {0.1: 0.75, 1.0: 0.9},
+            "supervised": {0.1: 0.3, 1.0: 0.85}}
+
+
+def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teacher=False):
+    """One run folder as svar writes it: metrics.json (with provenance) and train_curve.csv."""
+    rng = np.random.default_rng([seed, int(fraction * 100), len(method)])
+    labels = np.repeat(np.arange(len(CLASSES)), 10)
+    correct = rng.random(len(labels)) < accuracy
+    wrong = (labels + rng.integers(1, len(CLASSES), len(labels))) % len(CLASSES)
+    predictions = np.where(correct, labels, wrong)
+    per_class = {name: float((predictions[labels == c] == c).mean()) for c, name in enumerate(CLASSES)}
+    teacher_only = method == TEACHER_ONLY
+    run = {
+        "dataset": dataset, "method": method, "fraction": fraction, "seed": seed,
+        "top1": float((predictions == labels).mean()), "top5": 1.0,
+        "mean_class": float(np.mean(list(per_class.values()))), "per_class": per_class,
+        "test_labels": labels.tolist(), "test_predictions": predictions.tolist(),
+        "accuracy_of": "final model (no test-set model selection)",
+        "teacher_random_weights": random_teacher,
+        "provenance": {
+            "teacher_model": "ViT-B-32",
+            "teacher_weights": "random" if random_teacher else "openai",
+            "student": "none (teacher only)" if teacher_only else "r2plus1d_18",
+            "options": {"train": {"steps": 20, "lr": 0.003}, "student": {"arch": "r2plus1d_18"}},
+            "split_convention": "class-balanced",
+            "decoders": {"av": "14.0.0", "decord": "3.4.0"},
+            "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        },
+    }
+    folder = runs_dir / method / f"fraction{fraction:g}_seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(run))
+    steps = np.arange(0 if teacher_only else 20)
+    curve = pd.DataFrame({"step": steps, "lr": 0.003, "loss": 2.0 / (1 + steps) + 0.01 * seed,
+                          "ce": 1.5 / (1 + steps)})
+    curve[["step", "loss"] if teacher_only else list(curve.columns)].to_csv(folder / "train_curve.csv", index=False)
+    return folder / "metrics.json"
+
+
+def write_results_tree(root, dataset="synthetic", methods=tuple(ACCURACY), random_teacher=False):
+    """A results tree (runs/ and metrics.csv) like `svar aggregate` leaves it; returns (metrics.csv, runs/)."""
+    runs_dir = root / "runs"
+    files = [write_run(runs_dir, dataset, method, fraction, seed, ACCURACY[method][fraction], random_teacher)
+             for method in methods for fraction in (0.1, 1.0) for seed in (0, 1)]
+    write_csv(root / "metrics.csv", collect(files))
+    return root / "metrics.csv", runs_dir
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    metrics_csv, runs_dir = write_results_tree(root)
+    paths = make_report(metrics_csv, runs_dir, root / "report")
+    return {"metrics_csv": metrics_csv, "runs_dir": runs_dir, "paths": paths}
+
+
+# --------------------------------------------------------------------------- summary numbers
+
+
+def test_summary_mean_and_std_match_a_hand_computation(tmp_path):
+    rows = []
+    for seed, (top1, top5, mean_class) in enumerate([(0.50, 0.9, 0.4), (0.60, 0.9, 0.5), (0.70, 0.9, 0.9)]):
+        for metric, value in (("top1", top1), ("top5", top5), ("mean_class", mean_class)):
+            rows.append({"dataset": "d", "method": "m_a", "fraction": 0.1, "seed": seed, "metric": metric,
+                         "value": value})
+    pd.DataFrame(rows).to_csv(tmp_path / "metrics.csv", index=False)
+    summary = summarise(pd.read_csv(tmp_path / "metrics.csv"))
+
+    row = summary_frame(summary).iloc[0]
+    # sample std over seeds: top-1 deviations ±0.1 → sqrt(0.02 / 2) = 0.1
+    assert row["top1_mean"] == pytest.approx(60.0) and row["top1_std"] == pytest.approx(10.0)
+    assert row["top5_mean"] == pytest.approx(90.0) and row["top5_std"] == pytest.approx(0.0)
+    # mean-class 0.4, 0.5, 0.9: mean 0.6, deviations -0.2, -0.1, 0.3 → sqrt(0.14 / 2)
+    assert row["mean_class_mean"] == pytest.approx(60.0)
+    assert row["mean_class_std"] == pytest.approx(100 * (0.14 / 2) ** 0.5, abs=1e-3)
+    assert row["n_seeds"] == 3
+    markdown = to_markdown(paper_tables(summary), load_published(), None)
+    assert "| m_a | **60.0 ± 10.0** | **90.0 ± 0.0** | **60.0 ± 26.5** |" in markdown
+
+
+def test_summary_csv_has_one_row_per_method_and_fraction(report):
+    table = pd.read_csv(report["paths"]["summary_csv"])
+    assert len(table) == len(ACCURACY) * 2
+    assert {"top1_mean", "top1_std", "top5_mean", "mean_class_std", "n_seeds"} <= set(table.columns)
+    assert table["top1_mean"].between(0, 100).all()
+
+
+# --------------------------------------------------------------------------- LaTeX
+
+
+def assert_balanced_braces(text: str) -> None:
+    depth = 0
+    for match in re.finditer(r"\\.|[{}]", text):  # skip escapes such as \{ \} \\ \%
+        token = match.group()
+        depth += token == "{"
+        depth -= token == "}"
+        assert depth >= 0, f"unbalanced '}}' at {match.start()}"
+    assert depth == 0
+
+
+def test_latex_table_is_well_formed(report):
+    tex = report["paths"]["summary_tex"].read_text()
+    assert_balanced_braces(tex)
+    stack = []
+    for kind, env in re.findall(r"\\(begin|end)\{(\w+)\}", tex):
+        if kind == "begin":
+            stack.append(env)
+        else:
+            assert stack and stack.pop() == env
+    assert not stack
+    assert tex.count("\\begin{table}") == tex.count("\\begin{tabular}") == 1
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule"):
+        assert tex.count(rule) == 1, rule
+    body = tex.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
+    assert len(body) == len(ACCURACY)
+    assert [line.split(" & ")[0] for line in body] == ["clip\\_zeroshot", "distill\\_pl", "supervised"]
+    assert all(line.endswith("\\\\") and line.count("&") == 2 * 3 for line in body)
+    assert not re.search(r"(?<!\\)_", tex), "unescaped underscore"
+
+
+def test_latex_escapes_the_warning_and_dataset_name():
+    summary = pd.DataFrame([{"dataset": "my_data", "method": "a&b", "fraction": 0.5, "metric": m, "mean": 0.5,
+                             "std": 0.1, "n_seeds": 2} for m in ("top1", "top5", "mean_class")])
+    tex = to_latex(paper_tables(summary), "50% of runs_x")
+    assert_balanced_braces(tex)
+    assert "a\\&b" in tex and "my\\_data" in tex and "50\\% of runs\\_x" in tex
+    assert "\\label{tab:my-data}" in tex
+
+
+# --------------------------------------------------------------------------- published results
+
+
+def test_published_table_validates_against_its_schema():
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(PUBLISHED_SCHEMA.read_text())
+    Draft202012Validator.check_schema(schema)
+    published = load_published()
+    assert published["source"].str.strip().str.len().gt(0).all()
+    assert set(published["split_convention"]) <= set(schema["properties"]["split_convention"]["enum"])
+    assert set(published["dataset"]) == {"ucf101", "hmdb51"}
+    assert published["label_fraction"].between(0, 1).all() and published["top1"].between(0, 100).all()
+    assert not published.duplicated(["method", "dataset", "label_fraction", "backbone"]).any()
+
+
+@pytest.mark.parametrize("row, field, value", [
+    (3, "source", ""),
+    (5, "split_convention", "random"),
+    (2, "top1", "eighty"),
+    (7, "label_fraction", "10"),
+])
+def test_a_broken_published_row_is_named_with_its_field(tmp_path, row, field, value):
+    table = pd.read_csv(PUBLISHED_CSV, dtype=str, keep_default_na=False)
+    table.loc[row - 1, field] = value
+    broken = tmp_path / "published.csv"
+    table.to_csv(broken, index=False)
+    with pytest.raises(PublishedResultsError) as error:
+        load_published(broken)
+    message = str(error.value)
+    assert f"row {row} (line {row + 1}), field '{field}'" in message
+    assert message.count("\n  ") == 1, "only the broken row is reported"
+
+
+# --------------------------------------------------------------------------- the whole report
+
+
+def test_make_report_writes_every_output(report):
+    paths = report["paths"]
+    expected = {"summary_csv", "summary_md", "summary_tex", "accuracy_plot", "per_class_plot", "confusion_plot",
+                "training_curves_plot", "provenance", "html"}
+    assert set(paths) == expected
+    for path in paths.values():
+        assert path.exists() and path.stat().st_size > 0, path
+    for name in ("accuracy_plot", "per_class_plot", "confusion_plot", "training_curves_plot"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(paths["html"].parent.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_html_embeds_the_images_and_the_table_and_needs_no_network(report):
+    page = report["paths"]["html"].read_text()
+    assert page.count('src="data:image/png;base64,') == 4
+    assert '<table class="summary"' in page
+    for method in ACCURACY:
+        assert f"<td>{method}</td>" in page
+    assert not re.search(r"""(?:src|href)\s*=\s*["'](?!data:|#)""", page), "external resource"
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+    assert 'id="provenance"' in page
+
+
+def test_provenance_names_teacher_student_config_split_decoder_commit(report):
+    provenance = json.loads(report["paths"]["provenance"].read_text())
+    assert provenance["teacher_model"] == ["ViT-B-32"] and provenance["teacher_weights"] == ["openai"]
+    assert provenance["teacher_random_weights"] is False and "WARNING" not in provenance
+    assert provenance["student"] == {"clip_zeroshot": ["none (teacher only)"], "distill_pl": ["r2plus1d_18"],
+                                     "supervised": ["r2plus1d_18"]}
+    assert provenance["method_config"]["distill_pl"][0]["train"]["steps"] == 20
+    assert provenance["split_convention"] == ["class-balanced"]
+    assert provenance["decoders"] == [{"av": "14.0.0", "decord": "3.4.0"}]
+    assert provenance["git_commit"] == ["0123456789abcdef0123456789abcdef01234567"]
+    assert provenance["final_model_accuracy"] is True
+    assert provenance["per_class_and_confusion_run"]["method"] == "distill_pl"
+
+
+def test_default_run_is_the_best_method_at_the_smallest_fraction_seed_0(report):
+    metrics = pd.read_csv(report["metrics_csv"])
+    assert choose_run(metrics) == ("synthetic", "distill_pl", 0.1, 0)
+    assert choose_run(metrics, "supervised/1.0/1") == ("synthetic", "supervised", 1.0, 1)
+    with pytest.raises(ValueError, match="not in metrics.csv"):
+        choose_run(metrics, "supervised/0.5/0")
+    with pytest.raises(ValueError, match="method/fraction/seed"):
+        choose_run(metrics, "supervised/1.0")
+
+
+def test_training_curves_skip_teacher_only_runs(report, tmp_path):
+    runs = load_runs(report["runs_dir"], pd.read_csv(report["metrics_csv"]))
+    assert plot_training_curves(runs, "synthetic", 0.1, tmp_path / "curves.png") == ["distill_pl", "supervised"]
+    teacher_only = [r for r in runs if r["method"] == TEACHER_ONLY]
+    assert plot_training_curves(teacher_only, "synthetic", 0.1, tmp_path / "none.png") == []
+    assert (tmp_path / "none.png").stat().st_size > 0
+
+
+def test_random_teacher_and_published_rows_on_a_literature_dataset(tmp_path):
+    metrics_csv, runs_dir = write_results_tree(tmp_path, dataset="ucf101", methods=("supervised",),
+                                               random_teacher=True)
+    paths = make_report(metrics_csv, runs_dir, tmp_path / "report", run="supervised/1.0/0")
+    provenance = json.loads(paths["provenance"].read_text())
+    assert provenance["teacher_random_weights"] is True and provenance["teacher_weights"] == ["RANDOM"]
+    assert "RANDOM" in provenance["WARNING"]
+    page = paths["html"].read_text()
+    assert 'id="random-teacher-warning"' in page
+    assert "TEACHER WEIGHTS ARE RANDOM" in paths["summary_md"].read_text()
+    assert "TEACHER WEIGHTS ARE RANDOM" in paths["summary_tex"].read_text()
+    markdown = paths["summary_md"].read_text()
+    ours, theirs = markdown.split("### Published results on ucf101")
+    assert "| supervised |" in ours and "SVFormer-B" in theirs and "| CVPR 2023 |" in theirs
+    assert "hmdb51" not in theirs
+    assert "Published results on ucf101" in page and "SVFormer-B" in page
+    assert provenance["per_class_and_confusion_run"] == {"dataset": "ucf101", "method": "supervised",
+                                                         "fraction": 1.0, "seed": 0,
+                                                         "title": "ucf101 / supervised / 100% labels / seed 0"}
+
+
+def test_stale_runs_outside_metrics_csv_are_ignored(tmp_path):
+    metrics_csv, runs_dir = write_results_tree(tmp_path, methods=("supervised",))
+    write_run(runs_dir, "synthetic", "distill_pl", 0.5, 0, 0.5)
+    methods = {run["method"] for run in load_runs(runs_dir, pd.read_csv(metrics_csv))}
+    assert methods == {"supervised"}
+    shutil.rmtree(runs_dir / "supervised")
+    with pytest.raises(FileNotFoundError, match="matches a run in metrics.csv"):
+        load_runs(runs_dir, pd.read_csv(metrics_csv))
