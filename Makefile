@@ -17,9 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# Debian packages some tests need (a RAR backend); the tests that need them skip without them
+# Debian packages some tests need (a RAR backend, Chromium, Slurm and munge); the tests that
+# need them skip without them
 system-deps:
 	bash .ci/system-deps.sh
+	bash .ci/slurm-deps.sh
 
 benchmark: setup
 	$(RUN) snakemake --cores $(CORES)
