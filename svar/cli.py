@@ -108,6 +108,17 @@ def _report(args):
     sys.exit(main_report(args.metrics, args.runs_dir, args.out_dir, args.published, args.run))
 
 
+def _bench(args):
+    if args.what == "teacher":
+        from .teacher_bench import main_bench_teacher
+
+        main_bench_teacher(args.config)
+    else:
+        from .bench import main_bench_train
+
+        main_bench_train(args.config)
+
+
 def _probe(args):
     from .probe import main_probe
 
@@ -273,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--published", default=None, help="published-results CSV (default: the one svar ships)")
     p.add_argument("--run", default=None, help="the run for per-class and confusion plots: method/fraction/seed")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("bench", help="throughput: the data path against the compute it feeds",
+                       description="teacher: decode-only, encode-only and extraction-pipeline videos/s on the "
+                                   "default run's videos; train: model-only and real-data-path training clips/s. "
+                                   "Both measured side by side in one run; the last line reads `ratio <value>`.")
+    p.add_argument("what", choices=["teacher", "train"])
+    p.add_argument("--config", default="workflow/config/config.yaml")
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("probe", help="check videos: frames, fps, size, codec, decoder, ok or the error",
                        description="Decode each video (files, or folders searched for video files) the way "

@@ -1,0 +1,134 @@
+"""`svar bench teacher`: does teacher extraction run at the speed of its slowest stage?
+
+On the default run's videos (results/<dataset>/manifest.csv), with the configured teacher, three
+rates are measured in interleaved rounds (the order rotates each round, so a machine busy with
+other work slows every kind alike):
+
+  decode only     the extraction's own DataLoader (spawned worker processes, prefetching),
+                  iterated without encoding: videos/s the decoders deliver
+  encode only     the same batches, already in memory: preprocessing on the device and the
+                  image encoder, nothing else
+  pipeline        decoding and encoding overlapped, as `svar teacher` runs them
+
+ratio = pipeline / min(decode, encode), the median of the rounds' ratios: 1.0 means the
+pipeline runs at the speed of its bottleneck, overlap costs nothing. The worker processes are
+started once (persistent) before timing; their start-up, paid once per job, is printed apart.
+The last line printed is `ratio <value>`.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from .manifest import load_manifest
+from .teacher import (_encode_batches, _image_size, create_teacher, encode_frames, frames_per_store_row,
+                      is_random, make_loader, resolve_device, sampling_spec, to_model_input)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_size: int = 32, workers: int = 1,
+                  threads: int = 1, device: str = "auto", rounds: int = 5, sampling=None, prefetch: int = 4,
+                  resize_on: str = "auto", out=sys.stdout) -> dict:
+    torch.set_num_threads(threads)
+    device = resolve_device(device)
+    spec = sampling_spec(sampling, frames)
+    model, pre, _ = create_teacher(model_name, pretrained, device)
+    size, k_row = _image_size(pre), frames_per_store_row(spec)
+    t0 = time.perf_counter()
+    loader, resized = make_loader(manifest, spec, size, device, workers, batch_size, prefetch=prefetch,
+                                  resize_on=resize_on)
+    it = iter(loader)  # starts the workers
+    next(it)
+    startup = time.perf_counter() - t0
+    for _ in it:  # the rest of a first, warm-up pass
+        pass
+    n = len(manifest)
+    in_memory = list(loader)
+    with torch.no_grad():  # warm the encoder
+        for _, f in in_memory[:2]:
+            encode_frames(model, to_model_input(f, size, pre, device, resized), device)
+
+    def decode_only():
+        for _ in loader:
+            pass
+
+    def encode_only():
+        with torch.no_grad():
+            for _, f in in_memory:
+                feats = encode_frames(model, to_model_input(f, size, pre, device, resized), device)
+                feats.view(-1, k_row, feats.shape[-1]).to(torch.float16).cpu()
+
+    def pipeline():
+        for _ in _encode_batches(model, pre, device, loader, resized, k_row):
+            pass
+
+    kinds = {"decode": decode_only, "encode": encode_only, "pipeline": pipeline}
+    rates = {k: [] for k in kinds}
+    names = list(kinds)
+    for r in range(rounds):
+        order = names[r % 3:] + names[:r % 3]
+        for name in order:
+            _sync(device)
+            t = time.perf_counter()
+            kinds[name]()
+            _sync(device)
+            rates[name].append(n / (time.perf_counter() - t))
+    ratios = [p / min(d, e) for d, e, p in zip(rates["decode"], rates["encode"], rates["pipeline"])]
+    result = {k: statistics.median(v) for k, v in rates.items()}
+    result.update(ratio=statistics.median(ratios), rates=rates, ratios=ratios, startup_s=startup)
+    del loader
+    return result
+
+
+def main_bench_teacher(config_path="workflow/config/config.yaml", rounds: int = 7, workers: int | None = None,
+                       threads: int | None = None, batch_size: int | None = None, out=sys.stdout) -> dict:
+    config = yaml.safe_load(Path(config_path).read_text())
+    dataset = config["dataset"]["name"]
+    manifest_path = Path("results") / dataset / "manifest.csv"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{manifest_path} does not exist: the teacher bench runs on the default run's videos; "
+                                "run `snakemake --cores 2` (or at least its index stage) first")
+    manifest = load_manifest(manifest_path)
+    tcfg = config["teacher"]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    device = resolve_device(tcfg.get("device", "auto"))
+    # on CPU the encoder and the decoders share the cores: one decoding worker, one encoder thread
+    # each on its own core; on CUDA, every core but one decodes
+    workers = workers if workers is not None else tcfg.get("workers", max(1, cpus - 1 if device.type == "cuda" else cpus // 2))
+    threads = threads if threads is not None else tcfg.get("threads", max(1, cpus - workers))
+    batch_size = batch_size or tcfg.get("batch_size", 32)
+    pretrained = tcfg.get("pretrained", "none")
+    note = ""
+    if not is_random(pretrained) and not Path(str(pretrained)).exists() and ("/" in str(pretrained)):
+        note = f" (weights {pretrained} not built yet: random weights, the same speed)"
+        pretrained = "none"
+    r = bench_teacher(manifest, tcfg["model"], pretrained, tcfg.get("frames", 8), batch_size, workers, threads,
+                      str(device), rounds, tcfg.get("sampling"), out=out)
+    p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
+    p(f"teacher bench: {tcfg['model']}{note}, {len(manifest)} videos of {manifest_path}, "
+      f"{tcfg.get('frames', 8)} frames each, batch {batch_size}, device {device}, {workers} decoding worker(s), "
+      f"{threads} encoder thread(s), {cpus} CPUs, {rounds} interleaved rounds")
+    p(f"worker start-up (once per job, not timed below): {r['startup_s']:.1f} s")
+    p(f"{'round':>5} {'decode v/s':>11} {'encode v/s':>11} {'pipeline v/s':>13} {'ratio':>6}")
+    for i, ratio in enumerate(r["ratios"]):
+        p(f"{i:>5} {r['rates']['decode'][i]:>11.1f} {r['rates']['encode'][i]:>11.1f} "
+          f"{r['rates']['pipeline'][i]:>13.1f} {ratio:>6.3f}")
+    p(f"{'median':>5} {r['decode']:>11.1f} {r['encode']:>11.1f} {r['pipeline']:>13.1f}")
+    p(f"bottleneck: {'decode' if r['decode'] < r['encode'] else 'encode'}")
+    p(f"ratio {r['ratio']:.3f}")
+    return r
+
+
+if __name__ == "__main__":
+    main_bench_teacher(*(sys.argv[1:2] or ["workflow/config/config.yaml"]))

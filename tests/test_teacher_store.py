@@ -1,0 +1,254 @@
+"""Teacher extraction at scale: safe weights, offline loading, sampling, preprocessing that matches
+open_clip's own, parallel decoding, and sharded, resumable feature stores."""
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from svar import teacher
+from svar.teacher import (create_teacher, extract, extract_shard, fetch_weights, gather, load_store,
+                          register_model_configs, sample_indices, sampling_spec)
+
+FIXTURE_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
+CPU = torch.device("cpu")
+
+
+class _Payload:
+    """Unpickling this would write a file: a stand-in for code hidden in a checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "code ran"))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("svar touched the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_checkpoint_with_code_is_refused_without_running_it(tmp_path):
+    register_model_configs()
+    import open_clip
+
+    state = open_clip.create_model("svar-tiny-clip").state_dict()
+    marker = tmp_path / "pwned.txt"
+    ckpt = tmp_path / "evil.pt"
+    torch.save({**state, "extra": _Payload(marker)}, ckpt)
+    with pytest.raises(ValueError, match=r"teacher.pretrained: .*evil.pt holds objects that are not tensors; "
+                                         r"svar loads weights only"):
+        create_teacher("svar-tiny-clip", str(ckpt), CPU)
+    assert not marker.exists()
+    # the same file through a local-dir folder: refused too
+    folder = tmp_path / "evil_dir"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": open_clip.get_model_config("svar-tiny-clip")}))
+    torch.save({**state, "extra": _Payload(marker)}, folder / "open_clip_pytorch_model.bin")
+    with pytest.raises(ValueError, match="open_clip_pytorch_model.bin holds objects that are not tensors"):
+        create_teacher(f"local-dir:{folder}", None, CPU)
+    assert not marker.exists()
+
+
+def test_checkpoint_file_and_local_dir_load_offline(tmp_path, no_network):
+    register_model_configs()
+    import open_clip
+
+    torch.manual_seed(1)
+    model = open_clip.create_model("svar-tiny-clip")
+    state = model.state_dict()
+    ckpt = tmp_path / "weights.pt"
+    torch.save(state, ckpt)
+    loaded, pre, tokenizer = create_teacher("svar-tiny-clip", str(ckpt), CPU, offline=True)
+    assert all(torch.equal(v, state[k]) for k, v in loaded.state_dict().items())
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({
+        "model_cfg": open_clip.get_model_config("svar-tiny-clip"),
+        "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}))
+    torch.save(state, folder / "open_clip_pytorch_model.bin")
+    loaded, pre, tokenizer = create_teacher(f"local-dir:{folder}", None, CPU, offline=True)
+    assert all(torch.equal(v, state[k]) for k, v in loaded.state_dict().items())
+    assert tuple(pre["mean"]) == (0.5, 0.5, 0.5) and pre["size"] in (64, (64, 64))
+    assert tokenizer(["a red square"]).shape[-1] == 24
+
+    with pytest.raises(FileNotFoundError, match="open_clip_config.json"):
+        create_teacher(f"local-dir:{tmp_path / 'nowhere'}", None, CPU)
+
+
+def test_offline_tag_and_hub_name_never_touch_the_network(tmp_path, no_network):
+    cache = tmp_path / "cache"
+    with pytest.raises(FileNotFoundError, match=r"ViT-B-32 / openai is not in the cache .*cache.*`teacher_weights`"):
+        create_teacher("ViT-B-32", "openai", CPU, cache_dir=str(cache), offline=True)
+    # hf-hub: names pass the model-name check and go to open_clip, which finds nothing cached
+    with pytest.raises(FileNotFoundError, match="teacher_weights"):
+        create_teacher("hf-hub:nobody/no-such-clip", None, CPU, cache_dir=str(cache), offline=True)
+    with pytest.raises(ValueError, match="neither a checkpoint file nor a pretrained tag"):
+        create_teacher("ViT-B-32", "no-such-tag", CPU, offline=True)
+
+
+def test_offline_tag_loads_from_the_cache_dir(tmp_path, no_network):
+    """A tag whose weights sit in cache_dir (as rule teacher_weights leaves them) loads offline."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg("ViT-B-32", "openai")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    torch.manual_seed(0)
+    state = open_clip.create_model("ViT-B-32").state_dict()
+    torch.save(state, cache / os.path.basename(cfg["url"]))  # the URL download's place in the cache
+    model, pre, _ = create_teacher("ViT-B-32", "openai", CPU, cache_dir=str(cache), offline=True)
+    assert torch.equal(model.visual.proj, state["visual.proj"])
+    assert tuple(pre["mean"]) == tuple(cfg["mean"])
+
+
+def test_fetch_weights_plumbs_cache_dir(monkeypatch, tmp_path):
+    from open_clip import pretrained as oc_pretrained
+
+    calls = []
+    monkeypatch.setattr(oc_pretrained, "download_pretrained",
+                        lambda cfg, cache_dir=None, **kw: calls.append(("tag", cfg.get("hf_hub"), cache_dir)) or "w")
+    monkeypatch.setattr(oc_pretrained, "download_pretrained_from_hf",
+                        lambda repo, filename=None, cache_dir=None, **kw: calls.append(("hub", repo, filename,
+                                                                                        cache_dir)) or "h")
+    assert fetch_weights("ViT-B-32", "openai", str(tmp_path)) == "w"
+    assert calls[-1] == ("tag", "timm/vit_base_patch32_clip_224.openai/", str(tmp_path))
+    assert fetch_weights("hf-hub:org/repo", None, str(tmp_path)) == "h"
+    assert calls[-2:] == [("hub", "org/repo", "open_clip_config.json", str(tmp_path)),
+                          ("hub", "org/repo", None, str(tmp_path))]
+    assert fetch_weights("svar-tiny-clip", "none", str(tmp_path)) is None
+    assert fetch_weights("svar-tiny-clip", "results/x/pretrained.pt", str(tmp_path)) == "results/x/pretrained.pt"
+    assert len(calls) == 3
+
+
+def test_sampling_modes():
+    assert list(sample_indices(16, 25.0, sampling_spec(None, 4))) == [2, 6, 10, 14]
+    fps = sampling_spec({"mode": "fps", "fps": 5}, 3)
+    assert list(sample_indices(101, 25.0, fps)) == [45, 50, 55]  # 5 source frames apart, centred
+    assert list(sample_indices(4, 25.0, fps)) == [0, 2, 3]  # clamped to a short video's ends
+    clips = sampling_spec({"mode": "clips", "clips": 2, "frames": 2})
+    assert list(sample_indices(20, 25.0, clips)) == [2, 7, 12, 17]
+    with pytest.raises(ValueError, match="mode"):
+        sampling_spec({"mode": "dense"})
+    with pytest.raises(ValueError, match="do not apply"):
+        sampling_spec({"mode": "uniform", "fps": 3})
+
+
+def test_clips_sampling_and_parallel_workers_match(tiny_manifest, tmp_path):
+    manifest, index_dir = tiny_manifest
+    manifest = manifest.head(6)
+    classes = pd.read_csv(index_dir / "classes.csv")["class_name"].tolist()
+    kw = dict(frames_per_video=2, batch_size=4, device="cpu", templates=("a {}.",),
+              sampling={"mode": "clips", "clips": 2})
+    torch.manual_seed(0)  # random weights: the same ones for each run
+    serial = extract(manifest, classes, tmp_path / "a.pt", "svar-tiny-clip", "none", workers=0, **kw)
+    torch.manual_seed(0)
+    parallel = extract(manifest, classes, tmp_path / "b.pt", "svar-tiny-clip", "none", workers=1, **kw)
+    assert serial["frame_features"].shape == (6, 4, 64)
+    assert serial["meta"]["sampling"] == {"mode": "clips", "clips": 2, "frames": 2}
+    assert serial["meta"]["frames_per_video"] == 4
+    assert torch.equal(serial["frame_features"], parallel["frame_features"])
+    # resizing on the device gives the features the workers give
+    torch.manual_seed(0)
+    device_side = extract(manifest, classes, tmp_path / "c.pt", "svar-tiny-clip", "none", workers=0,
+                          resize_on="device", **kw)
+    assert torch.equal(serial["frame_features"], device_side["frame_features"])
+
+
+def _fixture_frames():
+    names = ["mmaction2_test.avi", "torchcodec_nasa_13013_rotated.mp4", "torchcodec_test_non_zero_start.mp4",
+             "torchcodec_testsrc2_odd_height_and_width_vp9.mp4"]
+    paths = [FIXTURE_VIDEOS / n for n in names]
+    if not all(p.exists() for p in paths):
+        pytest.skip(f"fixture videos not found under {FIXTURE_VIDEOS}")
+    from svar.video import read_frames
+
+    return [torch.from_numpy(read_frames(str(p), [0, 5, 9])) for p in paths]
+
+
+def test_preprocessing_matches_open_clip_transform():
+    """svar's resize (in the worker, or batched on the device) + normalise vs open_clip's PIL transform."""
+    import open_clip
+    from PIL import Image
+
+    register_model_configs()
+    videos = _fixture_frames()
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms("svar-tiny-clip")
+    model.eval()
+    pre = open_clip.get_model_preprocess_cfg(model)
+    size = pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"]
+    with torch.no_grad():
+        ref = model.encode_image(torch.stack([preprocess(Image.fromarray(f.numpy())) for v in videos for f in v]))
+        in_worker = torch.cat([teacher.to_model_input(teacher.resize_center_crop(v, size)[None], size, pre, CPU, True)
+                               for v in videos])
+        # one batch of videos of different sizes, resized on the device, grouped by size
+        on_device = teacher.to_model_input(videos, size, pre, CPU, False)
+        for x in (in_worker, on_device):
+            cos = torch.nn.functional.cosine_similarity(model.encode_image(x), ref, dim=-1)
+            assert cos.min() >= 0.99, cos
+
+
+def test_shard_killed_half_way_resumes_and_gathers_to_a_clean_run(tiny_manifest, tmp_path, monkeypatch):
+    manifest, index_dir = tiny_manifest
+    manifest = manifest.head(12)
+    classes = pd.read_csv(index_dir / "classes.csv")["class_name"].tolist()
+    encoded = []
+    real = teacher.encode_frames
+
+    def counting(model, x, device):
+        encoded.append(x.shape[0] // 2)  # 2 frames a video
+        return real(model, x, device)
+
+    monkeypatch.setattr(teacher, "encode_frames", counting)
+    kw = dict(model_name="svar-tiny-clip", pretrained="none", class_names=classes, frames_per_video=2,
+              batch_size=2, chunk_size=4, device="cpu", templates=("a {}.",))
+    n = len(manifest)
+    torch.manual_seed(0)  # random weights: the same ones for every shard and run
+    # clean run: 2 shards, gathered
+    clean = [extract_shard(manifest, i, 2, tmp_path / "clean", **kw) for i in range(2)]
+    clean_store = gather(clean, tmp_path / "clean.pt")
+    assert sum(encoded) == n
+    encoded.clear()
+
+    # shard 0 (6 videos: chunks of 4 and 2) dies after writing its first chunk
+    def die(j, ids):
+        if j == 0:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_shard(manifest, 0, 2, tmp_path / "run", on_chunk=die, **kw)
+    done = sum(encoded)
+    assert done == 4 and len(list((tmp_path / "run" / "shard_000_of_002.parts").glob("part_*.pt"))) == 1
+    assert not (tmp_path / "run" / "shard_000_of_002.pt").exists()
+    # shard 1 stops after one chunk, then both resume
+    assert extract_shard(manifest, 1, 2, tmp_path / "run", stop_after_chunks=1, **kw) is None
+    encoded.clear()
+    files = [extract_shard(manifest, i, 2, tmp_path / "run", **kw) for i in range(2)]
+    assert sum(encoded) == n - 4 - 4  # nothing finished was encoded again
+    store = gather(files, tmp_path / "features.pt")
+    assert store["video_ids"] == list(manifest["video_id"]) == clean_store["video_ids"]
+    assert torch.equal(store["frame_features"], clean_store["frame_features"])
+    assert torch.equal(store["text_embeddings"], clean_store["text_embeddings"])
+    assert load_store(tmp_path / "features.pt")["meta"] == clean_store["meta"]
+    # and the gathered store holds what a single extract computes
+    whole = extract(manifest, classes, tmp_path / "whole.pt", "svar-tiny-clip", "none", frames_per_video=2,
+                    batch_size=2, device="cpu", templates=("a {}.",))
+    assert torch.allclose(whole["frame_features"].float(), store["frame_features"].float(), atol=1e-2)
+    assert whole["meta"] == store["meta"]
+    with pytest.raises(ValueError, match="expected shards 0..1"):
+        gather(files[:1])
