@@ -83,6 +83,8 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1) -> dict:
         "test_labels": labels.tolist(),
         "test_predictions": metrics["predictions"],
         "accuracy_of": "final model (no test-set model selection)",
+        # which weights of the final model were evaluated: the last step's, or their EMA (train.ema)
+        "weights": meta.get("weights", "the final weights"),
         "teacher_random_weights": teacher["random_weights"],
         "provenance": {
             "teacher_model": teacher["model"],

@@ -3,10 +3,18 @@
 The shared trainer (svar/trainer.py) builds batches and steps the optimiser; a method receives
 the student and a batch and returns (loss, logs). A batch holds:
 
-    x_l, y_l     labeled clips (uint8 [B, T, H, W, 3]) and their labels
+    x_l, y_l     labeled clips (uint8 [B, T, H, W, 3], weakly augmented) and their labels
     t_l          the teacher's video features of the labeled clips ([B, D], L2-normalised)
-    x_u, t_u     unlabeled clips and their teacher features (methods with `uses_unlabeled`)
-    pl_u         teacher pseudo-label probabilities of the unlabeled clips ([B_u, C])
+    x_u, t_u     unlabeled clips (weak view) and their teacher features   (`uses_unlabeled`)
+    pl_u         teacher pseudo-label probabilities of the unlabeled clips ([B_u, C]): the
+                 zero-shot prediction, or a linear probe fitted on the labeled teacher features
+                 (`pseudo_label_source`: teacher_zeroshot, teacher_probe); the true labels when
+                 every training video is labeled
+    x_u_strong   a strongly augmented view of the same frames as x_u     (`needs_strong_view`)
+    tf_l, tf_u   the teacher's per-frame features ([B, k, D], L2-normalised) (`needs_frame_features`)
+
+The trainer only builds what a method asks for, so supervised training never pays for the
+unlabeled pool, and only methods that need one pay for a strong view.
 
 Teacher-only baselines (`clip_zeroshot`, `clip_linear_probe`) train no student: they define
 `fit`, which turns the teacher's features into a classifier head.
@@ -17,7 +25,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# Option keys added after the first config schema, with their defaults: read through `option()`,
+# so that a config written before them still runs. Every other key is required.
+OPTION_DEFAULTS: dict[tuple[str, str], object] = {
+    ("student", "cache_dir"): "",              # "" = decoded clips in memory only; else a folder of .npy caches
+    ("train", "ema"): 0.0,                     # EMA decay of the weights (0 = off); evaluation uses the EMA
+    ("train", "checkpoint_every"): 0,          # steps between resume checkpoints (0 = off)
+    ("distill", "frame_level"): False,         # distil temporal student features to teacher frame features
+    ("pseudo_label", "student_threshold"): 0.95,  # tau: confidence a student-made pseudo-label needs
+}
+
+PSEUDO_LABEL_SOURCES = ("teacher_zeroshot", "teacher_probe", "student")
 METHODS: dict[str, type] = {}
+
+
+def option(options: dict, section: str, key: str):
+    """options[section][key]; keys listed in OPTION_DEFAULTS fall back to their default."""
+    if (section, key) in OPTION_DEFAULTS:
+        return options.get(section, {}).get(key, OPTION_DEFAULTS[section, key])
+    return options[section][key]
 
 
 def register(cls):
@@ -32,7 +58,7 @@ def get_method(name: str, options: dict | None = None):
 
 
 def distill_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Distance between projected student embeddings and teacher features."""
+    """Distance between projected student embeddings and teacher features (over the last dim)."""
     if kind == "cosine":
         return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
     if kind == "mse":
@@ -42,10 +68,34 @@ def distill_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.T
     raise ValueError(f"distill.loss: unknown loss {kind!r}; choose cosine, mse or smooth_l1")
 
 
+def masked_ce(logits: torch.Tensor, probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard pseudo-label cross-entropy: argmax of `probs` as the target where its confidence
+    reaches `threshold`, averaged over all clips (masked ones count as zero). Returns (loss, mask)."""
+    conf, target = probs.max(dim=1)
+    mask = (conf >= threshold).to(logits.dtype)
+    return (F.cross_entropy(logits, target, reduction="none") * mask).mean(), mask
+
+
+def pseudo_label_source(options: dict) -> str:
+    source = options.get("pseudo_label", {}).get("source", "teacher_zeroshot")
+    if source not in PSEUDO_LABEL_SOURCES:
+        raise ValueError(f"pseudo_label.source: unknown source {source!r}; choose from {', '.join(PSEUDO_LABEL_SOURCES)}")
+    return source
+
+
+def _logs(**terms) -> dict:
+    """Detached scalars: the trainer turns them into numbers only when it writes the curve, so a
+    step never waits for the GPU to finish just to log."""
+    return {k: v.detach().float() for k, v in terms.items()}
+
+
 class Method:
     name = ""
     trains_student = True
-    uses_unlabeled = False
+    uses_unlabeled = False      # batch has x_u, t_u, pl_u
+    needs_strong_view = False   # batch has x_u_strong
+    needs_frame_features = False  # batch has tf_l (and tf_u with uses_unlabeled)
+    pseudo_label_source = None  # teacher_zeroshot / teacher_probe: batch has pl_u; student: the method's own
 
     def __init__(self, options: dict):
         self.options = options
@@ -63,7 +113,70 @@ class Supervised(Method):
     def loss(self, student, batch):
         logits, _ = student(batch["x_l"])
         ce = F.cross_entropy(logits, batch["y_l"])
-        return ce, {"ce": ce.item()}
+        return ce, _logs(ce=ce)
+
+
+@register
+class PseudoLabel(Method):
+    """Pseudo-labelling without distillation (Lee 2013): labeled CE plus CE on unlabeled clips
+    towards confident hard pseudo-labels.
+
+    The targets come from `pseudo_label.source`: the teacher's zero-shot prediction (default),
+    a linear probe on the teacher's features of the labeled videos, or, with `student`, the
+    student's own (detached) prediction on the same clip, thresholded at `student_threshold`.
+    """
+
+    name = "pseudo_label"
+    uses_unlabeled = True
+
+    def __init__(self, options):
+        super().__init__(options)
+        self.pseudo_label_source = pseudo_label_source(options)
+
+    def loss(self, student, batch):
+        n_l = batch["x_l"].shape[0]
+        logits, _ = student(torch.cat([batch["x_l"], batch["x_u"]]))
+        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
+        if self.pseudo_label_source == "student":
+            probs = logits[n_l:].detach().float().softmax(-1)
+            threshold = option(self.options, "pseudo_label", "student_threshold")
+        else:
+            probs, threshold = batch["pl_u"], self.options["pseudo_label"]["threshold"]
+        pl, mask = masked_ce(logits[n_l:], probs, threshold)
+        loss = ce + self.options["pseudo_label"]["weight"] * pl
+        return loss, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
+
+
+@register
+class FixMatch(Method):
+    """FixMatch (Sohn et al. 2020): the student's prediction on a weak view of an unlabeled clip,
+    made without gradient, is the hard target for a strong view of the same frames when its
+    confidence reaches tau (`pseudo_label.student_threshold`); plus labeled CE. The unlabeled
+    term is weighted by `pseudo_label.weight`. No teacher is used.
+    """
+
+    name = "fixmatch"
+    uses_unlabeled = True
+    needs_strong_view = True
+
+    def loss(self, student, batch):
+        n_l = batch["x_l"].shape[0]
+        with torch.no_grad():
+            probs = student(batch["x_u"])[0].float().softmax(-1)
+        logits, _ = student(torch.cat([batch["x_l"], batch["x_u_strong"]]))
+        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
+        pl, mask = masked_ce(logits[n_l:], probs, option(self.options, "pseudo_label", "student_threshold"))
+        loss = ce + self.options["pseudo_label"]["weight"] * pl
+        return loss, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
+
+
+def frame_distill_loss(student, temporal: torch.Tensor, frames: torch.Tensor, kind: str) -> torch.Tensor:
+    """Student temporal features [B, T', E], linearly interpolated in time to the teacher's k
+    frames and projected, against the teacher's frame features [B, k, D], frame by frame."""
+    k = frames.shape[1]
+    if temporal.shape[1] != k:
+        temporal = F.interpolate(temporal.transpose(1, 2), size=k, mode="linear", align_corners=False).transpose(1, 2)
+    return distill_loss(student.project(temporal), frames, kind)
 
 
 @register
@@ -71,46 +184,80 @@ class Distill(Method):
     """Supervised CE plus feature distillation on labeled and unlabeled clips.
 
     The student's embedding, through a linear projection, is pulled towards the frozen
-    teacher's video feature (the mean of its frame features).
+    teacher's video feature (the mean of its frame features). With `distill.frame_level`, the
+    student's last feature map pooled over space only (its temporal features), interpolated to
+    the teacher's k frames and projected, is pulled towards each of the teacher's frame
+    features instead.
     """
 
     name = "distill"
     uses_unlabeled = True
 
-    def distillation(self, student, batch):
-        x = torch.cat([batch["x_l"], batch["x_u"]])
-        t = torch.cat([batch["t_l"], batch["t_u"]])
+    def __init__(self, options):
+        super().__init__(options)
+        self.frame_level = bool(option(options, "distill", "frame_level"))
+        self.needs_frame_features = self.frame_level
+
+    def distillation(self, student, x, t, tf=None):
+        kind = self.options["distill"]["loss"]
+        if self.frame_level:
+            logits, _, temporal = student.forward_temporal(x)
+            return logits, frame_distill_loss(student, temporal, tf, kind)
         logits, emb = student(x)
-        kd = distill_loss(student.project(emb), t, self.options["distill"]["loss"])
-        return logits, kd
+        return logits, distill_loss(student.project(emb), t, kind)
+
+    def unlabeled_view(self, batch):
+        return batch["x_u"]
+
+    def distill_batch(self, student, batch):
+        x = torch.cat([batch["x_l"], self.unlabeled_view(batch)])
+        t = torch.cat([batch["t_l"], batch["t_u"]])
+        tf = torch.cat([batch["tf_l"], batch["tf_u"]]) if self.frame_level else None
+        return self.distillation(student, x, t, tf)
 
     def loss(self, student, batch):
-        logits, kd = self.distillation(student, batch)
+        logits, kd = self.distill_batch(student, batch)
         n_l = batch["x_l"].shape[0]
         ce = F.cross_entropy(logits[:n_l], batch["y_l"])
         loss = ce + self.options["distill"]["weight"] * kd
-        return loss, {"ce": ce.item(), "distill": kd.item()}
+        return loss, _logs(ce=ce, distill=kd)
 
 
 @register
 class DistillPL(Distill):
-    """Çelik, Küçükmanisa & Urhan (2023): feature distillation plus teacher pseudo-labels.
+    """Çelik, Küçükmanisa & Urhan (2023): feature distillation plus pseudo-labels.
 
-    Unlabeled clips whose teacher zero-shot confidence reaches the threshold add a
-    cross-entropy term towards the teacher's predicted class.
+    Unlabeled clips whose pseudo-label confidence reaches the threshold add a cross-entropy term
+    towards the predicted class. `pseudo_label.source`: `teacher_zeroshot` (the teacher's
+    zero-shot prediction), `teacher_probe` (a linear probe on the teacher's features fitted to
+    the labeled videos) or `student` (FixMatch-style: the student's detached prediction on the
+    weak view is the target for a strong view, which is also the view distilled; threshold
+    `student_threshold`).
     """
 
     name = "distill_pl"
 
+    def __init__(self, options):
+        super().__init__(options)
+        self.pseudo_label_source = pseudo_label_source(options)
+        self.needs_strong_view = self.pseudo_label_source == "student"
+
+    def unlabeled_view(self, batch):
+        return batch["x_u_strong"] if self.needs_strong_view else batch["x_u"]
+
     def loss(self, student, batch):
-        logits, kd = self.distillation(student, batch)
+        if self.needs_strong_view:
+            with torch.no_grad():
+                probs = student(batch["x_u"])[0].float().softmax(-1)
+            threshold = option(self.options, "pseudo_label", "student_threshold")
+        else:
+            probs, threshold = batch["pl_u"], self.options["pseudo_label"]["threshold"]
+        logits, kd = self.distill_batch(student, batch)
         n_l = batch["x_l"].shape[0]
         ce = F.cross_entropy(logits[:n_l], batch["y_l"])
-        conf, target = batch["pl_u"].max(dim=1)
-        mask = (conf >= self.options["pseudo_label"]["threshold"]).float()
-        pl = (F.cross_entropy(logits[n_l:], target, reduction="none") * mask).mean()
+        pl, mask = masked_ce(logits[n_l:], probs, threshold)
         loss = ce + self.options["distill"]["weight"] * kd + self.options["pseudo_label"]["weight"] * pl
-        return loss, {"ce": ce.item(), "distill": kd.item(), "pl": pl.item(), "pl_mask": mask.mean().item()}
+        return loss, _logs(ce=ce, distill=kd, pl=pl, pl_mask=mask.mean())
 
 
 class TeacherBaseline(Method):

@@ -1,7 +1,8 @@
 """Video students: a tiny 3D CNN that trains in seconds on a CPU, and torchvision's video ResNets.
 
 Every student returns (logits, embedding); methods that distil project the embedding to the
-teacher's feature space through `Student.project`.
+teacher's feature space through `Student.project`. `Student.forward_temporal` also returns the
+last feature map pooled over space only ([B, T', E]), for frame-level distillation.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Tiny3D(nn.Module):
     def forward(self, x):
         return self.features(x)
 
+    def forward_map(self, x):
+        """(last feature map [B, E, T', H', W'], embedding [B, E])."""
+        fmap = self.features[:-2](x)
+        return fmap, self.features[-2:](fmap)
+
 
 def _torchvision_backbone(name: str) -> nn.Module:
     from torchvision.models import video
@@ -48,6 +54,15 @@ def _torchvision_backbone(name: str) -> nn.Module:
     net.embed_dim = net.fc.in_features
     net.fc = nn.Identity()
     return net
+
+
+def forward_map(backbone: nn.Module, x: torch.Tensor):
+    """(last feature map [B, E, T', H', W'], embedding [B, E]) of any student backbone."""
+    if isinstance(backbone, Tiny3D):
+        return backbone.forward_map(x)
+    # torchvision's VideoResNet.forward (stem, layer1..4, avgpool, fc = Identity), keeping the map
+    fmap = backbone.layer4(backbone.layer3(backbone.layer2(backbone.layer1(backbone.stem(x)))))
+    return fmap, backbone.avgpool(fmap).flatten(1)
 
 
 STUDENTS = {
@@ -70,11 +85,20 @@ class Student(nn.Module):
         self.register_buffer("mean", torch.tensor(VIDEO_MEAN).view(1, 3, 1, 1, 1))
         self.register_buffer("std", torch.tensor(VIDEO_STD).view(1, 3, 1, 1, 1))
 
-    def forward(self, clips_uint8: torch.Tensor):
-        """clips: uint8 [B, T, H, W, 3] -> (logits [B, C], embedding [B, E])."""
+    def _input(self, clips_uint8: torch.Tensor) -> torch.Tensor:
         x = clips_uint8.permute(0, 4, 1, 2, 3).float().div(255)
         x = (x - self.mean) / self.std
         if x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        emb = self.backbone(x)
+        return x
+
+    def forward(self, clips_uint8: torch.Tensor):
+        """clips: uint8 [B, T, H, W, 3] -> (logits [B, C], embedding [B, E])."""
+        emb = self.backbone(self._input(clips_uint8))
         return self.head(emb), emb
+
+    def forward_temporal(self, clips_uint8: torch.Tensor):
+        """(logits [B, C], embedding [B, E], temporal features [B, T', E]): the last feature map
+        averaged over space only; T' is the clip's length after the backbone's temporal strides."""
+        fmap, emb = forward_map(self.backbone, self._input(clips_uint8))
+        return self.head(emb), emb, fmap.mean(dim=(3, 4)).transpose(1, 2)

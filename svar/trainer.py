@@ -1,35 +1,53 @@
-"""One shared trainer for every method: batches, optimiser, schedule, logging, checkpoint.
+"""One shared trainer for every method: batches, optimiser, schedule, EMA, logging, checkpoints.
 
-A method (svar/methods.py) only defines its loss. All randomness after model initialisation
-(batch sampling, temporal offsets, augmentation) comes from one seeded torch.Generator, so the
-same config and seed give the same weights on CPU.
+A method (svar/methods.py) only defines its loss; the trainer builds the batch it asks for
+(labeled clips always; unlabeled clips, their strong views, teacher frame features only for the
+methods that use them). All randomness after model initialisation (batch sampling, temporal
+offsets, augmentation) comes from one seeded CPU torch.Generator, so the same config and seed
+give the same weights on CPU, and a run resumed from its `<out>.resume.pt` checkpoint ends with
+exactly the weights of an uninterrupted one.
+
+Options read here beyond the original schema (defaults in svar.methods.OPTION_DEFAULTS):
+train.ema, train.checkpoint_every, student.cache_dir.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import logging
 import math
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from .atomic import torch_save, write_text
-from .clips import augment, decode_clips, sample_frames
-from .methods import get_method
+from .clips import augment, load_clips, strong_augment, take_clips, to_device
+from .methods import ClipLinearProbe, get_method, option
 from .students import Student
 from .teacher import autocast, resolve_device, video_features, zeroshot_logits
 
 log = logging.getLogger(__name__)
 
+# the curve's numbers are fetched from the device this often (a sync on CUDA), and checked finite
+LOG_EVERY = 25
+
+
+class TrainingStopped(RuntimeError):
+    """Raised by `train(..., stop_after=K)` after step K, as if the process had been killed."""
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # every device's generator too
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -66,10 +84,239 @@ class EpochSampler:
             out.append(chunk)
         return torch.cat(out)
 
+    def state_dict(self) -> dict:
+        return {"n": self.n, "order": self.order.clone(), "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["n"] != self.n:
+            raise ValueError(f"sampler state is for a pool of {state['n']}, not {self.n}")
+        self.order, self.pos = state["order"].clone(), int(state["pos"])
+
+
+class EMA:
+    """Exponential moving average of a model's state (parameters and buffers).
+
+    decay_t = min(decay, (1 + t) / (10 + t)) at update t, so that the average is not stuck near
+    the random initialisation in short runs; integer buffers are copied.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        avg, cur = [], []
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                avg.append(self.state[k])
+                cur.append(v.detach())
+            else:
+                self.state[k].copy_(v)
+        torch._foreach_lerp_(avg, cur, 1 - d)
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "updates": self.updates, "state": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.decay, self.updates = state["decay"], state["updates"]
+        for k, v in state["state"].items():
+            self.state[k].copy_(v)
+
+
+def frame_features(store: dict, video_ids) -> torch.Tensor:
+    """The teacher's per-frame features [N, k, D], each L2-normalised."""
+    index = {v: i for i, v in enumerate(store["video_ids"])}
+    rows = torch.as_tensor(np.array([index[v] for v in video_ids], dtype=np.int64))
+    return F.normalize(store["frame_features"][rows].float(), dim=-1)
+
+
+def teacher_pseudo_labels(method, options, store, labeled, pool_u, num_classes) -> torch.Tensor:
+    """pl_u: probabilities over classes for the unlabeled pool from the method's source."""
+    if pool_u is labeled:  # the pool is the labeled set: its true labels are the targets, not a guess
+        return F.one_hot(torch.tensor(pool_u["label"].to_numpy()), num_classes).float()
+    if method.pseudo_label_source == "teacher_probe":
+        weight, bias = ClipLinearProbe(options).fit(
+            video_features(store, labeled["video_id"]), torch.tensor(labeled["label"].to_numpy()),
+            store["text_embeddings"], store["logit_scale"], num_classes)
+        return (video_features(store, pool_u["video_id"]) @ weight.T + bias).softmax(-1)
+    return zeroshot_logits(store, pool_u["video_id"]).softmax(-1)
+
+
+class Trainer:
+    """The state of one student run and its two moves: build a batch, take a step."""
+
+    def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1):
+        s_opts, t_opts = options["student"], options["train"]
+        self.method, self.options = method, options
+        self.s_opts, self.t_opts = s_opts, t_opts
+        self.device = resolve_device(t_opts["device"])
+        labeled = split[split["role"] == "labeled"]
+        unlabeled = split[split["role"] == "unlabeled"]
+        # with every training video labeled (fraction 1) the unlabeled terms use the labeled pool
+        pool_u = unlabeled if len(unlabeled) else labeled
+        self.labeled, self.pool_u = labeled, pool_u
+        num_classes = len(store["class_names"])
+        self.num_classes, self.teacher_dim = num_classes, store["text_embeddings"].shape[1]
+
+        # decoded clips: the labeled videos, plus the unlabeled ones for methods that use them; with a
+        # disk cache, every training video of the split, so that one file serves every run
+        cache_dir = option(options, "student", "cache_dir")
+        need = list(labeled["video_id"])
+        if method.uses_unlabeled or cache_dir:
+            need += list(unlabeled["video_id"])
+        ids = sorted(set(need)) if cache_dir else list(dict.fromkeys(need))
+        by_id = manifest.set_index("video_id")
+        self.clips = load_clips(by_id.loc[ids].reset_index(), s_opts["cache_frames"], s_opts["size"], threads,
+                                cache_dir, desc="decode training clips")
+        row = {v: i for i, v in enumerate(ids)}
+        self.rows_l = torch.tensor([row[v] for v in labeled["video_id"]], dtype=torch.long)
+        self.rows_u = torch.tensor([row[v] for v in pool_u["video_id"]] if method.uses_unlabeled else [],
+                                   dtype=torch.long)
+
+        dev = self.device
+        self.y_l = torch.tensor(labeled["label"].to_numpy()).to(dev)
+        self.t_l = video_features(store, labeled["video_id"]).to(dev)
+        if method.needs_frame_features:
+            self.tf_l = frame_features(store, labeled["video_id"]).to(dev)
+        if method.uses_unlabeled:
+            self.t_u = video_features(store, pool_u["video_id"]).to(dev)
+            if method.needs_frame_features:
+                self.tf_u = frame_features(store, pool_u["video_id"]).to(dev)
+            if method.pseudo_label_source in ("teacher_zeroshot", "teacher_probe"):
+                self.pl_u = teacher_pseudo_labels(method, options, store, labeled, pool_u, num_classes).to(dev)
+
+        self.student = Student(s_opts["arch"], num_classes, self.teacher_dim).to(dev)
+        if dev.type == "cuda":
+            self.student = self.student.to(memory_format=torch.channels_last_3d)
+            torch.backends.cudnn.benchmark = True
+        self.optimizer = make_optimizer(self.student.parameters(), t_opts)
+        decay = float(option(options, "train", "ema"))
+        if not 0 <= decay < 1:
+            raise ValueError(f"train.ema: EMA decay must be in [0, 1) (0 = off), got {decay}")
+        self.ema = EMA(self.student, decay) if decay > 0 else None
+        self.generator = torch.Generator().manual_seed(seed)
+        self.sampler_l = EpochSampler(len(labeled), self.generator)
+        self.sampler_u = EpochSampler(len(pool_u), self.generator)
+        self.b_l = t_opts["batch_size"]
+        self.b_u = t_opts["batch_size"] * t_opts["unlabeled_ratio"] if method.uses_unlabeled else 0
+
+    # ------------------------------------------------------------------ batches
+
+    def _frames(self, rows: torch.Tensor) -> torch.Tensor:
+        """uint8 clips on the device: `frames` of the cached frames with a random offset."""
+        return to_device(take_clips(self.clips, rows, self.s_opts["frames"], self.generator), self.device)
+
+    def next_batch(self) -> dict:
+        """The batch the method asks for; the generator's draws always in the same order."""
+        flip, dev = self.t_opts["flip"], self.device
+        idx_l = self.sampler_l.take(self.b_l)
+        batch = {"x_l": augment(self._frames(self.rows_l[idx_l]), self.generator, flip=flip)}
+        idx_l = to_device(idx_l, dev)
+        batch.update(y_l=self.y_l[idx_l], t_l=self.t_l[idx_l])
+        if self.method.needs_frame_features:
+            batch["tf_l"] = self.tf_l[idx_l]
+        if self.method.uses_unlabeled:
+            idx_u = self.sampler_u.take(self.b_u)
+            frames_u = self._frames(self.rows_u[idx_u])
+            batch["x_u"] = augment(frames_u, self.generator, flip=flip)
+            if self.method.needs_strong_view:
+                batch["x_u_strong"] = strong_augment(frames_u, self.generator, flip=flip)
+            idx_u = to_device(idx_u, dev)
+            batch["t_u"] = self.t_u[idx_u]
+            if self.method.needs_frame_features:
+                batch["tf_u"] = self.tf_u[idx_u]
+            if hasattr(self, "pl_u"):
+                batch["pl_u"] = self.pl_u[idx_u]
+        return batch
+
+    @property
+    def clips_per_step(self) -> int:
+        return self.b_l + self.b_u
+
+    # ------------------------------------------------------------------ steps
+
+    def step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
+        """One optimiser step at schedule position `step`; returns the (detached) loss and logs."""
+        lr = lr_at(step, self.t_opts["steps"], self.t_opts["warmup_steps"], self.t_opts["lr"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(self.device):
+            loss, logs = self.method.loss(self.student, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.student)
+        return loss.detach(), {"lr": lr, **logs}
+
+    def eval_state_dict(self) -> dict:
+        return self.ema.state if self.ema is not None else self.student.state_dict()
+
+    # ------------------------------------------------------------------ resume
+
+    def state_dict(self) -> dict:
+        state = {
+            "model": self.student.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "generator": self.generator.get_state(),
+            "sampler_l": self.sampler_l.state_dict(),
+            "sampler_u": self.sampler_u.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+            "rng_numpy_pos": int(np.random.get_state()[2]),
+            "rng_python": random.getstate(),
+        }
+        if torch.cuda.is_available():
+            state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.student.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.generator.set_state(state["generator"])
+        self.sampler_l.load_state_dict(state["sampler_l"])
+        self.sampler_u.load_state_dict(state["sampler_u"])
+        torch.set_rng_state(state["rng_torch"])
+        np.random.set_state(("MT19937", state["rng_numpy"].numpy().astype(np.uint32), state["rng_numpy_pos"]))
+        random.setstate(state["rng_python"])
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+
+
+def _fingerprint(method_name: str, options: dict, seed: int, split) -> str:
+    """What a resume checkpoint must match: method, options, seed and the split's roles."""
+    spec = {"method": method_name, "options": options, "seed": seed,
+            "split": sorted(map(list, split[["video_id", "role"]].itertuples(index=False)))}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _numbers(pending: list) -> list[dict]:
+    """Curve rows with the logged tensors turned into floats (one device sync for all)."""
+    if not pending:
+        return []
+    values = torch.stack([torch.stack([row["loss"], *row["logs"].values()]) for row in pending]).cpu().tolist()
+    rows = []
+    for row, vals in zip(pending, values):
+        rows.append({"step": row["step"], "lr": row["lr"], "loss": vals[0], **dict(zip(row["logs"], vals[1:]))})
+    return rows
+
 
 def train(manifest, split, store, method_name: str, options: dict, out, seed: int, run_info: dict,
-          threads: int = 1, curve_out=None) -> dict:
-    """Train (or fit) one run; write its checkpoint to `out`, its training curve to `curve_out`."""
+          threads: int = 1, curve_out=None, stop_after: int | None = None) -> dict:
+    """Train (or fit) one run; write its checkpoint to `out`, its training curve to `curve_out`.
+
+    With `train.checkpoint_every` N > 0 the run's full state is saved every N steps to
+    `<out>.resume.pt`; a run that finds that file (from the same method, options, seed and split)
+    continues from it and ends with the same weights as an uninterrupted run. The file is removed
+    once the final checkpoint is written. `stop_after` (tests) raises TrainingStopped after that
+    many steps, as a kill would.
+    """
     curve_out = curve_out or f"{out}.curve.csv"
     torch.set_num_threads(threads)
     seed_everything(seed)
@@ -89,60 +336,57 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
         write_text(curve_out, "step,loss\n")  # nothing is trained step by step
         return ckpt
 
-    s_opts, t_opts = options["student"], options["train"]
-    device = resolve_device(t_opts["device"])
-    by_id = manifest.set_index("video_id")
-    # with every training video labeled (fraction 1) the unlabeled terms use the labeled pool
-    pool_u = unlabeled if len(unlabeled) else labeled
-    cache_l = decode_clips(by_id.loc[labeled["video_id"]], s_opts["cache_frames"], s_opts["size"], threads,
-                           desc="decode labeled")
-    y_l = torch.tensor(labeled["label"].to_numpy())
-    t_l = video_features(store, labeled["video_id"])
-    if method.uses_unlabeled:
-        cache_u = decode_clips(by_id.loc[pool_u["video_id"]], s_opts["cache_frames"], s_opts["size"], threads,
-                               desc="decode unlabeled")
-        t_u = video_features(store, pool_u["video_id"])
-        if len(unlabeled):
-            pl_u = zeroshot_logits(store, pool_u["video_id"]).softmax(-1)
-        else:  # the pool is the labeled set: its true labels are the targets, not the teacher's guess
-            pl_u = torch.nn.functional.one_hot(torch.tensor(pool_u["label"].to_numpy()), num_classes).float()
+    t_opts = options["train"]
+    trainer = Trainer(manifest, split, store, method, options, seed, threads)
+    steps = t_opts["steps"]
+    every = int(option(options, "train", "checkpoint_every"))
+    if every < 0:
+        raise ValueError(f"train.checkpoint_every: must be >= 0 (0 = off), got {every}")
+    resume_path = Path(f"{out}.resume.pt")
+    fingerprint = _fingerprint(method_name, options, seed, split)
+    curve, pending, start = [], [], 0
+    if resume_path.exists():
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") == fingerprint:
+            trainer.load_state_dict(state["trainer"])
+            curve, start = state["curve"], state["step"]
+            log.info("%s: resuming from %s at step %d of %d", method_name, resume_path, start, steps)
+        else:
+            log.warning("%s: ignoring %s: it is from another method, config, seed or split", method_name, resume_path)
 
-    student = Student(s_opts["arch"], num_classes, store["text_embeddings"].shape[1]).to(device)
-    optimizer = make_optimizer(student.parameters(), t_opts)
-    generator = torch.Generator().manual_seed(seed)
-    sampler_l = EpochSampler(len(labeled), generator)
-    sampler_u = EpochSampler(len(pool_u), generator)
-    b_l, b_u = t_opts["batch_size"], t_opts["batch_size"] * t_opts["unlabeled_ratio"]
-    steps, warmup = t_opts["steps"], t_opts["warmup_steps"]
+    def flush():
+        rows = _numbers(pending)
+        pending.clear()
+        for row in rows:
+            if not math.isfinite(row["loss"]):
+                raise FloatingPointError(f"{method_name}: loss became {row['loss']} at step {row['step']}; "
+                                         "lower train.lr")
+        curve.extend(rows)
 
-    def view(cache, idx):
-        clips = augment(sample_frames(cache[idx], s_opts["frames"], generator), generator, flip=t_opts["flip"])
-        return clips.to(device, non_blocking=True)
+    trainer.student.train()
+    for step in tqdm(range(start, steps), desc=f"train {method_name}", unit="step", initial=start, total=steps):
+        loss, logs = trainer.step(trainer.next_batch(), step)
+        lr = logs.pop("lr")
+        pending.append({"step": step, "lr": lr, "loss": loss, "logs": logs})
+        done = step + 1
+        if len(pending) >= LOG_EVERY or done == steps:
+            flush()
+        if every and done % every == 0 and done < steps:
+            flush()
+            torch_save(resume_path, {"version": 1, "fingerprint": fingerprint, "step": done,
+                                     "trainer": trainer.state_dict(), "curve": curve})
+        if stop_after is not None and done >= stop_after and done < steps:
+            raise TrainingStopped(f"{method_name}: stopped after step {done} (stop_after)")
 
-    curve = []
-    student.train()
-    for step in tqdm(range(steps), desc=f"train {method_name}", unit="step"):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, steps, warmup, t_opts["lr"])
-        idx_l = sampler_l.take(b_l)
-        batch = {"x_l": view(cache_l, idx_l), "y_l": y_l[idx_l].to(device), "t_l": t_l[idx_l].to(device)}
-        if method.uses_unlabeled:
-            idx_u = sampler_u.take(b_u)
-            batch.update(x_u=view(cache_u, idx_u), t_u=t_u[idx_u].to(device), pl_u=pl_u[idx_u].to(device))
-        with autocast(device):
-            loss, logs = method.loss(student, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{method_name}: loss became {loss.item()} at step {step}; lower train.lr")
-        curve.append({"step": step, "lr": optimizer.param_groups[0]["lr"], "loss": loss.item(), **logs})
-
-    ckpt = {"kind": "student", "arch": s_opts["arch"], "num_classes": num_classes,
-            "teacher_dim": store["text_embeddings"].shape[1], "state_dict": student.state_dict(),
-            "meta": meta}
+    ema = trainer.ema
+    meta["weights"] = (f"EMA of the weights (decay {ema.decay}, {ema.updates} updates)" if ema is not None
+                       else "the final weights")
+    ckpt = {"kind": "student", "arch": options["student"]["arch"], "num_classes": num_classes,
+            "teacher_dim": trainer.teacher_dim, "state_dict": trainer.eval_state_dict(), "meta": meta}
     torch_save(out, ckpt)
     write_text(curve_out, _curve_csv(curve))
+    if resume_path.exists():
+        resume_path.unlink()
     log.info("%s: final loss %.4f after %d steps", method_name, curve[-1]["loss"], steps)
     return ckpt
 

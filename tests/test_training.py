@@ -1,61 +1,144 @@
 """The trainer and the methods: losses that depend on what they should, steps that learn,
-the same seed giving the same weights."""
+the same seed giving the same weights, every student architecture training, augmentations,
+the decoded-clip cache and EMA."""
 
 import copy
+import functools
 
+import numpy as np
 import pytest
 import torch
 
-from svar.methods import METHODS, get_method
+from svar.clips import augment, load_clips, strong_augment, take_clips
+from svar.methods import METHODS, OPTION_DEFAULTS, get_method, option
 from svar.splits import make_split
-from svar.students import Student
-from svar.trainer import train
+from svar.students import STUDENTS, Student
+from svar.trainer import Trainer, train
 
 OPTIONS = {
-    "student": {"arch": "tiny3d", "frames": 4, "size": 16, "cache_frames": 4},
+    "student": {"arch": "tiny3d", "frames": 4, "size": 16, "cache_frames": 4, "cache_dir": ""},
     "train": {"steps": 4, "batch_size": 4, "unlabeled_ratio": 1, "optimizer": "adamw", "lr": 0.003,
-              "weight_decay": 0.05, "warmup_steps": 1, "device": "cpu", "flip": False},
-    "distill": {"weight": 1.0, "loss": "cosine"},
-    "pseudo_label": {"source": "teacher_zeroshot", "threshold": 0.0, "weight": 1.0},
+              "weight_decay": 0.05, "warmup_steps": 1, "device": "cpu", "flip": False, "ema": 0.0,
+              "checkpoint_every": 0},
+    "distill": {"weight": 1.0, "loss": "cosine", "frame_level": False},
+    "pseudo_label": {"source": "teacher_zeroshot", "threshold": 0.0, "weight": 1.0, "student_threshold": 0.0},
     "linear_probe": {"l2": 0.001, "max_iter": 20},
     "evaluate": {"clips": 1},
 }
 STUDENT_METHODS = sorted(name for name, cls in METHODS.items() if cls.trains_student)
 
 
-def make_batch(seed=0, classes=4, dim=8):
+def with_options(**sections):
+    """OPTIONS with some keys changed: with_options(distill={"frame_level": True})."""
+    options = copy.deepcopy(OPTIONS)
+    for section, values in sections.items():
+        options[section].update(values)
+    return options
+
+
+# every student method, and the variants of its options that change what its loss depends on
+VARIANTS = {
+    "supervised": {},
+    "distill": {},
+    "distill_frame_level": {"distill": {"frame_level": True}},
+    "distill_pl": {},
+    "distill_pl_student": {"pseudo_label": {"source": "student"}},
+    "pseudo_label": {},
+    "pseudo_label_student": {"pseudo_label": {"source": "student"}},
+    "fixmatch": {},
+}
+METHOD_OF = {v: v.rsplit("_frame_level", 1)[0].rsplit("_student", 1)[0] for v in VARIANTS}
+
+
+def make_batch(seed=0, classes=4, dim=8, k=3):
     g = torch.Generator().manual_seed(seed)
     clip = lambda n: torch.randint(0, 256, (n, 4, 16, 16, 3), dtype=torch.uint8, generator=g)
-    feat = lambda n: torch.nn.functional.normalize(torch.randn(n, dim, generator=g), dim=-1)
-    return {"x_l": clip(4), "y_l": torch.arange(4) % classes, "t_l": feat(4),
-            "x_u": clip(4), "t_u": feat(4), "pl_u": torch.softmax(3 * torch.randn(4, classes, generator=g), -1)}
+    feat = lambda *shape: torch.nn.functional.normalize(torch.randn(*shape, dim, generator=g), dim=-1)
+    return {"x_l": clip(4), "y_l": torch.arange(4) % classes, "t_l": feat(4), "tf_l": feat(4, k),
+            "x_u": clip(4), "x_u_strong": clip(4), "t_u": feat(4), "tf_u": feat(4, k),
+            "pl_u": torch.softmax(3 * torch.randn(4, classes, generator=g), -1)}
 
 
-def loss_of(method, batch, seed=0):
-    torch.manual_seed(seed)
-    student = Student("tiny3d", 4, 8).eval()  # eval: batch statistics must not blur the comparison
+@functools.lru_cache(maxsize=1)
+def fitted_student_state():
+    """A student fitted to make_batch()'s labeled clips: its predictions differ from clip to clip,
+    so losses with student-made pseudo-labels visibly depend on the unlabeled clips."""
+    torch.manual_seed(0)
+    student = Student("tiny3d", 4, 8)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
+    batch = make_batch()
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(student(batch["x_l"])[0], batch["y_l"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return copy.deepcopy(student.state_dict())
+
+
+def loss_of(method, batch):
+    student = Student("tiny3d", 4, 8)
+    student.load_state_dict(fitted_student_state())
+    student.eval()  # eval: batch statistics must not blur the comparison
     return method.loss(student, batch)[0].item()
 
 
-@pytest.mark.parametrize("name", STUDENT_METHODS)
-def test_loss_is_finite_and_depends_on_the_right_inputs(name):
-    method = get_method(name, OPTIONS)
+def test_every_student_method_has_a_variant_here():
+    assert {METHOD_OF[v] for v in VARIANTS} == set(STUDENT_METHODS)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_loss_is_finite_and_depends_on_the_right_inputs(variant):
+    name = METHOD_OF[variant]
+    method = get_method(name, with_options(**VARIANTS[variant]))
     batch = make_batch()
     base = loss_of(method, batch)
     assert torch.isfinite(torch.tensor(base))
-    other_teacher = {**batch, "t_l": -batch["t_l"], "t_u": -batch["t_u"]}
-    other_pseudo = {**batch, "pl_u": batch["pl_u"].roll(1, dims=1)}
-    other_labels = {**batch, "y_l": (batch["y_l"] + 1) % 4}
-    assert loss_of(method, other_labels) != base  # every student method uses the labels
-    if name == "supervised":
-        assert loss_of(method, other_teacher) == base
-        assert loss_of(method, other_pseudo) == base
-    if name in ("distill", "distill_pl"):
-        assert loss_of(method, other_teacher) != base
-    if name == "distill":
-        assert loss_of(method, other_pseudo) == base
-    if name == "distill_pl":
-        assert loss_of(method, other_pseudo) != base
+    other = make_batch(seed=1)
+    changed = {
+        "labels": {**batch, "y_l": (batch["y_l"] + 1) % 4},
+        "teacher": {**batch, "t_l": -batch["t_l"], "t_u": -batch["t_u"]},
+        "teacher_frames": {**batch, "tf_l": batch["tf_l"].roll(1, dims=1).neg(), "tf_u": -batch["tf_u"]},
+        "pseudo": {**batch, "pl_u": batch["pl_u"].roll(1, dims=1)},
+        # the labeled clips, which the fitted student tells apart, as the unlabeled ones
+        "unlabeled": {**batch, "x_u": batch["x_l"]},
+        "strong": {**batch, "x_u_strong": other["x_u_strong"]},
+    }
+    depends = {
+        # what each variant's loss must change with; it must not change with the rest
+        "supervised": {"labels"},
+        "distill": {"labels", "teacher", "unlabeled"},
+        "distill_frame_level": {"labels", "teacher_frames", "unlabeled"},
+        "distill_pl": {"labels", "teacher", "pseudo", "unlabeled"},
+        "distill_pl_student": {"labels", "teacher", "unlabeled", "strong"},
+        "pseudo_label": {"labels", "pseudo", "unlabeled"},
+        "pseudo_label_student": {"labels", "unlabeled"},
+        "fixmatch": {"labels", "unlabeled", "strong"},
+    }[variant]
+    for what, b in changed.items():
+        if what in depends:
+            assert loss_of(method, b) != base, f"{variant}: loss ignores {what}"
+        else:
+            assert loss_of(method, b) == base, f"{variant}: loss depends on {what}"
+
+
+def test_batch_holds_only_what_the_method_needs():
+    assert not get_method("supervised", OPTIONS).uses_unlabeled
+    assert get_method("fixmatch", OPTIONS).needs_strong_view
+    for name in ("distill", "distill_pl", "pseudo_label"):
+        assert not get_method(name, OPTIONS).needs_strong_view
+    assert get_method("distill_pl", with_options(pseudo_label={"source": "student"})).needs_strong_view
+    assert not get_method("distill", OPTIONS).needs_frame_features
+    assert get_method("distill", with_options(distill={"frame_level": True})).needs_frame_features
+
+
+def test_new_options_fall_back_to_their_defaults():
+    old = copy.deepcopy(OPTIONS)
+    for section, key in OPTION_DEFAULTS:
+        old[section].pop(key)
+        assert option(old, section, key) == OPTION_DEFAULTS[section, key]
+    with pytest.raises(KeyError):
+        option(old, "train", "lr_typo")
+    assert not get_method("distill", old).frame_level
 
 
 @pytest.mark.parametrize("kind", ["cosine", "mse", "smooth_l1"])
@@ -83,6 +166,110 @@ def test_training_steps_lower_the_loss():
     assert losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.parametrize("arch", sorted(STUDENTS))
+def test_every_student_trains_on_cpu(arch):
+    torch.manual_seed(0)
+    student = Student(arch, 3, 8).train()
+    clips = torch.randint(0, 256, (1, 4, 32, 32, 3), dtype=torch.uint8)
+    logits, emb, temporal = student.forward_temporal(clips)
+    assert logits.shape == (1, 3) and emb.shape == (1, student.backbone.embed_dim)
+    assert temporal.shape[0] == 1 and temporal.shape[2] == student.backbone.embed_dim
+    student.eval()
+    with torch.no_grad():  # the temporal features average, over time, to the embedding
+        _, emb_eval, temporal_eval = student.forward_temporal(clips)
+        assert torch.allclose(temporal_eval.mean(1), emb_eval, atol=1e-5)
+        assert torch.allclose(student(clips)[1], emb_eval, atol=1e-6)
+    student.train()
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([1])) + student.project(temporal).pow(2).mean()
+    loss.backward()
+    grads = [p.grad for p in student.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def _loop_augment(clips, generator, pad=4, flip=False):
+    """The original per-clip loop, kept as the reference for the vectorised `augment`."""
+    n, t, h, w, c = clips.shape
+    x = clips.permute(0, 1, 4, 2, 3).reshape(n, t * c, h, w).float()
+    x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    out = torch.empty((n, t * c, h, w))
+    for i in range(n):
+        crop = x[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = crop.flip(-1) if (flip and flips[i]) else crop
+    return out.view(n, t, c, h, w).permute(0, 1, 3, 4, 2).round().to(torch.uint8)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_vectorised_augment_matches_the_loop(flip):
+    clips = torch.randint(0, 256, (6, 3, 12, 10, 3), dtype=torch.uint8)
+    a = augment(clips, torch.Generator().manual_seed(1), flip=flip)
+    b = _loop_augment(clips, torch.Generator().manual_seed(1), flip=flip)
+    assert torch.equal(a, b)
+
+
+def test_strong_augment_is_consistent_over_frames_and_seeded():
+    frame = torch.randint(0, 256, (5, 1, 16, 16, 3), dtype=torch.uint8)
+    clips = frame.expand(5, 4, 16, 16, 3).contiguous()  # every frame of a clip the same
+    a = strong_augment(clips, torch.Generator().manual_seed(0))
+    b = strong_augment(clips, torch.Generator().manual_seed(0))
+    c = strong_augment(clips, torch.Generator().manual_seed(1))
+    assert a.shape == clips.shape and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert (a == a[:, :1]).all()  # the same transform for every frame of a clip
+    assert not torch.equal(a, clips)
+    # without flip a horizontal ramp keeps its direction: left stays darker than right
+    ramp = torch.arange(16, dtype=torch.float).mul(16).view(1, 1, 1, 16, 1).expand(8, 2, 16, 16, 3)
+    out = strong_augment(ramp.to(torch.uint8).contiguous(), torch.Generator().manual_seed(2)).float()
+    assert (out[..., :4, :].mean((1, 2, 3, 4)) <= out[..., -4:, :].mean((1, 2, 3, 4))).all()
+
+
+def test_take_clips_reads_the_sampled_frames(tmp_path):
+    cache = torch.arange(3 * 8, dtype=torch.uint8).view(3, 8, 1, 1, 1).expand(3, 8, 2, 2, 3).contiguous()
+    rows = torch.tensor([2, 0, 2])
+    a = take_clips(cache, rows, 4, torch.Generator().manual_seed(0))
+    b = take_clips(cache.numpy(), rows, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == (3, 4, 2, 2, 3)
+    frames = a[:, :, 0, 0, 0].long()
+    assert (frames // 8 == rows[:, None]).all()  # each clip's own frames, in order, one per segment
+    assert ((frames % 8) // 2 == torch.arange(4)).all()
+
+
+def test_disk_clip_cache_is_reused_and_identical(tiny_manifest, tmp_path, monkeypatch):
+    manifest, _ = tiny_manifest
+    rows = manifest.head(5)
+    memory = load_clips(rows, 4, 16)
+    on_disk = load_clips(rows, 4, 16, cache_dir=tmp_path)
+    assert isinstance(on_disk, np.memmap) and np.array_equal(memory, on_disk)
+    assert len(list(tmp_path.glob("clips_4x16_*.npy"))) == 1
+
+    import svar.clips
+
+    monkeypatch.setattr(svar.clips, "_decode_one", lambda job: pytest.fail("decoded again"))
+    assert np.array_equal(load_clips(rows, 4, 16, cache_dir=tmp_path), memory)
+    monkeypatch.undo()
+    load_clips(rows, 4, 20, cache_dir=tmp_path)  # another size: another file
+    load_clips(manifest.head(4), 4, 16, cache_dir=tmp_path)  # other videos: another file
+    assert len(list(tmp_path.glob("clips_*.npy"))) == 3
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_disk_cache_trains_the_same_weights(tiny_manifest, tiny_store, tmp_path):
+    manifest, _ = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+
+    def run(name, cache_dir, out):
+        return train(manifest, split, tiny_store, name, with_options(student={"cache_dir": cache_dir}),
+                     tmp_path / out, 0, {"dataset": "synthetic", "fraction": 0.5})["state_dict"]
+
+    cache = str(tmp_path / "cache")
+    for name in ("distill", "supervised"):  # one cache file serves every method
+        memory, disk = run(name, "", f"{name}_memory.pt"), run(name, cache, f"{name}_disk.pt")
+        assert all(torch.equal(memory[k], disk[k]) for k in memory)
+        assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+
+
 def test_teacher_baselines_fit_heads(tiny_manifest, tiny_store, tmp_path):
     manifest, _ = tiny_manifest
     split = make_split(manifest, 1.0, seed=0)
@@ -91,6 +278,61 @@ def test_teacher_baselines_fit_heads(tiny_manifest, tiny_store, tmp_path):
                      {"dataset": "synthetic", "fraction": 1.0})
         assert ckpt["kind"] == "teacher_head"
         assert ckpt["weight"].shape == tiny_store["text_embeddings"].shape
+
+
+def test_trainer_batches_hold_what_each_method_asks_for(tiny_manifest, tiny_store):
+    manifest, _ = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+    expect = {
+        "supervised": ({}, {"x_l", "y_l", "t_l"}),
+        "distill": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u"}),
+        "distill_frame_level": ({"distill": {"frame_level": True}},
+                                {"x_l", "y_l", "t_l", "tf_l", "x_u", "t_u", "tf_u"}),
+        "distill_pl_probe": ({"pseudo_label": {"source": "teacher_probe"}}, {"x_l", "y_l", "t_l", "x_u", "t_u", "pl_u"}),
+        "fixmatch": ({}, {"x_l", "y_l", "t_l", "x_u", "x_u_strong", "t_u"}),
+    }
+    k = tiny_store["frame_features"].shape[1]
+    for variant, (changes, keys) in expect.items():
+        name = variant.split("_frame")[0].split("_probe")[0]
+        trainer = Trainer(manifest, split, tiny_store, get_method(name, with_options(**changes)),
+                          with_options(**changes), 0)
+        batch = trainer.next_batch()
+        assert set(batch) == keys, variant
+        assert batch["x_l"].shape == (4, 4, 16, 16, 3)
+        if "tf_u" in batch:
+            assert batch["tf_u"].shape[1] == k
+        if "pl_u" in batch:
+            assert torch.allclose(batch["pl_u"].sum(1), torch.ones(4))
+
+
+@pytest.mark.parametrize("name,changes", [
+    ("pseudo_label", {}),
+    ("fixmatch", {}),
+    ("distill", {"distill": {"frame_level": True}}),
+    ("distill_pl", {"pseudo_label": {"source": "teacher_probe"}}),
+    ("distill_pl", {"pseudo_label": {"source": "student"}}),
+])
+def test_new_methods_train_end_to_end(tiny_manifest, tiny_store, tmp_path, name, changes):
+    manifest, _ = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+    ckpt = train(manifest, split, tiny_store, name, with_options(**changes), tmp_path / "m.pt", 0,
+                 {"dataset": "synthetic", "fraction": 0.5})
+    assert ckpt["meta"]["weights"] == "the final weights"
+    curve = (tmp_path / "m.pt.curve.csv").read_text().splitlines()
+    assert len(curve) == 1 + OPTIONS["train"]["steps"]
+
+
+def test_ema_weights_are_the_evaluated_ones(tiny_manifest, tiny_store, tmp_path):
+    manifest, _ = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+    run = lambda ema, out: train(manifest, split, tiny_store, "supervised", with_options(train={"ema": ema}),
+                                 tmp_path / out, 0, {"dataset": "synthetic", "fraction": 0.5})
+    plain, averaged = run(0.0, "plain.pt"), run(0.9, "ema.pt")
+    assert "EMA" in averaged["meta"]["weights"] and "0.9" in averaged["meta"]["weights"]
+    a, b = plain["state_dict"], averaged["state_dict"]
+    assert set(a) == set(b)
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].dtype.is_floating_point)
+    assert torch.equal(a["backbone.features.0.1.num_batches_tracked"], b["backbone.features.0.1.num_batches_tracked"])
 
 
 @pytest.mark.parametrize("name", ["supervised", "distill_pl"])
@@ -103,3 +345,22 @@ def test_same_seed_same_weights(tiny_manifest, tiny_store, tmp_path, name):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
     assert (tmp_path / "a.pt.curve.csv").read_text().startswith("step,lr,loss")
+
+
+def test_bench_train_compares_model_only_and_real_data_path(tiny_manifest, tiny_store):
+    from svar.bench import bench_train
+
+    manifest, _ = tiny_manifest
+    r = bench_train(OPTIONS, manifest, make_split(manifest, 0.5, seed=0), tiny_store, steps=1, windows=2, warmup=1)
+    assert r["clips_per_step"] == 8 and len(r["model_rates"]) == len(r["real_rates"]) == 2
+    assert r["model_clips_per_s"] > 0 and r["real_clips_per_s"] > 0 and r["ratio"] > 0
+
+
+def test_bench_train_without_a_benchmark_run_says_what_to_do(tmp_path, monkeypatch, capsys):
+    from conftest import ROOT
+    from svar.bench import main_bench_train
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main_bench_train(str(ROOT / "workflow" / "config" / "config.yaml"))
+    assert "snakemake --cores 2" in capsys.readouterr().err

@@ -1,0 +1,137 @@
+"""`svar bench train`: does the data path keep the model busy?
+
+One student, one run's real batches. Two kinds of training step are timed in alternating
+windows on the same student, so that a noisy machine slows both alike:
+
+  model only      the same batch again and again, already on the device: forward, backward and
+                  optimiser step, nothing else
+  real data path  each step's batch built as training builds it: clips taken from the decoded
+                  clip cache (memory, or the .npy memory map with student.cache_dir), frames
+                  sampled, augmented, copied to the device, then the same step
+
+The ratio (real / model only, the median of the windows' paired wall-clock ratios) is the share
+of the model's speed that training keeps; 1.0 means the data path costs nothing. The same ratio in
+the process's CPU time is printed too: on a machine busy with other work it is the steadier one.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .methods import get_method
+from .trainer import Trainer, seed_everything
+
+RUN_SECTIONS = ("student", "train", "distill", "pseudo_label", "linear_probe", "evaluate")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: int = 1, windows: int = 20,
+                method: str = "distill", warmup: int = 5, seed: int = 0) -> dict:
+    """Clips per second of training steps, model only and with the real data path.
+
+    `windows` pairs of windows of `steps` steps each, alternating (model only first in odd pairs,
+    data path first in even ones), after `warmup` steps of each kind. Returns the medians, the
+    ratio (median of the per-pair ratios) and every window's rate.
+    """
+    torch.set_num_threads(threads)
+    seed_everything(seed)
+    trainer = Trainer(manifest, split, store, get_method(method, options), options, seed, threads)
+    trainer.student.train()
+    device = trainer.device
+    fixed = trainer.next_batch()  # built once: from here on the model-only steps pay nothing for data
+    position = [0]
+    total = options["train"]["steps"]
+
+    def model_only():
+        trainer.step(fixed, position[0] % total)
+        position[0] += 1
+
+    def real():
+        trainer.step(trainer.next_batch(), position[0] % total)
+        position[0] += 1
+
+    cpu = {"model": 0.0, "real": 0.0}
+
+    def window(fn, n, kind=None):
+        _sync(device)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            fn()
+        _sync(device)
+        if kind:
+            cpu[kind] += time.process_time() - start_cpu
+        return n * trainer.clips_per_step / (time.perf_counter() - start)
+
+    window(model_only, warmup)
+    window(real, warmup)
+    model_rates, real_rates = [], []
+    for w in range(windows):
+        if w % 2 == 0:
+            model_rates.append(window(model_only, steps, "model"))
+            real_rates.append(window(real, steps, "real"))
+        else:
+            real_rates.append(window(real, steps, "real"))
+            model_rates.append(window(model_only, steps, "model"))
+    ratios = [r / m for r, m in zip(real_rates, model_rates)]
+    return {
+        "method": method, "arch": options["student"]["arch"], "device": str(device), "threads": threads,
+        "clips_per_step": trainer.clips_per_step, "labeled_per_step": trainer.b_l,
+        "unlabeled_per_step": trainer.b_u, "steps_per_window": steps, "windows": windows,
+        "model_clips_per_s": statistics.median(model_rates), "real_clips_per_s": statistics.median(real_rates),
+        "ratio": statistics.median(ratios),
+        "model_rates": model_rates, "real_rates": real_rates, "ratios": ratios,
+        # the same comparison in this process's CPU time: what the steps cost, whatever else runs
+        "cpu_ratio": cpu["model"] / cpu["real"] if device.type == "cpu" else None,
+        "cache": options["student"].get("cache_dir") or "memory",
+    }
+
+
+def main_bench_train(config_path: str, steps: int = 5, windows: int = 20) -> None:
+    """Read a workflow config (workflow/config/config.yaml format) and print the comparison for
+    its student and train settings on the first fraction and seed; the last line is `ratio <value>`."""
+    import yaml
+
+    from .manifest import load_manifest
+    from .splits import load_split
+    from .teacher import load_store
+
+    config = yaml.safe_load(Path(config_path).read_text())
+    results = Path("results") / config["dataset"]["name"]
+    fraction, seed = config["fractions"][0], config["seeds"][0]
+    paths = {"manifest": results / "manifest.csv",
+             "split": results / "splits" / f"fraction{float(fraction):g}_seed{seed}.csv",
+             "teacher": results / "teacher" / "features.pt"}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        print(f"svar bench train: missing {', '.join(missing)}: the benchmark has not been run in this folder; "
+              f"run `snakemake --cores 2` (with --configfile {config_path} for another config) first",
+              file=sys.stderr)
+        raise SystemExit(1)
+    options = {k: config[k] for k in RUN_SECTIONS}
+    threads = int(config.get("resources", {}).get("train", {}).get("threads", 1))
+    r = bench_train(options, load_manifest(paths["manifest"]), load_split(paths["split"]),
+                    load_store(paths["teacher"]), steps=steps, threads=threads, windows=windows)
+    s = options["student"]
+    print(f"bench train: {config['dataset']['name']} fraction {float(fraction):g} seed {seed}, method {r['method']}, "
+          f"student {r['arch']} ({s['frames']}x{s['size']}x{s['size']}), {r['labeled_per_step']} labeled + "
+          f"{r['unlabeled_per_step']} unlabeled clips a step, device {r['device']}, {r['threads']} thread(s), "
+          f"clip cache: {r['cache']}")
+    print(f"{r['windows']} alternating pairs of windows of {r['steps_per_window']} steps")
+    print("model only, clips/s per window:     " + " ".join(f"{v:.0f}" for v in r["model_rates"]))
+    print("real data path, clips/s per window: " + " ".join(f"{v:.0f}" for v in r["real_rates"]))
+    print("ratio per pair:                     " + " ".join(f"{v:.2f}" for v in r["ratios"]))
+    print(f"model only (same batch already on the device): {r['model_clips_per_s']:.1f} clips/s (median)")
+    print(f"real data path (cache, sample, augment, copy): {r['real_clips_per_s']:.1f} clips/s (median)")
+    if r["cpu_ratio"] is not None:
+        print(f"the same in this process's CPU time (steadier when other work shares the machine): "
+              f"{r['cpu_ratio']:.3f}")
+    print(f"ratio {r['ratio']:.3f}")

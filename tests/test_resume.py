@@ -1,0 +1,78 @@
+"""A run killed mid-way and started again continues from `<out>.resume.pt` exactly: the same final
+weights, the same training curve and the same test metrics as a run that was never stopped."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from svar.evaluate import evaluate
+from svar.splits import make_split
+from svar.trainer import TrainingStopped, train
+
+from test_training import with_options
+
+RUN = {"dataset": "synthetic", "fraction": 0.5}
+
+
+def run(tiny_manifest, tiny_store, out, name, options, stop_after=None):
+    manifest, _ = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+    return train(manifest, split, tiny_store, name, copy.deepcopy(options), out, 0, RUN, stop_after=stop_after)
+
+
+def metrics(tiny_manifest, tiny_store, model, out):
+    manifest, _ = tiny_manifest
+    result = evaluate(model, manifest, make_split(manifest, 0.5, seed=0), tiny_store, out)
+    return {k: result[k] for k in ("top1", "top5", "mean_class", "test_predictions", "weights")}
+
+
+@pytest.mark.parametrize("name,changes,stop", [
+    # killed right after a checkpoint
+    ("distill_pl", {"train": {"steps": 6, "checkpoint_every": 2}}, 4),
+    # killed between checkpoints (step 4 is redone), mid-way through a pass over the pools, with EMA
+    # and strong views
+    ("fixmatch", {"train": {"steps": 5, "checkpoint_every": 3, "ema": 0.8}}, 4),
+])
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_manifest, tiny_store, tmp_path, name, changes,
+                                                             stop):
+    options = with_options(**changes)
+    whole = run(tiny_manifest, tiny_store, tmp_path / "whole.pt", name, options)
+    assert not (tmp_path / "whole.pt.resume.pt").exists()
+
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(TrainingStopped):
+        run(tiny_manifest, tiny_store, out, name, options, stop_after=stop)
+    resume = tmp_path / "resumed.pt.resume.pt"
+    assert resume.exists() and not out.exists()
+    state = torch.load(resume, weights_only=True)
+    every = options["train"]["checkpoint_every"]
+    assert state["step"] == stop - stop % every and len(state["curve"]) == state["step"]
+
+    resumed = run(tiny_manifest, tiny_store, out, name, options)
+    assert not resume.exists()  # removed once the final checkpoint is written
+    a, b = whole["state_dict"], resumed["state_dict"]
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "whole.pt.curve.csv").read_text() == (tmp_path / "resumed.pt.curve.csv").read_text()
+    assert whole["meta"]["weights"] == resumed["meta"]["weights"]
+    assert metrics(tiny_manifest, tiny_store, tmp_path / "whole.pt", tmp_path / "a.json") == \
+        metrics(tiny_manifest, tiny_store, out, tmp_path / "b.json")
+
+
+def test_a_resume_file_from_another_config_is_ignored(tiny_manifest, tiny_store, tmp_path):
+    options = with_options(train={"steps": 4, "checkpoint_every": 2})
+    out = tmp_path / "m.pt"
+    with pytest.raises(TrainingStopped):
+        run(tiny_manifest, tiny_store, out, "supervised", options, stop_after=2)
+    other = with_options(train={"steps": 4, "checkpoint_every": 2, "lr": 0.001})
+    fresh = run(tiny_manifest, tiny_store, tmp_path / "fresh.pt", "supervised", other)
+    ignored = run(tiny_manifest, tiny_store, out, "supervised", other)
+    assert all(torch.equal(fresh["state_dict"][k], ignored["state_dict"][k]) for k in fresh["state_dict"])
+    assert not (tmp_path / "m.pt.resume.pt").exists()
+
+
+def test_no_resume_file_without_checkpoint_every(tiny_manifest, tiny_store, tmp_path):
+    with pytest.raises(TrainingStopped):
+        run(tiny_manifest, tiny_store, tmp_path / "m.pt", "supervised", with_options(train={"steps": 4}), stop_after=2)
+    assert not list(tmp_path.iterdir())
