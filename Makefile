@@ -33,4 +33,4 @@ lint: setup
 	$(RUN) snakemake --lint
 
 clean:
-	rm -rf results/synthetic results/logs results/plots results/*.csv .snakemake
+	rm -rf results/synthetic results/logs results/plots results/report results/*.csv results/*.json .snakemake
