@@ -31,10 +31,21 @@ ARCHIVES = {
 HMDB_SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>[123])\.txt$")
 
 
-def archive_paths(name: str, folder: str | os.PathLike) -> list[Path]:
+# the TFDS mirror holds the same UCF101 videos as a ZIP: an alternative to the slow official server
+VIDEO_ARCHIVE_ALTERNATIVES = {"ucf101": ("UCF101.rar", "UCF101_videos.zip"), "hmdb51": ("hmdb51_org.rar",)}
+
+
+def archive_paths(name: str, folder: str | os.PathLike, video_archive: str = "") -> list[Path]:
+    """[video archive, split archive] of a dataset in `folder`; `video_archive` picks an alternative."""
     if name not in ARCHIVES:
         raise ValueError(f"dataset.name: no archives are known for {name!r}; choose from {sorted(ARCHIVES)}")
-    return [Path(folder) / filename for filename in ARCHIVES[name]]
+    videos, splits = ARCHIVES[name]
+    if video_archive:
+        if video_archive not in VIDEO_ARCHIVE_ALTERNATIVES[name]:
+            raise ValueError(f"dataset.video_archive: {video_archive!r} does not hold {name}'s videos; "
+                             f"choose from {VIDEO_ARCHIVE_ALTERNATIVES[name]}")
+        videos = video_archive
+    return [Path(folder) / videos, Path(folder) / splits]
 
 
 def _class_dirs(root: Path) -> Path:

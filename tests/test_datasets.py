@@ -163,3 +163,13 @@ def test_fixture_videos_indexed_corrupt_one_excluded_with_reason(tmp_path):
     for row in manifest[manifest["decodes"]].itertuples():
         with av.open(row.path) as container:
             assert row.frames == sum(1 for _ in container.decode(video=0)), row.path
+
+
+def test_ucf101_video_archive_can_be_the_tfds_mirror(tmp_path):
+    from svar.datasets import archive_paths
+
+    assert [p.name for p in archive_paths("ucf101", tmp_path)] == [
+        "UCF101.rar", "UCF101TrainTestSplits-RecognitionTask.zip"]
+    assert archive_paths("ucf101", tmp_path, "UCF101_videos.zip")[0] == tmp_path / "UCF101_videos.zip"
+    with pytest.raises(ValueError, match="dataset.video_archive"):
+        archive_paths("hmdb51", tmp_path, "UCF101_videos.zip")

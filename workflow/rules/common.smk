@@ -20,7 +20,7 @@ FRACTIONS = [fraction_tag(f) for f in config["fractions"]]
 
 wildcard_constraints:
     dataset=r"synthetic|ucf101|hmdb51",
-    archive=r"UCF101\.rar|UCF101TrainTestSplits-RecognitionTask\.zip|hmdb51_org\.rar|test_train_splits\.rar",
+    archive=r"UCF101\.rar|UCF101_videos\.zip|UCF101TrainTestSplits-RecognitionTask\.zip|hmdb51_org\.rar|test_train_splits\.rar",
     fraction=r"[0-9.e-]+",
     seed=r"[0-9]+",
     method=r"[a-z_0-9]+",
@@ -33,7 +33,8 @@ def dataset_archives(wildcards):
         return []
     from svar.datasets import archive_paths
 
-    return [str(p) for p in archive_paths(wildcards.dataset, config["dataset"]["archives_dir"] or "data/archives")]
+    folder = config["dataset"]["archives_dir"] or "data/archives"
+    return [str(p) for p in archive_paths(wildcards.dataset, folder, config["dataset"]["video_archive"])]
 
 
 def dataset_args(wildcards, input):
