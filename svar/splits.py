@@ -51,10 +51,9 @@ def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 
 def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 1) -> pd.DataFrame:
     """The VideoSSL convention: round(fraction × N_train) videos drawn at random, whatever their
     class — a class may get none (VideoSSL's UCF101 5% list leaves one class unlabeled)."""
-    balanced = make_split(manifest, fraction, seed, split)  # the same pools and table layout
+    # the same pools, table layout and fraction check as the balanced draw
+    balanced = make_split(manifest, fraction, seed, split)
     train = balanced[balanced["role"] != "test"]
-    if not 0 < fraction <= 1:
-        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
     rng = np.random.default_rng([seed, int(round(fraction * 1e6)), 1])
     n = max(1, int(round(fraction * len(train))))
     labeled = set(rng.choice(train["video_id"].to_numpy(), size=n, replace=False).tolist())
