@@ -6,9 +6,11 @@ Stages, in the order the workflow runs them:
   pretrain-teacher  train the generated dataset's tiny CLIP teacher on captioned frames
   index     decode every video once; write the manifest and the exclusions
   splits    labeled / unlabeled / test roles for one (fraction, seed)
-  teacher   open_clip features of every video and class-prompt embeddings, once per dataset
+  teacher-weights  download an open_clip teacher's weights into a cache (where there is internet)
+  teacher   open_clip features of every video (or one shard of them) and class-prompt embeddings
+  teacher-gather  merge the teacher's shards into the one feature store every run reads
   train     train one (method, fraction, seed) run, or fit a teacher-only baseline
-  evaluate  top-1 / top-5 / mean-class accuracy of a run on the test list
+  evaluate  top-1 / top-5 / mean-class accuracy of runs on the test list (a method's runs at once)
   aggregate metrics.csv, summary.csv and the top-1 plot from every run's metrics
   report    the paper's tables (CSV, Markdown, LaTeX), plots and an offline HTML report
 
@@ -68,15 +70,41 @@ def _splits(args):
                 args.lists_dir)
 
 
+def _teacher_weights(args):
+    from .teacher import weights_receipt
+
+    weights_receipt(args.model, args.pretrained, args.cache_dir or None, args.out)
+
+
 def _teacher(args):
     import pandas as pd
 
     from .manifest import load_manifest
-    from .teacher import extract
+    from .teacher import extract, extract_shard
 
     classes = pd.read_csv(args.classes)["class_name"].tolist()
-    extract(load_manifest(args.manifest), classes, args.out, args.model, args.pretrained, args.frames,
-            args.batch_size, args.workers, args.device, tuple(args.template))
+    sampling = {"mode": args.sampling, "frames": args.frames}
+    if args.sampling == "fps":
+        sampling["fps"] = args.fps
+    if args.sampling == "clips":
+        sampling["clips"] = args.clips
+    common = dict(frames_per_video=args.frames, sampling=sampling, batch_size=args.batch_size, workers=args.workers,
+                  device=args.device, templates=tuple(args.template), cache_dir=args.cache_dir or None,
+                  offline=True if args.offline else None, threads=args.threads)
+    if (args.out is None) == (args.shard is None) or (args.shard is not None and args.out_dir is None):
+        raise SystemExit("svar teacher: give either --out (one store) or --shard with --shards and --out-dir")
+    if args.out is not None:
+        extract(load_manifest(args.manifest), classes, args.out, args.model, args.pretrained, **common)
+    else:
+        extract_shard(load_manifest(args.manifest), args.shard, args.shards, args.out_dir, args.model, args.pretrained,
+                      classes, **common)
+
+
+def _teacher_gather(args):
+    from .teacher import gather
+
+    store = gather(args.shards, args.out)
+    logging.info("%s: %d videos from %d shards", args.out, len(store["video_ids"]), len(args.shards))
 
 
 def _train(args):
@@ -91,15 +119,17 @@ def _train(args):
 
 
 def _evaluate(args):
-    from .evaluate import evaluate
+    from .evaluate import evaluate_runs
     from .manifest import load_manifest
-    from .splits import load_split
     from .teacher import load_store
 
-    result = evaluate(args.model, load_manifest(args.manifest), load_split(args.split), load_store(args.teacher),
-                      args.out, args.threads)
-    logging.info("%s fraction %s seed %s: top1 %.3f top5 %.3f mean-class %.3f", result["method"],
-                 result["fraction"], result["seed"], result["top1"], result["top5"], result["mean_class"])
+    if not len(args.model) == len(args.split) == len(args.out):
+        raise SystemExit(f"svar evaluate: {len(args.model)} --model, {len(args.split)} --split and {len(args.out)} "
+                         "--out given; give one of each per run, in the same order")
+    runs = list(zip(args.model, args.split, args.out))
+    for result in evaluate_runs(runs, load_manifest(args.manifest), load_store(args.teacher), args.threads):
+        logging.info("%s fraction %s seed %s: top1 %.3f top5 %.3f mean-class %.3f", result["method"],
+                     result["fraction"], result["seed"], result["top1"], result["top5"], result["mean_class"])
 
 
 def _report(args):
@@ -112,7 +142,8 @@ def _bench(args):
     if args.what == "teacher":
         from .teacher_bench import main_bench_teacher
 
-        main_bench_teacher(args.config)
+        main_bench_teacher(args.config, rounds=args.rounds, workers=args.workers, batch_size=args.batch_size,
+                           model=args.model)
     else:
         from .bench import main_bench_train
 
@@ -215,24 +246,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=_splits)
 
-    p = sub.add_parser("teacher", help="teacher features of every video, once per dataset",
-                       description="Encode k uniform frames per decodable video with an open_clip image encoder, "
-                                   "and the class-name prompts with its text encoder. Output (torch file, loaded "
-                                   "with weights_only): video_ids, frame_features float16 [N, k, D], "
-                                   "text_embeddings [C, D], logit_scale, meta. bf16 on CUDA, fp32 on CPU.")
+    p = sub.add_parser("teacher-weights", help="download a teacher's weights into a cache folder",
+                       description="Fetch the weights of an open_clip model (a pretrained tag, or an hf-hub: "
+                                   "model) into --cache-dir, where `svar teacher --offline --cache-dir` then finds "
+                                   "them without the network. Run where there is internet (a login node). Writes "
+                                   "a JSON receipt: model, pretrained, file, size, sha256. Checkpoint files, "
+                                   "local-dir: folders and random weights need no download.")
+    p.add_argument("--model", required=True)
+    p.add_argument("--pretrained", default="none")
+    p.add_argument("--cache-dir", default="", help="where the weights go ('' = open_clip's default cache)")
+    p.add_argument("--out", required=True, help="the receipt (JSON)")
+    p.set_defaults(func=_teacher_weights)
+
+    p = sub.add_parser("teacher", help="teacher features of every video (or of one shard), once per dataset",
+                       description="Encode sampled frames of each decodable video with an open_clip image encoder, "
+                                   "and the class-name prompts with its text encoder. Decoding runs in --workers "
+                                   "processes overlapped with encoding; bf16 on CUDA, fp32 on CPU. With --out: one "
+                                   "store (torch file, loaded with weights_only): video_ids, frame_features "
+                                   "float16 [N, k, D], text_embeddings [C, D], logit_scale, meta (model, weights, "
+                                   "sampling, templates). With --shard I --shards N --out-dir D: the I-th of N "
+                                   "shards as D/shard_III_of_NNN.pt, resumable (finished chunks are kept in "
+                                   "D/shard_III_of_NNN.parts/ and skipped on a rerun); `svar teacher-gather` "
+                                   "merges the shards.")
     p.add_argument("--manifest", required=True)
     p.add_argument("--classes", required=True, help="class list written by `svar index`")
-    p.add_argument("--out", required=True)
-    p.add_argument("--model", required=True, help="open_clip model name, e.g. ViT-B-32 or svar-tiny-clip")
+    p.add_argument("--out", default=None, help="the feature store (all videos, one job)")
+    p.add_argument("--shard", type=int, default=None, help="this job's shard, 0..N-1")
+    p.add_argument("--shards", type=int, default=1, help="N: the videos are split over N shard jobs")
+    p.add_argument("--out-dir", default=None, help="folder of the shard files")
+    p.add_argument("--model", required=True,
+                   help="open_clip model name (ViT-B-32, svar-tiny-clip ...), local-dir:PATH or hf-hub:ORG/REPO")
     p.add_argument("--pretrained", default="none",
                    help="open_clip pretrained tag, checkpoint file, or 'none' for random weights")
-    p.add_argument("--frames", type=int, default=8, help="frames per video (uniform)")
+    p.add_argument("--cache-dir", default="", help="where tag / hf-hub weights are cached (`svar teacher-weights`)")
+    p.add_argument("--offline", action="store_true",
+                   help="never touch the network: weights come from the cache or a file, else a clear error")
+    p.add_argument("--sampling", default="uniform", choices=["uniform", "fps", "clips"],
+                   help="uniform: k frames spread over the video; fps: k frames --fps apart; clips: --clips "
+                        "segments of k uniform frames each")
+    p.add_argument("--frames", type=int, default=8, help="k, frames per video (per clip with --sampling clips)")
+    p.add_argument("--fps", type=float, default=2.0, help="frames per second, --sampling fps")
+    p.add_argument("--clips", type=int, default=1, help="clips per video, --sampling clips")
     p.add_argument("--batch-size", type=int, default=32, help="videos per batch")
-    p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
+    p.add_argument("--workers", type=int, default=0, help="decoding worker processes (0: in the main process)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for the encoder (default: torch's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--template", action="append", default=None,
                    help="prompt template with {} for the class words (repeatable)")
     p.set_defaults(func=_teacher)
+
+    p = sub.add_parser("teacher-gather", help="merge the teacher's shards into one feature store",
+                       description="Check that the shards come from one manifest and one teacher configuration "
+                                   "and cover every video once; write the store `svar teacher --out` would.")
+    p.add_argument("shards", nargs="+", help="shard files from `svar teacher --shard`")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_teacher_gather)
 
     p = sub.add_parser("train", help="train one (method, fraction, seed) run",
                        description="Train a student with the method's loss, or fit a teacher-only baseline "
@@ -252,15 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve", default=None, help="training-curve CSV (default: <out>.curve.csv)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", help="accuracy of one run on the test list",
-                       description="Top-1, top-5 and mean-class accuracy of the final model on the split's test "
-                                   "videos, with per-class accuracy, predictions and provenance, as JSON.")
-    p.add_argument("--model", required=True, help="checkpoint from `svar train`")
+    p = sub.add_parser("evaluate", help="accuracy of runs on the test list",
+                       description="Top-1, top-5 and mean-class accuracy of each run's final model on its split's "
+                                   "test videos, with per-class accuracy, predictions and provenance, as JSON. "
+                                   "Several runs (--model, --split, --out repeated, in order) share one decode "
+                                   "of the test clips.")
+    p.add_argument("--model", required=True, action="append", help="checkpoint from `svar train` (repeatable)")
+    p.add_argument("--split", required=True, action="append", help="that run's split (repeatable)")
+    p.add_argument("--out", required=True, action="append", help="that run's metrics JSON (repeatable)")
     p.add_argument("--manifest", required=True)
-    p.add_argument("--split", required=True)
     p.add_argument("--teacher", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", required=True)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("aggregate", help="metrics.csv, summary.csv and the top-1 plot",
@@ -291,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Both measured side by side in one run; the last line reads `ratio <value>`.")
     p.add_argument("what", choices=["teacher", "train"])
     p.add_argument("--config", default="workflow/config/config.yaml")
+    p.add_argument("--model", default=None,
+                   help="teacher: another open_clip model than the config's, with random weights (the same speed)")
+    p.add_argument("--batch-size", type=int, default=None, help="teacher: videos per batch (default: the config's)")
+    p.add_argument("--workers", type=int, default=None, help="teacher: decoding processes (default: the config's)")
+    p.add_argument("--rounds", type=int, default=7, help="teacher: interleaved measurement rounds")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("probe", help="check videos: frames, fps, size, codec, decoder, ok or the error",

@@ -169,13 +169,7 @@ def augment(clips: torch.Tensor, generator: torch.Generator, pad: int = 4, flip:
     out = windows[torch.arange(n * t * h, device=clips.device), dx_rows].view(n, t, h, w, c)
     if flip:
         out = torch.where(flips.view(n, 1, 1, 1, 1), out.flip(3), out)
-    return _channels_first_memory(out)
-
-
-def _channels_first_memory(clips: torch.Tensor) -> torch.Tensor:
-    """The same [N, T, H, W, 3] clips stored channel-planar (as [N, T, 3, H, W]): the layout the
-    student's convolutions have always been given, so results stay bit for bit the same."""
-    return clips.permute(0, 1, 4, 2, 3).contiguous().permute(0, 1, 3, 4, 2)
+    return out  # channels-last already: the layout the student's convolutions take (Student._input)
 
 
 # strong augmentation's ranges (RandAugment / FixMatch-like, milder in crop and cutout: on 32-pixel

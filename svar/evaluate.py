@@ -41,37 +41,53 @@ def git_commit() -> str:
         return "unknown"
 
 
+class TestClips:
+    """Decoded test clips, shared by every run evaluated in one process: the test list is the
+    official one whatever the fraction and seed, so a method's runs decode it once."""
+
+    def __init__(self, manifest, threads: int = 1):
+        self.by_id, self.threads, self.cache = manifest.set_index("video_id"), threads, {}
+
+    def get(self, video_ids, frames: int, size: int, clip: int, n_clips: int) -> torch.Tensor:
+        key = (tuple(video_ids), frames, size, clip, n_clips)
+        if key not in self.cache:
+            # several clips per video at evenly spread temporal offsets; logits averaged
+            self.cache[key] = decode_clips(self.by_id.loc[list(video_ids)], frames, size, self.threads,
+                                           offset=(clip + 0.5) / n_clips,
+                                           desc=f"decode test clip {clip + 1}/{n_clips}")
+        return self.cache[key]
+
+
 @torch.no_grad()
-def test_logits(ckpt: dict, manifest, test, store, threads: int = 1) -> torch.Tensor:
+def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: TestClips | None = None) -> torch.Tensor:
     if ckpt["kind"] == "teacher_head":
         return video_features(store, test["video_id"]) @ ckpt["weight"].T + ckpt["bias"]
+    clips = clips or TestClips(manifest, threads)
     opts = ckpt["meta"]["options"]
     device = resolve_device(opts["train"]["device"])
     student = Student(ckpt["arch"], ckpt["num_classes"], ckpt["teacher_dim"])
     student.load_state_dict(ckpt["state_dict"])
     student.to(device).eval()
-    by_id = manifest.set_index("video_id")
     n_clips = opts["evaluate"]["clips"]
     total = 0
     for c in range(n_clips):
-        # several clips per video at evenly spread temporal offsets; logits averaged
-        offset = (c + 0.5) / n_clips
-        clips = decode_clips(by_id.loc[test["video_id"]], opts["student"]["frames"], opts["student"]["size"],
-                             threads, offset=offset, desc=f"decode test clip {c + 1}/{n_clips}")
+        x = clips.get(test["video_id"], opts["student"]["frames"], opts["student"]["size"], c, n_clips)
         outs = []
-        for chunk in clips.split(64):
+        for chunk in x.split(64):
             with autocast(device):
                 outs.append(student(chunk.to(device))[0].float().cpu())
         total = total + torch.cat(outs)
     return total / n_clips
 
 
-def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1) -> dict:
+def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: TestClips | None = None) -> dict:
+    """Score one run's final model on its split's test videos; write and return its metrics."""
     torch.set_num_threads(threads)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     test = split[split["role"] == "test"]
     labels = torch.tensor(test["label"].to_numpy())
-    metrics = accuracy_metrics(test_logits(ckpt, manifest, test, store, threads), labels, len(store["class_names"]))
+    logits = test_logits(ckpt, manifest, test, store, threads, clips)
+    metrics = accuracy_metrics(logits, labels, len(store["class_names"]))
     meta = ckpt["meta"]
     teacher = meta["teacher"]
     result = {
@@ -100,3 +116,14 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1) -> dict:
         result["WARNING"] = "teacher weights are random: these numbers do not measure the method"
     write_json(out, result)
     return result
+
+
+def evaluate_runs(runs, manifest, store, threads: int = 1) -> list[dict]:
+    """Score several runs, (checkpoint, split, metrics out) each, decoding the test clips once.
+
+    Each run's metrics file is written as soon as it is scored, so an interrupted job keeps the
+    ones it finished."""
+    from .splits import load_split
+
+    clips = TestClips(manifest, threads)
+    return [evaluate(model, manifest, load_split(split), store, out, threads, clips) for model, split, out in runs]

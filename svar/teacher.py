@@ -263,6 +263,28 @@ def fetch_weights(model_name: str, pretrained: str | None, cache_dir: str | None
     return oc_pretrained.download_pretrained(cfg, cache_dir=cache_dir)
 
 
+def weights_receipt(model_name: str, pretrained: str | None, cache_dir: str | None, out) -> dict:
+    """Fetch a teacher's weights (fetch_weights) and write a receipt: what was fetched, where it
+    lies, its size and sha256. Rule teacher_weights's output; rule teacher_shard depends on it,
+    so the download happens once, on a machine with internet, before any shard job starts."""
+    import hashlib
+
+    from .atomic import write_json
+
+    path = fetch_weights(model_name, pretrained, cache_dir)
+    receipt = {"model": model_name, "pretrained": str(pretrained), "cache_dir": str(cache_dir or ""),
+               "path": str(path) if path else None}
+    if path and os.path.isfile(path):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        receipt.update(bytes=os.path.getsize(path), sha256=digest.hexdigest())
+    write_json(out, receipt)
+    log.info("teacher weights of %s / %s: %s", model_name, pretrained, receipt["path"])
+    return receipt
+
+
 # --------------------------------------------------------------------------- frames
 
 
@@ -296,6 +318,16 @@ def sampling_spec(sampling: dict | None = None, frames_per_video: int = 8) -> di
     if extra:
         raise ValueError(f"teacher.sampling: keys {sorted(extra)} do not apply to mode {mode}")
     return spec
+
+
+def sampling_from_config(cfg: dict) -> dict:
+    """A config's `teacher.sampling` (every key present, as the schema requires) as a spec: only
+    the keys its mode uses, so that fps and clips can stay in the config for the other modes."""
+    keep = {"uniform": ("mode", "frames"), "fps": ("mode", "frames", "fps"), "clips": ("mode", "frames", "clips")}
+    mode = cfg.get("mode", "uniform")
+    if mode not in keep:
+        raise ValueError(f"teacher.sampling.mode: {mode!r} is not one of {SAMPLING_MODES}")
+    return sampling_spec({k: cfg[k] for k in keep[mode] if k in cfg}, cfg.get("frames", 8))
 
 
 def frames_per_store_row(spec: dict) -> int:

@@ -29,7 +29,8 @@ import yaml
 
 from .manifest import load_manifest
 from .teacher import (_encode_batches, _image_size, create_teacher, encode_frames, frames_per_store_row,
-                      is_random, make_loader, resolve_device, sampling_spec, to_model_input)
+                      is_random, make_loader, resolve_device, sampling_from_config, sampling_spec,
+                      to_model_input)
 
 
 def _sync(device):
@@ -92,7 +93,8 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
 
 
 def main_bench_teacher(config_path="workflow/config/config.yaml", rounds: int = 7, workers: int | None = None,
-                       threads: int | None = None, batch_size: int | None = None, out=sys.stdout) -> dict:
+                       threads: int | None = None, batch_size: int | None = None, model: str | None = None,
+                       out=sys.stdout) -> dict:
     config = yaml.safe_load(Path(config_path).read_text())
     dataset = config["dataset"]["name"]
     manifest_path = Path("results") / dataset / "manifest.csv"
@@ -102,22 +104,26 @@ def main_bench_teacher(config_path="workflow/config/config.yaml", rounds: int = 
     manifest = load_manifest(manifest_path)
     tcfg = config["teacher"]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    device = resolve_device(tcfg.get("device", "auto"))
-    # on CPU the encoder and the decoders share the cores: one decoding worker, one encoder thread
-    # each on its own core; on CUDA, every core but one decodes
-    workers = workers if workers is not None else tcfg.get("workers", max(1, cpus - 1 if device.type == "cuda" else cpus // 2))
-    threads = threads if threads is not None else tcfg.get("threads", max(1, cpus - workers))
-    batch_size = batch_size or tcfg.get("batch_size", 32)
-    pretrained = tcfg.get("pretrained", "none")
+    device = resolve_device(tcfg["device"])
+    # as rule teacher_shard runs it: the config's decoding workers, the encoder on the other cores
+    workers = workers if workers is not None else tcfg["workers"]
+    threads = threads if threads is not None else max(1, cpus - workers)
+    batch_size = batch_size or tcfg["batch_size"]
+    spec = sampling_from_config(tcfg["sampling"])
+    pretrained = tcfg["pretrained"]
     note = ""
+    if model is not None and model != tcfg["model"]:
+        tcfg = {**tcfg, "model": model}
+        pretrained, note = "none", " (random weights: the same speed as trained ones)"
     if not is_random(pretrained) and not Path(str(pretrained)).exists() and ("/" in str(pretrained)):
         note = f" (weights {pretrained} not built yet: random weights, the same speed)"
         pretrained = "none"
-    r = bench_teacher(manifest, tcfg["model"], pretrained, tcfg.get("frames", 8), batch_size, workers, threads,
-                      str(device), rounds, tcfg.get("sampling"), out=out)
+    r = bench_teacher(manifest, tcfg["model"], pretrained, spec["frames"], batch_size, workers, threads,
+                      str(device), rounds, spec, out=out)
     p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     p(f"teacher bench: {tcfg['model']}{note}, {len(manifest)} videos of {manifest_path}, "
-      f"{tcfg.get('frames', 8)} frames each, batch {batch_size}, device {device}, {workers} decoding worker(s), "
+      f"{spec},"
+      f" batch {batch_size}, device {device}, {workers} decoding worker(s), "
       f"{threads} encoder thread(s), {cpus} CPUs, {rounds} interleaved rounds")
     p(f"worker start-up (once per job, not timed below): {r['startup_s']:.1f} s")
     p(f"{'round':>5} {'decode v/s':>11} {'encode v/s':>11} {'pipeline v/s':>13} {'ratio':>6}")

@@ -189,8 +189,8 @@ class Trainer:
                 self.pl_u = teacher_pseudo_labels(method, options, store, labeled, pool_u, num_classes).to(dev)
 
         self.student = Student(s_opts["arch"], num_classes, self.teacher_dim).to(dev)
+        self.student = self.student.to(memory_format=torch.channels_last_3d)  # see Student._input
         if dev.type == "cuda":
-            self.student = self.student.to(memory_format=torch.channels_last_3d)
             torch.backends.cudnn.benchmark = True
         self.optimizer = make_optimizer(self.student.parameters(), t_opts)
         decay = float(option(options, "train", "ema"))

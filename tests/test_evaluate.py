@@ -60,3 +60,39 @@ def test_summary_std_is_zero_for_one_seed():
     metrics = pd.DataFrame([{"dataset": "s", "method": "m", "fraction": 1.0, "seed": 0, "metric": "top1",
                              "value": 0.4}])
     assert summarise(metrics)["std"].tolist() == [0.0]
+
+
+def test_a_methods_runs_scored_together_equal_one_by_one(tiny_manifest, tiny_store, tmp_path, monkeypatch):
+    """`svar evaluate` with several runs (rule evaluate: all runs of a method) writes what
+    evaluating each alone writes, and decodes the shared test list once."""
+    from svar import evaluate as evaluate_module
+    from svar.cli import main
+    from svar.splits import make_split
+    from svar.trainer import train
+    from test_training import with_options
+
+    manifest, index_dir = tiny_manifest
+    options = with_options(train={"steps": 2})
+    args, alone = [], {}
+    for seed in (0, 1):
+        split = make_split(manifest, 0.5, seed=seed)
+        split.to_csv(tmp_path / f"split{seed}.csv", index=False)
+        train(manifest, split, tiny_store, "supervised", options, tmp_path / f"model{seed}.pt", seed,
+              {"dataset": "synthetic", "fraction": 0.5})
+        alone[seed] = evaluate_module.evaluate(tmp_path / f"model{seed}.pt", manifest, split, tiny_store,
+                                               tmp_path / f"alone{seed}.json")
+        args += ["--model", str(tmp_path / f"model{seed}.pt"), "--split", str(tmp_path / f"split{seed}.csv"),
+                 "--out", str(tmp_path / f"together{seed}.json")]
+    torch.save(tiny_store, tmp_path / "features.pt")
+    decodes = []
+    real = evaluate_module.decode_clips
+    monkeypatch.setattr(evaluate_module, "decode_clips", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    main(["evaluate", *args, "--manifest", str(index_dir / "manifest.csv"), "--teacher", str(tmp_path / "features.pt")])
+    assert len(decodes) == 1
+    for seed in (0, 1):
+        together = json.loads((tmp_path / f"together{seed}.json").read_text())
+        assert together["seed"] == seed
+        for key in ("top1", "top5", "mean_class", "test_predictions", "per_class"):
+            assert together[key] == alone[seed][key]
+    with pytest.raises(SystemExit, match="2 --model, 1 --split"):
+        main(["evaluate", *args[:6], *args[6:8], "--manifest", "m", "--teacher", "t"])

@@ -31,8 +31,10 @@ PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 TEST_PROFILE = ROOT / "workflow" / "profiles" / "slurm-test"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# written by svar scripts/slurm-local.sh"
-# the rule whose first attempt fails on purpose (one job per dataset; a GPU rule in the profile)
-FAIL_ONCE_RULE = "teacher"
+# the rule whose first job fails on purpose (a teacher shard: a GPU rule in the profile), and the
+# `svar` subcommand that rule runs
+FAIL_ONCE_RULE = "teacher_shard"
+FAIL_ONCE_COMMAND = "teacher"
 
 
 def alive(pid: int, comm: str | None = None) -> bool:
@@ -146,7 +148,7 @@ def cluster():
 
 def run_env(tmp: Path, fail_marker: Path | None = None) -> dict:
     """The venv's python first on PATH (the rules call `python -m svar`); with fail_marker, a
-    `python` shim before it that fails the first `python -m svar <FAIL_ONCE_RULE>` it sees."""
+    `python` shim before it that fails the first `python -m svar <FAIL_ONCE_COMMAND>` it sees."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     path = f"{Path(sys.executable).parent}:{env.get('PATH', '')}:/usr/sbin:/sbin"
     if fail_marker is not None:
@@ -155,8 +157,8 @@ def run_env(tmp: Path, fail_marker: Path | None = None) -> dict:
         shim = shim_dir / "python"
         shim.write_text(
             "#!/bin/sh\n"
-            "# test shim: the first `python -m svar <rule>` fails (mkdir is atomic), the rest run\n"
-            f'if [ "$1 $2 $3" = "-m svar {FAIL_ONCE_RULE}" ] && mkdir "$SVAR_TEST_FAIL_ONCE" 2>/dev/null; then\n'
+            "# test shim: the first `python -m svar <command>` fails (mkdir is atomic), the rest run\n"
+            f'if [ "$1 $2 $3" = "-m svar {FAIL_ONCE_COMMAND}" ] && mkdir "$SVAR_TEST_FAIL_ONCE" 2>/dev/null; then\n'
             '    echo "test shim: failing the first attempt on purpose" >&2\n'
             "    exit 3\n"
             "fi\n"
@@ -270,12 +272,13 @@ def test_job_failing_once_is_retried(runs):
     # the first attempt failed in SLURM, Snakemake submitted the job again, and that one succeeded
     assert re.search(rf"Error in rule {FAIL_ONCE_RULE}:", log), log[-6000:]
     assert "Trying to restart job" in log, log[-6000:]
-    teacher_jobs = [jobid for rule, jobid in submissions(log) if rule == FAIL_ONCE_RULE]
-    assert len(teacher_jobs) == 2
+    shard_jobs = [jobid for rule, jobid in submissions(log) if rule == FAIL_ONCE_RULE]
+    assert len(shard_jobs) == runs["dag"][FAIL_ONCE_RULE] + 1  # every shard, and one retry
     ctld = (runs["state_dir"] / "log" / "slurmctld.log").read_text(errors="replace")
     exits = {m.group(1): int(m.group(2)) for m in re.finditer(r"_job_complete: JobId=(\d+) WEXITSTATUS (\d+)", ctld)}
-    assert exits[teacher_jobs[0]] != 0 and exits[teacher_jobs[1]] == 0
-    assert [j for j, code in exits.items() if code != 0] == [teacher_jobs[0]]
+    failed = [j for j, code in exits.items() if code != 0]
+    assert len(failed) == 1 and failed[0] in shard_jobs
+    assert all(exits[j] == 0 for j in shard_jobs if j != failed[0])
     assert (runs["slurm_dir"] / "results" / "synthetic" / "teacher" / "features.pt").exists()
 
 

@@ -252,3 +252,69 @@ def test_shard_killed_half_way_resumes_and_gathers_to_a_clean_run(tiny_manifest,
     assert whole["meta"] == store["meta"]
     with pytest.raises(ValueError, match="expected shards 0..1"):
         gather(files[:1])
+
+
+def test_teacher_weights_receipt_names_the_file_and_its_hash(tmp_path):
+    """`svar teacher-weights` (rule teacher_weights): a checkpoint file needs no download; the
+    receipt still says which file the teacher will read, and its sha256."""
+    import hashlib
+
+    from svar.cli import main
+
+    register_model_configs()
+    import open_clip
+
+    ckpt = tmp_path / "teacher.pt"
+    torch.save(open_clip.create_model("svar-tiny-clip").state_dict(), ckpt)
+    main(["teacher-weights", "--model", "svar-tiny-clip", "--pretrained", str(ckpt), "--out",
+          str(tmp_path / "receipt.json")])
+    receipt = json.loads((tmp_path / "receipt.json").read_text())
+    assert receipt["path"] == str(ckpt) and receipt["bytes"] == ckpt.stat().st_size
+    assert receipt["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+
+
+def test_cli_shards_and_gather_equal_one_store(tiny_manifest, tmp_path):
+    """`svar teacher --shard i --shards 2` twice, then `svar teacher-gather`: the store that
+    `svar teacher --out` writes in one job."""
+    from svar.cli import main
+
+    manifest, index_dir = tiny_manifest
+    common = ["--manifest", str(index_dir / "manifest.csv"), "--classes", str(index_dir / "classes.csv"),
+              "--model", "svar-tiny-clip", "--pretrained", "none", "--frames", "2", "--batch-size", "4",
+              "--device", "cpu", "--template", "a {}.", "--offline"]
+    for i in range(2):
+        main(["teacher", *common, "--shard", str(i), "--shards", "2", "--out-dir", str(tmp_path / "shards")])
+    shards = sorted(str(p) for p in (tmp_path / "shards").glob("shard_*_of_002.pt"))
+    assert len(shards) == 2
+    main(["teacher-gather", *shards, "--out", str(tmp_path / "gathered.pt")])
+    main(["teacher", *common, "--out", str(tmp_path / "whole.pt")])
+    gathered, whole = load_store(tmp_path / "gathered.pt"), load_store(tmp_path / "whole.pt")
+    assert gathered["video_ids"] == whole["video_ids"] == list(manifest["video_id"])
+    assert torch.allclose(gathered["frame_features"].float(), whole["frame_features"].float(), atol=1e-2)
+    assert gathered["meta"] == whole["meta"] and gathered["meta"]["sampling"] == {"mode": "uniform", "frames": 2}
+    with pytest.raises(SystemExit, match="either --out"):
+        main(["teacher", *common, "--shard", "0"])
+
+
+def test_bench_teacher_prints_three_rates_and_the_ratio_last(tiny_manifest, tmp_path, monkeypatch, capsys):
+    """`svar bench teacher` on the default config, pointed at a small results tree."""
+    import shutil
+
+    import yaml
+
+    from conftest import ROOT
+    from svar.teacher_bench import main_bench_teacher
+
+    manifest, index_dir = tiny_manifest
+    (tmp_path / "results" / "synthetic").mkdir(parents=True)
+    shutil.copy(index_dir / "manifest.csv", tmp_path / "results" / "synthetic" / "manifest.csv")
+    config = yaml.safe_load((ROOT / "workflow" / "config" / "config.yaml").read_text())
+    config["teacher"]["workers"] = 1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)
+    r = main_bench_teacher("config.yaml", rounds=2, batch_size=8)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == f"ratio {r['ratio']:.3f}" and r["ratio"] > 0
+    assert "not built yet: random weights" in lines[0] and "1 decoding worker(s)" in lines[0]
+    assert len(r["rates"]["decode"]) == len(r["rates"]["encode"]) == len(r["rates"]["pipeline"]) == 2
+    assert r["ratio"] == pytest.approx(sorted(r["ratios"])[0] / 2 + sorted(r["ratios"])[1] / 2)

@@ -40,15 +40,37 @@ def test_lint_reports_nothing(tmp_path):
     assert "Lints for" not in result.stdout + result.stderr
 
 
-def test_teacher_runs_once_for_a_whole_grid(tmp_path):
-    config = write_config(tmp_path / "grid.yaml", fractions=[0.25, 1.0], seeds=[0, 1],
-                          methods=["supervised", "distill", "distill_pl"])
+@pytest.mark.parametrize("shards", [1, 3])
+def test_teacher_runs_once_per_shard_for_a_whole_grid(tmp_path, shards):
+    """3 fractions × 3 seeds × 4 methods: the teacher is one job per shard and one gather."""
+    config = yaml.safe_load(TINY.read_text())
+    config["teacher"]["shards"] = shards
+    config = write_config(tmp_path / "grid.yaml", fractions=[0.1, 0.25, 1.0], seeds=[0, 1, 2],
+                          methods=["supervised", "distill", "distill_pl", "clip_zeroshot"], teacher=config["teacher"])
     result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(config))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["teacher"] == 1 and counts["pretrain_teacher"] == 1 and counts["index"] == 1
-    assert counts["train"] == 2 * 2 * 3 and counts["evaluate"] == 2 * 2 * 3
-    assert counts["splits"] == 2 * 2
+    assert counts["teacher_shard"] == shards and counts["teacher"] == 1
+    assert counts["pretrain_teacher"] == 1 and counts["index"] == 1
+    assert counts["train"] == 3 * 3 * 4 and counts["evaluate"] == 4  # one per method, all its runs
+    assert counts["splits"] == 3 * 3
+    assert "teacher_weights" not in counts  # a checkpoint file: nothing to download
+
+
+def test_teacher_weights_are_fetched_once_before_the_shards(tmp_path):
+    """A pretrained tag: one teacher_weights job (a local rule: the login node, with internet),
+    which every shard job waits for; the shard jobs themselves run offline."""
+    config = yaml.safe_load(TINY.read_text())
+    config["teacher"].update(model="ViT-B-32", pretrained="openai", shards=3)
+    config = write_config(tmp_path / "tag.yaml", teacher=config["teacher"])
+    result = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["teacher_weights"] == 1 and counts["teacher_shard"] == 3 and "pretrain_teacher" not in counts
+    shard_cmds = re.findall(r"HF_HUB_OFFLINE=1 python -m svar teacher --.*$", result.stdout, re.M)
+    assert len(shard_cmds) == 3 and all("--offline" in c and "--cache-dir data/weights" in c for c in shard_cmds)
+    assert all("results/teacher_weights/ViT-B-32__openai.json" in block
+               for block in re.findall(r"rule teacher_shard:\n(.*?)\n\n", result.stdout, re.S))
 
 
 @pytest.mark.parametrize("override,named", [
@@ -90,6 +112,7 @@ def test_tiny_benchmark_end_to_end(tiny_run):
     logs = list((tmp_path / "results" / "logs").rglob("*.log"))
     assert {p.relative_to(tmp_path / "results" / "logs").parts[0] for p in logs} >= {
         "dataset", "index", "splits", "pretrain_teacher", "teacher", "train", "evaluate"}
+    assert len(list((tmp_path / "results" / "logs" / "teacher" / "synthetic").glob("shard_*_of_002.log"))) == 2
     # a second run has nothing to do
     again = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(TINY))
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -24,6 +24,8 @@ wildcard_constraints:
     fraction=r"[0-9.e-]+",
     seed=r"[0-9]+",
     method=r"[a-z_0-9]+",
+    shard=r"[0-9]{3}",
+    shards=r"[0-9]{3}",
 
 
 def dataset_archives(wildcards):
@@ -59,26 +61,100 @@ def run_options():
     return json.dumps({k: config[k] for k in RUN_SECTIONS}, sort_keys=True)
 
 
+def run_files(dataset, method, name):
+    """One file of every (fraction, seed) run of a method, in fraction-then-seed order; dataset
+    and method may be wildcards ("{dataset}")."""
+    return [
+        f"results/{dataset}/runs/{method}/fraction{fraction}_seed{seed}/{name}"
+        for fraction in FRACTIONS
+        for seed in config["seeds"]
+    ]
+
+
 def all_metrics():
-    return expand(
-        f"{RESULTS}/runs/{{method}}/fraction{{fraction}}_seed{{seed}}/metrics.json",
-        method=config["methods"],
-        fraction=FRACTIONS,
-        seed=config["seeds"],
+    return [path for method in config["methods"] for path in run_files(DATASET, method, "metrics.json")]
+
+
+def evaluate_inputs(wildcards):
+    """A method's checkpoints and the splits they were trained on, run by run."""
+    return {
+        "models": run_files(wildcards.dataset, wildcards.method, "model.pt"),
+        "splits": [
+            f"results/{wildcards.dataset}/splits/fraction{fraction}_seed{seed}.csv"
+            for fraction in FRACTIONS
+            for seed in config["seeds"]
+        ],
+    }
+
+
+def evaluate_args(wildcards, input, output):
+    """`--model M --split S --out O` for each run, in the same order as the inputs."""
+    return " ".join(
+        f"--model {m} --split {s} --out {o}" for m, s, o in zip(input.models, input.splits, output)
     )
 
 
+def _safe_name(text):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
+
+
+TEACHER = config["teacher"]
+# what rule teacher_weights writes once the weights are in teacher.cache_dir (a rerun finds them
+# there and downloads nothing)
+TEACHER_WEIGHTS_RECEIPT = f"results/teacher_weights/{_safe_name(TEACHER['model'])}__{_safe_name(TEACHER['pretrained'])}.json"
+
+
+def teacher_weights_needed():
+    """A download is needed for an open_clip pretrained tag (openai, laion2b_...) or an hf-hub:
+    model; not for a checkpoint file, a local-dir: folder or random weights (none)."""
+    from svar.teacher import CHECKPOINT_SUFFIXES
+
+    model, pretrained = TEACHER["model"], TEACHER["pretrained"]
+    if model.startswith("hf-hub:"):
+        return True
+    if model.startswith("local-dir:") or pretrained in ("", "none"):
+        return False
+    return not (len(Path(pretrained).parts) > 1 or pretrained.endswith(CHECKPOINT_SUFFIXES))
+
+
 def teacher_inputs(wildcards):
-    """Manifest and class list, plus the weights file when `teacher.pretrained` names one."""
+    """Manifest and class list, plus the weights: the checkpoint file when `teacher.pretrained`
+    names one (rule pretrain_teacher builds the generated set's), else rule teacher_weights's receipt."""
     inputs = {
         "manifest": f"results/{wildcards.dataset}/manifest.csv",
         "classes": f"results/{wildcards.dataset}/classes.csv",
     }
-    pretrained = config["teacher"]["pretrained"]
-    if len(Path(pretrained).parts) > 1 or Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors"):
-        # a checkpoint file: a dependency, built by rule pretrain_teacher when it is that rule's output
+    model, pretrained = TEACHER["model"], TEACHER["pretrained"]
+    if teacher_weights_needed():
+        inputs["weights"] = TEACHER_WEIGHTS_RECEIPT
+    elif model.startswith("local-dir:"):
+        inputs["weights"] = model.split(":", 1)[1]
+    elif pretrained not in ("", "none"):
         inputs["weights"] = pretrained
     return inputs
+
+
+def teacher_shards(wildcards):
+    n = TEACHER["shards"]
+    return [f"results/{wildcards.dataset}/teacher/shards/shard_{i:03d}_of_{n:03d}.pt" for i in range(n)]
+
+
+def teacher_options(wildcards, threads):
+    """The teacher's sampling, decoding and offline options as `svar teacher` arguments. On CPU
+    the decoding workers and the encoder share the job's cores: the encoder gets what is left."""
+    sampling = TEACHER["sampling"]
+    workers = TEACHER["workers"]
+    args = [
+        f"--sampling {sampling['mode']} --frames {sampling['frames']} --fps {sampling['fps']} --clips {sampling['clips']}",
+        f"--workers {workers} --threads {max(1, threads - workers)}",
+        " ".join(f"--template {json.dumps(t)}" for t in TEACHER["templates"]),
+    ]
+    if TEACHER["cache_dir"]:
+        args.append(f"--cache-dir {TEACHER['cache_dir']}")
+    if TEACHER["offline"]:
+        args.append("--offline")
+    # offline: the Hugging Face client too, in case anything below svar asks it
+    return {"args": " ".join(args), "env": "HF_HUB_OFFLINE=1 " if TEACHER["offline"] else ""}
 
 
 def res(stage, key):

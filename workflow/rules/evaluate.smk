@@ -1,16 +1,19 @@
-# Stage 6 — evaluate: accuracy of the final model on the official test list.
+# Stage 6 — evaluate: accuracy of each final model on the official test list. One job per
+# method scores all of its (fraction, seed) runs: the test list is the same for every run, so
+# its clips are decoded once, and the grid needs a few jobs here, not one per run.
 
 
 rule evaluate:
     input:
-        model="results/{dataset}/runs/{method}/fraction{fraction}_seed{seed}/model.pt",
+        unpack(evaluate_inputs),
         manifest="results/{dataset}/manifest.csv",
-        split="results/{dataset}/splits/fraction{fraction}_seed{seed}.csv",
         teacher="results/{dataset}/teacher/features.pt",
     output:
-        "results/{dataset}/runs/{method}/fraction{fraction}_seed{seed}/metrics.json",
+        run_files("{dataset}", "{method}", "metrics.json"),
+    params:
+        runs=evaluate_args,
     log:
-        "results/logs/evaluate/{dataset}/{method}/fraction{fraction}_seed{seed}.log",
+        "results/logs/evaluate/{dataset}/{method}.log",
     conda:
         "../envs/svar.yaml"
     threads: res("train", "threads")
@@ -18,5 +21,5 @@ rule evaluate:
         mem_mb=res("train", "mem_mb"),
         runtime=res("train", "runtime"),
     shell:
-        "python -m svar evaluate --model {input.model} --manifest {input.manifest} --split {input.split}"
-        " --teacher {input.teacher} --threads {threads} --out {output} > {log} 2>&1"
+        "python -m svar evaluate {params.runs} --manifest {input.manifest} --teacher {input.teacher}"
+        " --threads {threads} > {log} 2>&1"

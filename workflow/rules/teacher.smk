@@ -27,16 +27,40 @@ rule pretrain_teacher:
         " --curve {output.curve} > {log} 2>&1"
 
 
-rule teacher:
+# Downloads an open_clip model's weights into teacher.cache_dir, once. A local rule: under the
+# SLURM profile it runs on the login node, which has internet; compute nodes then read the cache
+# offline. Only in the DAG when the teacher needs a download (a pretrained tag or an hf-hub: model).
+rule teacher_weights:
+    output:
+        TEACHER_WEIGHTS_RECEIPT,
+    params:
+        cfg=config["teacher"],
+    log:
+        "results/logs/teacher_weights.log",
+    localrule: True
+    conda:
+        "../envs/svar.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "python -m svar teacher-weights --model {params.cfg[model]:q} --pretrained {params.cfg[pretrained]:q}"
+        " --cache-dir {params.cfg[cache_dir]:q} --out {output} > {log} 2>&1"
+
+
+# One shard of the videos (every teacher.shards-th one): N jobs, each resumable, then one gather.
+rule teacher_shard:
     input:
         unpack(teacher_inputs),
     output:
-        "results/{dataset}/teacher/features.pt",
+        "results/{dataset}/teacher/shards/shard_{shard}_of_{shards}.pt",
     params:
         cfg=config["teacher"],
-        templates=lambda w: " ".join(f"--template {json.dumps(t)}" for t in config["teacher"]["templates"]),
+        options=teacher_options,
+        out_dir=lambda w, output: Path(output[0]).parent,
     log:
-        "results/logs/teacher/{dataset}.log",
+        "results/logs/teacher/{dataset}/shard_{shard}_of_{shards}.log",
     conda:
         "../envs/svar.yaml"
     threads: res("teacher", "threads")
@@ -44,7 +68,26 @@ rule teacher:
         mem_mb=res("teacher", "mem_mb"),
         runtime=res("teacher", "runtime"),
     shell:
-        "python -m svar teacher --manifest {input.manifest} --classes {input.classes} --out {output}"
-        " --model {params.cfg[model]} --pretrained {params.cfg[pretrained]} --frames {params.cfg[frames]}"
-        " --batch-size {params.cfg[batch_size]} --device {params.cfg[device]} --workers {threads}"
-        " {params.templates} > {log} 2>&1"
+        "{params.options[env]}python -m svar teacher --manifest {input.manifest} --classes {input.classes}"
+        " --shard {wildcards.shard} --shards {wildcards.shards} --out-dir {params.out_dir}"
+        " --model {params.cfg[model]:q} --pretrained {params.cfg[pretrained]:q}"
+        " --batch-size {params.cfg[batch_size]} --device {params.cfg[device]} {params.options[args]}"
+        " > {log} 2>&1"
+
+
+# The one feature store every run of the grid reads.
+rule teacher:
+    input:
+        teacher_shards,
+    output:
+        "results/{dataset}/teacher/features.pt",
+    log:
+        "results/logs/teacher/{dataset}.log",
+    conda:
+        "../envs/svar.yaml"
+    threads: 1
+    resources:
+        mem_mb=res("teacher", "mem_mb"),
+        runtime=res("teacher", "runtime"),
+    shell:
+        "python -m svar teacher-gather {input} --out {output} > {log} 2>&1"
