@@ -24,14 +24,10 @@ from pathlib import Path
 import torch
 
 from .methods import get_method
+from .teacher import synchronize
 from .trainer import Trainer, seed_everything
 
 RUN_SECTIONS = ("student", "train", "distill", "pseudo_label", "linear_probe", "evaluate")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: int = 1, windows: int = 20,
@@ -62,11 +58,11 @@ def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: 
     cpu = {"model": 0.0, "real": 0.0}
 
     def window(fn, n, kind=None):
-        _sync(device)
+        synchronize(device)
         start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             fn()
-        _sync(device)
+        synchronize(device)
         if kind:
             cpu[kind] += time.process_time() - start_cpu
         return n * trainer.clips_per_step / (time.perf_counter() - start)

@@ -80,14 +80,10 @@ def _teacher(args):
     import pandas as pd
 
     from .manifest import load_manifest
-    from .teacher import extract, extract_shard
+    from .teacher import extract, extract_shard, sampling_from_config
 
     classes = pd.read_csv(args.classes)["class_name"].tolist()
-    sampling = {"mode": args.sampling, "frames": args.frames}
-    if args.sampling == "fps":
-        sampling["fps"] = args.fps
-    if args.sampling == "clips":
-        sampling["clips"] = args.clips
+    sampling = sampling_from_config({"mode": args.sampling, "frames": args.frames, "fps": args.fps, "clips": args.clips})
     common = dict(frames_per_video=args.frames, sampling=sampling, batch_size=args.batch_size, workers=args.workers,
                   device=args.device, templates=tuple(args.template), cache_dir=args.cache_dir or None,
                   offline=True if args.offline else None, threads=args.threads)

@@ -14,24 +14,18 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .atomic import atomic_path
 from .teacher import resize_center_crop
-from .video import decoder_versions, read_frames, uniform_indices
+from .video import decoder_versions, map_videos, read_frames, uniform_indices
 
 log = logging.getLogger(__name__)
-
-# spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
-SPAWN = multiprocessing.get_context("spawn")
 
 # bump when decoding, resizing or the cache layout changes: old cache files are then ignored
 CACHE_VERSION = 1
@@ -45,11 +39,7 @@ def _decode_one(args) -> np.ndarray:
 
 def _decode_all(rows, frames_per_clip: int, size: int, workers: int, offset: float, desc: str) -> np.ndarray:
     jobs = [(r.path, r.frames, frames_per_clip, size, offset) for r in rows.itertuples()]
-    if workers <= 1 or len(jobs) < 2:
-        clips = [_decode_one(j) for j in tqdm(jobs, desc=desc, unit="video")]
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=SPAWN) as pool:
-            clips = list(tqdm(pool.map(_decode_one, jobs, chunksize=8), total=len(jobs), desc=desc, unit="video"))
+    clips = map_videos(_decode_one, jobs, workers, desc)
     if not clips:
         return np.zeros((0, frames_per_clip, size, size, 3), dtype=np.uint8)
     return np.stack(clips)
@@ -111,16 +101,9 @@ def frame_offsets(n: int, cached: int, frames: int, generator: torch.Generator) 
     return (seg * (torch.arange(frames)[None, :] + offsets[:, None])).floor().long().clamp(max=cached - 1)
 
 
-def sample_frames(cache: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
-    """Pick `frames` of the cached frames per clip: uniform segments with a random offset."""
-    n, cached = cache.shape[:2]
-    idx = frame_offsets(n, cached, frames, generator)
-    return torch.gather(cache, 1, idx.view(n, frames, 1, 1, 1).expand(-1, -1, *cache.shape[2:]))
-
-
 def take_clips(cache, rows: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
     """uint8 [len(rows), frames, H, W, 3]: clips `rows` of a cache (numpy array, memory map or
-    tensor [N, cached, H, W, 3]), `frames` of their cached frames each (as `sample_frames`),
+    tensor [N, cached, H, W, 3]), `frames` of their cached frames each (uniform segments with a random offset),
     reading only those frames."""
     idx = frame_offsets(len(rows), cache.shape[1], frames, generator)
     if isinstance(cache, torch.Tensor):

@@ -114,17 +114,18 @@ def file_digests(path: str | os.PathLike, algorithms: list[str], progress: bool 
 
 
 def verify(path: str | os.PathLike, checksums: list[Checksum], url: str | None = None,
-           progress: bool = False) -> None:
-    """Raise ChecksumError unless the file matches every checksum (a no-op when none is known)."""
+           progress: bool = False, advice: str = "") -> None:
+    """Raise ChecksumError unless the file matches every checksum (a no-op when none is known);
+    `advice`, what the user should do about it, ends the message."""
     if not checksums:
         return
     actual = file_digests(path, [c.algorithm for c in checksums], progress)
     for check in checksums:
         if not check.matches(actual[check.algorithm]):
             source = f" (downloaded from {url})" if url else ""
-            raise ChecksumError(
-                f"{path}{source}: {check.algorithm} is {actual[check.algorithm]}, expected {check}. "
-                "The file is corrupt, truncated or a different version of the archive.")
+            message = (f"{path}{source}: {check.algorithm} is {actual[check.algorithm]}, expected {check}. "
+                       "The file is corrupt, truncated or a different version of the archive.")
+            raise ChecksumError(f"{message} {advice}" if advice else message)
 
 
 # --------------------------------------------------------------------------- the transfer
@@ -240,10 +241,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: 
     part = dest.with_name(dest.name + ".part")
     checksums = expected_checksums(sha256, md5, sha256_prefix, sha256_suffix)
     if dest.exists():
-        try:
-            verify(dest, checksums, url, progress)
-        except ChecksumError as err:
-            raise ChecksumError(f"{err} Delete {dest} to download it again.") from None
+        verify(dest, checksums, url, progress, advice=f"Delete {dest} to download it again.")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
 
@@ -269,10 +267,10 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: 
             time.sleep(delay)
 
     try:
-        verify(part, checksums, url, progress)
-    except ChecksumError as err:
+        verify(part, checksums, url, progress, advice=f"{part} was deleted: run again to download it afresh.")
+    except ChecksumError:
         part.unlink()
-        raise ChecksumError(f"{err} {part} was deleted: run again to download it afresh.") from None
+        raise
     os.replace(part, dest)
     return dest
 
@@ -335,11 +333,9 @@ def fetch_archive(name: str, archives_dir: str | os.PathLike | None = None,
     if archives_dir is not None:
         local = Path(archives_dir) / info.filename
         if local.exists():
-            try:
-                verify(local, info.checksums(), progress=progress)
-            except ChecksumError as err:
-                raise ChecksumError(f"{err} Replace it with the official {info.filename} ({info.url}), "
-                                    f"or remove it from {archives_dir} to download it.") from None
+            verify(local, info.checksums(), progress=progress,
+                   advice=f"Replace it with the official {info.filename} ({info.url}), "
+                          f"or remove it from {archives_dir} to download it.")
             return local
         log.info("%s is not in %s; downloading it", info.filename, archives_dir)
     return download(info.url, Path(download_dir) / info.filename, sha256=info.sha256, md5=info.md5,

@@ -237,7 +237,6 @@ def _files_under(folder: Path) -> list[Path]:
 
 
 def _write_member(archive: _Archive, member: _Member, dest: Path, bar: tqdm) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp, open(tmp, "wb") as out:
         try:
             with archive.open(member) as src:

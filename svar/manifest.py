@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from .atomic import write_csv
-from .video import VideoDecodeError, probe_video
+from .video import VideoDecodeError, map_videos, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +29,6 @@ class SplitFormatError(ValueError):
     """A split file does not follow the official format; the message names file and line."""
 
 
-# spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
-SPAWN = multiprocessing.get_context("spawn")
 
 
 def read_class_index(path: Path) -> list[str]:
@@ -87,10 +82,7 @@ def _probe_row(path: str) -> dict:
 
 def probe_many(paths: list[str], workers: int, desc: str = "decode") -> list[dict]:
     """Probe videos in worker processes, in input order, with a progress bar."""
-    if workers <= 1:
-        return [_probe_row(p) for p in tqdm(paths, desc=desc, unit="video")]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=SPAWN) as pool:
-        return list(tqdm(pool.map(_probe_row, paths, chunksize=8), total=len(paths), desc=desc, unit="video"))
+    return map_videos(_probe_row, paths, workers, desc)
 
 
 def build_manifest(videos_dir: str | Path, splits_dir: str | Path, workers: int = 1) -> pd.DataFrame:

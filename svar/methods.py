@@ -33,6 +33,7 @@ OPTION_DEFAULTS: dict[tuple[str, str], object] = {
     ("train", "checkpoint_every"): 0,          # steps between resume checkpoints (0 = off)
     ("distill", "frame_level"): False,         # distil temporal student features to teacher frame features
     ("pseudo_label", "student_threshold"): 0.95,  # tau: confidence a student-made pseudo-label needs
+    ("pseudo_label", "source"): "teacher_zeroshot",  # where distill_pl / pseudo_label take pseudo-labels
 }
 
 PSEUDO_LABEL_SOURCES = ("teacher_zeroshot", "teacher_probe", "student")
@@ -77,7 +78,7 @@ def masked_ce(logits: torch.Tensor, probs: torch.Tensor, threshold: float) -> tu
 
 
 def pseudo_label_source(options: dict) -> str:
-    source = options.get("pseudo_label", {}).get("source", "teacher_zeroshot")
+    source = option(options, "pseudo_label", "source")
     if source not in PSEUDO_LABEL_SOURCES:
         raise ValueError(f"pseudo_label.source: unknown source {source!r}; choose from {', '.join(PSEUDO_LABEL_SOURCES)}")
     return source

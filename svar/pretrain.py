@@ -22,6 +22,7 @@ from tqdm import tqdm
 from .atomic import torch_save, write_text
 from .clips import decode_clips
 from .teacher import autocast, normalize, register_model_configs, resolve_device
+from .video import uniform_indices
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ def load_pool(pool_dir: str | Path, size: int, workers: int = 1):
     k = int(rows["frames"].min())
     frames = decode_clips(rows, k, size, workers, desc="decode pool")
     texts = [list(g.sort_values("frame")["caption"]) for _, g in per_video]
-    # the caption of each kept frame: frame i of k sits at the centre of segment i
-    kept = [[t[min(len(t) - 1, int(len(t) / k * (i + 0.5)))] for i in range(k)] for t in texts]
+    # the caption of each kept frame: the frames decode_clips picked (uniform_indices)
+    kept = [[t[i] for i in uniform_indices(len(t), k)] for t in texts]
     return frames, kept
 
 

@@ -166,9 +166,9 @@ def _position_words(x: float, y: float, size: int) -> str:
 
 
 def render_video(colour: str, shape: str, motion: str, n_frames: int, size: int,
-                 rng: np.random.Generator, background=None):
+                 rng: np.random.Generator):
     """Render one clip; return (frames uint8 [n, size, size, 3], one caption per frame)."""
-    bg, bg_words = background if background is not None else _background(rng, size)
+    bg, bg_words = _background(rng, size)
     rgb = np.array(COLOURS[colour], dtype=np.float32) + rng.uniform(-20, 20, size=3)
     rgb = np.clip(rgb, 0, 255)
     xs, ys, rs, angles = _trajectory(motion, n_frames, size, rng)

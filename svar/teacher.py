@@ -51,6 +51,8 @@ RANDOM_WARNING = (
     "knowledge, so distillation, pseudo-label and CLIP baseline numbers are meaningless")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz")
 SAMPLING_MODES = ("uniform", "fps", "clips")
+# the keys each sampling mode takes (see sampling_spec)
+SAMPLING_KEYS = {"uniform": ("mode", "frames"), "fps": ("mode", "frames", "fps"), "clips": ("mode", "frames", "clips")}
 
 
 def register_model_configs() -> None:
@@ -64,6 +66,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU. For timings."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def autocast(device: torch.device):
@@ -87,6 +95,18 @@ def _schema(model_name: str) -> str | None:
 
 def _is_file_spec(pretrained: str) -> bool:
     return os.sep in pretrained or "/" in pretrained or pretrained.endswith(CHECKPOINT_SUFFIXES)
+
+
+def weights_source(model_name: str, pretrained: str | None) -> str:
+    """Where a teacher's weights come from: "local-dir" or "hf-hub" (the model name's schema, which
+    ignores `pretrained`), "random", "file" (a checkpoint path) or "tag" (an open_clip pretrained
+    tag). "hf-hub" and "tag" are downloaded (fetch_weights, rule teacher_weights); the others not."""
+    schema = _schema(model_name)
+    if schema is not None:
+        return schema
+    if is_random(pretrained):
+        return "random"
+    return "file" if _is_file_spec(pretrained) else "tag"
 
 
 def _offline_env(offline: bool | None) -> bool:
@@ -192,35 +212,33 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
 
     register_model_configs()
     device = torch.device(device)
-    schema = _schema(model_name)
+    source = weights_source(model_name, pretrained)
     offline = _offline_env(offline)
-    if schema is None and model_name not in open_clip.list_models():
+    if source not in ("local-dir", "hf-hub") and model_name not in open_clip.list_models():
         raise ValueError(f"teacher.model: unknown open_clip model {model_name!r}; "
                          "see open_clip.list_models() or svar/model_configs/ (or use local-dir:PATH, hf-hub:ORG/REPO)")
-    if schema == "local-dir":
+    if source == "local-dir":
         folder = Path(model_name.split(":", 1)[1]).expanduser()
         if not (folder / "open_clip_config.json").is_file():
             raise FileNotFoundError(f"teacher.model: {model_name} needs a folder holding open_clip_config.json "
                                     f"and the weights; {folder / 'open_clip_config.json'} does not exist")
-    if schema is None and not is_random(pretrained):
-        if _is_file_spec(pretrained):
-            if not os.path.exists(pretrained):
-                raise FileNotFoundError(f"teacher.pretrained: checkpoint {pretrained} does not exist; "
-                                        "produce it first (rule pretrain_teacher) or fix the path")
-        else:
-            tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-            if not tag_cfg:
-                raise ValueError(f"teacher.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained "
-                                 f"tag of {model_name}; its tags: {open_clip.list_pretrained_tags_by_model(model_name)}")
-            if offline:  # fail early and clearly, before building the model
-                _cached_pretrained(tag_cfg, cache_dir, f"the weights of {model_name} / {pretrained}")
+    if source == "file" and not os.path.exists(pretrained):
+        raise FileNotFoundError(f"teacher.pretrained: checkpoint {pretrained} does not exist; "
+                                "produce it first (rule pretrain_teacher) or fix the path")
+    if source == "tag":
+        tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+        if not tag_cfg:
+            raise ValueError(f"teacher.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained "
+                             f"tag of {model_name}; its tags: {open_clip.list_pretrained_tags_by_model(model_name)}")
+        if offline:  # fail early and clearly, before building the model
+            _cached_pretrained(tag_cfg, cache_dir, f"the weights of {model_name} / {pretrained}")
     guard = _no_network(cache_dir) if offline else contextlib.nullcontext()
-    random_weights = schema is None and is_random(pretrained)
+    random_weights = source == "random"
     try:
         with guard, torch.random.fork_rng(devices=[], enabled=random_weights):
             if random_weights:  # the same random teacher in every job and shard, and the caller's RNG untouched
                 torch.manual_seed(0)
-            model = open_clip.create_model(model_name, pretrained=None if schema or is_random(pretrained) else pretrained,
+            model = open_clip.create_model(model_name, pretrained=pretrained if source in ("file", "tag") else None,
                                            device=device, cache_dir=cache_dir, weights_only=True)
     except Exception as exc:
         if _unsafe_pickle(exc):
@@ -228,7 +246,7 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
                 f"teacher.pretrained: {_weights_file(model_name, pretrained)} holds objects that are not tensors; "
                 "svar loads weights only (torch.load weights_only=True) and never runs code from a checkpoint. "
                 "Save a plain state dict (torch.save(model.state_dict(), ...)) or safetensors instead") from None
-        if offline and schema == "hf-hub":
+        if offline and source == "hf-hub":
             raise _missing_weights(f"{model_name} (config and weights)", cache_dir) from exc
         raise
     model.eval().requires_grad_(False)
@@ -245,16 +263,16 @@ def fetch_weights(model_name: str, pretrained: str | None, cache_dir: str | None
     from open_clip import pretrained as oc_pretrained
 
     register_model_configs()
-    schema = _schema(model_name)
-    if schema == "local-dir":
+    source = weights_source(model_name, pretrained)
+    if source == "local-dir":
         return model_name.split(":", 1)[1]
-    if schema == "hf-hub":
+    if source == "hf-hub":
         repo = model_name.split(":", 1)[1]
         oc_pretrained.download_pretrained_from_hf(repo, filename="open_clip_config.json", cache_dir=cache_dir)
         return oc_pretrained.download_pretrained_from_hf(repo, cache_dir=cache_dir)
-    if is_random(pretrained):
+    if source == "random":
         return None
-    if _is_file_spec(pretrained):
+    if source == "file":
         return pretrained
     cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
     if not cfg:
@@ -267,19 +285,14 @@ def weights_receipt(model_name: str, pretrained: str | None, cache_dir: str | No
     """Fetch a teacher's weights (fetch_weights) and write a receipt: what was fetched, where it
     lies, its size and sha256. Rule teacher_weights's output; rule teacher_shard depends on it,
     so the download happens once, on a machine with internet, before any shard job starts."""
-    import hashlib
-
     from .atomic import write_json
+    from .download import file_digests
 
     path = fetch_weights(model_name, pretrained, cache_dir)
     receipt = {"model": model_name, "pretrained": str(pretrained), "cache_dir": str(cache_dir or ""),
                "path": str(path) if path else None}
     if path and os.path.isfile(path):
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        receipt.update(bytes=os.path.getsize(path), sha256=digest.hexdigest())
+        receipt.update(bytes=os.path.getsize(path), sha256=file_digests(path, ["sha256"])["sha256"])
     write_json(out, receipt)
     log.info("teacher weights of %s / %s: %s", model_name, pretrained, receipt["path"])
     return receipt
@@ -313,8 +326,7 @@ def sampling_spec(sampling: dict | None = None, frames_per_video: int = 8) -> di
         spec["clips"] = int(spec.get("clips", 1))
         if spec["clips"] < 1:
             raise ValueError("teacher.sampling: mode clips needs clips >= 1")
-    allowed = {"uniform": {"mode", "frames"}, "fps": {"mode", "frames", "fps"}, "clips": {"mode", "frames", "clips"}}
-    extra = set(spec) - allowed[mode]
+    extra = set(spec) - set(SAMPLING_KEYS[mode])
     if extra:
         raise ValueError(f"teacher.sampling: keys {sorted(extra)} do not apply to mode {mode}")
     return spec
@@ -323,11 +335,10 @@ def sampling_spec(sampling: dict | None = None, frames_per_video: int = 8) -> di
 def sampling_from_config(cfg: dict) -> dict:
     """A config's `teacher.sampling` (every key present, as the schema requires) as a spec: only
     the keys its mode uses, so that fps and clips can stay in the config for the other modes."""
-    keep = {"uniform": ("mode", "frames"), "fps": ("mode", "frames", "fps"), "clips": ("mode", "frames", "clips")}
     mode = cfg.get("mode", "uniform")
-    if mode not in keep:
+    if mode not in SAMPLING_KEYS:
         raise ValueError(f"teacher.sampling.mode: {mode!r} is not one of {SAMPLING_MODES}")
-    return sampling_spec({k: cfg[k] for k in keep[mode] if k in cfg}, cfg.get("frames", 8))
+    return sampling_spec({k: cfg[k] for k in SAMPLING_KEYS[mode] if k in cfg}, cfg.get("frames", 8))
 
 
 def frames_per_store_row(spec: dict) -> int:
@@ -498,7 +509,7 @@ def _encode_batches(model, pre, device, loader, resized: bool, k_row: int, progr
 
 
 def _store_meta(model_name, pretrained, spec, templates, size) -> dict:
-    random_weights = is_random(pretrained) and _schema(model_name) is None
+    random_weights = weights_source(model_name, pretrained) == "random"
     return {
         "model": model_name,
         "pretrained": "random" if random_weights else str(pretrained if _schema(model_name) is None else model_name),
@@ -514,7 +525,7 @@ def _setup(model_name, pretrained, device, cache_dir, offline, threads):
     device = resolve_device(device)
     if threads:
         torch.set_num_threads(int(threads))
-    if is_random(pretrained) and _schema(model_name) is None:
+    if weights_source(model_name, pretrained) == "random":
         log.warning(RANDOM_WARNING)
     model, pre, tokenizer = create_teacher(model_name, pretrained, device, cache_dir=cache_dir, offline=offline)
     return device, model, pre, tokenizer
@@ -614,10 +625,7 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
     size = _image_size(pre)
     k_row = frames_per_store_row(spec)
     if pending:
-        if stop_after_chunks is not None:
-            pending_run = pending[:stop_after_chunks]
-        else:
-            pending_run = pending
+        pending_run = pending[:stop_after_chunks]  # None: all of them
         batches, chunk_of_batch = [], []
         for j in pending_run:
             for s in range(0, len(chunks[j]), batch_size):
@@ -699,16 +707,21 @@ def load_store(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def video_features(store: dict, video_ids) -> torch.Tensor:
-    """The teacher's video feature: the mean of its frame features, L2-normalised."""
+def frame_features(store: dict, video_ids) -> torch.Tensor:
+    """The teacher's per-frame features of these videos [N, k, D], each L2-normalised."""
     index = {v: i for i, v in enumerate(store["video_ids"])}
     missing = [v for v in video_ids if v not in index]
     if missing:
         raise KeyError(f"teacher store lacks {len(missing)} videos, e.g. {missing[0]}; rerun `svar teacher`")
     rows = torch.as_tensor(np.array([index[v] for v in video_ids], dtype=np.int64))
-    frames = F.normalize(store["frame_features"][rows].float(), dim=-1)
-    return F.normalize(frames.mean(1), dim=-1)
+    return F.normalize(store["frame_features"][rows].float(), dim=-1)
 
 
-def zeroshot_logits(store: dict, video_ids) -> torch.Tensor:
-    return store["logit_scale"] * video_features(store, video_ids) @ store["text_embeddings"].float().T
+def video_features(store: dict, video_ids) -> torch.Tensor:
+    """The teacher's video feature: the mean of its frame features, L2-normalised."""
+    return F.normalize(frame_features(store, video_ids).mean(1), dim=-1)
+
+
+def zeroshot_logits(store: dict, features: torch.Tensor) -> torch.Tensor:
+    """CLIP's zero-shot logits of teacher video features (`video_features`) against the class prompts."""
+    return store["logit_scale"] * features @ store["text_embeddings"].float().T

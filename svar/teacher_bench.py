@@ -28,19 +28,13 @@ import torch
 import yaml
 
 from .manifest import load_manifest
-from .teacher import (_encode_batches, _image_size, create_teacher, encode_frames, frames_per_store_row,
-                      is_random, make_loader, resolve_device, sampling_from_config, sampling_spec,
-                      to_model_input)
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from .teacher import (_encode_batches, _image_size, create_teacher, frames_per_store_row, is_random, make_loader,
+                      resolve_device, sampling_from_config, sampling_spec, synchronize)
 
 
 def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_size: int = 32, workers: int = 1,
                   threads: int = 1, device: str = "auto", rounds: int = 5, sampling=None, prefetch: int = 4,
-                  resize_on: str = "auto", out=sys.stdout) -> dict:
+                  resize_on: str = "auto") -> dict:
     torch.set_num_threads(threads)
     device = resolve_device(device)
     spec = sampling_spec(sampling, frames)
@@ -50,25 +44,20 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
     loader, resized = make_loader(manifest, spec, size, device, workers, batch_size, prefetch=prefetch,
                                   resize_on=resize_on)
     it = iter(loader)  # starts the workers
-    next(it)
+    first = next(it)
     startup = time.perf_counter() - t0
-    for _ in it:  # the rest of a first, warm-up pass
-        pass
+    in_memory = [first, *it]  # a first, warm-up pass over the decoders, kept for encode-only
     n = len(manifest)
-    in_memory = list(loader)
-    with torch.no_grad():  # warm the encoder
-        for _, f in in_memory[:2]:
-            encode_frames(model, to_model_input(f, size, pre, device, resized), device)
+    for _ in _encode_batches(model, pre, device, in_memory[:2], resized, k_row):  # warm the encoder
+        pass
 
     def decode_only():
         for _ in loader:
             pass
 
     def encode_only():
-        with torch.no_grad():
-            for _, f in in_memory:
-                feats = encode_frames(model, to_model_input(f, size, pre, device, resized), device)
-                feats.view(-1, k_row, feats.shape[-1]).to(torch.float16).cpu()
+        for _ in _encode_batches(model, pre, device, in_memory, resized, k_row):
+            pass
 
     def pipeline():
         for _ in _encode_batches(model, pre, device, loader, resized, k_row):
@@ -80,10 +69,10 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
     for r in range(rounds):
         order = names[r % 3:] + names[:r % 3]
         for name in order:
-            _sync(device)
+            synchronize(device)
             t = time.perf_counter()
             kinds[name]()
-            _sync(device)
+            synchronize(device)
             rates[name].append(n / (time.perf_counter() - t))
     ratios = [p / min(d, e) for d, e, p in zip(rates["decode"], rates["encode"], rates["pipeline"])]
     result = {k: statistics.median(v) for k, v in rates.items()}
@@ -119,7 +108,7 @@ def main_bench_teacher(config_path="workflow/config/config.yaml", rounds: int = 
         note = f" (weights {pretrained} not built yet: random weights, the same speed)"
         pretrained = "none"
     r = bench_teacher(manifest, tcfg["model"], pretrained, spec["frames"], batch_size, workers, threads,
-                      str(device), rounds, spec, out=out)
+                      str(device), rounds, spec)
     p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     p(f"teacher bench: {tcfg['model']}{note}, {len(manifest)} videos of {manifest_path}, "
       f"{spec},"

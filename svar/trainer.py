@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import math
-import os
 import random
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from .atomic import torch_save, write_text
 from .clips import augment, load_clips, strong_augment, take_clips, to_device
 from .methods import ClipLinearProbe, get_method, option
 from .students import Student
-from .teacher import autocast, resolve_device, video_features, zeroshot_logits
+from .teacher import autocast, frame_features, resolve_device, video_features, zeroshot_logits
 
 log = logging.getLogger(__name__)
 
@@ -126,23 +125,16 @@ class EMA:
             self.state[k].copy_(v)
 
 
-def frame_features(store: dict, video_ids) -> torch.Tensor:
-    """The teacher's per-frame features [N, k, D], each L2-normalised."""
-    index = {v: i for i, v in enumerate(store["video_ids"])}
-    rows = torch.as_tensor(np.array([index[v] for v in video_ids], dtype=np.int64))
-    return F.normalize(store["frame_features"][rows].float(), dim=-1)
-
-
-def teacher_pseudo_labels(method, options, store, labeled, pool_u, num_classes) -> torch.Tensor:
-    """pl_u: probabilities over classes for the unlabeled pool from the method's source."""
+def teacher_pseudo_labels(method, options, store, labeled, pool_u, t_l, t_u, num_classes) -> torch.Tensor:
+    """pl_u: probabilities over classes for the unlabeled pool from the method's source; t_l, t_u
+    are the teacher's video features of the labeled videos and of the pool."""
     if pool_u is labeled:  # the pool is the labeled set: its true labels are the targets, not a guess
         return F.one_hot(torch.tensor(pool_u["label"].to_numpy()), num_classes).float()
     if method.pseudo_label_source == "teacher_probe":
-        weight, bias = ClipLinearProbe(options).fit(
-            video_features(store, labeled["video_id"]), torch.tensor(labeled["label"].to_numpy()),
-            store["text_embeddings"], store["logit_scale"], num_classes)
-        return (video_features(store, pool_u["video_id"]) @ weight.T + bias).softmax(-1)
-    return zeroshot_logits(store, pool_u["video_id"]).softmax(-1)
+        weight, bias = ClipLinearProbe(options).fit(t_l, torch.tensor(labeled["label"].to_numpy()),
+                                                    store["text_embeddings"], store["logit_scale"], num_classes)
+        return (t_u @ weight.T + bias).softmax(-1)
+    return zeroshot_logits(store, t_u).softmax(-1)
 
 
 class Trainer:
@@ -150,16 +142,15 @@ class Trainer:
 
     def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1):
         s_opts, t_opts = options["student"], options["train"]
-        self.method, self.options = method, options
+        self.method = method
         self.s_opts, self.t_opts = s_opts, t_opts
         self.device = resolve_device(t_opts["device"])
         labeled = split[split["role"] == "labeled"]
         unlabeled = split[split["role"] == "unlabeled"]
         # with every training video labeled (fraction 1) the unlabeled terms use the labeled pool
         pool_u = unlabeled if len(unlabeled) else labeled
-        self.labeled, self.pool_u = labeled, pool_u
         num_classes = len(store["class_names"])
-        self.num_classes, self.teacher_dim = num_classes, store["text_embeddings"].shape[1]
+        self.teacher_dim = store["text_embeddings"].shape[1]
 
         # decoded clips: the labeled videos, plus the unlabeled ones for methods that use them; with a
         # disk cache, every training video of the split, so that one file serves every run
@@ -178,15 +169,19 @@ class Trainer:
 
         dev = self.device
         self.y_l = torch.tensor(labeled["label"].to_numpy()).to(dev)
-        self.t_l = video_features(store, labeled["video_id"]).to(dev)
+        t_l = video_features(store, labeled["video_id"])
+        self.t_l = t_l.to(dev)
         if method.needs_frame_features:
             self.tf_l = frame_features(store, labeled["video_id"]).to(dev)
+        self.pl_u = None  # teacher pseudo-labels, for the methods whose source is the teacher
         if method.uses_unlabeled:
-            self.t_u = video_features(store, pool_u["video_id"]).to(dev)
+            t_u = video_features(store, pool_u["video_id"])
+            self.t_u = t_u.to(dev)
             if method.needs_frame_features:
                 self.tf_u = frame_features(store, pool_u["video_id"]).to(dev)
             if method.pseudo_label_source in ("teacher_zeroshot", "teacher_probe"):
-                self.pl_u = teacher_pseudo_labels(method, options, store, labeled, pool_u, num_classes).to(dev)
+                self.pl_u = teacher_pseudo_labels(method, options, store, labeled, pool_u, t_l, t_u,
+                                                  num_classes).to(dev)
 
         self.student = Student(s_opts["arch"], num_classes, self.teacher_dim).to(dev)
         self.student = self.student.to(memory_format=torch.channels_last_3d)  # see Student._input
@@ -228,7 +223,7 @@ class Trainer:
             batch["t_u"] = self.t_u[idx_u]
             if self.method.needs_frame_features:
                 batch["tf_u"] = self.tf_u[idx_u]
-            if hasattr(self, "pl_u"):
+            if self.pl_u is not None:
                 batch["pl_u"] = self.pl_u[idx_u]
         return batch
 

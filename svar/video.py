@@ -8,12 +8,27 @@ raises `VideoDecodeError` naming the file and both reasons.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 DECODERS = ("decord", "pyav")
+
+# spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def map_videos(fn, items: list, workers: int, desc: str) -> list:
+    """fn over items, in order, with a progress bar: in `workers` spawned processes, or in this one
+    (workers <= 1, or fewer than two items). fn must be a module-level function (picklable)."""
+    if workers <= 1 or len(items) < 2:
+        return [fn(item) for item in tqdm(items, desc=desc, unit="video")]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=SPAWN) as pool:
+        return list(tqdm(pool.map(fn, items, chunksize=8), total=len(items), desc=desc, unit="video"))
 
 
 class VideoDecodeError(RuntimeError):

@@ -26,7 +26,7 @@ def test_features_have_the_right_shape(tiny_manifest, tmp_path, model_name, capl
     assert torch.allclose(store["text_embeddings"].norm(dim=1), torch.ones(len(classes)), atol=1e-4)
     assert store["video_ids"] == list(manifest["video_id"])
     assert store["meta"]["random_weights"] is True and store["meta"]["pretrained"] == "random"
-    assert zeroshot_logits(store, manifest["video_id"]).shape == (3, len(classes))
+    assert zeroshot_logits(store, video_features(store, manifest["video_id"])).shape == (3, len(classes))
 
 
 def test_video_feature_is_normalised_frame_mean(tiny_store):

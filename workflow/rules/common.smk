@@ -5,7 +5,6 @@ from pathlib import Path
 
 DATASET = config["dataset"]["name"]
 SPLIT = config["dataset"]["split"]
-RESULTS = f"results/{DATASET}"
 # the teacher's input size etc. never change with these sections; the student's runs do
 RUN_SECTIONS = ("student", "train", "distill", "pseudo_label", "linear_probe", "evaluate")
 
@@ -16,6 +15,8 @@ def fraction_tag(fraction):
 
 
 FRACTIONS = [fraction_tag(f) for f in config["fractions"]]
+# every (fraction, seed) of the grid, fraction by fraction: the order of a method's runs
+RUNS = [(fraction, seed) for fraction in FRACTIONS for seed in config["seeds"]]
 
 
 wildcard_constraints:
@@ -62,13 +63,9 @@ def run_options():
 
 
 def run_files(dataset, method, name):
-    """One file of every (fraction, seed) run of a method, in fraction-then-seed order; dataset
-    and method may be wildcards ("{dataset}")."""
-    return [
-        f"results/{dataset}/runs/{method}/fraction{fraction}_seed{seed}/{name}"
-        for fraction in FRACTIONS
-        for seed in config["seeds"]
-    ]
+    """One file of every run of a method, in RUNS order; dataset and method may be wildcards
+    ("{dataset}")."""
+    return [f"results/{dataset}/runs/{method}/fraction{fraction}_seed{seed}/{name}" for fraction, seed in RUNS]
 
 
 def all_metrics():
@@ -79,11 +76,7 @@ def evaluate_inputs(wildcards):
     """A method's checkpoints and the splits they were trained on, run by run."""
     return {
         "models": run_files(wildcards.dataset, wildcards.method, "model.pt"),
-        "splits": [
-            f"results/{wildcards.dataset}/splits/fraction{fraction}_seed{seed}.csv"
-            for fraction in FRACTIONS
-            for seed in config["seeds"]
-        ],
+        "splits": [f"results/{wildcards.dataset}/splits/fraction{fraction}_seed{seed}.csv" for fraction, seed in RUNS],
     }
 
 
@@ -104,32 +97,23 @@ TEACHER = config["teacher"]
 TEACHER_WEIGHTS_RECEIPT = f"results/teacher_weights/{_safe_name(TEACHER['model'])}__{_safe_name(TEACHER['pretrained'])}.json"
 
 
-def teacher_weights_needed():
-    """A download is needed for an open_clip pretrained tag (openai, laion2b_...) or an hf-hub:
-    model; not for a checkpoint file, a local-dir: folder or random weights (none)."""
-    from svar.teacher import CHECKPOINT_SUFFIXES
-
-    model, pretrained = TEACHER["model"], TEACHER["pretrained"]
-    if model.startswith("hf-hub:"):
-        return True
-    if model.startswith("local-dir:") or pretrained in ("", "none"):
-        return False
-    return not (len(Path(pretrained).parts) > 1 or pretrained.endswith(CHECKPOINT_SUFFIXES))
-
-
 def teacher_inputs(wildcards):
     """Manifest and class list, plus the weights: the checkpoint file when `teacher.pretrained`
-    names one (rule pretrain_teacher builds the generated set's), else rule teacher_weights's receipt."""
+    names one (rule pretrain_teacher builds the generated set's); the folder of a local-dir
+    model; for a pretrained tag or an hf-hub model, the receipt of rule teacher_weights."""
+    from svar.teacher import weights_source
+
     inputs = {
         "manifest": f"results/{wildcards.dataset}/manifest.csv",
         "classes": f"results/{wildcards.dataset}/classes.csv",
     }
     model, pretrained = TEACHER["model"], TEACHER["pretrained"]
-    if teacher_weights_needed():
+    source = weights_source(model, pretrained)
+    if source in ("tag", "hf-hub"):
         inputs["weights"] = TEACHER_WEIGHTS_RECEIPT
-    elif model.startswith("local-dir:"):
+    elif source == "local-dir":
         inputs["weights"] = model.split(":", 1)[1]
-    elif pretrained not in ("", "none"):
+    elif source == "file":
         inputs["weights"] = pretrained
     return inputs
 
