@@ -1,6 +1,7 @@
 # svar: set up, run the benchmark, run the tests. Everything installs into .venv.
 #   make benchmark   set up, then run the default benchmark (generated dataset, CPU)
-#   make test        set up, then run the test suite
+#   make test        set up, then run the test suite (what CI runs)
+#   make test-fast   set up, then run the tests not marked slow (no workflow, DVC, Slurm or browser runs)
 VENV ?= .venv
 PYTHON ?= python3
 CORES ?= 2
@@ -8,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 # the rules call `python -m svar`: the venv's python must come first on PATH
 RUN := env PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1
 
-.PHONY: setup system-deps benchmark test lint clean
+.PHONY: setup system-deps benchmark test test-fast lint clean
 
 setup: $(VENV)/.installed
 
@@ -29,8 +30,12 @@ benchmark: setup
 test: setup system-deps
 	$(RUN) python -m pytest
 
+test-fast: setup
+	$(RUN) python -m pytest -m "not slow"
+
 lint: setup
 	$(RUN) snakemake --lint
+	$(RUN) snakefmt --check Snakefile workflow/rules
 
 clean:
-	rm -rf results/synthetic results/logs results/plots results/report results/*.csv results/*.json .snakemake
+	rm -rf results/synthetic results/logs results/report results/teacher_weights results/*.csv results/*.json .snakemake

@@ -1,25 +1,29 @@
 # svar: semi-supervised video action recognition with a vision-language teacher.
-#   snakemake --cores 2                                  the default benchmark
-#   snakemake --cores 2 --configfile workflow/config/X.yaml   another config
+#   snakemake --cores 2                                            the default benchmark
+#   snakemake --cores 2 --configfile workflow/config/X.yaml        an overlay over it
 # Each stage lives in workflow/rules/<stage>.smk and calls one `svar <stage>` subcommand.
 
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from svar.config import validate
 
 min_version("9.0")
 
 
-# the default config, found from the Snakefile so that --directory elsewhere works too
+# the default config, found from the Snakefile so that --directory elsewhere works too;
+# --configfile overlays are merged over it by Snakemake
 configfile: Path(workflow.basedir) / "workflow/config/config.yaml"
+
+
+# the defaults of svar/data/config.schema.yaml under it, then checked: a wrong key or value
+# stops here, before any job starts, naming the key
+config.update(validate(config, "workflow config (workflow/config/config.yaml and any --configfile overlays)"))
 
 
 # rules run `python -m svar <stage>` with this checkout importable, in any environment
 shell.prefix(f"export PYTHONPATH={workflow.basedir}:$PYTHONPATH; ")
-
-
-# a wrong key or value stops here, before any job starts, naming the key
-validate(config, "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"
@@ -37,13 +41,13 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
-    input:
-        "results/metrics.csv",
-        "results/summary.csv",
-        "results/plots/top1_vs_fraction.png",
-        "results/report/report.html",
     default_target: True
+    input:
+        rules.aggregate.output.metrics,
+        rules.aggregate.output.summary,
+        rules.report.output.accuracy,
+        rules.report.output.html,
 
 
 onsuccess:
-    print_summary("results/summary.csv")
+    print_summary(rules.aggregate.output.summary)

@@ -1,4 +1,6 @@
-"""Collect per-run metrics into tables (long and summary) and a plot of top-1 against fraction."""
+"""Collect per-run metrics into tables: the long one, the summary over seeds, and the summary's
+forms for DVC (nested JSON metrics, a per-fraction CSV for `dvc plots`). The figures are the
+report stage's (svar/report.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_path, write_csv, write_json
+from .atomic import write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +37,6 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     summary = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     summary["std"] = summary["std"].fillna(0.0)
     return summary
-
-
-def plot_top1(metrics: pd.DataFrame, out) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    top1 = metrics[metrics["metric"] == "top1"].copy()
-    top1["top-1 accuracy (%)"] = 100 * top1["value"]
-    top1["labeled fraction"] = top1["fraction"]
-    datasets = sorted(top1["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.2), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        sns.lineplot(data=top1[top1["dataset"] == dataset], x="labeled fraction", y="top-1 accuracy (%)",
-                     hue="method", style="method", markers=True, dashes=False, errorbar="sd", ax=ax)
-        ax.set_xscale("log")
-        ax.set_title(f"{dataset}: top-1 vs labeled fraction (mean ± sd over seeds)")
-        ax.set_ylim(0, 100)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
@@ -90,8 +68,7 @@ def top1_by_fraction(summary: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().rename_axis(columns=None)
 
 
-def aggregate(metric_files, metrics_out, summary_out, plot_out, summary_json_out=None,
-              top1_csv_out=None) -> pd.DataFrame:
+def aggregate(metric_files, metrics_out, summary_out, summary_json_out=None, top1_csv_out=None) -> pd.DataFrame:
     metrics = collect(metric_files)
     summary = summarise(metrics)
     write_csv(metrics_out, metrics)
@@ -100,7 +77,6 @@ def aggregate(metric_files, metrics_out, summary_out, plot_out, summary_json_out
         write_json(summary_json_out, summary_metrics(summary))
     if top1_csv_out:
         write_csv(top1_csv_out, top1_by_fraction(summary))
-    plot_top1(metrics, plot_out)
     random = [f for f in metric_files if json.loads(Path(f).read_text()).get("teacher_random_weights")]
     if random:
         log.warning("%d of %d runs used a teacher with RANDOM weights", len(random), len(metric_files))

@@ -11,11 +11,16 @@ Stages, in the order the workflow runs them:
   teacher-gather  merge the teacher's shards into the one feature store every run reads
   train     train one (method, fraction, seed) run, or fit a teacher-only baseline
   evaluate  top-1 / top-5 / mean-class accuracy of runs on the test list (a method's runs at once)
-  aggregate metrics.csv, summary.csv and the top-1 plot from every run's metrics
+  aggregate metrics.csv and summary.csv from every run's metrics
   report    the paper's tables (CSV, Markdown, LaTeX), plots and an offline HTML report
 
-and, for checking your own videos before indexing them:
+and, beside them:
   probe     decode each video; frames, fps, size, codec, decoder used, ok or the error
+  config    the workflow's resolved configuration (defaults, config.yaml, overlays)
+  bench     throughput of the teacher's and the trainer's data paths
+
+Every default below is the config's (svar/data/config.schema.yaml), so a stage run by hand
+does what the workflow does with the default config.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ import json
 import logging
 import sys
 
+from .config import default, description
+from .registry import names_of
+
 
 def _download(args):
     from .download import fetch_archive
@@ -33,11 +41,10 @@ def _download(args):
 
 
 def _dataset(args):
-    from .synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
+    from .datasets import DATASETS, archive_paths, prepare
+    from .datasets.synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
 
-    if args.name != "synthetic":
-        from .datasets import archive_paths, prepare
-
+    if not DATASETS[args.name].generated:
         prepare(args.name, args.archives or archive_paths(args.name, args.archives_dir), args.out)
         return
 
@@ -49,7 +56,7 @@ def _dataset(args):
 
 
 def _pretrain_teacher(args):
-    from .pretrain import pretrain
+    from .teacher.pretrain import pretrain
 
     pretrain(args.pool, args.out, args.model, args.steps, args.batch_size, args.lr, args.weight_decay, args.seed,
              args.device, args.threads, args.curve)
@@ -71,7 +78,7 @@ def _splits(args):
 
 
 def _teacher_weights(args):
-    from .teacher import weights_receipt
+    from .teacher.weights import weights_receipt
 
     weights_receipt(args.model, args.pretrained, args.cache_dir or None, args.out)
 
@@ -80,12 +87,13 @@ def _teacher(args):
     import pandas as pd
 
     from .manifest import load_manifest
-    from .teacher import extract, extract_shard, sampling_from_config
+    from .teacher.features import extract, extract_shard
+    from .teacher.sampling import sampling_from_config
 
     classes = pd.read_csv(args.classes)["class_name"].tolist()
     sampling = sampling_from_config({"mode": args.sampling, "frames": args.frames, "fps": args.fps, "clips": args.clips})
     common = dict(frames_per_video=args.frames, sampling=sampling, batch_size=args.batch_size, workers=args.workers,
-                  device=args.device, templates=tuple(args.template), cache_dir=args.cache_dir or None,
+                  device=args.device, templates=args.templates, cache_dir=args.cache_dir or None,
                   offline=True if args.offline else None, threads=args.threads)
     if (args.out is None) == (args.shard is None) or (args.shard is not None and args.out_dir is None):
         raise SystemExit("svar teacher: give either --out (one store) or --shard with --shards and --out-dir")
@@ -97,7 +105,7 @@ def _teacher(args):
 
 
 def _teacher_gather(args):
-    from .teacher import gather
+    from .teacher.features import gather
 
     store = gather(args.shards, args.out)
     logging.info("%s: %d videos from %d shards", args.out, len(store["video_ids"]), len(args.shards))
@@ -106,7 +114,7 @@ def _teacher_gather(args):
 def _train(args):
     from .manifest import load_manifest
     from .splits import load_split
-    from .teacher import load_store
+    from .teacher.store import load_store
     from .trainer import train
 
     run_info = {"dataset": args.dataset, "fraction": args.fraction}
@@ -115,15 +123,16 @@ def _train(args):
 
 
 def _evaluate(args):
-    from .evaluate import evaluate_runs
+    from .evaluate import evaluate_runs, evaluate_settings
     from .manifest import load_manifest
-    from .teacher import load_store
+    from .teacher.store import load_store
 
     if not len(args.model) == len(args.split) == len(args.out):
         raise SystemExit(f"svar evaluate: {len(args.model)} --model, {len(args.split)} --split and {len(args.out)} "
                          "--out given; give one of each per run, in the same order")
     runs = list(zip(args.model, args.split, args.out))
-    for result in evaluate_runs(runs, load_manifest(args.manifest), load_store(args.teacher), args.threads):
+    settings = evaluate_settings(args.clips, args.batch_size, args.device)
+    for result in evaluate_runs(runs, load_manifest(args.manifest), load_store(args.teacher), args.threads, settings):
         logging.info("%s fraction %s seed %s: top1 %.3f top5 %.3f mean-class %.3f", result["method"],
                      result["fraction"], result["seed"], result["top1"], result["top5"], result["mean_class"])
 
@@ -136,14 +145,20 @@ def _report(args):
 
 def _bench(args):
     if args.what == "teacher":
-        from .teacher_bench import main_bench_teacher
+        from .bench_teacher import main_bench_teacher
 
-        main_bench_teacher(args.config, rounds=args.rounds, workers=args.workers, batch_size=args.batch_size,
+        main_bench_teacher(args.configfile, rounds=args.rounds, workers=args.workers, batch_size=args.batch_size,
                            model=args.model)
     else:
-        from .bench import main_bench_train
+        from .bench_train import main_bench_train
 
-        main_bench_train(args.config)
+        main_bench_train(args.configfile)
+
+
+def _config(args):
+    from .config import load_workflow_config, schema, show
+
+    print(show(schema() if args.schema else load_workflow_config(*args.configfile)), end="")
 
 
 def _probe(args):
@@ -155,8 +170,7 @@ def _probe(args):
 def _aggregate(args):
     from .aggregate import aggregate
 
-    aggregate(args.metrics, args.metrics_out, args.summary_out, args.plot_out, args.summary_json_out,
-              args.top1_csv_out)
+    aggregate(args.metrics, args.metrics_out, args.summary_out, args.summary_json_out, args.top1_csv_out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "resumable (HTTP Range), retried with back-off, checksum-verified, written "
                                    "atomically. With --archives-dir holding the file, it is verified and used "
                                    "without touching the network.")
-    p.add_argument("--archive", required=True, help="archive file name")
+    p.add_argument("--archive", required=True, choices=names_of("archive"), metavar="ARCHIVE",
+                   help="archive file name, one a registered dataset is built from: %(choices)s")
     p.add_argument("--out-dir", default="data/archives")
     p.add_argument("--archives-dir", default=None, help="folder of archives already on disk")
     p.set_defaults(func=_download)
@@ -182,19 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "fps, plus <out>/pretrain/, captioned videos for the teacher; same seed, same "
                                    "bytes). ucf101, hmdb51: extracted from the official archives (checksums "
                                    "verified; HMDB51's split files converted).")
-    p.add_argument("--name", default="synthetic", choices=["synthetic", "ucf101", "hmdb51"])
+    p.add_argument("--name", default=default("dataset.name"), choices=names_of("dataset"))
     p.add_argument("--archives", nargs=2, default=None, metavar=("VIDEOS", "SPLITS"),
                    help="ucf101/hmdb51: the video archive and the split archive")
     p.add_argument("--archives-dir", default="data/archives",
                    help="ucf101/hmdb51: folder holding the official archives (when --archives is not given)")
     p.add_argument("--out", required=True, help="output folder, e.g. data/synthetic")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--classes", type=int, default=10, help="how many of the built-in classes (first N)")
-    p.add_argument("--size", type=int, default=64, help="frame width and height in pixels")
-    p.add_argument("--groups", type=int, default=10, help="groups per class (gXX)")
-    p.add_argument("--clips-per-group", type=int, default=4, help="clips per group (cYY)")
-    p.add_argument("--test-groups", type=int, default=3, help="groups 1..N form the test list")
-    p.add_argument("--pretrain-videos", type=int, default=240, help="captioned videos for teacher pretraining")
+    for key in ("seed", "classes", "size", "groups", "clips_per_group", "test_groups", "pretrain_videos"):
+        p.add_argument(f"--{key.replace('_', '-')}", type=int, default=default(f"dataset.synthetic.{key}"),
+                       help=f"synthetic: {description(f'dataset.synthetic.{key}')} (default %(default)s)")
     p.set_defaults(func=_dataset)
 
     p = sub.add_parser("pretrain-teacher", help="train the generated dataset's tiny CLIP teacher",
@@ -204,13 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`svar teacher --pretrained <out>` loads like any open_clip checkpoint file.")
     p.add_argument("--pool", required=True, help="captioned pool folder, e.g. data/synthetic/pretrain")
     p.add_argument("--out", required=True, help="checkpoint file")
-    p.add_argument("--model", default="svar-tiny-clip", help="open_clip model name")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=64, help="(frame, caption) pairs per step")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--model", default=default("teacher.model"), help="open_clip model name (default %(default)s)")
+    for key, kind in (("steps", int), ("batch_size", int), ("lr", float), ("weight_decay", float), ("seed", int)):
+        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=default(f"pretrain_teacher.{key}"),
+                       help=f"{description(f'pretrain_teacher.{key}')} (default %(default)s)")
+    p.add_argument("--device", default=default("teacher.device"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--curve", default=None, help="CSV of the contrastive loss per step")
     p.set_defaults(func=_pretrain_teacher)
@@ -234,10 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--fraction", type=float, required=True, help="labeled fraction in (0, 1]")
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--split", type=int, default=1, help="official split number (1..3)")
-    p.add_argument("--convention", default="balanced", choices=["balanced", "random", "videossl", "svformer"],
-                   help="balanced: k per class (SVFormer's); random: a seeded random draw (VideoSSL's); "
-                        "videossl / svformer: import the lists those papers published (--lists-dir)")
+    p.add_argument("--split", type=int, default=default("dataset.split"), help="official split number (1..3)")
+    p.add_argument("--convention", default=default("dataset.split_convention"), choices=names_of("split_convention"),
+                   help=description("dataset.split_convention"))
     p.add_argument("--lists-dir", default=None, help="folder of published lists, for videossl / svformer")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_splits)
@@ -250,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "local-dir: folders and random weights need no download.")
     p.add_argument("--model", required=True)
     p.add_argument("--pretrained", default="none")
-    p.add_argument("--cache-dir", default="", help="where the weights go ('' = open_clip's default cache)")
+    p.add_argument("--cache-dir", default=default("teacher.cache_dir"),
+                   help="where the weights go (default %(default)s; '' = open_clip's default cache)")
     p.add_argument("--out", required=True, help="the receipt (JSON)")
     p.set_defaults(func=_teacher_weights)
 
@@ -274,21 +283,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open_clip model name (ViT-B-32, svar-tiny-clip ...), local-dir:PATH or hf-hub:ORG/REPO")
     p.add_argument("--pretrained", default="none",
                    help="open_clip pretrained tag, checkpoint file, or 'none' for random weights")
-    p.add_argument("--cache-dir", default="", help="where tag / hf-hub weights are cached (`svar teacher-weights`)")
+    p.add_argument("--cache-dir", default=default("teacher.cache_dir"),
+                   help="where tag / hf-hub weights are cached (`svar teacher-weights`; default %(default)s)")
     p.add_argument("--offline", action="store_true",
                    help="never touch the network: weights come from the cache or a file, else a clear error")
-    p.add_argument("--sampling", default="uniform", choices=["uniform", "fps", "clips"],
-                   help="uniform: k frames spread over the video; fps: k frames --fps apart; clips: --clips "
-                        "segments of k uniform frames each")
-    p.add_argument("--frames", type=int, default=8, help="k, frames per video (per clip with --sampling clips)")
-    p.add_argument("--fps", type=float, default=2.0, help="frames per second, --sampling fps")
-    p.add_argument("--clips", type=int, default=1, help="clips per video, --sampling clips")
-    p.add_argument("--batch-size", type=int, default=32, help="videos per batch")
-    p.add_argument("--workers", type=int, default=0, help="decoding worker processes (0: in the main process)")
+    p.add_argument("--sampling", default=default("teacher.sampling.mode"), choices=names_of("sampling_mode"),
+                   help=description("teacher.sampling.mode"))
+    for key, kind in (("frames", int), ("fps", float), ("clips", int)):
+        p.add_argument(f"--{key}", type=kind, default=default(f"teacher.sampling.{key}"),
+                       help=f"{description(f'teacher.sampling.{key}')} (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=default("teacher.batch_size"), help="videos per batch")
+    p.add_argument("--workers", type=int, default=default("teacher.workers"), help=description("teacher.workers"))
     p.add_argument("--threads", type=int, default=None, help="torch threads for the encoder (default: torch's)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--template", action="append", default=None,
-                   help="prompt template with {} for the class words (repeatable)")
+    p.add_argument("--device", default=default("teacher.device"), help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--templates", nargs="+", default=default("teacher.templates"),
+                   help="prompt templates, each with one {} for the class words, or the name of a stored prompt "
+                        "set (svar/data/prompts/: clip_ucf101 ...); default %(default)s")
     p.set_defaults(func=_teacher)
 
     p = sub.add_parser("teacher-gather", help="merge the teacher's shards into one feature store",
@@ -305,9 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--split", required=True, help="split table from `svar splits`")
     p.add_argument("--teacher", required=True, help="feature store from `svar teacher`")
-    p.add_argument("--method", required=True)
+    p.add_argument("--method", required=True, choices=names_of("method"))
     p.add_argument("--options", required=True,
-                   help="JSON with the config sections student, train, distill, pseudo_label, linear_probe, evaluate")
+                   help="JSON: the config keys the method reads (svar.methods.options_for; the workflow passes them)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--dataset", required=True, help="dataset name, recorded in the results")
     p.add_argument("--fraction", type=float, required=True, help="labeled fraction, recorded in the results")
@@ -327,15 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--teacher", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clips", type=int, default=default("evaluate.clips"), help=description("evaluate.clips"))
+    p.add_argument("--batch-size", type=int, default=default("evaluate.batch_size"),
+                   help=description("evaluate.batch_size"))
+    p.add_argument("--device", default=default("evaluate.device"), help=description("evaluate.device"))
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("aggregate", help="metrics.csv, summary.csv and the top-1 plot",
-                       description="Long table (dataset, method, fraction, seed, metric, value), summary (mean, "
-                                   "std, n_seeds over seeds) and a seaborn plot of top-1 against fraction.")
+    p = sub.add_parser("aggregate", help="metrics.csv and summary.csv",
+                       description="Long table (dataset, method, fraction, seed, metric, value) and summary (mean, "
+                                   "std, n_seeds over seeds), with the summary's forms for DVC.")
     p.add_argument("metrics", nargs="+", help="metrics JSON files from `svar evaluate`")
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--summary-out", required=True)
-    p.add_argument("--plot-out", required=True)
     p.add_argument("--summary-json-out", default=None, help="the summary as nested JSON (dvc metrics)")
     p.add_argument("--top1-csv-out", default=None, help="mean top-1 per fraction, a column per method (dvc plots)")
     p.set_defaults(func=_aggregate)
@@ -356,13 +369,23 @@ def build_parser() -> argparse.ArgumentParser:
                                    "default run's videos; train: model-only and real-data-path training clips/s. "
                                    "Both measured side by side in one run; the last line reads `ratio <value>`.")
     p.add_argument("what", choices=["teacher", "train"])
-    p.add_argument("--config", default="workflow/config/config.yaml")
+    p.add_argument("--configfile", nargs="*", default=[],
+                   help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
     p.add_argument("--model", default=None,
                    help="teacher: another open_clip model than the config's, with random weights (the same speed)")
     p.add_argument("--batch-size", type=int, default=None, help="teacher: videos per batch (default: the config's)")
     p.add_argument("--workers", type=int, default=None, help="teacher: decoding processes (default: the config's)")
     p.add_argument("--rounds", type=int, default=7, help="teacher: interleaved measurement rounds")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("config", help="the workflow's resolved configuration",
+                       description="Print the configuration a workflow run with these overlays uses: the schema's "
+                                   "defaults, then workflow/config/config.yaml, then each --configfile overlay "
+                                   "(run from the checkout's root), validated. --schema prints the schema with the "
+                                   "registries' names filled in.")
+    p.add_argument("configfile", nargs="*", help="config overlays, as given to snakemake --configfile")
+    p.add_argument("--schema", action="store_true", help="print the schema instead")
+    p.set_defaults(func=_config)
 
     p = sub.add_parser("probe", help="check videos: frames, fps, size, codec, decoder, ok or the error",
                        description="Decode each video (files, or folders searched for video files) the way "
@@ -379,10 +402,6 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if getattr(args, "template", "unset") is None:
-        from .teacher import DEFAULT_TEMPLATES
-
-        args.template = list(DEFAULT_TEMPLATES)
     args.func(args)
 
 

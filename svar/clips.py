@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import atomic_path
-from .teacher import resize_center_crop
+from .image import resize_center_crop
 from .video import decoder_versions, map_videos, read_frames, uniform_indices
 
 log = logging.getLogger(__name__)

@@ -297,39 +297,20 @@ class ArchiveInfo:
         return expected_checksums(self.sha256, self.md5, self.sha256_prefix, self.sha256_suffix)
 
 
-# Full sha256 values as recorded by TensorFlow Datasets (tensorflow_datasets/url_checksums/ucf101.txt)
-# and torchvision's prototype datasets (torchvision/prototype/datasets/_builtin/hmdb51.py); each
-# agrees with the ends of the digest published with the benchmark's data notes.
-KNOWN_ARCHIVES: dict[str, ArchiveInfo] = {
-    info.filename: info for info in (
-        ArchiveInfo("https://www.crcv.ucf.edu/data/UCF101/UCF101.rar",
-                    "UCF101's 13,320 videos in 101 class folders (6.5 GB); no digest recorded"),
-        ArchiveInfo("https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip",
-                    "UCF101's classInd.txt and the three official train/test lists",
-                    sha256="5c0d1a53b8ed364a2ac830a73f405e51bece7d98ce1254fd19ed4a36b224bd27"),
-        ArchiveInfo("https://storage.googleapis.com/thumos14_files/UCF101_videos.zip",
-                    "the TFDS mirror of UCF101's videos, as a ZIP (6.96 GB)",
-                    sha256="dabf56f573cd19c79e096563529fec8126a2a34e18e10c72eb621dd687532b0d"),
-        ArchiveInfo("http://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/hmdb51_org.rar",
-                    "HMDB51's videos: a RAR of 51 RARs, one per class (2 GB)",
-                    sha256="9e714a0d8b76104d76e932764a7ca636f929fff66279cda3f2e326fa912a328e"),
-        ArchiveInfo("http://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/test_train_splits.rar",
-                    "HMDB51's three official splits, one file per class and split",
-                    md5="15e67781e70dcfbdce2d7dbb9b3344b5"),
-    )
-}
-
-
 def fetch_archive(name: str, archives_dir: str | os.PathLike | None = None,
                   download_dir: str | os.PathLike = "data/archives", progress: bool = True) -> Path:
-    """Path to a verified copy of the known archive `name` (a KNOWN_ARCHIVES key).
+    """Path to a verified copy of the known archive `name` (one a registered dataset is built
+    from: svar.datasets.known_archives()).
 
     An archive already in `archives_dir` (copied by hand, or from a shared disk) is verified
     and used as is, without touching the network; otherwise it is downloaded to `download_dir`.
     """
-    if name not in KNOWN_ARCHIVES:
-        raise KeyError(f"unknown archive {name!r}; known: {', '.join(KNOWN_ARCHIVES)}")
-    info = KNOWN_ARCHIVES[name]
+    from .datasets import known_archives
+
+    known = known_archives()
+    if name not in known:
+        raise KeyError(f"unknown archive {name!r}; known: {', '.join(known)}")
+    info = known[name]
     if archives_dir is not None:
         local = Path(archives_dir) / info.filename
         if local.exists():

@@ -1,6 +1,9 @@
 """Evaluation on the official test list: top-1, top-5 and mean-class accuracy of the final model.
 
 The reported accuracy is always the final model's: no checkpoint is ever chosen by test score.
+How a student is scored (clips per video, batch size, device) is evaluation's own setting, the
+config's `evaluate` section, passed to the job that scores it; what the model takes as input
+(frames, size) is the model's, read from its checkpoint.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import torch
 
 from .atomic import write_json
 from .clips import decode_clips
+from .config import default
+from .device import autocast, resolve_device
 from .students import Student
-from .teacher import autocast, resolve_device, video_features
+from .teacher.store import video_features
 from .video import decoder_versions
 
 
@@ -58,35 +63,45 @@ class TestClips:
         return self.cache[key]
 
 
+def evaluate_settings(clips: int = default("evaluate.clips"), batch_size: int = default("evaluate.batch_size"),
+                      device: str = default("evaluate.device")) -> dict:
+    """The config's `evaluate` section, complete: how a student is scored."""
+    return {"clips": int(clips), "batch_size": int(batch_size), "device": device}
+
+
 @torch.no_grad()
-def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: TestClips | None = None) -> torch.Tensor:
+def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: TestClips | None = None,
+                settings: dict | None = None) -> torch.Tensor:
     if ckpt["kind"] == "teacher_head":
         return video_features(store, test["video_id"]) @ ckpt["weight"].T + ckpt["bias"]
+    settings = settings or evaluate_settings()
     clips = clips or TestClips(manifest, threads)
-    opts = ckpt["meta"]["options"]
-    device = resolve_device(opts["train"]["device"])
+    model_input = ckpt["meta"]["options"]["student"]  # the clips the model was trained on
+    device = resolve_device(settings["device"])
     student = Student(ckpt["arch"], ckpt["num_classes"], ckpt["teacher_dim"])
     student.load_state_dict(ckpt["state_dict"])
     student.to(device).eval()
-    n_clips = opts["evaluate"]["clips"]
+    n_clips = settings["clips"]
     total = 0
     for c in range(n_clips):
-        x = clips.get(test["video_id"], opts["student"]["frames"], opts["student"]["size"], c, n_clips)
+        x = clips.get(test["video_id"], model_input["frames"], model_input["size"], c, n_clips)
         outs = []
-        for chunk in x.split(64):
+        for chunk in x.split(settings["batch_size"]):
             with autocast(device):
                 outs.append(student(chunk.to(device))[0].float().cpu())
         total = total + torch.cat(outs)
     return total / n_clips
 
 
-def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: TestClips | None = None) -> dict:
+def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: TestClips | None = None,
+             settings: dict | None = None) -> dict:
     """Score one run's final model on its split's test videos; write and return its metrics."""
     torch.set_num_threads(threads)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     test = split[split["role"] == "test"]
     labels = torch.tensor(test["label"].to_numpy())
-    logits = test_logits(ckpt, manifest, test, store, threads, clips)
+    settings = settings or evaluate_settings()
+    logits = test_logits(ckpt, manifest, test, store, threads, clips, settings)
     metrics = accuracy_metrics(logits, labels, len(store["class_names"]))
     meta = ckpt["meta"]
     teacher = meta["teacher"]
@@ -107,6 +122,8 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
             "teacher_weights": teacher["pretrained"],
             "student": ckpt.get("arch", "none (teacher only)"),
             "options": meta["options"],
+            # how a student was scored; teacher-only heads are scored on the stored features
+            "evaluate": settings if ckpt["kind"] == "student" else None,
             "split_convention": meta.get("split_convention", "class-balanced"),
             "decoders": decoder_versions(),
             "git_commit": git_commit(),
@@ -118,7 +135,7 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
     return result
 
 
-def evaluate_runs(runs, manifest, store, threads: int = 1) -> list[dict]:
+def evaluate_runs(runs, manifest, store, threads: int = 1, settings: dict | None = None) -> list[dict]:
     """Score several runs, (checkpoint, split, metrics out) each, decoding the test clips once.
 
     Each run's metrics file is written as soon as it is scored, so an interrupted job keeps the
@@ -126,4 +143,5 @@ def evaluate_runs(runs, manifest, store, threads: int = 1) -> list[dict]:
     from .splits import load_split
 
     clips = TestClips(manifest, threads)
-    return [evaluate(model, manifest, load_split(split), store, out, threads, clips) for model, split, out in runs]
+    return [evaluate(model, manifest, load_split(split), store, out, threads, clips, settings)
+            for model, split, out in runs]

@@ -18,6 +18,12 @@ unlabeled pool, and only methods that need one pay for a strong view.
 
 Teacher-only baselines (`clip_zeroshot`, `clip_linear_probe`) train no student: they define
 `fit`, which turns the teacher's features into a classifier head.
+
+Each method declares the configuration keys it reads (`reads`, given the config: which
+pseudo-label threshold a method reads depends on `pseudo_label.source`) and the trainer gets
+those and no others (`options_for`): the workflow passes a training job exactly them, so a
+change to a key reruns exactly the runs of the methods that read it. Evaluation's own keys
+(`evaluate_reads`) are declared the same way.
 """
 
 from __future__ import annotations
@@ -25,48 +31,48 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Option keys added after the first config schema, with their defaults: read through `option()`,
-# so that a config written before them still runs. Every other key is required.
-OPTION_DEFAULTS: dict[tuple[str, str], object] = {
-    ("student", "cache_dir"): "",              # "" = decoded clips in memory only; else a folder of .npy caches
-    ("train", "ema"): 0.0,                     # EMA decay of the weights (0 = off); evaluation uses the EMA
-    ("train", "checkpoint_every"): 0,          # steps between resume checkpoints (0 = off)
-    ("distill", "frame_level"): False,         # distil temporal student features to teacher frame features
-    ("pseudo_label", "student_threshold"): 0.95,  # tau: confidence a student-made pseudo-label needs
-    ("pseudo_label", "source"): "teacher_zeroshot",  # where distill_pl / pseudo_label take pseudo-labels
-}
+from .config import subset
+from .registry import Registry
 
-PSEUDO_LABEL_SOURCES = ("teacher_zeroshot", "teacher_probe", "student")
-METHODS: dict[str, type] = {}
+METHODS = Registry("method", "methods")
+DISTILL_LOSSES = Registry("distillation loss", "distill.loss")
+PSEUDO_LABEL_SOURCES = Registry("pseudo-label source", "pseudo_label.source")
+PSEUDO_LABEL_SOURCES.register("the teacher's zero-shot prediction", name="teacher_zeroshot")
+PSEUDO_LABEL_SOURCES.register("a linear probe on the labeled videos' teacher features", name="teacher_probe")
+PSEUDO_LABEL_SOURCES.register("the student's own (detached) prediction", name="student")
 
-
-def option(options: dict, section: str, key: str):
-    """options[section][key]; keys listed in OPTION_DEFAULTS fall back to their default."""
-    if (section, key) in OPTION_DEFAULTS:
-        return options.get(section, {}).get(key, OPTION_DEFAULTS[section, key])
-    return options[section][key]
-
-
-def register(cls):
-    METHODS[cls.name] = cls
-    return cls
+# what every student run reads: the student, and the trainer's settings but the unlabeled ratio
+STUDENT_KEYS = ("student", "train.steps", "train.batch_size", "train.optimizer", "train.lr", "train.weight_decay",
+                "train.warmup_steps", "train.device", "train.flip", "train.ema", "train.checkpoint_every")
 
 
 def get_method(name: str, options: dict | None = None):
-    if name not in METHODS:
-        raise ValueError(f"methods: unknown method {name!r}; choose from {sorted(METHODS)}")
     return METHODS[name](options or {})
+
+
+def options_for(name: str, config: dict) -> dict:
+    """The part of a config that method `name`'s training reads: what `svar train` is passed."""
+    return subset(config, METHODS[name].reads(config))
+
+
+@DISTILL_LOSSES.register
+def cosine(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+
+
+@DISTILL_LOSSES.register
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(F.normalize(pred, dim=-1), target)
+
+
+@DISTILL_LOSSES.register
+def smooth_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.smooth_l1_loss(F.normalize(pred, dim=-1), target)
 
 
 def distill_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     """Distance between projected student embeddings and teacher features (over the last dim)."""
-    if kind == "cosine":
-        return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
-    if kind == "mse":
-        return F.mse_loss(F.normalize(pred, dim=-1), target)
-    if kind == "smooth_l1":
-        return F.smooth_l1_loss(F.normalize(pred, dim=-1), target)
-    raise ValueError(f"distill.loss: unknown loss {kind!r}; choose cosine, mse or smooth_l1")
+    return DISTILL_LOSSES[kind](pred, target)
 
 
 def masked_ce(logits: torch.Tensor, probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,10 +84,24 @@ def masked_ce(logits: torch.Tensor, probs: torch.Tensor, threshold: float) -> tu
 
 
 def pseudo_label_source(options: dict) -> str:
-    source = option(options, "pseudo_label", "source")
-    if source not in PSEUDO_LABEL_SOURCES:
-        raise ValueError(f"pseudo_label.source: unknown source {source!r}; choose from {', '.join(PSEUDO_LABEL_SOURCES)}")
+    source = options["pseudo_label"]["source"]
+    PSEUDO_LABEL_SOURCES[source]  # an unknown source is an error naming pseudo_label.source
     return source
+
+
+def pseudo_label_keys(config: dict) -> tuple[str, ...]:
+    """What a method taking pseudo-labels from `pseudo_label.source` reads: the source, the
+    weight, the threshold that applies to it, and the probe's settings for teacher_probe."""
+    source = pseudo_label_source(config)
+    threshold = "pseudo_label.student_threshold" if source == "student" else "pseudo_label.threshold"
+    probe = ("linear_probe",) if source == "teacher_probe" else ()
+    return ("pseudo_label.source", "pseudo_label.weight", threshold, *probe)
+
+
+@torch.no_grad()
+def weak_view_probs(student, batch) -> torch.Tensor:
+    """The student's class probabilities on the weak view of the unlabeled clips, without gradient."""
+    return student(batch["x_u"])[0].float().softmax(-1)
 
 
 def _logs(**terms) -> dict:
@@ -101,11 +121,42 @@ class Method:
     def __init__(self, options: dict):
         self.options = options
 
+    @classmethod
+    def reads(cls, config: dict) -> tuple[str, ...]:
+        """The config keys (whole sections, or section.key) this method's training reads."""
+        return STUDENT_KEYS + (("train.unlabeled_ratio",) if cls.uses_unlabeled else ())
+
+    @classmethod
+    def evaluate_reads(cls) -> tuple[str, ...]:
+        """The config keys scoring this method's model reads (rule evaluate)."""
+        return ("evaluate",)
+
     def loss(self, student, batch) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
 
-@register
+class PseudoLabels:
+    """What a method taking pseudo-labels from `pseudo_label.source` adds to its base: the keys
+    it reads for that source, and the targets (`pseudo_label_targets`)."""
+
+    @classmethod
+    def reads(cls, config):
+        return super().reads(config) + pseudo_label_keys(config)
+
+    def __init__(self, options):
+        super().__init__(options)
+        self.pseudo_label_source = pseudo_label_source(options)
+
+    def pseudo_label_targets(self, batch, student_probs) -> tuple[torch.Tensor, float]:
+        """(probabilities, threshold) of the unlabeled clips' pseudo-labels: the teacher's
+        (batch pl_u, pseudo_label.threshold), or with source `student` the student's
+        (`student_probs()`, pseudo_label.student_threshold)."""
+        if self.pseudo_label_source == "student":
+            return student_probs(), self.options["pseudo_label"]["student_threshold"]
+        return batch["pl_u"], self.options["pseudo_label"]["threshold"]
+
+
+@METHODS.register
 class Supervised(Method):
     """Cross-entropy on the labeled clips only: the floor every SSL method must beat."""
 
@@ -117,60 +168,6 @@ class Supervised(Method):
         return ce, _logs(ce=ce)
 
 
-@register
-class PseudoLabel(Method):
-    """Pseudo-labelling without distillation (Lee 2013): labeled CE plus CE on unlabeled clips
-    towards confident hard pseudo-labels.
-
-    The targets come from `pseudo_label.source`: the teacher's zero-shot prediction (default),
-    a linear probe on the teacher's features of the labeled videos, or, with `student`, the
-    student's own (detached) prediction on the same clip, thresholded at `student_threshold`.
-    """
-
-    name = "pseudo_label"
-    uses_unlabeled = True
-
-    def __init__(self, options):
-        super().__init__(options)
-        self.pseudo_label_source = pseudo_label_source(options)
-
-    def loss(self, student, batch):
-        n_l = batch["x_l"].shape[0]
-        logits, _ = student(torch.cat([batch["x_l"], batch["x_u"]]))
-        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
-        if self.pseudo_label_source == "student":
-            probs = logits[n_l:].detach().float().softmax(-1)
-            threshold = option(self.options, "pseudo_label", "student_threshold")
-        else:
-            probs, threshold = batch["pl_u"], self.options["pseudo_label"]["threshold"]
-        pl, mask = masked_ce(logits[n_l:], probs, threshold)
-        loss = ce + self.options["pseudo_label"]["weight"] * pl
-        return loss, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
-
-
-@register
-class FixMatch(Method):
-    """FixMatch (Sohn et al. 2020): the student's prediction on a weak view of an unlabeled clip,
-    made without gradient, is the hard target for a strong view of the same frames when its
-    confidence reaches tau (`pseudo_label.student_threshold`); plus labeled CE. The unlabeled
-    term is weighted by `pseudo_label.weight`. No teacher is used.
-    """
-
-    name = "fixmatch"
-    uses_unlabeled = True
-    needs_strong_view = True
-
-    def loss(self, student, batch):
-        n_l = batch["x_l"].shape[0]
-        with torch.no_grad():
-            probs = student(batch["x_u"])[0].float().softmax(-1)
-        logits, _ = student(torch.cat([batch["x_l"], batch["x_u_strong"]]))
-        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
-        pl, mask = masked_ce(logits[n_l:], probs, option(self.options, "pseudo_label", "student_threshold"))
-        loss = ce + self.options["pseudo_label"]["weight"] * pl
-        return loss, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
-
-
 def frame_distill_loss(student, temporal: torch.Tensor, frames: torch.Tensor, kind: str) -> torch.Tensor:
     """Student temporal features [B, T', E], linearly interpolated in time to the teacher's k
     frames and projected, against the teacher's frame features [B, k, D], frame by frame."""
@@ -180,7 +177,7 @@ def frame_distill_loss(student, temporal: torch.Tensor, frames: torch.Tensor, ki
     return distill_loss(student.project(temporal), frames, kind)
 
 
-@register
+@METHODS.register
 class Distill(Method):
     """Supervised CE plus feature distillation on labeled and unlabeled clips.
 
@@ -194,9 +191,13 @@ class Distill(Method):
     name = "distill"
     uses_unlabeled = True
 
+    @classmethod
+    def reads(cls, config):
+        return super().reads(config) + ("distill",)
+
     def __init__(self, options):
         super().__init__(options)
-        self.frame_level = bool(option(options, "distill", "frame_level"))
+        self.frame_level = bool(options["distill"]["frame_level"])
         self.needs_frame_features = self.frame_level
 
     def distillation(self, student, x, t, tf=None):
@@ -224,8 +225,8 @@ class Distill(Method):
         return loss, _logs(ce=ce, distill=kd)
 
 
-@register
-class DistillPL(Distill):
+@METHODS.register
+class DistillPL(PseudoLabels, Distill):
     """Çelik, Küçükmanisa & Urhan (2023): feature distillation plus pseudo-labels.
 
     Unlabeled clips whose pseudo-label confidence reaches the threshold add a cross-entropy term
@@ -240,19 +241,13 @@ class DistillPL(Distill):
 
     def __init__(self, options):
         super().__init__(options)
-        self.pseudo_label_source = pseudo_label_source(options)
         self.needs_strong_view = self.pseudo_label_source == "student"
 
     def unlabeled_view(self, batch):
         return batch["x_u_strong"] if self.needs_strong_view else batch["x_u"]
 
     def loss(self, student, batch):
-        if self.needs_strong_view:
-            with torch.no_grad():
-                probs = student(batch["x_u"])[0].float().softmax(-1)
-            threshold = option(self.options, "pseudo_label", "student_threshold")
-        else:
-            probs, threshold = batch["pl_u"], self.options["pseudo_label"]["threshold"]
+        probs, threshold = self.pseudo_label_targets(batch, lambda: weak_view_probs(student, batch))
         logits, kd = self.distill_batch(student, batch)
         n_l = batch["x_l"].shape[0]
         ce = F.cross_entropy(logits[:n_l], batch["y_l"])
@@ -261,15 +256,72 @@ class DistillPL(Distill):
         return loss, _logs(ce=ce, distill=kd, pl=pl, pl_mask=mask.mean())
 
 
+@METHODS.register
+class PseudoLabel(PseudoLabels, Method):
+    """Pseudo-labelling without distillation (Lee 2013): labeled CE plus CE on unlabeled clips
+    towards confident hard pseudo-labels.
+
+    The targets come from `pseudo_label.source`: the teacher's zero-shot prediction (default),
+    a linear probe on the teacher's features of the labeled videos, or, with `student`, the
+    student's own (detached) prediction on the same clip, thresholded at `student_threshold`.
+    """
+
+    name = "pseudo_label"
+    uses_unlabeled = True
+
+    def loss(self, student, batch):
+        n_l = batch["x_l"].shape[0]
+        logits, _ = student(torch.cat([batch["x_l"], batch["x_u"]]))
+        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
+        probs, threshold = self.pseudo_label_targets(batch, lambda: logits[n_l:].detach().float().softmax(-1))
+        pl, mask = masked_ce(logits[n_l:], probs, threshold)
+        loss = ce + self.options["pseudo_label"]["weight"] * pl
+        return loss, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
+
+
+@METHODS.register
+class FixMatch(Method):
+    """FixMatch (Sohn et al. 2020): the student's prediction on a weak view of an unlabeled clip,
+    made without gradient, is the hard target for a strong view of the same frames when its
+    confidence reaches tau (`pseudo_label.student_threshold`); plus labeled CE. The unlabeled
+    term is weighted by `pseudo_label.weight`. No teacher is used.
+    """
+
+    name = "fixmatch"
+    uses_unlabeled = True
+    needs_strong_view = True
+
+    @classmethod
+    def reads(cls, config):
+        return super().reads(config) + ("pseudo_label.student_threshold", "pseudo_label.weight")
+
+    def loss(self, student, batch):
+        n_l = batch["x_l"].shape[0]
+        probs = weak_view_probs(student, batch)
+        logits, _ = student(torch.cat([batch["x_l"], batch["x_u_strong"]]))
+        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
+        pl, mask = masked_ce(logits[n_l:], probs, self.options["pseudo_label"]["student_threshold"])
+        loss = ce + self.options["pseudo_label"]["weight"] * pl
+        return loss, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
+
+
 class TeacherBaseline(Method):
     trains_student = False
+
+    @classmethod
+    def reads(cls, config):
+        return ()
+
+    @classmethod
+    def evaluate_reads(cls):
+        return ()  # scored on the stored teacher features: no clips, no device
 
     def fit(self, features_l, labels_l, text_embeddings, logit_scale, num_classes):
         """Return (weight [C, D], bias [C]) of a linear classifier on teacher video features."""
         raise NotImplementedError
 
 
-@register
+@METHODS.register
 class ClipZeroshot(TeacherBaseline):
     """The teacher alone: cosine similarity to the class-name prompt embeddings. Uses no label."""
 
@@ -279,11 +331,15 @@ class ClipZeroshot(TeacherBaseline):
         return logit_scale * text_embeddings.float(), torch.zeros(num_classes)
 
 
-@register
+@METHODS.register
 class ClipLinearProbe(TeacherBaseline):
     """Multinomial logistic regression on the labeled videos' teacher features (L-BFGS)."""
 
     name = "clip_linear_probe"
+
+    @classmethod
+    def reads(cls, config):
+        return ("linear_probe",)
 
     def fit(self, features_l, labels_l, text_embeddings, logit_scale, num_classes):
         dim = features_l.shape[1]

@@ -15,8 +15,14 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_csv
+from .config import default
+from .literature import CONVENTIONS as LIST_FORMATS
+from .registry import Registry
 
 ROLES = ("labeled", "unlabeled", "test")
+# how a fraction's labeled videos are chosen: each convention is a function
+# (manifest, fraction, seed, split, lists_dir) -> split table
+SPLIT_CONVENTIONS = Registry("split convention", "dataset.split_convention")
 
 
 def per_class_count(fraction: float, n_train: int, n_classes: int) -> int:
@@ -25,7 +31,7 @@ def per_class_count(fraction: float, n_train: int, n_classes: int) -> int:
     return max(1, math.ceil(round(fraction * n_train / n_classes, 9)))
 
 
-def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 1) -> pd.DataFrame:
+def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split")) -> pd.DataFrame:
     """A table `video_id, label, role` covering the split's train and test videos."""
     column = f"split{split}"
     if column not in manifest.columns:
@@ -48,7 +54,8 @@ def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 
     return pd.DataFrame(rows, columns=["video_id", "label", "role"])
 
 
-def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 1) -> pd.DataFrame:
+def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int,
+                      split: int = default("dataset.split")) -> pd.DataFrame:
     """The VideoSSL convention: round(fraction × N_train) videos drawn at random, whatever their
     class — a class may get none (VideoSSL's UCF101 5% list leaves one class unlabeled)."""
     # the same pools, table layout and fraction check as the balanced draw
@@ -62,39 +69,55 @@ def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int, split:
     return balanced.assign(role=roles)
 
 
-CONVENTIONS = ("balanced", "random", "videossl", "svformer")
+@SPLIT_CONVENTIONS.register(name="balanced")
+def _balanced(manifest, fraction, seed, split, lists_dir):
+    """k = ceil(f × N_train / C) per class, at least one (SVFormer's convention)."""
+    return make_split(manifest, fraction, seed, split)
 
 
-def build_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 1,
-                convention: str = "balanced", lists_dir=None) -> pd.DataFrame:
+@SPLIT_CONVENTIONS.register(name="random")
+def _random(manifest, fraction, seed, split, lists_dir):
+    """round(f × N_train) drawn at random, whatever the class (VideoSSL's convention)."""
+    return make_random_split(manifest, fraction, seed, split)
+
+
+def _published(convention: str):
+    """A convention that imports the lists a paper published (the same labeled videos for every seed)."""
+
+    def imported(manifest, fraction, seed, split, lists_dir):
+        from dataclasses import asdict
+
+        from .literature import discover_lists, import_split
+
+        if not lists_dir:
+            raise ValueError(f"dataset.lists_dir: the {convention} convention imports published lists; "
+                             "point lists_dir at the folder holding them")
+        published = discover_lists(lists_dir)
+        key = min(published, key=lambda f: abs(f - fraction)) if published else None
+        if key is None or abs(key - fraction) > 1e-9:
+            raise ValueError(f"{lists_dir}: no published {convention} list for fraction {fraction}; "
+                             f"available: {sorted(published)}")
+        lists = published[key]
+        if lists.convention != convention:
+            raise ValueError(f"{lists_dir}: holds {lists.convention} lists, not {convention}")
+        return import_split(manifest, **asdict(lists))
+
+    return imported
+
+
+for _convention in LIST_FORMATS:  # the published list formats svar.literature reads
+    SPLIT_CONVENTIONS.register(_published(_convention), name=_convention)
+
+
+def build_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split"),
+                convention: str = default("dataset.split_convention"), lists_dir=None) -> pd.DataFrame:
     """The split under one of the conventions: drawn here (balanced, random) or imported from
-    the lists a paper published (videossl, svformer: the same labeled videos for every seed)."""
-    if convention == "balanced":
-        return make_split(manifest, fraction, seed, split)
-    if convention == "random":
-        return make_random_split(manifest, fraction, seed, split)
-    if convention not in CONVENTIONS:
-        raise ValueError(f"dataset.split_convention: unknown {convention!r}; choose from {CONVENTIONS}")
-    from dataclasses import asdict
-
-    from .literature import discover_lists, import_split
-
-    if not lists_dir:
-        raise ValueError(f"dataset.lists_dir: the {convention} convention imports published lists; "
-                         "point lists_dir at the folder holding them")
-    published = discover_lists(lists_dir)
-    key = min(published, key=lambda f: abs(f - fraction)) if published else None
-    if key is None or abs(key - fraction) > 1e-9:
-        raise ValueError(f"{lists_dir}: no published {convention} list for fraction {fraction}; "
-                         f"available: {sorted(published)}")
-    lists = published[key]
-    if lists.convention != convention:
-        raise ValueError(f"{lists_dir}: holds {lists.convention} lists, not {convention}")
-    return import_split(manifest, **asdict(lists))
+    the lists a paper published (videossl, svformer)."""
+    return SPLIT_CONVENTIONS[convention](manifest, fraction, seed, split, lists_dir)
 
 
-def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: int = 1,
-                convention: str = "balanced", lists_dir=None) -> pd.DataFrame:
+def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: int = default("dataset.split"),
+                convention: str = default("dataset.split_convention"), lists_dir=None) -> pd.DataFrame:
     table = build_split(manifest, fraction, seed, split, convention, lists_dir)
     write_csv(out, table)
     return table

@@ -7,8 +7,15 @@ last feature map pooled over space only ([B, T', E]), for frame-level distillati
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
+
+from .registry import Registry
+
+# the student backbones, each a function returning a module with `embed_dim` (student.arch)
+STUDENTS = Registry("student", "student.arch")
 
 # Kinetics-400 statistics, as torchvision's video models expect
 VIDEO_MEAN = (0.43216, 0.394666, 0.37645)
@@ -65,19 +72,18 @@ def forward_map(backbone: nn.Module, x: torch.Tensor):
     return fmap, backbone.avgpool(fmap).flatten(1)
 
 
-STUDENTS = {
-    "tiny3d": lambda: Tiny3D(),
-    "r3d_18": lambda: _torchvision_backbone("r3d_18"),
-    "r2plus1d_18": lambda: _torchvision_backbone("r2plus1d_18"),
-    "mc3_18": lambda: _torchvision_backbone("mc3_18"),
-}
+@STUDENTS.register
+def tiny3d() -> nn.Module:
+    return Tiny3D()
+
+
+for _name in ("r3d_18", "r2plus1d_18", "mc3_18"):  # torchvision's video ResNets (VideoResNet)
+    STUDENTS.register(functools.partial(_torchvision_backbone, _name), name=_name)
 
 
 class Student(nn.Module):
     def __init__(self, arch: str, num_classes: int, teacher_dim: int):
         super().__init__()
-        if arch not in STUDENTS:
-            raise ValueError(f"student.arch: unknown student {arch!r}; choose from {sorted(STUDENTS)}")
         self.backbone = STUDENTS[arch]()
         self.head = nn.Linear(self.backbone.embed_dim, num_classes)
         # the distillation projection: student embedding -> teacher feature space

@@ -7,8 +7,8 @@ offsets, augmentation) comes from one seeded CPU torch.Generator, so the same co
 give the same weights on CPU, and a run resumed from its `<out>.resume.pt` checkpoint ends with
 exactly the weights of an uninterrupted one.
 
-Options read here beyond the original schema (defaults in svar.methods.OPTION_DEFAULTS):
-train.ema, train.checkpoint_every, student.cache_dir.
+The options are the part of the config the method reads (svar.methods.options_for): `student`
+and `train` for every student method, and the sections of its loss.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from tqdm import tqdm
 
 from .atomic import torch_save, write_text
 from .clips import augment, load_clips, strong_augment, take_clips, to_device
-from .methods import ClipLinearProbe, get_method, option
+from .device import autocast, resolve_device
+from .methods import ClipLinearProbe, get_method
 from .students import Student
-from .teacher import autocast, frame_features, resolve_device, video_features, zeroshot_logits
+from .teacher.store import frame_features, video_features, zeroshot_logits
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class Trainer:
 
         # decoded clips: the labeled videos, plus the unlabeled ones for methods that use them; with a
         # disk cache, every training video of the split, so that one file serves every run
-        cache_dir = option(options, "student", "cache_dir")
+        cache_dir = options["student"]["cache_dir"]
         need = list(labeled["video_id"])
         if method.uses_unlabeled or cache_dir:
             need += list(unlabeled["video_id"])
@@ -188,7 +189,7 @@ class Trainer:
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.optimizer = make_optimizer(self.student.parameters(), t_opts)
-        decay = float(option(options, "train", "ema"))
+        decay = float(options["train"]["ema"])
         if not 0 <= decay < 1:
             raise ValueError(f"train.ema: EMA decay must be in [0, 1) (0 = off), got {decay}")
         self.ema = EMA(self.student, decay) if decay > 0 else None
@@ -334,7 +335,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     t_opts = options["train"]
     trainer = Trainer(manifest, split, store, method, options, seed, threads)
     steps = t_opts["steps"]
-    every = int(option(options, "train", "checkpoint_every"))
+    every = int(options["train"]["checkpoint_every"])
     if every < 0:
         raise ValueError(f"train.checkpoint_every: must be >= 0 (0 = off), got {every}")
     resume_path = Path(f"{out}.resume.pt")

@@ -18,7 +18,7 @@ FIXTURES = SHARED / "fixtures"
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """4 classes × 3 groups × 2 clips of 32×32 video, plus a small captioned pool."""
-    from svar.synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
+    from svar.datasets.synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
 
     out = tmp_path_factory.mktemp("data") / "synthetic"
     generate(out, tiny_spec(DEFAULT_CLASSES))
@@ -26,7 +26,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 def tiny_spec(classes, seed: int = 0):
-    from svar.synthetic import SyntheticSpec
+    from svar.datasets.synthetic import SyntheticSpec
 
     return SyntheticSpec(size=32, groups=3, clips_per_group=2, test_groups=1, min_frames=10, max_frames=16,
                          pretrain_videos=12, seed=seed, classes=tuple(classes[:4]))
@@ -47,7 +47,7 @@ def tiny_store(tiny_manifest, tmp_path_factory):
     """Teacher features from svar-tiny-clip with random weights (shapes, not knowledge)."""
     import pandas as pd
 
-    from svar.teacher import extract
+    from svar.teacher.features import extract
 
     manifest, index_dir = tiny_manifest
     classes = pd.read_csv(index_dir / "classes.csv")["class_name"].tolist()

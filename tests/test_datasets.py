@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from conftest import FIXTURES
-from svar.datasets import hmdb_split_lists, prepare
+from svar.datasets import prepare
+from svar.datasets.hmdb51 import hmdb_split_lists
 from svar.download import download
 from svar.manifest import build_manifest, load_manifest, write_index
 from svar.splits import build_split
-from svar.synthetic import render_video, write_avi
+from svar.datasets.synthetic import render_video, write_avi
 
 import numpy as np
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svar.download import (KNOWN_ARCHIVES, ArchiveInfo, ChecksumError, DownloadError, download,
+from svar.datasets import known_archives
+from svar.download import (ArchiveInfo, ChecksumError, DownloadError, download,
                            expected_checksums, fetch_archive)
-from svar.synthetic import render_video, write_avi
+from svar.datasets.synthetic import render_video, write_avi
 
 STALL_LIMIT_S = 10  # a stalled handler gives up by itself, even if a test forgets to release it
 
@@ -284,9 +285,9 @@ def test_known_archives_record_the_published_digests():
         "test_train_splits.rar": ("http://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/test_train_splits.rar",
                                   None, None, "15e67781e70dcfbdce2d7dbb9b3344b5"),
     }
-    assert set(KNOWN_ARCHIVES) == set(expected)
+    assert set(known_archives()) == set(expected)
     for name, (url, prefix, suffix, md5) in expected.items():
-        info = KNOWN_ARCHIVES[name]
+        info = known_archives()[name]
         assert info.url == url and info.filename == name
         checks = {c.algorithm: c for c in info.checksums()}
         if prefix:
@@ -300,7 +301,8 @@ def test_known_archives_record_the_published_digests():
 @pytest.fixture
 def known_test_archive(host, ucf_zip, monkeypatch):
     url = host.serve("/test_videos.zip", ucf_zip)
-    monkeypatch.setitem(KNOWN_ARCHIVES, "test_videos.zip", ArchiveInfo(url, "a test archive", sha256=sha256(ucf_zip)))
+    known = {**known_archives(), "test_videos.zip": ArchiveInfo(url, "a test archive", sha256=sha256(ucf_zip))}
+    monkeypatch.setattr("svar.datasets.known_archives", lambda: known)
     return ucf_zip
 
 

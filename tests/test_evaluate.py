@@ -27,7 +27,7 @@ def test_accuracy_metrics_by_hand():
     assert m["mean_class"] == pytest.approx((1 / 3 + 1 + 1 / 2) / 3)
 
 
-def test_aggregate_tables_and_plot(tmp_path):
+def test_aggregate_tables(tmp_path):
     files = []
     for method in ("supervised", "distill"):
         for seed, top1 in ((0, 0.5), (1, 0.7)):
@@ -35,7 +35,7 @@ def test_aggregate_tables_and_plot(tmp_path):
             path.write_text(json.dumps({"dataset": "synthetic", "method": method, "fraction": 0.1, "seed": seed,
                                         "top1": top1, "top5": 0.9, "mean_class": top1 - 0.1}))
             files.append(path)
-    aggregate(files, tmp_path / "metrics.csv", tmp_path / "summary.csv", tmp_path / "plot.png")
+    aggregate(files, tmp_path / "metrics.csv", tmp_path / "summary.csv")
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert list(metrics.columns) == ["dataset", "method", "fraction", "seed", "metric", "value"]
     assert len(metrics) == 2 * 2 * 3
@@ -44,7 +44,6 @@ def test_aggregate_tables_and_plot(tmp_path):
     row = summary[(summary.method == "distill") & (summary.metric == "top1")].iloc[0]
     assert row["mean"] == pytest.approx(0.6) and row["std"] == pytest.approx(0.1414213, rel=1e-5)
     assert row["n_seeds"] == 2
-    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_aggregate_refuses_values_outside_unit_interval(tmp_path):
@@ -52,7 +51,7 @@ def test_aggregate_refuses_values_outside_unit_interval(tmp_path):
     path.write_text(json.dumps({"dataset": "s", "method": "m", "fraction": 1, "seed": 0,
                                 "top1": 87.5, "top5": 1, "mean_class": 1}))
     with pytest.raises(ValueError, match="bad.json: top1 = 87.5 is not in"):
-        aggregate([path], tmp_path / "m.csv", tmp_path / "s.csv", tmp_path / "p.png")
+        aggregate([path], tmp_path / "m.csv", tmp_path / "s.csv")
     assert not (tmp_path / "m.csv").exists()
 
 
@@ -96,3 +95,31 @@ def test_a_methods_runs_scored_together_equal_one_by_one(tiny_manifest, tiny_sto
             assert together[key] == alone[seed][key]
     with pytest.raises(SystemExit, match="2 --model, 1 --split"):
         main(["evaluate", *args[:6], *args[6:8], "--manifest", "m", "--teacher", "t"])
+
+
+def test_evaluation_settings_are_its_own_not_the_checkpoints(tiny_manifest, tiny_store, tmp_path, monkeypatch):
+    """Clips, batch size and device come from `svar evaluate`'s own flags (rule evaluate's params,
+    the config's evaluate section): a checkpoint trained on other settings is scored as told."""
+    from svar import evaluate as evaluate_module
+    from svar.cli import main
+    from svar.splits import make_split
+    from svar.trainer import train
+    from test_training import with_options
+
+    manifest, index_dir = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+    split.to_csv(tmp_path / "split.csv", index=False)
+    options = {k: v for k, v in with_options(train={"steps": 2}).items() if k in ("student", "train")}
+    train(manifest, split, tiny_store, "supervised", options, tmp_path / "model.pt", 0,
+          {"dataset": "synthetic", "fraction": 0.5})
+    torch.save(tiny_store, tmp_path / "features.pt")
+    decodes = []
+    real = evaluate_module.decode_clips
+    monkeypatch.setattr(evaluate_module, "decode_clips", lambda *a, **k: decodes.append(k["offset"]) or real(*a, **k))
+    main(["evaluate", "--model", str(tmp_path / "model.pt"), "--split", str(tmp_path / "split.csv"),
+          "--out", str(tmp_path / "m.json"), "--manifest", str(index_dir / "manifest.csv"),
+          "--teacher", str(tmp_path / "features.pt"), "--clips", "2", "--batch-size", "3", "--device", "cpu"])
+    assert decodes == [0.25, 0.75]  # two clips a video, evenly spread
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["provenance"]["evaluate"] == {"clips": 2, "batch_size": 3, "device": "cpu"}
+    assert "evaluate" not in result["provenance"]["options"]  # training never saw them

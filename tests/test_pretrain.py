@@ -4,8 +4,9 @@ checkpoint loads through open_clip's own entry point like any pretrained file.""
 import open_clip
 import torch
 
-from svar.pretrain import pretrain
-from svar.teacher import encode_text, register_model_configs
+from svar.teacher.pretrain import pretrain
+from svar.teacher.features import encode_text
+from svar.teacher.weights import register_model_configs
 
 
 def test_contrastive_loss_falls_and_checkpoint_round_trips(tiny_dataset, tmp_path):

@@ -66,7 +66,7 @@ def _why_not() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")]
 
 
 def slurm_local(state_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -6,7 +6,8 @@ import av
 
 from conftest import tiny_spec
 from svar.manifest import read_class_index, read_split_list
-from svar.synthetic import DEFAULT_CLASSES, class_text, generate
+from svar.datasets.synthetic import DEFAULT_CLASSES, generate
+from svar.teacher.prompts import class_text
 
 
 def digest_tree(root):
@@ -69,3 +70,4 @@ def test_class_names_read_as_text():
     assert class_text("RedSquareMovingLeft") == "red square moving left"
     assert class_text("ApplyEyeMakeup") == "apply eye makeup"
     assert class_text("YoYo") == "yo yo"
+    assert class_text("brush_hair") == "brush hair"  # HMDB51's class folders

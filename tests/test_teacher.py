@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from svar.teacher import extract, load_store, video_features, zeroshot_logits
+from svar.teacher.features import extract
+from svar.teacher.store import load_store, video_features, zeroshot_logits
 
 
 @pytest.mark.parametrize("model_name", ["svar-tiny-clip", "ViT-B-32"])

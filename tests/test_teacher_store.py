@@ -11,9 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from svar import teacher
-from svar.teacher import (create_teacher, extract, extract_shard, fetch_weights, gather, load_store,
-                          register_model_configs, sample_indices, sampling_spec)
+from svar.image import resize_center_crop
+from svar.teacher import features
+from svar.teacher.features import extract, extract_shard, gather
+from svar.teacher.preprocess import to_model_input
+from svar.teacher.sampling import sample_indices, sampling_spec
+from svar.teacher.store import load_store
+from svar.teacher.weights import create_teacher, fetch_weights, register_model_configs
 
 FIXTURE_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
 CPU = torch.device("cpu")
@@ -194,10 +198,10 @@ def test_preprocessing_matches_open_clip_transform():
     size = pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"]
     with torch.no_grad():
         ref = model.encode_image(torch.stack([preprocess(Image.fromarray(f.numpy())) for v in videos for f in v]))
-        in_worker = torch.cat([teacher.to_model_input(teacher.resize_center_crop(v, size)[None], size, pre, CPU, True)
+        in_worker = torch.cat([to_model_input(resize_center_crop(v, size)[None], size, pre, CPU, True)
                                for v in videos])
         # one batch of videos of different sizes, resized on the device, grouped by size
-        on_device = teacher.to_model_input(videos, size, pre, CPU, False)
+        on_device = to_model_input(videos, size, pre, CPU, False)
         for x in (in_worker, on_device):
             cos = torch.nn.functional.cosine_similarity(model.encode_image(x), ref, dim=-1)
             assert cos.min() >= 0.99, cos
@@ -208,13 +212,13 @@ def test_shard_killed_half_way_resumes_and_gathers_to_a_clean_run(tiny_manifest,
     manifest = manifest.head(12)
     classes = pd.read_csv(index_dir / "classes.csv")["class_name"].tolist()
     encoded = []
-    real = teacher.encode_frames
+    real = features.encode_frames
 
     def counting(model, x, device):
         encoded.append(x.shape[0] // 2)  # 2 frames a video
         return real(model, x, device)
 
-    monkeypatch.setattr(teacher, "encode_frames", counting)
+    monkeypatch.setattr(features, "encode_frames", counting)
     kw = dict(model_name="svar-tiny-clip", pretrained="none", class_names=classes, frames_per_video=2,
               batch_size=2, chunk_size=4, device="cpu", templates=("a {}.",))
     n = len(manifest)
@@ -281,7 +285,7 @@ def test_cli_shards_and_gather_equal_one_store(tiny_manifest, tmp_path):
     manifest, index_dir = tiny_manifest
     common = ["--manifest", str(index_dir / "manifest.csv"), "--classes", str(index_dir / "classes.csv"),
               "--model", "svar-tiny-clip", "--pretrained", "none", "--frames", "2", "--batch-size", "4",
-              "--device", "cpu", "--template", "a {}.", "--offline"]
+              "--device", "cpu", "--templates", "a {}.", "--offline"]
     for i in range(2):
         main(["teacher", *common, "--shard", str(i), "--shards", "2", "--out-dir", str(tmp_path / "shards")])
     shards = sorted(str(p) for p in (tmp_path / "shards").glob("shard_*_of_002.pt"))
@@ -302,17 +306,14 @@ def test_bench_teacher_prints_three_rates_and_the_ratio_last(tiny_manifest, tmp_
 
     import yaml
 
-    from conftest import ROOT
-    from svar.teacher_bench import main_bench_teacher
+    from svar.bench_teacher import main_bench_teacher
 
     manifest, index_dir = tiny_manifest
     (tmp_path / "results" / "synthetic").mkdir(parents=True)
     shutil.copy(index_dir / "manifest.csv", tmp_path / "results" / "synthetic" / "manifest.csv")
-    config = yaml.safe_load((ROOT / "workflow" / "config" / "config.yaml").read_text())
-    config["teacher"]["workers"] = 1
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump({"teacher": {"workers": 1}}))
     monkeypatch.chdir(tmp_path)
-    r = main_bench_teacher("config.yaml", rounds=2, batch_size=8)
+    r = main_bench_teacher(["overlay.yaml"], rounds=2, batch_size=8)
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == f"ratio {r['ratio']:.3f}" and r["ratio"] > 0
     assert "not built yet: random weights" in lines[0] and "1 decoding worker(s)" in lines[0]

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from svar.clips import augment, load_clips, strong_augment, take_clips
-from svar.methods import METHODS, OPTION_DEFAULTS, get_method, option
+from svar.config import merge, validate
+from svar.methods import METHODS, get_method, options_for
 from svar.splits import make_split
 from svar.students import STUDENTS, Student
 from svar.trainer import Trainer, train
@@ -131,14 +132,39 @@ def test_batch_holds_only_what_the_method_needs():
     assert get_method("distill", with_options(distill={"frame_level": True})).needs_frame_features
 
 
-def test_new_options_fall_back_to_their_defaults():
-    old = copy.deepcopy(OPTIONS)
-    for section, key in OPTION_DEFAULTS:
-        old[section].pop(key)
-        assert option(old, section, key) == OPTION_DEFAULTS[section, key]
-    with pytest.raises(KeyError):
-        option(old, "train", "lr_typo")
-    assert not get_method("distill", old).frame_level
+# every method, with each pseudo-label source and distillation variant that changes what it reads
+READ_VARIANTS = [(name, changes) for name in METHODS for changes in (
+    {}, {"pseudo_label": {"source": "student"}}, {"pseudo_label": {"source": "teacher_probe"}},
+    {"distill": {"frame_level": True}})]
+
+
+@pytest.mark.parametrize("name,changes", READ_VARIANTS, ids=[f"{n}-{c}" for n, c in READ_VARIANTS])
+def test_a_run_reads_only_the_keys_its_method_declares(tiny_manifest, tiny_store, tmp_path, name, changes):
+    """Trained with its declared keys and nothing else (what the workflow passes), a method runs;
+    any key it read without declaring it would be a KeyError here."""
+    manifest, _ = tiny_manifest
+    config = validate(merge({"fractions": [0.5], "seeds": [0], "methods": [name]}, with_options(
+        train={"steps": 2}, **changes)))
+    options = options_for(name, config)
+    assert set(options) <= {"student", "train", "distill", "pseudo_label", "linear_probe"}
+    if not METHODS[name].trains_student:
+        assert "student" not in options and "train" not in options
+    train(manifest, make_split(manifest, 0.5, seed=0), tiny_store, name, options, tmp_path / "m.pt", 0,
+          {"dataset": "synthetic", "fraction": 0.5})
+
+
+def test_declared_keys_follow_the_pseudo_label_source():
+    config = validate({"fractions": [0.5], "seeds": [0], "methods": ["supervised"]})
+    reads = lambda name, **changes: set(METHODS[name].reads(merge(config, changes)))  # noqa: E731
+    assert "pseudo_label.threshold" in reads("pseudo_label") and "pseudo_label.student_threshold" not in reads(
+        "pseudo_label")
+    student = reads("pseudo_label", pseudo_label={"source": "student"})
+    assert "pseudo_label.student_threshold" in student and "pseudo_label.threshold" not in student
+    assert "linear_probe" in reads("distill_pl", pseudo_label={"source": "teacher_probe"})
+    assert "linear_probe" not in reads("distill_pl") and reads("clip_linear_probe") == {"linear_probe"}
+    assert reads("clip_zeroshot") == set() and "train.unlabeled_ratio" not in reads("supervised")
+    assert "distill" in reads("distill_pl") and "distill" not in reads("pseudo_label")
+    assert "pseudo_label.threshold" not in reads("fixmatch")
 
 
 @pytest.mark.parametrize("kind", ["cosine", "mse", "smooth_l1"])
@@ -348,7 +374,7 @@ def test_same_seed_same_weights(tiny_manifest, tiny_store, tmp_path, name):
 
 
 def test_bench_train_compares_model_only_and_real_data_path(tiny_manifest, tiny_store):
-    from svar.bench import bench_train
+    from svar.bench_train import bench_train
 
     manifest, _ = tiny_manifest
     r = bench_train(OPTIONS, manifest, make_split(manifest, 0.5, seed=0), tiny_store, steps=1, windows=2, warmup=1)
@@ -358,9 +384,9 @@ def test_bench_train_compares_model_only_and_real_data_path(tiny_manifest, tiny_
 
 def test_bench_train_without_a_benchmark_run_says_what_to_do(tmp_path, monkeypatch, capsys):
     from conftest import ROOT
-    from svar.bench import main_bench_train
+    from svar.bench_train import main_bench_train
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):
-        main_bench_train(str(ROOT / "workflow" / "config" / "config.yaml"))
+        main_bench_train([str(ROOT / "workflow" / "config" / "tiny.yaml")])
     assert "snakemake --cores 2" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-# Stage 7 — aggregate: the tables and the plot, over every run of this config.
+# Stage 7 — aggregate: the tables over every run of this config (the figures are the report's).
 
 
 rule aggregate:
@@ -7,7 +7,6 @@ rule aggregate:
     output:
         metrics=report("results/metrics.csv", caption="../report/metrics.rst", category="Tables"),
         summary=report("results/summary.csv", caption="../report/summary.rst", category="Tables"),
-        plot=report("results/plots/top1_vs_fraction.png", caption="../report/top1.rst", category="Plots"),
         summary_json="results/summary.json",
         top1_csv="results/top1_by_fraction.csv",
     log:
@@ -20,5 +19,4 @@ rule aggregate:
         runtime=10,
     shell:
         "python -m svar aggregate {input} --metrics-out {output.metrics} --summary-out {output.summary}"
-        " --plot-out {output.plot} --summary-json-out {output.summary_json} --top1-csv-out {output.top1_csv}"
-        " > {log} 2>&1"
+        " --summary-json-out {output.summary_json} --top1-csv-out {output.top1_csv} > {log} 2>&1"

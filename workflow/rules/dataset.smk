@@ -22,8 +22,6 @@ rule dataset:
         dataset_archives,
     output:
         directory("data/{dataset}"),
-    params:
-        args=dataset_args,
     log:
         "results/logs/dataset/{dataset}.log",
     conda:
@@ -32,5 +30,7 @@ rule dataset:
     resources:
         mem_mb=2000,
         runtime=240,
+    params:
+        args=dataset_args,
     shell:
         "python -m svar dataset --name {wildcards.dataset} --out {output} {params.args} > {log} 2>&1"

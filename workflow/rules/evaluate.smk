@@ -1,6 +1,7 @@
 # Stage 6 — evaluate: accuracy of each final model on the official test list. One job per
 # method scores all of its (fraction, seed) runs: the test list is the same for every run, so
-# its clips are decoded once, and the grid needs a few jobs here, not one per run.
+# its clips are decoded once, and the grid needs a few jobs here, not one per run. How a
+# student is scored is the config's `evaluate` section (a teacher-only head reads none of it).
 
 
 rule evaluate:
@@ -10,16 +11,17 @@ rule evaluate:
         teacher="results/{dataset}/teacher/features.pt",
     output:
         run_files("{dataset}", "{method}", "metrics.json"),
-    params:
-        runs=evaluate_args,
     log:
         "results/logs/evaluate/{dataset}/{method}.log",
     conda:
         "../envs/svar.yaml"
-    threads: res("train", "threads")
+    threads: res("evaluate", "threads")
     resources:
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("train", "runtime"),
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+    params:
+        runs=evaluate_args,
+        settings=evaluate_settings,
     shell:
         "python -m svar evaluate {params.runs} --manifest {input.manifest} --teacher {input.teacher}"
-        " --threads {threads} > {log} 2>&1"
+        " {params.settings} --threads {threads} > {log} 2>&1"

@@ -4,7 +4,7 @@
 
 rule report:
     input:
-        metrics="results/metrics.csv",
+        metrics=rules.aggregate.output.metrics,
         runs=all_metrics(),
     output:
         summary_md=report("results/report/summary.md", caption="../report/summary.rst", category="Tables"),

@@ -5,9 +5,7 @@ rule splits:
     input:
         "results/{dataset}/manifest.csv",
     output:
-        "results/{dataset}/splits/fraction{fraction}_seed{seed}.csv",
-    params:
-        args=splits_args,
+        split_file("{dataset}", "{fraction}", "{seed}"),
     log:
         "results/logs/splits/{dataset}/fraction{fraction}_seed{seed}.log",
     conda:
@@ -16,6 +14,8 @@ rule splits:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        args=splits_args,
     shell:
         "python -m svar splits --manifest {input} --fraction {wildcards.fraction} --seed {wildcards.seed}"
         " {params.args} --out {output} > {log} 2>&1"

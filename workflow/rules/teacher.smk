@@ -9,9 +9,6 @@ rule pretrain_teacher:
     output:
         model="results/synthetic/teacher/pretrained.pt",
         curve="results/synthetic/teacher/pretrain_curve.csv",
-    params:
-        model=config["teacher"]["model"],
-        cfg=config["pretrain_teacher"],
     log:
         "results/logs/pretrain_teacher/synthetic.log",
     conda:
@@ -20,11 +17,12 @@ rule pretrain_teacher:
     resources:
         mem_mb=res("pretrain_teacher", "mem_mb"),
         runtime=res("pretrain_teacher", "runtime"),
+    params:
+        model=TEACHER["model"],
+        args=flags(config["pretrain_teacher"]),
     shell:
-        "python -m svar pretrain-teacher --pool {input}/pretrain --out {output.model} --model {params.model}"
-        " --steps {params.cfg[steps]} --batch-size {params.cfg[batch_size]} --lr {params.cfg[lr]}"
-        " --weight-decay {params.cfg[weight_decay]} --seed {params.cfg[seed]} --threads {threads}"
-        " --curve {output.curve} > {log} 2>&1"
+        "python -m svar pretrain-teacher --pool {input}/pretrain --out {output.model} --model {params.model:q}"
+        " {params.args} --threads {threads} --curve {output.curve} > {log} 2>&1"
 
 
 # Downloads an open_clip model's weights into teacher.cache_dir, once. A local rule: under the
@@ -33,8 +31,6 @@ rule pretrain_teacher:
 rule teacher_weights:
     output:
         TEACHER_WEIGHTS_RECEIPT,
-    params:
-        cfg=config["teacher"],
     log:
         "results/logs/teacher_weights.log",
     localrule: True
@@ -44,9 +40,13 @@ rule teacher_weights:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        model=TEACHER["model"],
+        pretrained=TEACHER["pretrained"],
+        cache_dir=TEACHER["cache_dir"],
     shell:
-        "python -m svar teacher-weights --model {params.cfg[model]:q} --pretrained {params.cfg[pretrained]:q}"
-        " --cache-dir {params.cfg[cache_dir]:q} --out {output} > {log} 2>&1"
+        "python -m svar teacher-weights --model {params.model:q} --pretrained {params.pretrained:q}"
+        " --cache-dir {params.cache_dir:q} --out {output} > {log} 2>&1"
 
 
 # One shard of the videos (every teacher.shards-th one): N jobs, each resumable, then one gather.
@@ -55,10 +55,6 @@ rule teacher_shard:
         unpack(teacher_inputs),
     output:
         "results/{dataset}/teacher/shards/shard_{shard}_of_{shards}.pt",
-    params:
-        cfg=config["teacher"],
-        options=teacher_options,
-        out_dir=lambda w, output: Path(output[0]).parent,
     log:
         "results/logs/teacher/{dataset}/shard_{shard}_of_{shards}.log",
     conda:
@@ -67,11 +63,13 @@ rule teacher_shard:
     resources:
         mem_mb=res("teacher", "mem_mb"),
         runtime=res("teacher", "runtime"),
+    params:
+        args=teacher_args,
+        env=teacher_env,
+        out_dir=lambda w, output: Path(output[0]).parent,
     shell:
-        "{params.options[env]}python -m svar teacher --manifest {input.manifest} --classes {input.classes}"
-        " --shard {wildcards.shard} --shards {wildcards.shards} --out-dir {params.out_dir}"
-        " --model {params.cfg[model]:q} --pretrained {params.cfg[pretrained]:q}"
-        " --batch-size {params.cfg[batch_size]} --device {params.cfg[device]} {params.options[args]}"
+        "{params.env}python -m svar teacher --manifest {input.manifest} --classes {input.classes}"
+        " --shard {wildcards.shard} --shards {wildcards.shards} --out-dir {params.out_dir} {params.args}"
         " > {log} 2>&1"
 
 

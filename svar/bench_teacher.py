@@ -25,11 +25,14 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
+from .config import load_workflow_config
+from .device import resolve_device, synchronize
 from .manifest import load_manifest
-from .teacher import (_encode_batches, _image_size, create_teacher, frames_per_store_row, is_random, make_loader,
-                      resolve_device, sampling_from_config, sampling_spec, synchronize)
+from .teacher.features import encode_batches, make_loader
+from .teacher.preprocess import image_size
+from .teacher.sampling import frames_per_store_row, sampling_from_config, sampling_spec
+from .teacher.weights import create_teacher, is_random
 
 
 def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_size: int = 32, workers: int = 1,
@@ -39,7 +42,7 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
     device = resolve_device(device)
     spec = sampling_spec(sampling, frames)
     model, pre, _ = create_teacher(model_name, pretrained, device)
-    size, k_row = _image_size(pre), frames_per_store_row(spec)
+    size, k_row = image_size(pre), frames_per_store_row(spec)
     t0 = time.perf_counter()
     loader, resized = make_loader(manifest, spec, size, device, workers, batch_size, prefetch=prefetch,
                                   resize_on=resize_on)
@@ -48,7 +51,7 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
     startup = time.perf_counter() - t0
     in_memory = [first, *it]  # a first, warm-up pass over the decoders, kept for encode-only
     n = len(manifest)
-    for _ in _encode_batches(model, pre, device, in_memory[:2], resized, k_row):  # warm the encoder
+    for _ in encode_batches(model, pre, device, in_memory[:2], resized, k_row):  # warm the encoder
         pass
 
     def decode_only():
@@ -56,11 +59,11 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
             pass
 
     def encode_only():
-        for _ in _encode_batches(model, pre, device, in_memory, resized, k_row):
+        for _ in encode_batches(model, pre, device, in_memory, resized, k_row):
             pass
 
     def pipeline():
-        for _ in _encode_batches(model, pre, device, loader, resized, k_row):
+        for _ in encode_batches(model, pre, device, loader, resized, k_row):
             pass
 
     kinds = {"decode": decode_only, "encode": encode_only, "pipeline": pipeline}
@@ -81,10 +84,11 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
     return result
 
 
-def main_bench_teacher(config_path="workflow/config/config.yaml", rounds: int = 7, workers: int | None = None,
-                       threads: int | None = None, batch_size: int | None = None, model: str | None = None,
-                       out=sys.stdout) -> dict:
-    config = yaml.safe_load(Path(config_path).read_text())
+def main_bench_teacher(overlays=(), rounds: int = 7, workers: int | None = None, threads: int | None = None,
+                       batch_size: int | None = None, model: str | None = None, out=sys.stdout) -> dict:
+    """The comparison for the workflow's config (workflow/config/config.yaml with `overlays`, as
+    `snakemake --configfile` merges them), on its dataset's indexed videos."""
+    config = load_workflow_config(*overlays)
     dataset = config["dataset"]["name"]
     manifest_path = Path("results") / dataset / "manifest.csv"
     if not manifest_path.exists():
@@ -123,7 +127,3 @@ def main_bench_teacher(config_path="workflow/config/config.yaml", rounds: int = 
     p(f"bottleneck: {'decode' if r['decode'] < r['encode'] else 'encode'}")
     p(f"ratio {r['ratio']:.3f}")
     return r
-
-
-if __name__ == "__main__":
-    main_bench_teacher(*(sys.argv[1:2] or ["workflow/config/config.yaml"]))

@@ -23,11 +23,9 @@ from pathlib import Path
 
 import torch
 
-from .methods import get_method
-from .teacher import synchronize
+from .device import synchronize
+from .methods import get_method, options_for
 from .trainer import Trainer, seed_everything
-
-RUN_SECTIONS = ("student", "train", "distill", "pseudo_label", "linear_probe", "evaluate")
 
 
 def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: int = 1, windows: int = 20,
@@ -91,16 +89,16 @@ def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: 
     }
 
 
-def main_bench_train(config_path: str, steps: int = 5, windows: int = 20) -> None:
-    """Read a workflow config (workflow/config/config.yaml format) and print the comparison for
-    its student and train settings on the first fraction and seed; the last line is `ratio <value>`."""
-    import yaml
-
+def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str = "distill") -> None:
+    """The comparison for the workflow's config (workflow/config/config.yaml with `overlays`, as
+    `snakemake --configfile` merges them), its student and train settings, on the first fraction
+    and seed of its grid; the last line is `ratio <value>`."""
+    from .config import load_workflow_config
     from .manifest import load_manifest
     from .splits import load_split
-    from .teacher import load_store
+    from .teacher.store import load_store
 
-    config = yaml.safe_load(Path(config_path).read_text())
+    config = load_workflow_config(*overlays)
     results = Path("results") / config["dataset"]["name"]
     fraction, seed = config["fractions"][0], config["seeds"][0]
     paths = {"manifest": results / "manifest.csv",
@@ -109,13 +107,13 @@ def main_bench_train(config_path: str, steps: int = 5, windows: int = 20) -> Non
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         print(f"svar bench train: missing {', '.join(missing)}: the benchmark has not been run in this folder; "
-              f"run `snakemake --cores 2` (with --configfile {config_path} for another config) first",
+              f"run `snakemake --cores 2` (with the same --configfile overlays) first",
               file=sys.stderr)
         raise SystemExit(1)
-    options = {k: config[k] for k in RUN_SECTIONS}
-    threads = int(config.get("resources", {}).get("train", {}).get("threads", 1))
+    options = options_for(method, config)
+    threads = config["resources"]["train"]["threads"]
     r = bench_train(options, load_manifest(paths["manifest"]), load_split(paths["split"]),
-                    load_store(paths["teacher"]), steps=steps, threads=threads, windows=windows)
+                    load_store(paths["teacher"]), steps=steps, threads=threads, windows=windows, method=method)
     s = options["student"]
     print(f"bench train: {config['dataset']['name']} fraction {float(fraction):g} seed {seed}, method {r['method']}, "
           f"student {r['arch']} ({s['frames']}x{s['size']}x{s['size']}), {r['labeled_per_step']} labeled + "

@@ -17,14 +17,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from .atomic import atomic_path, write_text
+from ..atomic import atomic_path, write_text
+from ..config import default
+from .base import DATASETS, Dataset
 
 FPS = 25
 
@@ -71,23 +72,28 @@ def class_folder(colour: str, shape: str, motion: str) -> str:
     return "".join(word.capitalize() for word in f"{colour} {shape} {motion}".split())
 
 
-def class_text(folder: str) -> str:
-    """CamelCase class folder -> words a text encoder can read: `ApplyEyeMakeup` -> `apply eye makeup`."""
-    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", folder)
-    return " ".join(w.lower() for w in words) if words else folder
-
-
 @dataclass
 class SyntheticSpec:
-    size: int = 64  # frame width = height, pixels
-    groups: int = 10  # gXX
-    clips_per_group: int = 4  # cYY
-    test_groups: int = 3  # groups 1..test_groups form the test list, the rest train
+    """The generated dataset's settings; the defaults are the config's (`dataset.synthetic`,
+    documented in svar/data/config.schema.yaml), where `classes` is a count of DEFAULT_CLASSES."""
+
+    size: int = default("dataset.synthetic.size")
+    groups: int = default("dataset.synthetic.groups")
+    clips_per_group: int = default("dataset.synthetic.clips_per_group")
+    test_groups: int = default("dataset.synthetic.test_groups")
     min_frames: int = 24
     max_frames: int = 40
-    pretrain_videos: int = 240  # the captioned pool for the teacher, disjoint from the lists
-    seed: int = 0
-    classes: tuple = DEFAULT_CLASSES
+    pretrain_videos: int = default("dataset.synthetic.pretrain_videos")
+    seed: int = default("dataset.synthetic.seed")
+    classes: tuple = DEFAULT_CLASSES[:default("dataset.synthetic.classes")]
+
+
+@DATASETS.register
+class Synthetic(Dataset):
+    """The generated dataset: written by `generate`, no archives."""
+
+    name = "synthetic"
+    generated = True
 
 
 # --------------------------------------------------------------------------- rendering

@@ -1,4 +1,4 @@
-"""svar.extract: ZIPs built here, RAR fixtures from rarfile's own tests, and attacks on both.
+"""svar.archives: ZIPs built here, RAR fixtures from rarfile's own tests, and attacks on both.
 
 The RAR fixtures live in ../shared/fixtures/archives (see its README); their tests skip when
 that folder is absent or when no RAR decoder is installed (`apt-get install unar`).
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import rarfile
 
-import svar.extract as extract_module
-from svar.extract import ExtractionError, UnsafeArchiveError, extract, extract_nested
-from svar.synthetic import render_video, write_avi
+import svar.archives as extract_module
+from svar.archives import ExtractionError, UnsafeArchiveError, extract, extract_nested
+from svar.datasets.synthetic import render_video, write_avi
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "archives"
 

@@ -19,10 +19,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .atomic import torch_save, write_text
-from .clips import decode_clips
-from .teacher import autocast, normalize, register_model_configs, resolve_device
-from .video import uniform_indices
+from ..atomic import torch_save, write_text
+from ..clips import decode_clips
+from ..config import default
+from ..device import autocast, resolve_device
+from ..video import uniform_indices
+from .preprocess import normalize
+from .weights import register_model_configs
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,10 @@ def load_pool(pool_dir: str | Path, size: int, workers: int = 1):
     return frames, kept
 
 
-def pretrain(pool_dir, out, model_name: str = "svar-tiny-clip", steps: int = 300, batch_size: int = 128,
-             lr: float = 1e-3, weight_decay: float = 0.1, seed: int = 0, device: str = "auto",
-             threads: int = 1, curve_out=None) -> list[float]:
+def pretrain(pool_dir, out, model_name: str = default("teacher.model"), steps: int = default("pretrain_teacher.steps"),
+             batch_size: int = default("pretrain_teacher.batch_size"), lr: float = default("pretrain_teacher.lr"),
+             weight_decay: float = default("pretrain_teacher.weight_decay"), seed: int = default("pretrain_teacher.seed"),
+             device: str = default("teacher.device"), threads: int = 1, curve_out=None) -> list[float]:
     import open_clip
 
     torch.set_num_threads(threads)

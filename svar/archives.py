@@ -136,36 +136,37 @@ def _check_members(archive: Path, members: list[_Member]) -> None:
 # --------------------------------------------------------------------------- reading ZIP and RAR
 
 
-def _zip_members(archive: zipfile.ZipFile) -> list[_Member]:
+def _members(archive, kind_of) -> list[_Member]:
+    """Every member of an open archive; kind_of(archive, info) -> (kind, link target or None)."""
     members = []
     for info in archive.infolist():
-        link_target = None
-        if stat.S_ISLNK(info.external_attr >> 16):  # a symlink stores its target as its data
-            kind, link_target = "symlink", archive.read(info).decode("utf-8", "surrogateescape")
-        elif info.is_dir():
-            kind = "dir"
-        else:
-            kind = "file"
+        kind, link_target = kind_of(archive, info)
         members.append(_Member(info.filename, _normalise(info.filename), kind, info.file_size, link_target, info))
     return members
+
+
+def _zip_kind(archive: zipfile.ZipFile, info) -> tuple[str, str | None]:
+    if stat.S_ISLNK(info.external_attr >> 16):  # a symlink stores its target as its data
+        return "symlink", archive.read(info).decode("utf-8", "surrogateescape")
+    return ("dir" if info.is_dir() else "file"), None
+
+
+def _rar_kind(archive: rarfile.RarFile, info) -> tuple[str, str | None]:
+    if info.file_redir:  # RAR5 links: (type, flags, target)
+        redir_type, _, link_target = info.file_redir
+        copies = (rarfile.RAR5_XREDIR_HARD_LINK, rarfile.RAR5_XREDIR_FILE_COPY)
+        return ("hardlink" if redir_type in copies else "symlink"), link_target
+    if info.is_symlink():  # a RAR3 symlink stores its target as its data
+        return "symlink", archive.read(info).decode("utf-8", "surrogateescape")
+    return ("dir" if info.is_dir() else "file"), None
+
+
+def _zip_members(archive: zipfile.ZipFile) -> list[_Member]:
+    return _members(archive, _zip_kind)
 
 
 def _rar_members(archive: rarfile.RarFile) -> list[_Member]:
-    members = []
-    for info in archive.infolist():
-        link_target = None
-        if info.file_redir:  # RAR5 links: (type, flags, target)
-            redir_type, _, link_target = info.file_redir
-            copies = (rarfile.RAR5_XREDIR_HARD_LINK, rarfile.RAR5_XREDIR_FILE_COPY)
-            kind = "hardlink" if redir_type in copies else "symlink"
-        elif info.is_symlink():  # a RAR3 symlink stores its target as its data
-            kind, link_target = "symlink", archive.read(info).decode("utf-8", "surrogateescape")
-        elif info.is_dir():
-            kind = "dir"
-        else:
-            kind = "file"
-        members.append(_Member(info.filename, _normalise(info.filename), kind, info.file_size, link_target, info))
-    return members
+    return _members(archive, _rar_kind)
 
 
 def rar_decoder() -> str:

@@ -1,0 +1,210 @@
+"""The workflow configuration: one schema with every default, overlays, and each job's share.
+
+`svar/data/config.schema.yaml` gives every key its type, description and (where one makes
+sense) default: the only place a default is written. The CLI's and the Python API's defaults
+are read from it (`default("teacher.sampling.frames")`). A config file holds only what differs
+from the defaults; files given after it overlay it key by key, as Snakemake merges
+`--configfile` over the Snakefile's `configfile:` (dicts merged, other values replaced).
+
+Values that name registered members (`x-names: <kind>` in the schema) are checked against the
+registry of that kind (svar/registry.py), so the names are written only where the members are.
+
+A job is passed exactly the settings it reads, in canonical form (`canonical`: JSON with sorted
+keys), so that Snakemake, which compares a job's params as written, reruns a job when and only
+when a setting it reads changed, whatever order the keys of a config file come in.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "config.schema.yaml"
+# the workflow's base config: in the checkout this package is part of (the rules import svar
+# from their checkout, the workflow's own)
+WORKFLOW_CONFIG = Path(__file__).resolve().parents[1] / "workflow" / "config" / "config.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration breaks the schema; the message names the file(s) and each bad key."""
+
+
+@functools.lru_cache(maxsize=1)
+def raw_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _resolve_ref(node: dict, root: dict) -> dict:
+    """A property's schema with its `$ref` (a local definition) merged under its own keys."""
+    if "$ref" not in node:
+        return node
+    target = root
+    for part in node["$ref"].lstrip("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def _defaults_of(node: dict, root: dict):
+    """The default value a schema node gives: its `default`, with its properties' defaults
+    filled into it when it is an object. `None` when it has none."""
+    node = _resolve_ref(node, root)
+    value = copy.deepcopy(node.get("default"))
+    properties = node.get("properties")
+    if properties is None:
+        return value
+    value = value if isinstance(value, dict) else {}
+    for key, sub in properties.items():
+        sub_default = _defaults_of(sub, root)
+        if sub_default is not None:
+            value[key] = merge(sub_default, value[key]) if isinstance(value.get(key), dict) else \
+                value.get(key, sub_default)
+    return value or None
+
+
+@functools.lru_cache(maxsize=1)
+def _defaults() -> dict:
+    return _defaults_of(raw_schema(), raw_schema()) or {}
+
+
+def defaults() -> dict:
+    """Every default of the schema, as a nested config (the keys without one are absent)."""
+    return copy.deepcopy(_defaults())
+
+
+def default(dotted: str):
+    """The default of one key: default("teacher.sampling.frames") -> 8."""
+    value: Any = _defaults()
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(f"{dotted}: the config schema ({SCHEMA_PATH}) gives no default for it")
+        value = value[part]
+    return copy.deepcopy(value)
+
+
+def description(dotted: str) -> str:
+    node = raw_schema()
+    for part in dotted.split("."):
+        node = _resolve_ref(node, raw_schema())["properties"][part]
+    return " ".join(str(node.get("description", "")).split())
+
+
+def merge(base: dict, overlay: dict) -> dict:
+    """`overlay` over `base`, recursively for dicts (a new dict; neither input changes)."""
+    out = copy.deepcopy(base)
+    for key, value in (overlay or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _inject_names(node):
+    """The schema with `enum` filled in from the registry each `x-names` refers to."""
+    from .registry import names
+
+    if isinstance(node, dict):
+        out = {k: _inject_names(v) for k, v in node.items()}
+        if "x-names" in node:
+            out["enum"] = list(names(node["x-names"]))
+        return out
+    if isinstance(node, list):
+        return [_inject_names(v) for v in node]
+    return node
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
+    return _inject_names(raw_schema())
+
+
+def schema() -> dict:
+    """The schema as validated: every `x-names` value given its registry's names as `enum`."""
+    return copy.deepcopy(_schema())
+
+
+def _key(error) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _message(error) -> str:
+    if error.context:  # anyOf / oneOf: the alternative that came closest says most
+        from jsonschema.exceptions import best_match
+
+        return best_match(error.context).message
+    return error.message
+
+
+def validate(config: dict, source: str = "config") -> dict:
+    """The complete config: `config` over the defaults, checked against the schema. Raises
+    ConfigError naming `source` and every key that is unknown, missing or wrong."""
+    from jsonschema import Draft202012Validator
+
+    full = merge(defaults(), config)
+    errors = sorted(Draft202012Validator(_schema()).iter_errors(full), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = "\n".join(f"  {_key(e)}: {_message(e)}" for e in errors)
+        raise ConfigError(f"{source}: invalid configuration (keys and defaults: {SCHEMA_PATH}):\n{lines}")
+    return full
+
+
+def read_yaml(path) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file holds keys at its top level, not a {type(data).__name__}")
+    return data
+
+
+def load(*paths) -> dict:
+    """Config files merged in order over the defaults, validated: what Snakemake sees for
+    `--configfile` overlays given after the workflow's own config."""
+    merged: dict = {}
+    for path in paths:
+        merged = merge(merged, read_yaml(path))
+    return validate(merged, ", ".join(map(str, paths)) or "defaults")
+
+
+def load_workflow_config(*overlays) -> dict:
+    """The workflow's config (workflow/config/config.yaml) with overlays, as Snakemake merges them."""
+    return load(WORKFLOW_CONFIG, *[p for p in overlays if Path(p).resolve() != WORKFLOW_CONFIG])
+
+
+def canonical(value) -> str:
+    """JSON with sorted keys and no spaces: one written form per value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def subset(config: dict, keys) -> dict:
+    """The part of a config that `keys` name: whole sections ("student") or single keys
+    ("pseudo_label.threshold"), as a nested dict."""
+    out: dict = {}
+    for dotted in keys:
+        parts = dotted.split(".")
+        value: Any = config
+        for i, part in enumerate(parts):
+            if not isinstance(value, dict) or part not in value:
+                raise KeyError(f"{'.'.join(parts[:i + 1])}: not in the configuration")
+            value = value[part]
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def show(config: dict) -> str:
+    """The config as YAML, in the schema's key order."""
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=110)

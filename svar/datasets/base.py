@@ -1,0 +1,52 @@
+"""What a dataset module defines, and the layout every dataset ends up in.
+
+Every dataset is laid out as `<out>/videos/<Class>/<video>.avi` plus `<out>/splits/` in
+UCF101's split format (`classInd.txt`, `trainlist0k.txt`, `testlist0k.txt`), so one reader
+(svar.manifest) serves them all. A dataset built from official archives names them (where they
+are published, their digests) and turns them into that layout; the generated one writes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..download import ArchiveInfo
+from ..registry import Registry
+
+# every dataset module of this package registers its Dataset here (svar.datasets imports them all)
+DATASETS = Registry("dataset", "dataset.name")
+
+
+class Dataset:
+    """One registered dataset (svar.datasets.DATASETS). Subclasses set:
+
+    name            the config's dataset.name, the folder data/<name>, results/<name>
+    generated       True for a dataset svar writes itself (no archives)
+    video_archives  the archives holding its videos: the first is the default, the others
+                    alternatives that dataset.video_archive may pick (the same videos)
+    split_archive   the archive holding its official split lists
+    """
+
+    name = ""
+    generated = False
+    video_archives: tuple[ArchiveInfo, ...] = ()
+    split_archive: ArchiveInfo | None = None
+
+    @classmethod
+    def archives(cls) -> tuple[ArchiveInfo, ...]:
+        return (*cls.video_archives, *([cls.split_archive] if cls.split_archive else []))
+
+    @staticmethod
+    def lay_out(videos_archive: Path, splits_archive: Path, out: Path, work: Path) -> None:
+        """Extract the archives (into `work`, kept across interruptions) and write `out`."""
+        raise NotImplementedError
+
+
+def class_dirs(root: Path) -> Path:
+    """The folder whose sub-folders are the classes (those holding .avi files), wherever the
+    archive nests it (UCF101.rar: `UCF-101/`; a flat archive: the root itself)."""
+    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        subdirs = [d for d in folder.iterdir() if d.is_dir()]
+        if subdirs and all(any(d.glob("*.avi")) for d in subdirs):
+            return folder
+    raise FileNotFoundError(f"{root}: no folder of class folders holding .avi videos; is this the video archive?")

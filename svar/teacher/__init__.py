@@ -1,0 +1,14 @@
+"""The teacher: a frozen open_clip image encoder, run once per dataset.
+
+For every decodable video it encodes sampled frames and stores the per-frame features
+(float16), and it encodes class-name prompts into text embeddings. Every student run, whatever
+its method, fraction or seed, reads this one store: the teacher costs nothing per run.
+
+  weights     open_clip models from a name and a tag, file or folder; offline; weights only
+  sampling    which frames of a video are encoded (the sampling-mode registry)
+  preprocess  open_clip's preprocessing, batched; the decoding dataset
+  prompts     class-name prompts and the stored prompt sets
+  features    extraction, in one job or resumable shards, and the gather
+  store       the feature store: the one teacher API training and evaluation import
+  pretrain    the generated dataset's own CLIP-style teacher
+"""

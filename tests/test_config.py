@@ -1,0 +1,236 @@
+"""The configuration: one schema with every default, overlays that hold only their differences,
+registries as the one source of names, canonical params, and defaults the CLI and the Python
+API share with the workflow."""
+
+import inspect
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from svar import config as cfg
+from svar.registry import REGISTRY_MODULES, names, registry
+
+CONFIGS = ROOT / "workflow" / "config"
+OVERLAYS = ["tiny.yaml", "ucf101.yaml", "hmdb51.yaml"]
+GRID = ("fractions", "seeds", "methods")  # set by workflow/config/config.yaml, no default
+
+
+def leaves(node, root, path=()):
+    """(dotted key, schema) of every property that holds a value rather than more keys."""
+    node = cfg._resolve_ref(node, root)
+    for key, sub in node.get("properties", {}).items():
+        sub = cfg._resolve_ref(sub, root)
+        if "properties" in sub and "default" not in sub:
+            yield from leaves(sub, root, (*path, key))
+        else:
+            yield ".".join((*path, key)), sub
+
+
+def test_every_key_is_described_and_every_setting_has_its_default_once():
+    schema = cfg.raw_schema()
+    found = dict(leaves(schema, schema))
+    assert len(found) > 50
+    for key, sub in found.items():
+        assert sub.get("description") or key.startswith("resources."), f"{key}: no description"
+        if key not in GRID:
+            assert "default" in sub, f"{key}: no default"
+    for section in ("dataset", "teacher", "student", "train", "evaluate", "resources"):
+        assert schema["properties"][section].get("description"), section
+    # the defaults alone, with the grid, are a valid config
+    full = cfg.validate({"fractions": [0.5], "seeds": [0], "methods": ["supervised"]})
+    assert full["teacher"]["sampling"]["frames"] == cfg.default("teacher.sampling.frames") == 8
+    assert full["resources"]["train"] == {"threads": 1, "mem_mb": 3000, "runtime": 60}
+
+
+def test_the_base_config_holds_the_grid_and_the_overlays_only_their_differences():
+    base = cfg.read_yaml(CONFIGS / "config.yaml")
+    assert set(base) == set(GRID)
+    assert base["methods"] == list(names("method")), "the default benchmark runs every method"
+    resolved_base = cfg.load(CONFIGS / "config.yaml")
+
+    def differences(overlay, resolved, path=""):
+        for key, value in overlay.items():
+            if isinstance(value, dict):
+                yield from differences(value, resolved[key], f"{path}{key}.")
+            else:
+                assert value != resolved[key], f"{path}{key}: set to its default"
+                yield key
+
+    for name in OVERLAYS:
+        text = (CONFIGS / name).read_text()
+        assert len(text.splitlines()) <= 50, name
+        assert list(differences(cfg.read_yaml(CONFIGS / name), resolved_base)), name
+        cfg.load_workflow_config(CONFIGS / name)  # valid once merged
+
+
+def test_prompts_are_stored_once_and_named_from_the_config():
+    from svar.teacher.prompts import resolve_templates
+
+    for name in ("ucf101.yaml", "hmdb51.yaml"):
+        assert cfg.read_yaml(CONFIGS / name)["teacher"]["templates"] == "clip_ucf101"
+    templates = resolve_templates("clip_ucf101")
+    assert len(templates) == 48 and len(set(templates)) == 48
+    assert all(t.count("{}") == 1 for t in templates)
+    assert templates[0] == "a photo of a person {}." and templates[-1] == "a demonstration of the person practicing {}."
+    assert not any("a photo of a person" in p.read_text() for p in CONFIGS.glob("*.yaml"))
+    assert resolve_templates(["a {}.", "clip_ucf101"])[1:] == templates
+
+
+@pytest.mark.parametrize("overlay,named", [
+    ({"learning_rate": 0.1}, "learning_rate"),
+    ({"train": {"stpes": 3}}, "stpes"),
+    ({"methods": ["supervised", "mean_teacher"]}, "methods.1"),
+    ({"student": {"arch": "resnet50"}}, "student.arch"),
+    ({"teacher": {"templates": ["a {} of {}."]}}, "teacher.templates"),
+    ({"teacher": {"templates": "no_such_set"}}, "teacher.templates"),
+    ({"teacher": {"sampling": {"mode": "dense"}}}, "teacher.sampling.mode"),
+    ({"dataset": {"split_convention": "svformer"}}, "dataset.lists_dir"),
+])
+def test_a_bad_setting_is_named(overlay, named):
+    with pytest.raises(cfg.ConfigError, match=re.escape(named)):
+        cfg.validate(cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), overlay), "my.yaml")
+
+
+def test_canonical_params_ignore_key_order():
+    config = cfg.load_workflow_config(CONFIGS / "tiny.yaml")
+    shuffled = json.loads(json.dumps(config, sort_keys=True))
+    reversed_ = {k: config[k] for k in reversed(list(config))}
+    assert cfg.canonical(config) == cfg.canonical(shuffled) == cfg.canonical(reversed_)
+    assert cfg.subset(config, ["student", "pseudo_label.threshold"]) == {
+        "student": config["student"], "pseudo_label": {"threshold": config["pseudo_label"]["threshold"]}}
+    with pytest.raises(KeyError, match="pseudo_label.treshold"):
+        cfg.subset(config, ["pseudo_label.treshold"])
+
+
+# ---------------------------------------------------------------- registries: the one source of names
+
+
+def enums(node, path=()):
+    """(dotted path, x-names kind, enum) of every registry-named value in the resolved schema."""
+    if isinstance(node, dict):
+        if "x-names" in node:
+            yield ".".join(path), node["x-names"], node["enum"]
+        for key, sub in node.items():
+            yield from enums(sub, (*path, key) if key not in ("properties", "items", "anyOf") else path)
+    elif isinstance(node, list):
+        for sub in node:
+            yield from enums(sub, path)
+
+
+def test_schema_enums_are_the_registries():
+    found = {path: (kind, enum) for path, kind, enum in enums(cfg.schema())}
+    expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention",
+                "dataset.video_archive": "video_archive", "methods": "method", "teacher.sampling.mode": "sampling_mode",
+                "teacher.templates": "prompt_set", "student.arch": "student", "distill.loss": "distill_loss",
+                "pseudo_label.source": "pseudo_label_source"}
+    assert {path: kind for path, (kind, _) in found.items()} == expected
+    for path, (kind, enum) in found.items():
+        assert enum == list(names(kind)), path
+    for kind in REGISTRY_MODULES:  # every registry names its config key
+        assert registry(kind).config_key in {*expected, "methods"}, kind
+
+
+def test_registries_hold_what_the_code_defines():
+    assert names("method") == ("supervised", "distill", "distill_pl", "pseudo_label", "fixmatch", "clip_zeroshot",
+                               "clip_linear_probe")
+    assert names("student") == ("tiny3d", "r3d_18", "r2plus1d_18", "mc3_18")
+    assert names("dataset") == ("hmdb51", "synthetic", "ucf101")
+    assert names("split_convention") == ("balanced", "random", "videossl", "svformer")
+    assert names("sampling_mode") == ("uniform", "fps", "clips")
+    assert names("video_archive") == ("", "hmdb51_org.rar", "UCF101.rar", "UCF101_videos.zip")
+    with pytest.raises(ValueError, match=r"student.arch: unknown student 'resnet50'; choose from tiny3d, r3d_18"):
+        registry("student")["resnet50"]
+
+
+def cli_actions(*argv):
+    """{dest: action} of a `svar` subcommand's parser."""
+    from svar.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return {a.dest: a for a in sub.choices[argv[0]]._actions}
+
+
+def test_cli_choices_are_the_registries():
+    pairs = [(("dataset", "name"), "dataset"), (("splits", "convention"), "split_convention"),
+             (("teacher", "sampling"), "sampling_mode"), (("train", "method"), "method"),
+             (("download", "archive"), "archive")]
+    for (command, dest), kind in pairs:
+        assert list(cli_actions(command)[dest].choices) == list(names(kind)), (command, dest)
+    from svar.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--manifest", "m", "--split", "s", "--teacher", "t", "--method", "mean_teacher",
+              "--options", "{}", "--seed", "0", "--dataset", "d", "--fraction", "1", "--out", "o"])
+
+
+def test_cli_and_python_defaults_are_the_configs():
+    from svar.datasets.synthetic import DEFAULT_CLASSES, SyntheticSpec
+    from svar.evaluate import evaluate_settings
+    from svar.splits import build_split
+    from svar.teacher.features import extract
+    from svar.teacher.pretrain import pretrain
+
+    expected = {
+        ("pretrain-teacher", "steps"): "pretrain_teacher.steps", ("pretrain-teacher", "lr"): "pretrain_teacher.lr",
+        ("pretrain-teacher", "batch_size"): "pretrain_teacher.batch_size",
+        ("pretrain-teacher", "model"): "teacher.model", ("teacher", "frames"): "teacher.sampling.frames",
+        ("teacher", "sampling"): "teacher.sampling.mode", ("teacher", "batch_size"): "teacher.batch_size",
+        ("teacher", "workers"): "teacher.workers", ("teacher", "templates"): "teacher.templates",
+        ("teacher", "cache_dir"): "teacher.cache_dir", ("teacher-weights", "cache_dir"): "teacher.cache_dir",
+        ("splits", "convention"): "dataset.split_convention", ("splits", "split"): "dataset.split",
+        ("evaluate", "clips"): "evaluate.clips", ("evaluate", "device"): "evaluate.device",
+        ("dataset", "classes"): "dataset.synthetic.classes", ("dataset", "size"): "dataset.synthetic.size",
+        ("dataset", "pretrain_videos"): "dataset.synthetic.pretrain_videos",
+    }
+    for (command, dest), key in expected.items():
+        assert cli_actions(command)[dest].default == cfg.default(key), (command, dest)
+    signature = lambda f: {k: p.default for k, p in inspect.signature(f).parameters.items()}  # noqa: E731
+    assert signature(pretrain)["steps"] == 200 == cfg.default("pretrain_teacher.steps")
+    assert signature(extract)["templates"] == ["a {}."] == cfg.default("teacher.templates")
+    assert signature(build_split)["convention"] == cfg.default("dataset.split_convention")
+    assert evaluate_settings() == cfg.default("evaluate")
+    spec = SyntheticSpec()
+    assert (spec.size, spec.groups, spec.seed) == (cfg.default("dataset.synthetic.size"),
+                                                  cfg.default("dataset.synthetic.groups"), 0)
+    assert spec.classes == DEFAULT_CLASSES[:cfg.default("dataset.synthetic.classes")]
+
+
+def test_wildcard_constraints_are_the_registries(tmp_path):
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet=True)) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
+                                snakefile=ROOT / "Snakefile", workdir=tmp_path)._workflow
+        constraints = workflow.wildcard_constraints
+    alternatives = lambda key: [re.sub(r"\\(.)", r"\1", a) for a in constraints[key].split("|")]  # noqa: E731
+    assert alternatives("method") == list(names("method"))
+    assert alternatives("dataset") == list(names("dataset"))
+    assert alternatives("archive") == list(names("archive"))
+    grid = cfg.load_workflow_config()
+    assert alternatives("fraction") == [f"{f:g}" for f in grid["fractions"]]
+    assert alternatives("seed") == [str(s) for s in grid["seeds"]]
+
+
+def test_dvc_plot_columns_are_the_registrys_methods():
+    from dvc.dvcfile import load_file
+    from dvc.repo import Repo
+
+    plots = load_file(Repo(str(ROOT)), "dvc.yaml").resolver.resolve_plots()
+    (definition,) = [p["top1_by_fraction"] for p in plots]
+    assert definition["y"] == {"results/top1_by_fraction.csv": list(names("method"))}
+
+
+def test_svar_config_prints_the_resolved_config():
+    out = subprocess.run([sys.executable, "-m", "svar", "config", str(CONFIGS / "ucf101.yaml")], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    resolved = yaml.safe_load(out)
+    assert resolved == cfg.load_workflow_config(CONFIGS / "ucf101.yaml")
+    assert resolved["dataset"]["name"] == "ucf101" and resolved["seeds"] == [0, 1, 2]
+    assert Path(cfg.SCHEMA_PATH).is_file()
