@@ -128,16 +128,21 @@ def schema() -> dict:
     return copy.deepcopy(_schema())
 
 
+def _closest(error):
+    """For anyOf / oneOf, the alternative's error that got deepest into the value (a list item
+    rather than "not a string"); otherwise the error itself."""
+    if not error.context:
+        return error
+    deepest = max(len(e.absolute_path) for e in error.context)
+    return _closest(next(e for e in error.context if len(e.absolute_path) == deepest))
+
+
 def _key(error) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    return ".".join(str(p) for p in _closest(error).absolute_path) or "(top level)"
 
 
 def _message(error) -> str:
-    if error.context:  # anyOf / oneOf: the alternative that came closest says most
-        from jsonschema.exceptions import best_match
-
-        return best_match(error.context).message
-    return error.message
+    return _closest(error).message
 
 
 def validate(config: dict, source: str = "config") -> dict:

@@ -137,6 +137,9 @@ def collect_provenance(runs: list[dict]) -> dict:
         "student": {m: _distinct(r["provenance"]["student"] for r in runs if r["method"] == m) for m in methods},
         "method_config": {m: _distinct(r["provenance"]["options"] for r in runs if r["method"] == m)
                           for m in methods},
+        # how each method's models were scored (None: a teacher-only head, scored on stored features)
+        "evaluation": {m: _distinct(r["provenance"].get("evaluate") for r in runs if r["method"] == m)
+                       for m in methods},
         "split_convention": _distinct(r["provenance"]["split_convention"] for r in runs),
         "decoders": _distinct(r["provenance"]["decoders"] for r in runs),
         "git_commit": _distinct(r["provenance"]["git_commit"] for r in runs),
@@ -578,6 +581,8 @@ def _html_provenance(provenance: dict, chosen: dict) -> str:
         weights = f'<span class="warning">{weights}</span>'
     decoders = "; ".join(", ".join(f"{k} {v}" for k, v in sorted(d.items())) for d in provenance["decoders"])
     students = "<br>".join(f"{esc(m)}: {listed(s)}" for m, s in provenance["student"].items())
+    evaluation = "<br>".join(f"{esc(m)}: {listed(['teacher features' if e is None else e for e in s])}"
+                             for m, s in provenance.get("evaluation", {}).items())
     configs = provenance["method_config"]
     distinct_configs = _distinct(c for values in configs.values() for c in values)
     if len(distinct_configs) == 1:
@@ -589,6 +594,7 @@ def _html_provenance(provenance: dict, chosen: dict) -> str:
              ("teacher model", listed(provenance["teacher_model"])),
              ("teacher weights", weights),
              ("student", students),
+             ("evaluation", evaluation),
              ("split convention", listed(provenance["split_convention"])),
              ("decoders", esc(decoders) + (" <b>(MIXED)</b>" if len(provenance["decoders"]) > 1 else "")),
              ("git commit", listed(provenance["git_commit"])),

@@ -60,6 +60,7 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
             "teacher_weights": "random" if random_teacher else "openai",
             "student": "none (teacher only)" if teacher_only else "r2plus1d_18",
             "options": {"train": {"steps": 20, "lr": 0.003}, "student": {"arch": "r2plus1d_18"}},
+            "evaluate": None if teacher_only else {"clips": 3, "batch_size": 64, "device": "auto"},
             "split_convention": "class-balanced",
             "decoders": {"av": "14.0.0", "decord": "3.4.0"},
             "git_commit": "0123456789abcdef0123456789abcdef01234567",
@@ -232,6 +233,8 @@ def test_provenance_names_teacher_student_config_split_decoder_commit(report):
     assert provenance["student"] == {"clip_zeroshot": ["none (teacher only)"], "distill_pl": ["r2plus1d_18"],
                                      "supervised": ["r2plus1d_18"]}
     assert provenance["method_config"]["distill_pl"][0]["train"]["steps"] == 20
+    assert provenance["evaluation"]["distill_pl"] == [{"clips": 3, "batch_size": 64, "device": "auto"}]
+    assert provenance["evaluation"]["clip_zeroshot"] == [None]
     assert provenance["split_convention"] == ["class-balanced"]
     assert provenance["decoders"] == [{"av": "14.0.0", "decord": "3.4.0"}]
     assert provenance["git_commit"] == ["0123456789abcdef0123456789abcdef01234567"]
