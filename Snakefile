@@ -3,11 +3,12 @@
 #   snakemake --cores 2 --configfile workflow/config/X.yaml        an overlay over it
 # Each stage lives in workflow/rules/<stage>.smk and calls one `svar <stage>` subcommand.
 
+import shlex
 from pathlib import Path
 
 from snakemake.utils import min_version
 
-from svar.config import validate
+from svar.config import check
 
 min_version("9.0")
 
@@ -17,13 +18,25 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "workflow/config/config.yaml"
 
 
-# the defaults of svar/data/config.schema.yaml under it, then checked: a wrong key or value
-# stops here, before any job starts, naming the key
-config.update(validate(config, "workflow config (workflow/config/config.yaml and any --configfile overlays)"))
+# the defaults of svar/data/config.schema.yaml under it, then checked (the schema, then what it
+# cannot see: the teacher model exists, CUDA is here when asked for and jobs run here): a wrong
+# key or value stops here, before any job starts, naming the key
+config.update(
+    check(
+        config,
+        "workflow config (workflow/config/config.yaml and any --configfile overlays)",
+        local=workflow.local_exec,
+    )
+)
 
 
-# rules run `python -m svar <stage>` with this checkout importable, in any environment
-shell.prefix(f"export PYTHONPATH={workflow.basedir}:$PYTHONPATH; ")
+# rules run `python -m svar <stage>` from this checkout, first on PYTHONPATH whatever else is
+# installed, quoted for paths with spaces (braces doubled: Snakemake formats the prefix)
+shell.prefix(
+    "export PYTHONPATH="
+    + shlex.quote(workflow.basedir).replace("{", "{{").replace("}", "}}")
+    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
+)
 
 
 report: "workflow/report/workflow.rst"

@@ -4,13 +4,12 @@ report stage's (svar/report.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import pandas as pd
 
 from .atomic import write_csv, write_json
+from .readers import read_json
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ METRICS = ("top1", "top5", "mean_class")
 def collect(metric_files) -> pd.DataFrame:
     rows = []
     for path in metric_files:
-        run = json.loads(Path(path).read_text())
+        run = read_json(path, "run's metrics", "evaluate")
         for metric in METRICS:
             value = float(run[metric])
             if not 0.0 <= value <= 1.0:
@@ -77,7 +76,7 @@ def aggregate(metric_files, metrics_out, summary_out, summary_json_out=None, top
         write_json(summary_json_out, summary_metrics(summary))
     if top1_csv_out:
         write_csv(top1_csv_out, top1_by_fraction(summary))
-    random = [f for f in metric_files if json.loads(Path(f).read_text()).get("teacher_random_weights")]
+    random = [f for f in metric_files if read_json(f, "run's metrics", "evaluate").get("teacher_random_weights")]
     if random:
         log.warning("%d of %d runs used a teacher with RANDOM weights", len(random), len(metric_files))
     print(format_summary(summary))

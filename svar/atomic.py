@@ -27,6 +27,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         # mkstemp creates the file private (0600); give it the mode any new file gets
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.filename is None and exc.errno:  # a write's error names no file: say which output
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(target)) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -53,8 +57,32 @@ def write_csv(target: str | os.PathLike, frame) -> None:
         frame.to_csv(tmp, index=False)
 
 
+class _WriteErrors:
+    """A binary file whose write errors are kept: torch's writer turns them into a RuntimeError
+    ("unexpected pos ..."), and the OSError (No space left on device) is what to report."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self):
+        return self.f.flush()
+
+
 def torch_save(target: str | os.PathLike, obj) -> None:
     import torch
 
-    with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        writer = _WriteErrors(f)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise

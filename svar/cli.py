@@ -29,6 +29,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .config import default, description
 from .registry import names_of
@@ -84,13 +85,12 @@ def _teacher_weights(args):
 
 
 def _teacher(args):
-    import pandas as pd
-
     from .manifest import load_manifest
+    from .readers import read_csv
     from .teacher.features import extract, extract_shard
     from .teacher.sampling import sampling_from_config
 
-    classes = pd.read_csv(args.classes)["class_name"].tolist()
+    classes = read_csv(args.classes, "class list", "index")["class_name"].tolist()
     sampling = sampling_from_config({"mode": args.sampling, "frames": args.frames, "fps": args.fps, "clips": args.clips})
     common = dict(frames_per_video=args.frames, sampling=sampling, batch_size=args.batch_size, workers=args.workers,
                   device=args.device, templates=args.templates, cache_dir=args.cache_dir or None,
@@ -98,9 +98,9 @@ def _teacher(args):
     if (args.out is None) == (args.shard is None) or (args.shard is not None and args.out_dir is None):
         raise SystemExit("svar teacher: give either --out (one store) or --shard with --shards and --out-dir")
     if args.out is not None:
-        extract(load_manifest(args.manifest), classes, args.out, args.model, args.pretrained, **common)
+        extract(load_manifest(args.manifest, videos=True), classes, args.out, args.model, args.pretrained, **common)
     else:
-        extract_shard(load_manifest(args.manifest), args.shard, args.shards, args.out_dir, args.model, args.pretrained,
+        extract_shard(load_manifest(args.manifest, videos=True), args.shard, args.shards, args.out_dir, args.model, args.pretrained,
                       classes, **common)
 
 
@@ -117,9 +117,16 @@ def _train(args):
     from .teacher.store import load_store
     from .trainer import train
 
+    try:
+        options = json.loads(args.options)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--options: not valid JSON ({exc}); the workflow passes the method's config keys "
+                         "(svar.methods.options_for)") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"--options: a JSON object of config sections, not {type(options).__name__}")
     run_info = {"dataset": args.dataset, "fraction": args.fraction}
-    train(load_manifest(args.manifest), load_split(args.split), load_store(args.teacher), args.method,
-          json.loads(args.options), args.out, args.seed, run_info, args.threads, args.curve)
+    train(load_manifest(args.manifest, videos=True), load_split(args.split), load_store(args.teacher), args.method,
+          options, args.out, args.seed, run_info, args.threads, args.curve)
 
 
 def _evaluate(args):
@@ -132,7 +139,8 @@ def _evaluate(args):
                          "--out given; give one of each per run, in the same order")
     runs = list(zip(args.model, args.split, args.out))
     settings = evaluate_settings(args.clips, args.batch_size, args.device)
-    for result in evaluate_runs(runs, load_manifest(args.manifest), load_store(args.teacher), args.threads, settings):
+    for result in evaluate_runs(runs, load_manifest(args.manifest, videos=True), load_store(args.teacher), args.threads,
+                                settings):
         logging.info("%s fraction %s seed %s: top1 %.3f top5 %.3f mean-class %.3f", result["method"],
                      result["fraction"], result["seed"], result["top1"], result["top5"], result["mean_class"])
 
@@ -177,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svar", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="debug logging, and a traceback behind any error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
 
     p = sub.add_parser("download", help="fetch one official dataset archive, verified",
@@ -189,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="archive file name, one a registered dataset is built from: %(choices)s")
     p.add_argument("--out-dir", default="data/archives")
     p.add_argument("--archives-dir", default=None, help="folder of archives already on disk")
-    p.set_defaults(func=_download)
+    p.set_defaults(func=_download, outputs=(), output_dirs=('out_dir',))
 
     p = sub.add_parser("dataset", help="generate the synthetic dataset, or lay out UCF101 / HMDB51",
                        description="Write <out>/videos/<Class>/<video>.avi and <out>/splits/{classInd,trainlist0k,"
@@ -206,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     for key in ("seed", "classes", "size", "groups", "clips_per_group", "test_groups", "pretrain_videos"):
         p.add_argument(f"--{key.replace('_', '-')}", type=int, default=default(f"dataset.synthetic.{key}"),
                        help=f"synthetic: {description(f'dataset.synthetic.{key}')} (default %(default)s)")
-    p.set_defaults(func=_dataset)
+    p.set_defaults(func=_dataset, outputs=(), output_dirs=('out',))
 
     p = sub.add_parser("pretrain-teacher", help="train the generated dataset's tiny CLIP teacher",
                        description="Contrastive (CLIP) training of an open_clip model on the (frame, caption) "
@@ -222,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=default("teacher.device"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--curve", default=None, help="CSV of the contrastive loss per step")
-    p.set_defaults(func=_pretrain_teacher)
+    p.set_defaults(func=_pretrain_teacher, outputs=('out', 'curve'), output_dirs=())
 
     p = sub.add_parser("index", help="decode every video; write manifest and exclusions",
                        description="Read <root>/splits (UCF101 format) and decode every video under <root>/videos "
@@ -234,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclusions", required=True, help="output CSV of undecodable videos")
     p.add_argument("--classes", required=True, help="output CSV: label, class_name")
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
-    p.set_defaults(func=_index)
+    p.set_defaults(func=_index, outputs=('manifest', 'exclusions', 'classes'), output_dirs=())
 
     p = sub.add_parser("splits", help="labeled / unlabeled / test roles for one fraction and seed",
                        description="Class-balanced labeled subset of the official train split: "
@@ -248,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=description("dataset.split_convention"))
     p.add_argument("--lists-dir", default=None, help="folder of published lists, for videossl / svformer")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=_splits)
+    p.set_defaults(func=_splits, outputs=('out',), output_dirs=())
 
     p = sub.add_parser("teacher-weights", help="download a teacher's weights into a cache folder",
                        description="Fetch the weights of an open_clip model (a pretrained tag, or an hf-hub: "
@@ -261,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=default("teacher.cache_dir"),
                    help="where the weights go (default %(default)s; '' = open_clip's default cache)")
     p.add_argument("--out", required=True, help="the receipt (JSON)")
-    p.set_defaults(func=_teacher_weights)
+    p.set_defaults(func=_teacher_weights, outputs=('out',), output_dirs=())
 
     p = sub.add_parser("teacher", help="teacher features of every video (or of one shard), once per dataset",
                        description="Encode sampled frames of each decodable video with an open_clip image encoder, "
@@ -299,14 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", nargs="+", default=default("teacher.templates"),
                    help="prompt templates, each with one {} for the class words, or the name of a stored prompt "
                         "set (svar/data/prompts/: clip_ucf101 ...); default %(default)s")
-    p.set_defaults(func=_teacher)
+    p.set_defaults(func=_teacher, outputs=('out',), output_dirs=('out_dir',))
 
     p = sub.add_parser("teacher-gather", help="merge the teacher's shards into one feature store",
                        description="Check that the shards come from one manifest and one teacher configuration "
                                    "and cover every video once; write the store `svar teacher --out` would.")
     p.add_argument("shards", nargs="+", help="shard files from `svar teacher --shard`")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=_teacher_gather)
+    p.set_defaults(func=_teacher_gather, outputs=('out',), output_dirs=())
 
     p = sub.add_parser("train", help="train one (method, fraction, seed) run",
                        description="Train a student with the method's loss, or fit a teacher-only baseline "
@@ -324,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="checkpoint file")
     p.add_argument("--curve", default=None, help="training-curve CSV (default: <out>.curve.csv)")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, outputs=('out', 'curve'), output_dirs=())
 
     p = sub.add_parser("evaluate", help="accuracy of runs on the test list",
                        description="Top-1, top-5 and mean-class accuracy of each run's final model on its split's "
@@ -341,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=default("evaluate.batch_size"),
                    help=description("evaluate.batch_size"))
     p.add_argument("--device", default=default("evaluate.device"), help=description("evaluate.device"))
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func=_evaluate, outputs=('out',), output_dirs=())
 
     p = sub.add_parser("aggregate", help="metrics.csv and summary.csv",
                        description="Long table (dataset, method, fraction, seed, metric, value) and summary (mean, "
@@ -351,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-out", required=True)
     p.add_argument("--summary-json-out", default=None, help="the summary as nested JSON (dvc metrics)")
     p.add_argument("--top1-csv-out", default=None, help="mean top-1 per fraction, a column per method (dvc plots)")
-    p.set_defaults(func=_aggregate)
+    p.set_defaults(func=_aggregate, outputs=('metrics_out', 'summary_out', 'summary_json_out', 'top1_csv_out'), output_dirs=())
     p = sub.add_parser("report", help="tables, plots and an offline HTML report from metrics.csv",
                        description="Summary table (mean ± std over seeds; top-1, top-5, mean-class) as CSV, "
                                    "Markdown and LaTeX (booktabs); accuracy against fraction with a band for "
@@ -362,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="results/report")
     p.add_argument("--published", default=None, help="published-results CSV (default: the one svar ships)")
     p.add_argument("--run", default=None, help="the run for per-class and confusion plots: method/fraction/seed")
-    p.set_defaults(func=_report)
+    p.set_defaults(func=_report, outputs=(), output_dirs=('out_dir',))
 
     p = sub.add_parser("bench", help="throughput: the data path against the compute it feeds",
                        description="teacher: decode-only, encode-only and extraction-pipeline videos/s on the "
@@ -398,11 +407,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def expected_errors() -> tuple[type, ...]:
+    """What bad input, a missing or corrupt file, a full disk or the network raise: said in one
+    line. Anything else is a bug, shown with its traceback."""
+    from .archives import ExtractionError
+    from .download import DownloadError
+    from .video import VideoDecodeError
+
+    return OSError, ValueError, LookupError, ExtractionError, DownloadError, VideoDecodeError
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        # a full disk, a missing folder, a permission: the OS's words and the path, not errno
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc) or type(exc).__name__
+
+
+def check_outputs(files, folders=()) -> None:
+    """Stop before any work when an output cannot be written: a file output is a folder, a
+    folder output is a file, or a file stands where one of their folders would be."""
+    for path, is_folder in [*((Path(f), False) for f in files), *((Path(d), True) for d in folders)]:
+        if path.exists() and path.is_dir() != is_folder:
+            kind = "file" if is_folder else "folder"
+            raise ValueError(f"{path} is a {kind}; give a {'folder' if is_folder else 'file'} name for the output")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
+                break
+
+
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if args.verbose or args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args.func(args)
+    def paths(dests):
+        values = [getattr(args, dest) for dest in dests]
+        return [p for value in values if value for p in ([value] if isinstance(value, (str, Path)) else value)]
+
+    try:
+        check_outputs(paths(getattr(args, "outputs", ())), paths(getattr(args, "output_dirs", ())))
+        args.func(args)
+    except expected_errors() as exc:
+        if args.debug:
+            raise
+        # one line, as argparse says a bad option (exit status 2); --debug shows the traceback
+        print(f"svar {args.command}: error: {describe(exc)}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

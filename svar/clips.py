@@ -80,17 +80,30 @@ def load_clips(rows, frames_per_clip: int, size: int, workers: int = 1, cache_di
         return _decode_all(rows, frames_per_clip, size, workers, 0.5, desc)
     key = cache_key(rows, frames_per_clip, size)
     path = Path(cache_dir) / f"clips_{frames_per_clip}x{size}_{key[:20]}.npy"
-    if not path.exists():
-        clips = _decode_all(rows, frames_per_clip, size, workers, 0.5, f"{desc} (to {path.name})")
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, clips)
-        log.info("decoded-clip cache written: %s (%d videos)", path, len(clips))
-    else:
-        log.info("decoded-clip cache: %s", path)
-    clips = np.load(path, mmap_mode="r")
     expected = (len(rows), frames_per_clip, size, size, 3)
+    if path.exists():
+        clips = _open_cache(path, expected)
+        if clips is not None:
+            log.info("decoded-clip cache: %s", path)
+            return clips
+    clips = _decode_all(rows, frames_per_clip, size, workers, 0.5, f"{desc} (to {path.name})")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, clips)
+    log.info("decoded-clip cache written: %s (%d videos)", path, len(clips))
+    return _open_cache(path, expected)
+
+
+def _open_cache(path: Path, expected: tuple) -> np.ndarray | None:
+    """The cache file as a read-only memory map; None (with a warning naming it) when it is
+    corrupt or not the shape its name promises: the cache is then decoded again."""
+    try:
+        clips = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        log.warning("%s: the decoded-clip cache is corrupt or truncated (%s); decoding it again", path, exc)
+        return None
     if clips.shape != expected or clips.dtype != np.uint8:
-        raise ValueError(f"{path}: shape {clips.shape} {clips.dtype}, expected {expected} uint8; delete it")
+        log.warning("%s: shape %s %s, expected %s uint8; decoding it again", path, clips.shape, clips.dtype, expected)
+        return None
     return clips
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,64 @@ def validate(config: dict, source: str = "config") -> dict:
     if errors:
         lines = "\n".join(f"  {_key(e)}: {_message(e)}" for e in errors)
         raise ConfigError(f"{source}: invalid configuration (keys and defaults: {SCHEMA_PATH}):\n{lines}")
+    return full
+
+
+def problems(config: dict, local: bool = True) -> list[str]:
+    """What the schema cannot see, as `key: what is wrong` lines (none when all is well): the
+    teacher model and its weights tag exist, a clip takes no more frames than are cached, and a
+    CUDA device asked for is here — checked only when the jobs run on this machine (`local`), as
+    a cluster's login node has no GPU. A complete config (`validate`) goes in."""
+    out = []
+    teacher = config["teacher"]
+    model, pretrained = teacher["model"], teacher["pretrained"]
+    from .teacher.weights import weights_source
+
+    source = weights_source(model, pretrained)
+    if source == "local-dir":
+        folder = Path(model.split(":", 1)[1]).expanduser()
+        if not (folder / "open_clip_config.json").is_file():
+            out.append(f"teacher.model: {model} needs a folder holding open_clip_config.json and the weights; "
+                       f"{folder / 'open_clip_config.json'} does not exist")
+    elif source == "hf-hub":
+        if not re.fullmatch(r"hf-hub:[\w.-]+/[\w.-]+", model):
+            out.append(f"teacher.model: {model!r} is not hf-hub:ORG/REPO")
+    else:
+        import open_clip
+
+        from .teacher.weights import register_model_configs
+
+        register_model_configs()
+        if model not in open_clip.list_models():
+            out.append(f"teacher.model: unknown open_clip model {model!r}; see open_clip.list_models() or "
+                       "svar/model_configs/ (or use local-dir:PATH, hf-hub:ORG/REPO)")
+        elif source == "tag" and not open_clip.get_pretrained_cfg(model, pretrained):
+            out.append(f"teacher.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained tag of "
+                       f"{model}; its tags: {open_clip.list_pretrained_tags_by_model(model)}")
+    student = config["student"]
+    if student["frames"] > student["cache_frames"]:
+        out.append(f"student.frames: {student['frames']} frames a clip, but only student.cache_frames = "
+                   f"{student['cache_frames']} are decoded a video; raise cache_frames or lower frames")
+    if local:
+        from .device import resolve_device
+
+        for key in ("teacher.device", "train.device", "evaluate.device"):
+            section, name = key.split(".")
+            try:
+                resolve_device(config[section][name], key)
+            except ValueError as exc:
+                out.append(str(exc))
+    return out
+
+
+def check(config: dict, source: str = "config", local: bool = True) -> dict:
+    """`validate`, then `problems`: the config every job may trust, or a ConfigError naming
+    `source` and each bad key."""
+    full = validate(config, source)
+    found = problems(full, local)
+    if found:
+        lines = "\n".join(f"  {line}" for line in found)
+        raise ConfigError(f"{source}: invalid configuration:\n{lines}")
     return full
 
 

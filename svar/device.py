@@ -5,11 +5,19 @@ from __future__ import annotations
 import torch
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` is CUDA when there is one, else the CPU; otherwise a torch device name."""
+def resolve_device(name: str = "auto", key: str = "device") -> torch.device:
+    """`auto` is CUDA when there is one, else the CPU; otherwise a torch device name, which must
+    exist here (`key` names the setting in the error)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = device.index or 0
+        if index >= count:
+            raise ValueError(f"{key}: {name} asked for, but torch sees {count} CUDA device(s) here; "
+                             "use auto (CUDA when there is one) or cpu")
+    return device
 
 
 def synchronize(device: torch.device) -> None:

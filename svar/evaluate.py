@@ -8,14 +8,14 @@ config's `evaluate` section, passed to the job that scores it; what the model ta
 
 from __future__ import annotations
 
-import subprocess
-
 import torch
 
 from .atomic import write_json
 from .clips import decode_clips
 from .config import default
 from .device import autocast, resolve_device
+from .provenance import source_version
+from .readers import load_torch
 from .students import Student
 from .teacher.store import video_features
 from .video import decoder_versions
@@ -37,13 +37,6 @@ def accuracy_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: in
         "per_class": per_class,
         "predictions": pred.tolist(),
     }
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:
-        return "unknown"
 
 
 class TestClips:
@@ -77,7 +70,7 @@ def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: Test
     settings = settings or evaluate_settings()
     clips = clips or TestClips(manifest, threads)
     model_input = ckpt["meta"]["options"]["student"]  # the clips the model was trained on
-    device = resolve_device(settings["device"])
+    device = resolve_device(settings["device"], "evaluate.device")
     student = Student(ckpt["arch"], ckpt["num_classes"], ckpt["teacher_dim"])
     student.load_state_dict(ckpt["state_dict"])
     student.to(device).eval()
@@ -97,7 +90,7 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
              settings: dict | None = None) -> dict:
     """Score one run's final model on its split's test videos; write and return its metrics."""
     torch.set_num_threads(threads)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt = load_torch(ckpt_path, "trained model", "train")
     test = split[split["role"] == "test"]
     labels = torch.tensor(test["label"].to_numpy())
     settings = settings or evaluate_settings()
@@ -126,7 +119,7 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
             "evaluate": settings if ckpt["kind"] == "student" else None,
             "split_convention": meta.get("split_convention", "class-balanced"),
             "decoders": decoder_versions(),
-            "git_commit": git_commit(),
+            **source_version(),  # git_commit, git_dirty: of svar's own checkout
         },
     }
     if teacher["random_weights"]:

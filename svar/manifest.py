@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_csv
+from .readers import read_csv
 from .video import VideoDecodeError, map_videos, probe_video
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,6 @@ MANIFEST_COLUMNS = [
 
 class SplitFormatError(ValueError):
     """A split file does not follow the official format; the message names file and line."""
-
-
 
 
 def read_class_index(path: Path) -> list[str]:
@@ -46,17 +45,24 @@ def read_class_index(path: Path) -> list[str]:
     return [names[i] for i in range(1, len(names) + 1)]
 
 
-def read_split_list(path: Path) -> list[str]:
-    """`trainlist0k.txt` / `testlist0k.txt`: first field is `Class/video.avi`."""
-    rel = []
+def split_entries(path: Path) -> list[tuple[str, int]]:
+    """`trainlist0k.txt` / `testlist0k.txt` lines `Class/video.avi [label]`: (video, line number).
+    A file name may hold spaces: the label, when there is one, is the last field."""
+    entries = []
     for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
+        line = line.strip()
+        if not line:
             continue
-        first = line.split()[0]
-        if "/" not in first:
+        fields = line.rsplit(None, 1)
+        rel = fields[0] if len(fields) == 2 and fields[1].isdigit() else line
+        if "/" not in rel:
             raise SplitFormatError(f"{path}:{lineno}: expected 'Class/video.avi [label]', got {line!r}")
-        rel.append(first)
-    return rel
+        entries.append((rel, lineno))
+    return entries
+
+
+def read_split_list(path: Path) -> list[str]:
+    return [rel for rel, _ in split_entries(path)]
 
 
 def split_files(splits_dir: Path) -> dict[int, tuple[Path, Path]]:
@@ -90,16 +96,19 @@ def build_manifest(videos_dir: str | Path, splits_dir: str | Path, workers: int 
     classes = read_class_index(splits_dir / "classInd.txt")
     label_of = {name: i for i, name in enumerate(classes)}
     membership: dict[str, dict[int, str]] = {}
+    named_at: dict[str, tuple[str, int]] = {}  # where each video is first named, for the error below
     for k, (train, test) in split_files(splits_dir).items():
         for role, file in (("train", train), ("test", test)):
-            for rel in read_split_list(file):
+            for rel, lineno in split_entries(file):
                 membership.setdefault(rel, {})[k] = role
+                named_at.setdefault(rel, (str(file), lineno))
     on_disk = sorted(p.relative_to(videos_dir).as_posix() for p in videos_dir.glob("*/*") if p.is_file())
-    missing = sorted(set(membership) - set(on_disk))
+    missing = sorted(set(membership) - set(on_disk), key=lambda r: named_at[r])
     if missing:
         raise FileNotFoundError(
-            f"{len(missing)} videos named in {splits_dir} are not under {videos_dir}, e.g. {missing[0]}; "
-            "re-run the dataset stage or check dataset.root")
+            "{}:{}: names {}, which is not under {}".format(*named_at[missing[0]], missing[0], videos_dir)
+            + (f" ({len(missing) - 1} more such lines)" if len(missing) > 1 else "")
+            + "; run the dataset stage again, or fix the list")
     rels = [r for r in on_disk if r in membership]
     unknown = sorted({r.split("/")[0] for r in rels} - set(label_of))
     if unknown:
@@ -130,11 +139,18 @@ def write_index(videos_dir, splits_dir, manifest_out, exclusions_out, classes_ou
     return frame
 
 
-def load_manifest(path: str | Path, decodable_only: bool = True) -> pd.DataFrame:
-    frame = pd.read_csv(path, keep_default_na=False)
+def load_manifest(path: str | Path, decodable_only: bool = True, videos: bool = False) -> pd.DataFrame:
+    """The manifest `svar index` wrote; with `videos`, check that its video paths resolve from
+    here (they are relative to the folder the index ran in: the workflow's)."""
+    frame = read_csv(path, "manifest", "index")
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: not a svar manifest (missing columns {missing}); run `svar index`")
     if decodable_only:
         frame = frame[frame["decodes"].astype(str) == "True"].reset_index(drop=True)
+    if videos and len(frame) and not os.path.exists(frame["path"].iloc[0]):
+        first = frame["path"].iloc[0]
+        where = (f"relative to the folder `svar index` ran in, which is not this one ({os.getcwd()}): run from "
+                 "there (the workflow's folder)") if not os.path.isabs(first) else "gone: run `svar index` again"
+        raise FileNotFoundError(f"{path}: its videos (e.g. {first}) are {where}")
     return frame

@@ -143,6 +143,8 @@ def collect_provenance(runs: list[dict]) -> dict:
         "split_convention": _distinct(r["provenance"]["split_convention"] for r in runs),
         "decoders": _distinct(r["provenance"]["decoders"] for r in runs),
         "git_commit": _distinct(r["provenance"]["git_commit"] for r in runs),
+        # True where a run's code had uncommitted changes: its commit alone does not reproduce it
+        "git_dirty": _distinct(r["provenance"].get("git_dirty") for r in runs),
         "accuracy_of": accuracy_of,
         "final_model_accuracy": all(str(a).startswith("final model") for a in accuracy_of),
     }
@@ -598,6 +600,8 @@ def _html_provenance(provenance: dict, chosen: dict) -> str:
              ("split convention", listed(provenance["split_convention"])),
              ("decoders", esc(decoders) + (" <b>(MIXED)</b>" if len(provenance["decoders"]) > 1 else "")),
              ("git commit", listed(provenance["git_commit"])),
+             ("uncommitted changes", listed(["unknown" if d is None else ("YES" if d else "no")
+                                             for d in provenance.get("git_dirty", [])])),
              ("accuracy of", listed(provenance["accuracy_of"])),
              ("final model's accuracy", "yes" if provenance["final_model_accuracy"] else "<b>NO</b>"),
              ("per-class / confusion run", esc(chosen["title"])),

@@ -17,6 +17,7 @@ import pandas as pd
 from .atomic import write_csv
 from .config import default
 from .literature import CONVENTIONS as LIST_FORMATS
+from .readers import read_csv
 from .registry import Registry
 
 ROLES = ("labeled", "unlabeled", "test")
@@ -124,7 +125,7 @@ def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: 
 
 
 def load_split(path) -> pd.DataFrame:
-    table = pd.read_csv(path, keep_default_na=False)
+    table = read_csv(path, "split table", "splits")
     if set(table.columns) != {"video_id", "label", "role"} or not set(table["role"]) <= set(ROLES):
         raise ValueError(f"{path}: not a svar split table (video_id, label, role); run `svar splits`")
     return table

@@ -31,6 +31,7 @@ from .atomic import torch_save, write_text
 from .clips import augment, load_clips, strong_augment, take_clips, to_device
 from .device import autocast, resolve_device
 from .methods import ClipLinearProbe, get_method
+from .readers import CorruptFileError, load_torch
 from .students import Student
 from .teacher.store import frame_features, video_features, zeroshot_logits
 
@@ -145,7 +146,7 @@ class Trainer:
         s_opts, t_opts = options["student"], options["train"]
         self.method = method
         self.s_opts, self.t_opts = s_opts, t_opts
-        self.device = resolve_device(t_opts["device"])
+        self.device = resolve_device(t_opts["device"], "train.device")
         labeled = split[split["role"] == "labeled"]
         unlabeled = split[split["role"] == "unlabeled"]
         # with every training video labeled (fraction 1) the unlabeled terms use the labeled pool
@@ -285,10 +286,24 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
 
 
-def _fingerprint(method_name: str, options: dict, seed: int, split) -> str:
-    """What a resume checkpoint must match: method, options, seed and the split's roles."""
+def _store_digest(store: dict) -> str:
+    """The teacher store's content: its features, text embeddings, scale, classes and meta."""
+    digest = hashlib.sha256()
+    for key in ("frame_features", "text_embeddings"):
+        digest.update(store[key].contiguous().view(torch.uint8).numpy().tobytes())
+    digest.update(json.dumps([store["video_ids"], store["class_names"], store["logit_scale"], store["meta"]],
+                             sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _fingerprint(method_name: str, options: dict, seed: int, split, manifest, store) -> str:
+    """What a resume checkpoint must match, all the job reads: the method, its options and seed,
+    the split's roles, the manifest rows of its videos and the teacher store's content."""
+    ids = set(split["video_id"])
+    videos = manifest[manifest["video_id"].isin(ids)][["video_id", "path", "frames"]]
     spec = {"method": method_name, "options": options, "seed": seed,
-            "split": sorted(map(list, split[["video_id", "role"]].itertuples(index=False)))}
+            "split": sorted(map(list, split[["video_id", "role"]].itertuples(index=False))),
+            "videos": sorted(map(list, videos.itertuples(index=False))), "teacher": _store_digest(store)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -308,8 +323,8 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     """Train (or fit) one run; write its checkpoint to `out`, its training curve to `curve_out`.
 
     With `train.checkpoint_every` N > 0 the run's full state is saved every N steps to
-    `<out>.resume.pt`; a run that finds that file (from the same method, options, seed and split)
-    continues from it and ends with the same weights as an uninterrupted run. The file is removed
+    `<out>.resume.pt`; a run that finds that file (made from the same inputs: method, options,
+    seed, split, videos and teacher features) continues from it and ends with the same weights as an uninterrupted run. The file is removed
     once the final checkpoint is written. `stop_after` (tests) raises TrainingStopped after that
     many steps, as a kill would.
     """
@@ -339,16 +354,22 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     if every < 0:
         raise ValueError(f"train.checkpoint_every: must be >= 0 (0 = off), got {every}")
     resume_path = Path(f"{out}.resume.pt")
-    fingerprint = _fingerprint(method_name, options, seed, split)
+    fingerprint = _fingerprint(method_name, options, seed, split, manifest, store)
     curve, pending, start = [], [], 0
+    state = None
     if resume_path.exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        try:
+            state = load_torch(resume_path, "resume checkpoint", "train")
+        except CorruptFileError as exc:
+            log.warning("%s; starting from step 0", exc)
+    if state is not None:
         if state.get("fingerprint") == fingerprint:
             trainer.load_state_dict(state["trainer"])
             curve, start = state["curve"], state["step"]
             log.info("%s: resuming from %s at step %d of %d", method_name, resume_path, start, steps)
         else:
-            log.warning("%s: ignoring %s: it is from another method, config, seed or split", method_name, resume_path)
+            log.warning("%s: ignoring %s: it was made from other inputs (method, options, seed, split, videos or "
+                        "teacher features); starting from step 0", method_name, resume_path)
 
     def flush():
         rows = _numbers(pending)

@@ -76,3 +76,32 @@ def test_no_resume_file_without_checkpoint_every(tiny_manifest, tiny_store, tmp_
     with pytest.raises(TrainingStopped):
         run(tiny_manifest, tiny_store, tmp_path / "m.pt", "supervised", with_options(train={"steps": 4}), stop_after=2)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_resume_file_made_with_another_teacher_is_ignored(tiny_manifest, tiny_store, tmp_path, caplog):
+    """Killed mid-run, then the teacher's features change (another sampling, other weights):
+    the rerun starts from step 0, says so, and ends as a fresh run on the new teacher."""
+    options = with_options(train={"steps": 4, "checkpoint_every": 2})
+    out = tmp_path / "m.pt"
+    with pytest.raises(TrainingStopped):
+        run(tiny_manifest, tiny_store, out, "distill", options, stop_after=2)
+    other_teacher = {**tiny_store, "frame_features": tiny_store["frame_features"].flip(1).contiguous()}
+    fresh = run(tiny_manifest, other_teacher, tmp_path / "fresh.pt", "distill", options)
+    with caplog.at_level("WARNING"):
+        resumed = run(tiny_manifest, other_teacher, out, "distill", options)
+    assert "made from other inputs" in caplog.text and "starting from step 0" in caplog.text
+    assert all(torch.equal(fresh["state_dict"][k], resumed["state_dict"][k]) for k in fresh["state_dict"])
+
+
+def test_a_corrupt_resume_file_is_named_and_training_starts_fresh(tiny_manifest, tiny_store, tmp_path, caplog):
+    options = with_options(train={"steps": 4, "checkpoint_every": 2})
+    out = tmp_path / "m.pt"
+    with pytest.raises(TrainingStopped):
+        run(tiny_manifest, tiny_store, out, "supervised", options, stop_after=2)
+    resume = tmp_path / "m.pt.resume.pt"
+    resume.write_bytes(resume.read_bytes()[:100])
+    fresh = run(tiny_manifest, tiny_store, tmp_path / "fresh.pt", "supervised", options)
+    with caplog.at_level("WARNING"):
+        again = run(tiny_manifest, tiny_store, out, "supervised", options)
+    assert f"{resume}: cannot be read as the resume checkpoint: it is corrupt or truncated" in caplog.text
+    assert all(torch.equal(fresh["state_dict"][k], again["state_dict"][k]) for k in fresh["state_dict"])

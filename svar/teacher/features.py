@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..atomic import torch_save
 from ..config import default
+from ..readers import CorruptFileError, load_torch
 from ..device import autocast, resolve_device
 from .preprocess import FrameDataset, collate_frames, image_size, to_model_input
 from .prompts import class_prompts, resolve_templates
@@ -89,6 +90,12 @@ def encode_batches(model, pre, device, loader, resized: bool, k_row: int, progre
         yield positions, feats.view(len(positions), k_row, -1).to(torch.float16).cpu()
 
 
+def no_features(model, k_row: int) -> torch.Tensor:
+    """The features of no video: [0, k_row, D], D the image encoder's output size."""
+    dim = getattr(model.visual, "output_dim", None) or int(model.text_projection.shape[-1])
+    return torch.zeros(0, k_row, dim, dtype=torch.float16)
+
+
 def _store_meta(model_name, pretrained, spec, templates, size) -> dict:
     random_weights = weights_source(model_name, pretrained) == "random"
     return {
@@ -103,7 +110,7 @@ def _store_meta(model_name, pretrained, spec, templates, size) -> dict:
 
 
 def _setup(model_name, pretrained, device, cache_dir, offline, threads):
-    device = resolve_device(device)
+    device = resolve_device(device, "teacher.device")
     if threads:
         torch.set_num_threads(int(threads))
     if weights_source(model_name, pretrained) == "random":
@@ -126,11 +133,9 @@ def extract(manifest, class_names, out, model_name, pretrained, frames_per_video
     loader, resized = make_loader(manifest, spec, size, device, workers, batch_size, prefetch=prefetch,
                                   resize_on=resize_on)
     chunks = [f for _, f in encode_batches(model, pre, device, loader, resized, frames_per_store_row(spec), "teacher")]
-    dim = model.visual.output_dim if hasattr(model.visual, "output_dim") else None
     store = {
         "video_ids": list(manifest["video_id"]),
-        "frame_features": torch.cat(chunks) if chunks else torch.zeros(0, frames_per_store_row(spec), dim or 0,
-                                                                         dtype=torch.float16),
+        "frame_features": torch.cat(chunks) if chunks else no_features(model, frames_per_store_row(spec)),
         "text_embeddings": encode_text(model, tokenizer, class_names, templates, device),
         "logit_scale": float(model.logit_scale.exp().item()),
         "class_names": list(class_names),
@@ -196,7 +201,11 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
         f = part_file(j)
         if not f.exists():
             return False
-        part = torch.load(f, map_location="cpu", weights_only=True)
+        try:
+            part = load_torch(f, "finished chunk of a teacher shard", "teacher_shard")
+        except CorruptFileError as exc:  # a resumable cache: encode that chunk again
+            log.warning("%s; encoding it again", exc)
+            return False
         if part.get("key") != key or part["video_ids"] != [ids[r] for r in chunks[j]]:
             log.warning("%s: made with another configuration or manifest; encoding it again", f)
             return False
@@ -233,12 +242,12 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
         del encoded, loader
         if len(pending_run) < len(pending):
             return None
-    parts = [torch.load(part_file(j), map_location="cpu", weights_only=True) for j in range(len(chunks))]
+    parts = [load_torch(part_file(j), "finished chunk of a teacher shard", "teacher_shard") for j in range(len(chunks))]
     shard = {
         "rows": [r for p in parts for r in p["rows"]],
         "video_ids": [v for p in parts for v in p["video_ids"]],
-        "frame_features": torch.cat([p["frame_features"] for p in parts]) if parts
-        else torch.zeros(0, k_row, 0, dtype=torch.float16),
+        # a shard may hold no video (more shards than videos): it gathers as nothing
+        "frame_features": torch.cat([p["frame_features"] for p in parts]) if parts else no_features(model, k_row),
         "manifest_ids": ids,
         "text_embeddings": encode_text(model, tokenizer, list(class_names), templates, device),
         "logit_scale": float(model.logit_scale.exp().item()),
@@ -252,7 +261,7 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
 
 def gather(shard_files, out=None) -> dict:
     """Merge shard files into one store (load_store's format), videos in manifest order."""
-    shards = [torch.load(f, map_location="cpu", weights_only=True) for f in shard_files]
+    shards = [load_torch(f, "teacher shard", "teacher_shard") for f in shard_files]
     if not shards:
         raise ValueError("gather: no shard files")
     first = shards[0]

@@ -56,7 +56,7 @@ def pretrain(pool_dir, out, model_name: str = default("teacher.model"), steps: i
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    device = resolve_device(device)
+    device = resolve_device(device, "teacher.device")
     register_model_configs()
     model = open_clip.create_model(model_name, pretrained=None, device=device)
     tokenizer = open_clip.get_tokenizer(model_name)

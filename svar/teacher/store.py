@@ -11,10 +11,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..readers import load_torch
+
 
 def load_store(path) -> dict:
     # weights_only: a feature store is plain tensors, lists and numbers, nothing to execute
-    return torch.load(path, map_location="cpu", weights_only=True)
+    store = load_torch(path, "teacher feature store", "teacher")
+    if not isinstance(store, dict) or "frame_features" not in store:
+        raise ValueError(f"{path}: not a teacher feature store (rule teacher makes one)")
+    return store
 
 
 def frame_features(store: dict, video_ids) -> torch.Tensor:
