@@ -38,4 +38,5 @@ lint: setup
 	$(RUN) snakefmt --check Snakefile workflow/rules
 
 clean:
-	rm -rf results/synthetic results/logs results/report results/teacher_weights results/*.csv results/*.json .snakemake
+	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf .snakemake

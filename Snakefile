@@ -53,9 +53,16 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+guard_outputs()
+
+
+# every run's outputs are targets too: Snakemake takes a missing intermediate file for one it
+# may do without, so a model.pt or metrics.json deleted by hand is rebuilt only when asked for
 rule all:
     default_target: True
     input:
+        all_runs("model.pt"),
+        all_runs("metrics.json"),
         rules.aggregate.output.metrics,
         rules.aggregate.output.summary,
         rules.report.output.accuracy,

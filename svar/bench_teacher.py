@@ -1,6 +1,6 @@
 """`svar bench teacher`: does teacher extraction run at the speed of its slowest stage?
 
-On the default run's videos (results/<dataset>/manifest.csv), with the configured teacher, three
+On the default run's videos (results/<name>/manifest.csv), with the configured teacher, three
 rates are measured in interleaved rounds (the order rotates each round, so a machine busy with
 other work slows every kind alike):
 
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from .config import load_workflow_config
+from .config import load_workflow_config, results_dir
 from .device import resolve_device, synchronize
 from .manifest import load_manifest
 from .teacher.features import encode_batches, make_loader
 from .teacher.preprocess import image_size
 from .teacher.sampling import frames_per_store_row, sampling_from_config, sampling_spec
-from .teacher.weights import create_teacher, is_random
+from .teacher.weights import create_teacher, is_random, pretrained_file
 
 
 def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_size: int = 32, workers: int = 1,
@@ -89,8 +89,7 @@ def main_bench_teacher(overlays=(), rounds: int = 7, workers: int | None = None,
     """The comparison for the workflow's config (workflow/config/config.yaml with `overlays`, as
     `snakemake --configfile` merges them), on its dataset's indexed videos."""
     config = load_workflow_config(*overlays)
-    dataset = config["dataset"]["name"]
-    manifest_path = Path("results") / dataset / "manifest.csv"
+    manifest_path = Path(results_dir(config)) / "manifest.csv"
     if not manifest_path.exists():
         raise FileNotFoundError(f"{manifest_path} does not exist: the teacher bench runs on the default run's videos; "
                                 "run `snakemake --cores 2` (or at least its index stage) first")
@@ -103,7 +102,7 @@ def main_bench_teacher(overlays=(), rounds: int = 7, workers: int | None = None,
     threads = threads if threads is not None else max(1, cpus - workers)
     batch_size = batch_size or tcfg["batch_size"]
     spec = sampling_from_config(tcfg["sampling"])
-    pretrained = tcfg["pretrained"]
+    pretrained = pretrained_file(tcfg["pretrained"], results_dir(config))
     note = ""
     if model is not None and model != tcfg["model"]:
         tcfg = {**tcfg, "model": model}

@@ -17,7 +17,6 @@ the process's CPU time is printed too: on a machine busy with other work it is t
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -93,23 +92,21 @@ def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str
     """The comparison for the workflow's config (workflow/config/config.yaml with `overlays`, as
     `snakemake --configfile` merges them), its student and train settings, on the first fraction
     and seed of its grid; the last line is `ratio <value>`."""
-    from .config import load_workflow_config
+    from .config import load_workflow_config, results_dir
     from .manifest import load_manifest
     from .splits import load_split
     from .teacher.store import load_store
 
     config = load_workflow_config(*overlays)
-    results = Path("results") / config["dataset"]["name"]
+    results = Path(results_dir(config))
     fraction, seed = config["fractions"][0], config["seeds"][0]
     paths = {"manifest": results / "manifest.csv",
              "split": results / "splits" / f"fraction{float(fraction):g}_seed{seed}.csv",
              "teacher": results / "teacher" / "features.pt"}
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
-        print(f"svar bench train: missing {', '.join(missing)}: the benchmark has not been run in this folder; "
-              f"run `snakemake --cores 2` (with the same --configfile overlays) first",
-              file=sys.stderr)
-        raise SystemExit(1)
+        raise FileNotFoundError(f"missing {', '.join(missing)}: the benchmark has not been run in this folder; "
+                                "run `snakemake --cores 2` (with the same --configfile overlays) first")
     options = options_for(method, config)
     threads = config["resources"]["train"]["threads"]
     r = bench_train(options, load_manifest(paths["manifest"]), load_split(paths["split"]),

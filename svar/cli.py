@@ -50,7 +50,7 @@ def _dataset(args):
         return
 
     if not 2 <= args.classes <= len(DEFAULT_CLASSES):
-        sys.exit(f"svar dataset: --classes must be 2..{len(DEFAULT_CLASSES)}, got {args.classes}")
+        raise ValueError(f"--classes must be 2..{len(DEFAULT_CLASSES)}, got {args.classes}")
     generate(args.out, SyntheticSpec(size=args.size, groups=args.groups, clips_per_group=args.clips_per_group,
                                      test_groups=args.test_groups, pretrain_videos=args.pretrain_videos,
                                      seed=args.seed, classes=DEFAULT_CLASSES[:args.classes]))
@@ -96,7 +96,7 @@ def _teacher(args):
                   device=args.device, templates=args.templates, cache_dir=args.cache_dir or None,
                   offline=True if args.offline else None, threads=args.threads)
     if (args.out is None) == (args.shard is None) or (args.shard is not None and args.out_dir is None):
-        raise SystemExit("svar teacher: give either --out (one store) or --shard with --shards and --out-dir")
+        raise ValueError("give either --out (one store) or --shard with --shards and --out-dir")
     if args.out is not None:
         extract(load_manifest(args.manifest, videos=True), classes, args.out, args.model, args.pretrained, **common)
     else:
@@ -135,7 +135,7 @@ def _evaluate(args):
     from .teacher.store import load_store
 
     if not len(args.model) == len(args.split) == len(args.out):
-        raise SystemExit(f"svar evaluate: {len(args.model)} --model, {len(args.split)} --split and {len(args.out)} "
+        raise ValueError(f"{len(args.model)} --model, {len(args.split)} --split and {len(args.out)} "
                          "--out given; give one of each per run, in the same order")
     runs = list(zip(args.model, args.split, args.out))
     settings = evaluate_settings(args.clips, args.batch_size, args.device)
@@ -148,7 +148,7 @@ def _evaluate(args):
 def _report(args):
     from .report import main_report
 
-    sys.exit(main_report(args.metrics, args.runs_dir, args.out_dir, args.published, args.run))
+    sys.exit(main_report(args.metrics, args.runs, args.out_dir, args.published, args.run))
 
 
 def _bench(args):
@@ -366,9 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Markdown and LaTeX (booktabs); accuracy against fraction with a band for "
                                    "seeds and published results beside ours; per-class accuracy and confusion "
                                    "matrix of one run; training curves; provenance; report.html (self-contained).")
-    p.add_argument("--metrics", default="results/metrics.csv")
-    p.add_argument("--runs-dir", default="results", help="folder searched for the runs' metrics.json")
-    p.add_argument("--out-dir", default="results/report")
+    p.add_argument("--metrics", required=True, help="the long table from `svar aggregate` (results/<name>/metrics.csv)")
+    p.add_argument("--runs", nargs="+", required=True,
+                   help="every run's metrics.json from `svar evaluate` (its train_curve.csv beside it)")
+    p.add_argument("--out-dir", required=True, help="the report's folder (results/<name>/report)")
     p.add_argument("--published", default=None, help="published-results CSV (default: the one svar ships)")
     p.add_argument("--run", default=None, help="the run for per-class and confusion plots: method/fraction/seed")
     p.set_defaults(func=_report, outputs=(), output_dirs=('out_dir',))

@@ -169,6 +169,14 @@ def problems(config: dict, local: bool = True) -> list[str]:
     model, pretrained = teacher["model"], teacher["pretrained"]
     from .teacher.weights import weights_source
 
+    from .datasets import DATASETS
+    from .teacher.weights import GENERATED
+
+    if pretrained == GENERATED:
+        if not DATASETS[config["dataset"]["name"]].generated:
+            out.append(f"teacher.pretrained: {GENERATED} is the generated dataset's own teacher; "
+                       f"{config['dataset']['name']} needs a pretrained tag (openai ...) or a checkpoint file")
+        pretrained = "checkpoint.pt"  # a file, made by rule pretrain_teacher
     source = weights_source(model, pretrained)
     if source == "local-dir":
         folder = Path(model.split(":", 1)[1]).expanduser()
@@ -224,7 +232,9 @@ def read_yaml(path) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -244,6 +254,11 @@ def load(*paths) -> dict:
 def load_workflow_config(*overlays) -> dict:
     """The workflow's config (workflow/config/config.yaml) with overlays, as Snakemake merges them."""
     return load(WORKFLOW_CONFIG, *[p for p in overlays if Path(p).resolve() != WORKFLOW_CONFIG])
+
+
+def results_dir(config: dict) -> str:
+    """results/<name>: where everything a config makes goes (relative to the workflow's folder)."""
+    return f"results/{config['name']}"
 
 
 def canonical(value) -> str:

@@ -59,6 +59,9 @@ class TestClips:
 def evaluate_settings(clips: int = default("evaluate.clips"), batch_size: int = default("evaluate.batch_size"),
                       device: str = default("evaluate.device")) -> dict:
     """The config's `evaluate` section, complete: how a student is scored."""
+    for key, value in (("clips", clips), ("batch_size", batch_size)):
+        if int(value) < 1:
+            raise ValueError(f"evaluate.{key}: must be at least 1, got {value}")
     return {"clips": int(clips), "batch_size": int(batch_size), "device": device}
 
 

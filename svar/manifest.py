@@ -77,6 +77,40 @@ def split_files(splits_dir: Path) -> dict[int, tuple[Path, Path]]:
     return found
 
 
+LIST_SUFFIXES = (".txt", ".csv")  # split lists and captions: read whole, so digested by content
+
+
+def files_digest(files) -> str:
+    """A digest of files as a job reads them: each one's path and, for a list (.txt, .csv), its
+    bytes, for a video its size and modification time (reading every video at each DAG build
+    would cost a dataset's worth of disk); "-" for one that is missing. sha256-prefixed; the
+    workflow passes it as a param, so a file added, replaced, removed or edited reruns the jobs
+    that read it, and a list saved back unchanged does not."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in files:
+        try:
+            st = os.stat(path)
+            stamp = (hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).suffix in LIST_SUFFIXES
+                     else f"{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            stamp = "-"
+        digest.update(f"{path}\0{stamp}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def index_inputs(root: str | Path) -> list[Path]:
+    """What `svar index` reads of a dataset folder: the split lists and the videos they name
+    (a video the lists do not name is not indexed). [] before the folder exists."""
+    root = Path(root)
+    if not (root / "splits" / "classInd.txt").is_file():
+        return []
+    lists = [root / "splits" / "classInd.txt", *(f for pair in split_files(root / "splits").values() for f in pair)]
+    named = sorted({rel for f in lists[1:] for rel, _ in split_entries(f)})
+    return [*lists, *(root / "videos" / rel for rel in named)]
+
+
 def _probe_row(path: str) -> dict:
     try:
         info = probe_video(path)

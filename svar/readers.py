@@ -41,7 +41,9 @@ def load_torch(path, what: str, rule: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
-        raise CorruptFileError(path, what, rule, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        # the first sentence of torch's reason (the rest is advice about weights_only, not for svar's files)
+        reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+        raise CorruptFileError(path, what, rule, reason) from exc
 
 
 def read_csv(path, what: str, rule: str, **kwargs):

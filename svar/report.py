@@ -34,6 +34,7 @@ import pandas as pd
 
 from .aggregate import METRICS, summarise
 from .atomic import atomic_path, write_csv, write_json, write_text
+from .readers import read_csv, read_json
 
 log = logging.getLogger(__name__)
 
@@ -103,21 +104,26 @@ def _error_field(error, record: dict) -> str:
 # --------------------------------------------------------------------------- runs and provenance
 
 
-def load_runs(runs_dir, metrics: pd.DataFrame) -> list[dict]:
-    """Every run's metrics.json under runs_dir that metrics.csv covers, with its folder.
+def load_runs(run_files, metrics: pd.DataFrame) -> list[dict]:
+    """The runs' metrics.json files (each with its folder, where its train_curve.csv lies).
 
-    Runs are matched on (dataset, method, fraction, seed) read from the JSON, not from folder
-    names; runs that metrics.csv does not list (stale folders) are left out.
+    Every run metrics.csv lists must be among them, matched on (dataset, method, fraction, seed)
+    read from the JSON, not from folder names; a file metrics.csv does not list is an error too:
+    the tables and the figures come from the same runs.
     """
-    wanted = {(d, m, round(float(f), 9), int(s))
-              for d, m, f, s in metrics[["dataset", "method", "fraction", "seed"]].itertuples(index=False)}
-    runs = []
-    for path in sorted(Path(runs_dir).rglob("metrics.json")):
-        run = json.loads(path.read_text())
-        if (run["dataset"], run["method"], round(float(run["fraction"]), 9), int(run["seed"])) in wanted:
-            runs.append({**run, "dir": path.parent})
-    if not runs:
-        raise FileNotFoundError(f"no metrics.json under {runs_dir} matches a run in metrics.csv")
+    key = lambda d, m, f, s: (d, m, round(float(f), 9), int(s))  # noqa: E731
+    wanted = {key(*row) for row in metrics[["dataset", "method", "fraction", "seed"]].itertuples(index=False)}
+    runs, seen = [], set()
+    for path in map(Path, run_files):
+        run = read_json(path, "run's metrics", "evaluate")
+        k = key(run["dataset"], run["method"], run["fraction"], run["seed"])
+        if k not in wanted:
+            raise ValueError(f"{path}: the run {k[1]} / {k[2]:g} / seed {k[3]} is not in the metrics table")
+        seen.add(k)
+        runs.append({**run, "dir": path.parent})
+    if seen != wanted:
+        d, m, f, s = sorted(wanted - seen)[0]
+        raise ValueError(f"the metrics table lists runs with no metrics.json given, e.g. {m} / {f:g} / seed {s}")
     return runs
 
 
@@ -612,21 +618,21 @@ def _html_provenance(provenance: dict, chosen: dict) -> str:
 # --------------------------------------------------------------------------- the report
 
 
-def make_report(metrics_csv, runs_dir, out_dir, published_csv=None, run=None) -> dict[str, Path]:
+def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None) -> dict[str, Path]:
     """Write the report into out_dir and return {name: path} of every file written.
 
     metrics_csv is `svar aggregate`'s long table (the numbers in the tables and the accuracy
-    plot); runs_dir holds the runs' metrics.json and train_curve.csv (per-class, confusion,
-    curves, provenance). published_csv replaces the packaged published-results table; run
+    plot); run_files are the runs' metrics.json, each with its train_curve.csv beside it (per-class,
+    confusion, curves, provenance). published_csv replaces the packaged published-results table; run
     ("method/fraction/seed") picks the run for the per-class and confusion figures. Every
     file is written atomically, so an interrupted report never leaves a truncated file that a
     workflow would take as finished.
     """
     out_dir = Path(out_dir)
-    metrics = pd.read_csv(metrics_csv)
+    metrics = read_csv(metrics_csv, "metrics table", "aggregate", keep_default_na=True)
     summary = summarise(metrics)
     published = load_published(published_csv)
-    runs = load_runs(runs_dir, metrics)
+    runs = load_runs(run_files, metrics)
     provenance = collect_provenance(runs)
     warning = provenance.get("WARNING")
     if warning:
@@ -661,9 +667,9 @@ def make_report(metrics_csv, runs_dir, out_dir, published_csv=None, run=None) ->
     return paths
 
 
-def main_report(metrics_csv, runs_dir, out_dir, published_csv=None, run=None) -> int:
+def main_report(metrics_csv, run_files, out_dir, published_csv=None, run=None) -> int:
     """`svar report`: write the report, list what was written, exit status 0."""
-    paths = make_report(metrics_csv, runs_dir, out_dir, published_csv, run)
+    paths = make_report(metrics_csv, run_files, out_dir, published_csv, run)
     for name, path in paths.items():
         print(f"{name:22s} {path}")
     return 0

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 # never reach for a model hub from a test: weights come from files the tests make
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,3 +58,49 @@ def tiny_store(tiny_manifest, tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher") / "features.pt"
     return extract(manifest, classes, out, "svar-tiny-clip", "none", frames_per_video=3, batch_size=8,
                    device="cpu", templates=("a {}.",))
+
+
+# --------------------------------------------------------------------------- the workflow
+
+TINY = ROOT / "workflow" / "config" / "tiny.yaml"
+
+
+def snakemake(workdir, *args, timeout=900):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path, **overrides):
+    """The tiny overlay with some top-level keys replaced (an overlay's dicts merge over config.yaml's)."""
+    config = yaml.safe_load(TINY.read_text())
+    config.update(overrides)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def job_counts(output: str) -> dict:
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def scheduled(output: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run lists."""
+    jobs = []
+    for block in re.split(r"\n(?=\[|(?:local)?rule \w+:)", output):
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if m:
+            w = re.search(r"^\s*wildcards: (.*)$", block, re.M)
+            jobs.append((m.group(1), dict(kv.split("=", 1) for kv in w.group(1).split(", ")) if w else {}))
+    return jobs
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny config, run once without interruption: (its folder, Snakemake's output). Tests
+    that change its files leave it complete again (a dry run there finds nothing to do)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(TINY))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result

@@ -18,7 +18,7 @@ from svar.registry import REGISTRY_MODULES, names, registry
 
 CONFIGS = ROOT / "workflow" / "config"
 OVERLAYS = ["tiny.yaml", "ucf101.yaml", "hmdb51.yaml"]
-GRID = ("fractions", "seeds", "methods")  # set by workflow/config/config.yaml, no default
+GRID = ("name", "fractions", "seeds", "methods")  # set by workflow/config/config.yaml, no default
 
 
 def leaves(node, root, path=()):
@@ -43,7 +43,7 @@ def test_every_key_is_described_and_every_setting_has_its_default_once():
     for section in ("dataset", "teacher", "student", "train", "evaluate", "resources"):
         assert schema["properties"][section].get("description"), section
     # the defaults alone, with the grid, are a valid config
-    full = cfg.validate({"fractions": [0.5], "seeds": [0], "methods": ["supervised"]})
+    full = cfg.validate({"name": "t", "fractions": [0.5], "seeds": [0], "methods": ["supervised"]})
     assert full["teacher"]["sampling"]["frames"] == cfg.default("teacher.sampling.frames") == 8
     assert full["resources"]["train"] == {"threads": 1, "mem_mb": 3000, "runtime": 60}
 
@@ -211,7 +211,7 @@ def test_wildcard_constraints_are_the_registries(tmp_path):
         constraints = workflow.wildcard_constraints
     alternatives = lambda key: [re.sub(r"\\(.)", r"\1", a) for a in constraints[key].split("|")]  # noqa: E731
     assert alternatives("method") == list(names("method"))
-    assert alternatives("dataset") == list(names("dataset"))
+    assert "dataset" not in constraints  # one dataset a config: its folder is data/<dataset_folder(config)>
     assert alternatives("archive") == list(names("archive"))
     grid = cfg.load_workflow_config()
     assert alternatives("fraction") == [f"{f:g}" for f in grid["fractions"]]
@@ -224,7 +224,7 @@ def test_dvc_plot_columns_are_the_registrys_methods():
 
     plots = load_file(Repo(str(ROOT)), "dvc.yaml").resolver.resolve_plots()
     (definition,) = [p["top1_by_fraction"] for p in plots]
-    assert definition["y"] == {"results/top1_by_fraction.csv": list(names("method"))}
+    assert definition["y"] == {"results/default/top1_by_fraction.csv": list(names("method"))}
 
 
 def test_svar_config_prints_the_resolved_config():
@@ -234,3 +234,30 @@ def test_svar_config_prints_the_resolved_config():
     assert resolved == cfg.load_workflow_config(CONFIGS / "ucf101.yaml")
     assert resolved["dataset"]["name"] == "ucf101" and resolved["seeds"] == [0, 1, 2]
     assert Path(cfg.SCHEMA_PATH).is_file()
+
+
+@pytest.mark.parametrize("overlay,named", [
+    ({"teacher": {"model": "ViT-B-99"}}, "teacher.model: unknown open_clip model 'ViT-B-99'"),
+    ({"teacher": {"model": "local-dir:/nonexistent/teacher"}}, "teacher.model: local-dir:/nonexistent/teacher"),
+    ({"teacher": {"model": "hf-hub:not a repo"}}, "teacher.model: 'hf-hub:not a repo' is not hf-hub:ORG/REPO"),
+    ({"teacher": {"model": "ViT-B-32", "pretrained": "no_such_tag"}}, "teacher.pretrained: 'no_such_tag'"),
+    ({"student": {"frames": 10}}, "student.frames: 10 frames a clip, but only student.cache_frames = 8"),
+    ({"dataset": {"name": "ucf101"}}, "teacher.pretrained: generated is the generated dataset's own teacher"),
+    ({"train": {"device": "cuda:3"}}, "train.device: cuda:3 asked for, but torch sees"),
+    ({"evaluate": {"device": "cuda:3"}}, "evaluate.device: cuda:3 asked for"),
+])
+def test_what_the_schema_cannot_see_is_named(overlay, named):
+    import torch
+
+    if "cuda" in named and torch.cuda.device_count() > 3:
+        pytest.skip("this machine has the CUDA device the test asks for")
+    with pytest.raises(cfg.ConfigError, match=re.escape(named)):
+        cfg.check(cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), overlay), "my.yaml")
+
+
+def test_a_cuda_device_is_not_checked_where_the_jobs_do_not_run():
+    """On a cluster's login node (no GPU) the jobs run elsewhere: `local=False` skips the check."""
+    config = cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), {"train": {"device": "cuda"}})
+    assert cfg.check(config, local=False)["train"]["device"] == "cuda"
+    for name in OVERLAYS:
+        cfg.check(cfg.load_workflow_config(CONFIGS / name), name)

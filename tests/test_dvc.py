@@ -33,8 +33,10 @@ def tree_digest(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A copy of the repository's tracked files, in its own git repository, set to the tiny config."""
+def project(tmp_path_factory, tiny_run):
+    """A copy of the repository's tracked files, in its own git repository, set to the tiny config,
+    holding the data, results and Snakemake records of conftest's complete tiny run (so that the
+    first `dvc repro` hands Snakemake a finished workflow: it decides, and finds nothing to do)."""
     repo = tmp_path_factory.mktemp("dvc") / "svar"
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
@@ -47,14 +49,19 @@ def project(tmp_path_factory):
     text = dvc_yaml.read_text()
     assert "cmd: snakemake --cores 2 --configfile workflow/config/config.yaml" in text
     text = text.replace("--configfile workflow/config/config.yaml", "--configfile workflow/config/tiny.yaml")
+    assert "  - workflow/config/config.yaml:name,methods\n" in text  # the results folder is the overlay's name
+    text = text.replace("  - workflow/config/config.yaml:name,methods\n",
+                        "  - workflow/config/config.yaml:methods\n  - workflow/config/tiny.yaml:name\n")
     text = text.replace("      - workflow/config/config.yaml:\n",
                         "      - workflow/config/config.yaml:\n      - workflow/config/tiny.yaml:\n")
     dvc_yaml.write_text(text)
     sh(repo, "git", "init", "-q")
     sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
     sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy")
-    # the tiny config's dataset, tracked by data.dvc as the project tracks its own
-    sh(repo, "python", "-m", "snakemake", "data/synthetic", "--cores", "2", "--configfile", "workflow/config/tiny.yaml")
+    # the tiny run's dataset (tracked by data.dvc as the project tracks its own), results and records
+    for folder in ("data", "results", ".snakemake"):
+        shutil.copytree(tiny_run[0] / folder, repo / folder, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("locks", "incomplete"))
     sh(repo, "dvc", "add", "-q", "data")
     return repo
 
@@ -62,13 +69,14 @@ def project(tmp_path_factory):
 def test_repro_twice_second_is_a_no_op(project):
     first = sh(project, "dvc", "repro")
     assert "Running stage 'benchmark'" in first.stdout
-    assert (project / "results" / "metrics.csv").exists()
+    assert "Nothing to be done" in first.stdout + first.stderr  # Snakemake decided: the copied run is complete
+    assert (project / "results" / "tiny" / "metrics.csv").exists()
     second = sh(project, "dvc", "repro")
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
 
     metrics = sh(project, "dvc", "metrics", "show").stdout
-    assert "results/summary.json" in metrics and "supervised" in metrics
+    assert "results/tiny/summary.json" in metrics and "supervised" in metrics
     plots = json.loads(sh(project, "dvc", "plots", "show", "--json").stdout)
     text = json.dumps(plots)
     assert "top1_by_fraction" in text and "distill_pl" in text
@@ -84,7 +92,7 @@ def test_repro_after_a_code_change_keeps_what_snakemake_keeps(project):
     """DVC would delete the stage's outputs before its command (Snakemake would then rerun all);
     they persist, so a change to a dependency reruns Snakemake, which finds nothing to do."""
     sh(project, "dvc", "repro")
-    models = sorted((project / "results" / "synthetic" / "runs").rglob("model.pt"))
+    models = sorted((project / "results" / "tiny" / "runs").rglob("model.pt"))
     stamps = [p.stat().st_mtime_ns for p in models]
     with open(project / "svar" / "__init__.py", "a") as f:
         f.write("# a comment: a dependency of the stage changed\n")
@@ -114,7 +122,7 @@ def test_config_is_the_stages_params(project):
     shown = json.loads(sh(project, "dvc", "exp", "show", "--json").stdout)
     text = json.dumps(shown)
     assert "probe-l2" in text and "linear_probe" in text and "0.01" in text
-    assert "results/summary.json" in text and "clip_linear_probe" in text
+    assert "results/tiny/summary.json" in text and "clip_linear_probe" in text
 
 
 def test_remote_push_pull_restores_data_byte_identically(project, tmp_path):

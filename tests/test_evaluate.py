@@ -61,7 +61,7 @@ def test_summary_std_is_zero_for_one_seed():
     assert summarise(metrics)["std"].tolist() == [0.0]
 
 
-def test_a_methods_runs_scored_together_equal_one_by_one(tiny_manifest, tiny_store, tmp_path, monkeypatch):
+def test_a_methods_runs_scored_together_equal_one_by_one(tiny_manifest, tiny_store, tmp_path, monkeypatch, capsys):
     """`svar evaluate` with several runs (rule evaluate: all runs of a method) writes what
     evaluating each alone writes, and decodes the shared test list once."""
     from svar import evaluate as evaluate_module
@@ -93,8 +93,9 @@ def test_a_methods_runs_scored_together_equal_one_by_one(tiny_manifest, tiny_sto
         assert together["seed"] == seed
         for key in ("top1", "top5", "mean_class", "test_predictions", "per_class"):
             assert together[key] == alone[seed][key]
-    with pytest.raises(SystemExit, match="2 --model, 1 --split"):
+    with pytest.raises(SystemExit) as stop:
         main(["evaluate", *args[:6], *args[6:8], "--manifest", "m", "--teacher", "t"])
+    assert stop.value.code == 2 and "2 --model, 1 --split" in capsys.readouterr().err
 
 
 def test_evaluation_settings_are_its_own_not_the_checkpoints(tiny_manifest, tiny_store, tmp_path, monkeypatch):

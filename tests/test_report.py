@@ -77,20 +77,21 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
 
 
 def write_results_tree(root, dataset="synthetic", methods=tuple(ACCURACY), random_teacher=False):
-    """A results tree (runs/ and metrics.csv) like `svar aggregate` leaves it; returns (metrics.csv, runs/)."""
+    """A results tree (runs/ and metrics.csv) like `svar aggregate` leaves it; returns (metrics.csv, the
+    runs' metrics.json files)."""
     runs_dir = root / "runs"
     files = [write_run(runs_dir, dataset, method, fraction, seed, ACCURACY[method][fraction], random_teacher)
              for method in methods for fraction in (0.1, 1.0) for seed in (0, 1)]
     write_csv(root / "metrics.csv", collect(files))
-    return root / "metrics.csv", runs_dir
+    return root / "metrics.csv", files
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    metrics_csv, runs_dir = write_results_tree(root)
-    paths = make_report(metrics_csv, runs_dir, root / "report")
-    return {"metrics_csv": metrics_csv, "runs_dir": runs_dir, "paths": paths}
+    metrics_csv, run_files = write_results_tree(root)
+    paths = make_report(metrics_csv, run_files, root / "report")
+    return {"metrics_csv": metrics_csv, "run_files": run_files, "paths": paths}
 
 
 # --------------------------------------------------------------------------- summary numbers
@@ -253,7 +254,7 @@ def test_default_run_is_the_best_method_at_the_smallest_fraction_seed_0(report):
 
 
 def test_training_curves_skip_teacher_only_runs(report, tmp_path):
-    runs = load_runs(report["runs_dir"], pd.read_csv(report["metrics_csv"]))
+    runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
     assert plot_training_curves(runs, "synthetic", 0.1, tmp_path / "curves.png") == ["distill_pl", "supervised"]
     teacher_only = [r for r in runs if r["method"] == TEACHER_ONLY]
     assert plot_training_curves(teacher_only, "synthetic", 0.1, tmp_path / "none.png") == []
@@ -261,9 +262,9 @@ def test_training_curves_skip_teacher_only_runs(report, tmp_path):
 
 
 def test_random_teacher_and_published_rows_on_a_literature_dataset(tmp_path):
-    metrics_csv, runs_dir = write_results_tree(tmp_path, dataset="ucf101", methods=("supervised",),
+    metrics_csv, run_files = write_results_tree(tmp_path, dataset="ucf101", methods=("supervised",),
                                                random_teacher=True)
-    paths = make_report(metrics_csv, runs_dir, tmp_path / "report", run="supervised/1.0/0")
+    paths = make_report(metrics_csv, run_files, tmp_path / "report", run="supervised/1.0/0")
     provenance = json.loads(paths["provenance"].read_text())
     assert provenance["teacher_random_weights"] is True and provenance["teacher_weights"] == ["RANDOM"]
     assert "RANDOM" in provenance["WARNING"]
@@ -281,11 +282,21 @@ def test_random_teacher_and_published_rows_on_a_literature_dataset(tmp_path):
                                                          "title": "ucf101 / supervised / 100% labels / seed 0"}
 
 
-def test_stale_runs_outside_metrics_csv_are_ignored(tmp_path):
-    metrics_csv, runs_dir = write_results_tree(tmp_path, methods=("supervised",))
-    write_run(runs_dir, "synthetic", "distill_pl", 0.5, 0, 0.5)
-    methods = {run["method"] for run in load_runs(runs_dir, pd.read_csv(metrics_csv))}
+def test_stale_run_folders_beside_the_given_runs_are_not_read(tmp_path):
+    metrics_csv, run_files = write_results_tree(tmp_path, methods=("supervised",))
+    write_run(tmp_path / "runs", "synthetic", "distill_pl", 0.5, 0, 0.5)  # an old run, no longer in the grid
+    methods = {run["method"] for run in load_runs(run_files, pd.read_csv(metrics_csv))}
     assert methods == {"supervised"}
-    shutil.rmtree(runs_dir / "supervised")
-    with pytest.raises(FileNotFoundError, match="matches a run in metrics.csv"):
-        load_runs(runs_dir, pd.read_csv(metrics_csv))
+    shutil.rmtree(tmp_path / "runs" / "supervised")
+    with pytest.raises(FileNotFoundError, match="metrics.json: no such run's metrics; rule evaluate makes it"):
+        load_runs(run_files, pd.read_csv(metrics_csv))
+
+
+def test_the_report_takes_exactly_the_runs_of_its_table(report):
+    """The runs are given, not searched for: one missing, or one the table does not list, is named."""
+    metrics = pd.read_csv(report["metrics_csv"])
+    files = report["run_files"]
+    with pytest.raises(ValueError, match="lists runs with no metrics.json given"):
+        load_runs(files[1:], metrics)
+    with pytest.raises(ValueError, match="is not in the metrics table"):
+        load_runs(files, metrics[metrics["seed"] == 0])

@@ -43,8 +43,8 @@ def chromium(*args, profile: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def report_html(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("results")
-    metrics_csv, runs_dir = write_results_tree(root)
-    return make_report(metrics_csv, runs_dir, root / "report")["html"]
+    metrics_csv, run_files = write_results_tree(root)
+    return make_report(metrics_csv, run_files, root / "report")["html"]
 
 
 def test_screenshot_of_the_report_is_not_blank(report_html, tmp_path):

@@ -279,13 +279,13 @@ def test_job_failing_once_is_retried(runs):
     failed = [j for j, code in exits.items() if code != 0]
     assert len(failed) == 1 and failed[0] in shard_jobs
     assert all(exits[j] == 0 for j in shard_jobs if j != failed[0])
-    assert (runs["slurm_dir"] / "results" / "synthetic" / "teacher" / "features.pt").exists()
+    assert (runs["slurm_dir"] / "results" / "tiny" / "teacher" / "features.pt").exists()
 
 
 def test_metrics_equal_a_local_run(runs):
     assert runs["local_rc"] == 0, runs["local_log"][-3000:]
     assert runs["slurm"].returncode == 0, runs["slurm_log"][-6000:]
-    local = (runs["local_dir"] / "results" / "metrics.csv").read_text()
-    slurm = (runs["slurm_dir"] / "results" / "metrics.csv").read_text()
+    local = (runs["local_dir"] / "results" / "tiny" / "metrics.csv").read_text()
+    slurm = (runs["slurm_dir"] / "results" / "tiny" / "metrics.csv").read_text()
     assert len(local.splitlines()) > 1
     assert slurm == local

@@ -135,7 +135,12 @@ def test_fetch_weights_plumbs_cache_dir(monkeypatch, tmp_path):
     assert calls[-2:] == [("hub", "org/repo", "open_clip_config.json", str(tmp_path)),
                           ("hub", "org/repo", None, str(tmp_path))]
     assert fetch_weights("svar-tiny-clip", "none", str(tmp_path)) is None
-    assert fetch_weights("svar-tiny-clip", "results/x/pretrained.pt", str(tmp_path)) == "results/x/pretrained.pt"
+    checkpoint = tmp_path / "x" / "pretrained.pt"
+    with pytest.raises(FileNotFoundError, match="pretrained.pt does not exist"):
+        fetch_weights("svar-tiny-clip", str(checkpoint), str(tmp_path))
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"weights")
+    assert fetch_weights("svar-tiny-clip", str(checkpoint), str(tmp_path)) == str(checkpoint)  # nothing to fetch
     assert len(calls) == 3
 
 
@@ -277,7 +282,7 @@ def test_teacher_weights_receipt_names_the_file_and_its_hash(tmp_path):
     assert receipt["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
 
 
-def test_cli_shards_and_gather_equal_one_store(tiny_manifest, tmp_path):
+def test_cli_shards_and_gather_equal_one_store(tiny_manifest, tmp_path, capsys):
     """`svar teacher --shard i --shards 2` twice, then `svar teacher-gather`: the store that
     `svar teacher --out` writes in one job."""
     from svar.cli import main
@@ -296,8 +301,10 @@ def test_cli_shards_and_gather_equal_one_store(tiny_manifest, tmp_path):
     assert gathered["video_ids"] == whole["video_ids"] == list(manifest["video_id"])
     assert torch.allclose(gathered["frame_features"].float(), whole["frame_features"].float(), atol=1e-2)
     assert gathered["meta"] == whole["meta"] and gathered["meta"]["sampling"] == {"mode": "uniform", "frames": 2}
-    with pytest.raises(SystemExit, match="either --out"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
         main(["teacher", *common, "--shard", "0"])
+    assert stop.value.code == 2 and "give either --out" in capsys.readouterr().err
 
 
 def test_bench_teacher_prints_three_rates_and_the_ratio_last(tiny_manifest, tmp_path, monkeypatch, capsys):
@@ -309,8 +316,8 @@ def test_bench_teacher_prints_three_rates_and_the_ratio_last(tiny_manifest, tmp_
     from svar.bench_teacher import main_bench_teacher
 
     manifest, index_dir = tiny_manifest
-    (tmp_path / "results" / "synthetic").mkdir(parents=True)
-    shutil.copy(index_dir / "manifest.csv", tmp_path / "results" / "synthetic" / "manifest.csv")
+    (tmp_path / "results" / "default").mkdir(parents=True)  # the default config's name
+    shutil.copy(index_dir / "manifest.csv", tmp_path / "results" / "default" / "manifest.csv")
     (tmp_path / "overlay.yaml").write_text(yaml.safe_dump({"teacher": {"workers": 1}}))
     monkeypatch.chdir(tmp_path)
     r = main_bench_teacher(["overlay.yaml"], rounds=2, batch_size=8)

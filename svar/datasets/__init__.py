@@ -27,6 +27,11 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 
+def dataset_folder(config: dict) -> str:
+    """data/<this>: the folder of the config's dataset (svar.datasets.base.Dataset.folder)."""
+    return DATASETS[config["dataset"]["name"]].folder(config["dataset"])
+
+
 def known_archives() -> dict[str, ArchiveInfo]:
     """Every archive a registered dataset is built from, by file name."""
     return {info.filename: info for name in DATASETS for info in DATASETS[name].archives()}

@@ -20,7 +20,7 @@ DATASETS = Registry("dataset", "dataset.name")
 class Dataset:
     """One registered dataset (svar.datasets.DATASETS). Subclasses set:
 
-    name            the config's dataset.name, the folder data/<name>, results/<name>
+    name            the config's dataset.name (and its folder under data/, see `folder`)
     generated       True for a dataset svar writes itself (no archives)
     video_archives  the archives holding its videos: the first is the default, the others
                     alternatives that dataset.video_archive may pick (the same videos)
@@ -31,6 +31,12 @@ class Dataset:
     generated = False
     video_archives: tuple[ArchiveInfo, ...] = ()
     split_archive: ArchiveInfo | None = None
+
+    @classmethod
+    def folder(cls, dataset_config: dict) -> str:
+        """The dataset's folder under data/, named by what makes its videos: a dataset built
+        from checksummed archives is always the same, so its name serves."""
+        return cls.name
 
     @classmethod
     def archives(cls) -> tuple[ArchiveInfo, ...]:

@@ -15,7 +15,9 @@ frame shows (object, colour, position, background). The tiny CLIP teacher learns
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +96,13 @@ class Synthetic(Dataset):
 
     name = "synthetic"
     generated = True
+
+    @classmethod
+    def folder(cls, dataset_config: dict) -> str:
+        """data/synthetic-<digest of dataset.synthetic>: another spec is another dataset, so a
+        config never reuses (or overwrites) another's videos."""
+        spec = json.dumps(dataset_config["synthetic"], sort_keys=True, separators=(",", ":"))
+        return f"{cls.name}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
 
 
 # --------------------------------------------------------------------------- rendering

@@ -30,6 +30,16 @@ from .weights import register_model_configs
 log = logging.getLogger(__name__)
 
 
+def pool_inputs(pool_dir: str | Path) -> list[Path]:
+    """What pretraining reads of the captioned pool: captions.csv and the videos it names."""
+    pool_dir = Path(pool_dir)
+    captions = pool_dir / "captions.csv"
+    if not captions.is_file():
+        return []
+    videos = sorted(set(pd.read_csv(captions, keep_default_na=False)["video"]))
+    return [captions, *(pool_dir / v for v in videos)]
+
+
 def load_pool(pool_dir: str | Path, size: int, workers: int = 1):
     """All frames of the captioned pool (uint8 [V, F, S, S, 3]) and their captions per video."""
     pool_dir = Path(pool_dir)
@@ -54,6 +64,9 @@ def pretrain(pool_dir, out, model_name: str = default("teacher.model"), steps: i
              device: str = default("teacher.device"), threads: int = 1, curve_out=None) -> list[float]:
     import open_clip
 
+    if not (Path(pool_dir) / "captions.csv").is_file():
+        raise FileNotFoundError(f"{pool_dir}: no captioned pool (captions.csv); `svar dataset` writes one beside the "
+                                "generated dataset (data/synthetic-*/pretrain)")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     device = resolve_device(device, "teacher.device")

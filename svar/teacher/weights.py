@@ -23,6 +23,14 @@ RANDOM_WARNING = (
     "TEACHER WEIGHTS ARE RANDOM (pretrained: none): the teacher's features carry no learned "
     "knowledge, so distillation, pseudo-label and CLIP baseline numbers are meaningless")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz")
+# teacher.pretrained's name for the checkpoint rule pretrain_teacher trains on the generated dataset
+GENERATED = "generated"
+
+
+def pretrained_file(pretrained: str, results: str) -> str:
+    """teacher.pretrained as a loadable source: `generated` is the checkpoint rule
+    pretrain_teacher writes into the config's results folder; anything else is itself."""
+    return f"{results}/teacher/pretrained.pt" if pretrained == GENERATED else pretrained
 
 
 def register_model_configs() -> None:
@@ -223,6 +231,8 @@ def fetch_weights(model_name: str, pretrained: str | None, cache_dir: str | None
     if source == "random":
         return None
     if source == "file":
+        if not os.path.isfile(pretrained):
+            raise FileNotFoundError(f"teacher.pretrained: checkpoint {pretrained} does not exist")
         return pretrained
     cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
     if not cfg:

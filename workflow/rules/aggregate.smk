@@ -3,14 +3,14 @@
 
 rule aggregate:
     input:
-        all_metrics(),
+        all_runs("metrics.json"),
     output:
-        metrics=report("results/metrics.csv", caption="../report/metrics.rst", category="Tables"),
-        summary=report("results/summary.csv", caption="../report/summary.rst", category="Tables"),
-        summary_json="results/summary.json",
-        top1_csv="results/top1_by_fraction.csv",
+        metrics=report(f"{RESULTS}/metrics.csv", caption="../report/metrics.rst", category="Tables"),
+        summary=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="Tables"),
+        summary_json=f"{RESULTS}/summary.json",
+        top1_csv=f"{RESULTS}/top1_by_fraction.csv",
     log:
-        "results/logs/aggregate.log",
+        f"{RESULTS}/logs/aggregate.log",
     conda:
         "../envs/svar.yaml"
     threads: 1

@@ -3,17 +3,26 @@
 # in a canonical written form (flags in a fixed order, JSON with sorted keys), so a job reruns
 # exactly when a setting it reads changes, whatever the key order of the config files.
 
+import os
 import re
 import shlex
 from pathlib import Path
 
-from svar.config import canonical, subset
-from svar.datasets import DATASETS, archive_names, archive_paths
+from svar.config import canonical, results_dir, subset
+from svar.datasets import DATASETS, archive_names, archive_paths, dataset_folder
+from svar.manifest import files_digest, index_inputs
 from svar.methods import METHODS, options_for
-from svar.teacher.weights import weights_source
+from svar.teacher.pretrain import pool_inputs
+from svar.teacher.weights import pretrained_file, weights_source
 
 DATASET = config["dataset"]["name"]
 TEACHER = config["teacher"]
+# the dataset's folder, named by what makes its videos (another generated spec: another folder)
+DATA = f"data/{dataset_folder(config)}"
+# everything this config makes: another config's name, another folder
+RESULTS = results_dir(config)
+# the teacher's weights: rule pretrain_teacher's checkpoint for `generated`
+TEACHER_PRETRAINED = pretrained_file(TEACHER["pretrained"], RESULTS)
 
 
 def fraction_tag(fraction):
@@ -33,7 +42,6 @@ def one_of(names):
 
 # from the registries (svar/registry.py) and the config's grid: nothing else matches
 wildcard_constraints:
-    dataset=one_of(DATASETS.names()),
     archive=one_of(archive_names()),
     fraction=one_of(FRACTIONS),
     seed=one_of(SEEDS),
@@ -51,16 +59,24 @@ def flags(values):
 def dataset_archives(wildcards):
     """The official archives a dataset is built from: on disk in dataset.archives_dir, or
     downloaded into data/archives by rule download. The generated dataset needs none."""
-    if DATASETS[wildcards.dataset].generated:
+    if DATASETS[DATASET].generated:
         return []
     folder = config["dataset"]["archives_dir"] or "data/archives"
-    return [str(p) for p in archive_paths(wildcards.dataset, folder, config["dataset"]["video_archive"])]
+    return [str(p) for p in archive_paths(DATASET, folder, config["dataset"]["video_archive"])]
 
 
 def dataset_args(wildcards, input):
-    if not DATASETS[wildcards.dataset].generated:
+    if not DATASETS[DATASET].generated:
         return f"--archives {input[0]} {input[1]}"
     return flags(config["dataset"]["synthetic"])
+
+
+def read_digest(files_read):
+    """A param describing the files of the dataset folder a job reads (svar.manifest.files_digest
+    of files_read(DATA)): a video added to a list, or a list edited by hand, reruns the jobs
+    that read them, and a file they do not read reruns nothing. Snakemake evaluates it when the
+    job is about to run, so after rule dataset has made the folder."""
+    return lambda wildcards: files_digest(files_read(DATA))
 
 
 def splits_args(wildcards):
@@ -69,22 +85,23 @@ def splits_args(wildcards):
     return f"{args} --lists-dir {shlex.quote(dataset['lists_dir'])}" if dataset["lists_dir"] else args
 
 
-def run_file(dataset, method, fraction, seed, name):
-    """One file of one run; any argument may be a wildcard ("{dataset}")."""
-    return f"results/{dataset}/runs/{method}/fraction{fraction}_seed{seed}/{name}"
+def run_file(method, fraction, seed, name):
+    """One file of one run; any argument may be a wildcard ("{method}")."""
+    return f"{RESULTS}/runs/{method}/fraction{fraction}_seed{seed}/{name}"
 
 
-def split_file(dataset, fraction, seed):
-    return f"results/{dataset}/splits/fraction{fraction}_seed{seed}.csv"
+def split_file(fraction, seed):
+    return f"{RESULTS}/splits/fraction{fraction}_seed{seed}.csv"
 
 
-def run_files(dataset, method, name):
+def run_files(method, name):
     """One file of every run of a method, in RUNS order."""
-    return [run_file(dataset, method, fraction, seed, name) for fraction, seed in RUNS]
+    return [run_file(method, fraction, seed, name) for fraction, seed in RUNS]
 
 
-def all_metrics():
-    return [path for method in config["methods"] for path in run_files(DATASET, method, "metrics.json")]
+def all_runs(name):
+    """One file of every run of the grid, method by method."""
+    return [path for method in config["methods"] for path in run_files(method, name)]
 
 
 def train_options(wildcards):
@@ -95,8 +112,8 @@ def train_options(wildcards):
 def evaluate_inputs(wildcards):
     """A method's checkpoints and the splits they were trained on, run by run."""
     return {
-        "models": run_files(wildcards.dataset, wildcards.method, "model.pt"),
-        "splits": [split_file(wildcards.dataset, fraction, seed) for fraction, seed in RUNS],
+        "models": run_files(wildcards.method, "model.pt"),
+        "splits": [split_file(fraction, seed) for fraction, seed in RUNS],
     }
 
 
@@ -125,11 +142,8 @@ def teacher_inputs(wildcards):
     """Manifest and class list, plus the weights: the checkpoint file when `teacher.pretrained`
     names one (rule pretrain_teacher builds the generated set's); the folder of a local-dir
     model; for a pretrained tag or an hf-hub model, the receipt of rule teacher_weights."""
-    inputs = {
-        "manifest": f"results/{wildcards.dataset}/manifest.csv",
-        "classes": f"results/{wildcards.dataset}/classes.csv",
-    }
-    model, pretrained = TEACHER["model"], TEACHER["pretrained"]
+    inputs = {"manifest": f"{RESULTS}/manifest.csv", "classes": f"{RESULTS}/classes.csv"}
+    model, pretrained = TEACHER["model"], TEACHER_PRETRAINED
     source = weights_source(model, pretrained)
     if source in ("tag", "hf-hub"):
         inputs["weights"] = TEACHER_WEIGHTS_RECEIPT
@@ -142,7 +156,7 @@ def teacher_inputs(wildcards):
 
 def teacher_shards(wildcards):
     n = TEACHER["shards"]
-    return [f"results/{wildcards.dataset}/teacher/shards/shard_{i:03d}_of_{n:03d}.pt" for i in range(n)]
+    return [f"{RESULTS}/teacher/shards/shard_{i:03d}_of_{n:03d}.pt" for i in range(n)]
 
 
 def teacher_args(wildcards, threads):
@@ -152,7 +166,9 @@ def teacher_args(wildcards, threads):
     templates = TEACHER["templates"]
     templates = [templates] if isinstance(templates, str) else templates
     args = [
-        flags({k: TEACHER[k] for k in ("model", "pretrained", "batch_size", "device", "workers")}),
+        flags(
+            {**{k: TEACHER[k] for k in ("model", "batch_size", "device", "workers")}, "pretrained": TEACHER_PRETRAINED}
+        ),
         flags(
             {
                 "sampling": sampling["mode"],
@@ -186,3 +202,35 @@ def print_summary(path):
 
     if Path(path).exists():
         print(f"\nsvar summary (mean ± std over seeds, %):\n{format_summary(pd.read_csv(path))}")
+
+
+def guard_outputs():
+    """Existing outputs that were damaged after they were written (they are written atomically:
+    a truncated one was cut short later), found before any job is scheduled. A run's model is
+    moved aside, so that it is trained again and its scores remade; the teacher's files are named
+    and the run stops, since rebuilding one reruns every training run that reads it."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.logging import logger
+
+    from svar.readers import is_intact
+
+    shared = {rules.teacher.output[0]: ("teacher feature store", "teacher")}
+    shared.update({path: ("teacher shard", "teacher_shard") for path in teacher_shards(None)})
+    if TEACHER["pretrained"] == "generated":
+        shared[TEACHER_PRETRAINED] = ("generated dataset's teacher", "pretrain_teacher")
+    for path, (what, rule) in shared.items():
+        if os.path.exists(path) and not is_intact(path):
+            raise WorkflowError(
+                f"{path}: the {what} is corrupt or truncated. Remaking it reruns every job downstream of it, "
+                f"so svar does not do that by itself: delete it and rerun (rule {rule} makes it again), or "
+                "restore it (dvc checkout)"
+            )
+    for path in all_runs("model.pt"):
+        if os.path.exists(path) and not is_intact(path):
+            # parsing runs no executor yet: the output settings say whether this is a dry run
+            dry_run = workflow.output_settings is not None and workflow.output_settings.dryrun
+            if dry_run or not workflow.is_main_process:
+                logger.warning(f"{path}: corrupt or truncated; a run moves it aside and trains it again")
+            else:
+                os.replace(path, f"{path}.corrupt")
+                logger.warning(f"{path}: corrupt or truncated; moved to {path}.corrupt, rule train makes it again")

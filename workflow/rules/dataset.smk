@@ -1,5 +1,5 @@
 # Stage 1 — dataset: the generated dataset, or UCF101 / HMDB51 from their official archives,
-# all in UCF101's layout and split format.
+# all in UCF101's layout and split format, in data/<folder named by what makes it>.
 
 
 rule download:
@@ -21,9 +21,9 @@ rule dataset:
     input:
         dataset_archives,
     output:
-        directory("data/{dataset}"),
+        directory(DATA),
     log:
-        "results/logs/dataset/{dataset}.log",
+        f"{RESULTS}/logs/dataset.log",
     conda:
         "../envs/svar.yaml"
     threads: 1
@@ -31,6 +31,7 @@ rule dataset:
         mem_mb=2000,
         runtime=240,
     params:
+        name=DATASET,
         args=dataset_args,
     shell:
-        "python -m svar dataset --name {wildcards.dataset} --out {output} {params.args} > {log} 2>&1"
+        "python -m svar dataset --name {params.name} --out {output:q} {params.args} > {log} 2>&1"

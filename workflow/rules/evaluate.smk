@@ -7,12 +7,12 @@
 rule evaluate:
     input:
         unpack(evaluate_inputs),
-        manifest="results/{dataset}/manifest.csv",
-        teacher="results/{dataset}/teacher/features.pt",
+        manifest=rules.index.output.manifest,
+        teacher=rules.teacher.output[0],
     output:
-        run_files("{dataset}", "{method}", "metrics.json"),
+        run_files("{method}", "metrics.json"),
     log:
-        "results/logs/evaluate/{dataset}/{method}.log",
+        f"{RESULTS}/logs/evaluate/{{method}}.log",
     conda:
         "../envs/svar.yaml"
     threads: res("evaluate", "threads")

@@ -3,19 +3,22 @@
 
 rule index:
     input:
-        "data/{dataset}",
+        DATA,
     output:
-        manifest="results/{dataset}/manifest.csv",
-        exclusions="results/{dataset}/exclusions.csv",
-        classes="results/{dataset}/classes.csv",
+        manifest=f"{RESULTS}/manifest.csv",
+        exclusions=f"{RESULTS}/exclusions.csv",
+        classes=f"{RESULTS}/classes.csv",
     log:
-        "results/logs/index/{dataset}.log",
+        f"{RESULTS}/logs/index.log",
     conda:
         "../envs/svar.yaml"
     threads: res("index", "threads")
     resources:
         mem_mb=res("index", "mem_mb"),
         runtime=res("index", "runtime"),
+    params:
+        # the lists and the videos they name: a video added to a list or a list edited reruns it
+        reads=read_digest(index_inputs),
     shell:
-        "python -m svar index --root {input} --manifest {output.manifest} --exclusions {output.exclusions}"
+        "python -m svar index --root {input:q} --manifest {output.manifest} --exclusions {output.exclusions}"
         " --classes {output.classes} --workers {threads} > {log} 2>&1"

@@ -5,24 +5,27 @@
 rule report:
     input:
         metrics=rules.aggregate.output.metrics,
-        runs=all_metrics(),
+        runs=all_runs("metrics.json"),
+        curves=all_runs("train_curve.csv"),
     output:
-        summary_md=report("results/report/summary.md", caption="../report/summary.rst", category="Tables"),
-        summary_tex="results/report/summary.tex",
-        summary_csv="results/report/summary.csv",
-        accuracy=report("results/report/accuracy_vs_fraction.png", caption="../report/top1.rst", category="Plots"),
-        per_class="results/report/per_class.png",
-        confusion="results/report/confusion.png",
-        curves="results/report/training_curves.png",
-        provenance="results/report/provenance.json",
-        html="results/report/report.html",
+        summary_md=report(f"{RESULTS}/report/summary.md", caption="../report/summary.rst", category="Tables"),
+        summary_tex=f"{RESULTS}/report/summary.tex",
+        summary_csv=f"{RESULTS}/report/summary.csv",
+        accuracy=report(f"{RESULTS}/report/accuracy_vs_fraction.png", caption="../report/top1.rst", category="Plots"),
+        per_class=f"{RESULTS}/report/per_class.png",
+        confusion=f"{RESULTS}/report/confusion.png",
+        curves=f"{RESULTS}/report/training_curves.png",
+        provenance=f"{RESULTS}/report/provenance.json",
+        html=f"{RESULTS}/report/report.html",
     log:
-        "results/logs/report.log",
+        f"{RESULTS}/logs/report.log",
     conda:
         "../envs/svar.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        out_dir=lambda w, output: Path(output.html).parent,
     shell:
-        "python -m svar report --metrics {input.metrics} --runs-dir results --out-dir results/report > {log} 2>&1"
+        "python -m svar report --metrics {input.metrics} --runs {input.runs} --out-dir {params.out_dir} > {log} 2>&1"

@@ -3,11 +3,11 @@
 
 rule splits:
     input:
-        "results/{dataset}/manifest.csv",
+        rules.index.output.manifest,
     output:
-        split_file("{dataset}", "{fraction}", "{seed}"),
+        split_file("{fraction}", "{seed}"),
     log:
-        "results/logs/splits/{dataset}/fraction{fraction}_seed{seed}.log",
+        f"{RESULTS}/logs/splits/fraction{{fraction}}_seed{{seed}}.log",
     conda:
         "../envs/svar.yaml"
     threads: 1

@@ -5,12 +5,12 @@
 # an ordinary checkpoint file, which rule teacher loads as `pretrained` like any other.
 rule pretrain_teacher:
     input:
-        "data/synthetic",
+        DATA,
     output:
-        model="results/synthetic/teacher/pretrained.pt",
-        curve="results/synthetic/teacher/pretrain_curve.csv",
+        model=pretrained_file("generated", RESULTS),
+        curve=f"{RESULTS}/teacher/pretrain_curve.csv",
     log:
-        "results/logs/pretrain_teacher/synthetic.log",
+        f"{RESULTS}/logs/pretrain_teacher.log",
     conda:
         "../envs/svar.yaml"
     threads: res("pretrain_teacher", "threads")
@@ -20,8 +20,10 @@ rule pretrain_teacher:
     params:
         model=TEACHER["model"],
         args=flags(config["pretrain_teacher"]),
+        # the captioned pool it learns from
+        reads=read_digest(lambda data: pool_inputs(f"{data}/pretrain")),
     shell:
-        "python -m svar pretrain-teacher --pool {input}/pretrain --out {output.model} --model {params.model:q}"
+        "python -m svar pretrain-teacher --pool {input:q}/pretrain --out {output.model} --model {params.model:q}"
         " {params.args} --threads {threads} --curve {output.curve} > {log} 2>&1"
 
 
@@ -54,9 +56,9 @@ rule teacher_shard:
     input:
         unpack(teacher_inputs),
     output:
-        "results/{dataset}/teacher/shards/shard_{shard}_of_{shards}.pt",
+        f"{RESULTS}/teacher/shards/shard_{{shard}}_of_{{shards}}.pt",
     log:
-        "results/logs/teacher/{dataset}/shard_{shard}_of_{shards}.log",
+        f"{RESULTS}/logs/teacher/shard_{{shard}}_of_{{shards}}.log",
     conda:
         "../envs/svar.yaml"
     threads: res("teacher", "threads")
@@ -78,9 +80,9 @@ rule teacher:
     input:
         teacher_shards,
     output:
-        "results/{dataset}/teacher/features.pt",
+        f"{RESULTS}/teacher/features.pt",
     log:
-        "results/logs/teacher/{dataset}.log",
+        f"{RESULTS}/logs/teacher/gather.log",
     conda:
         "../envs/svar.yaml"
     threads: 1

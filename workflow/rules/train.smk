@@ -4,14 +4,14 @@
 
 rule train:
     input:
-        manifest="results/{dataset}/manifest.csv",
-        split=split_file("{dataset}", "{fraction}", "{seed}"),
-        teacher="results/{dataset}/teacher/features.pt",
+        manifest=rules.index.output.manifest,
+        split=split_file("{fraction}", "{seed}"),
+        teacher=rules.teacher.output[0],
     output:
-        model=run_file("{dataset}", "{method}", "{fraction}", "{seed}", "model.pt"),
-        curve=run_file("{dataset}", "{method}", "{fraction}", "{seed}", "train_curve.csv"),
+        model=run_file("{method}", "{fraction}", "{seed}", "model.pt"),
+        curve=run_file("{method}", "{fraction}", "{seed}", "train_curve.csv"),
     log:
-        "results/logs/train/{dataset}/{method}/fraction{fraction}_seed{seed}.log",
+        f"{RESULTS}/logs/train/{{method}}/fraction{{fraction}}_seed{{seed}}.log",
     conda:
         "../envs/svar.yaml"
     threads: res("train", "threads")
@@ -20,8 +20,9 @@ rule train:
         runtime=res("train", "runtime"),
     params:
         options=train_options,
+        dataset=DATASET,
     shell:
         "python -m svar train --manifest {input.manifest} --split {input.split} --teacher {input.teacher}"
         " --method {wildcards.method} --options {params.options:q} --seed {wildcards.seed}"
-        " --dataset {wildcards.dataset} --fraction {wildcards.fraction} --threads {threads}"
+        " --dataset {params.dataset} --fraction {wildcards.fraction} --threads {threads}"
         " --out {output.model} --curve {output.curve} > {log} 2>&1"
