@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,19 @@ def tiny_store(tiny_manifest, tmp_path_factory):
 
 
 # --------------------------------------------------------------------------- the workflow
+
+
+def copy_checkout(dest: Path) -> Path:
+    """The repository's files as git sees them (tracked, and untracked but not ignored) copied to
+    dest: a checkout elsewhere, without the venv, data or results."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    for rel in files:
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    return dest
+
 
 TINY = ROOT / "workflow" / "config" / "tiny.yaml"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import copy_checkout
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow  # a Snakemake run of the tiny config inside `dvc repro`
@@ -37,13 +37,7 @@ def project(tmp_path_factory, tiny_run):
     """A copy of the repository's tracked files, in its own git repository, set to the tiny config,
     holding the data, results and Snakemake records of conftest's complete tiny run (so that the
     first `dvc repro` hands Snakemake a finished workflow: it decides, and finds nothing to do)."""
-    repo = tmp_path_factory.mktemp("dvc") / "svar"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        if (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
+    repo = copy_checkout(tmp_path_factory.mktemp("dvc") / "svar")
     # the stage runs the tiny overlay, which is then a params file of the stage too
     dvc_yaml = repo / "dvc.yaml"
     text = dvc_yaml.read_text()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, job_counts, scheduled, snakemake, write_config
+from conftest import TINY, copy_checkout, job_counts, scheduled, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -154,13 +154,7 @@ def test_a_checkout_at_a_path_with_spaces_runs_its_own_svar_and_names_its_commit
     """A copy of the repository at `…/my svar é/…`, run with --directory elsewhere: no shell
     warnings, the jobs import that copy's svar (first on PYTHONPATH, whatever the venv has
     installed), and its provenance names that copy's commit and whether its tree is dirty."""
-    checkout = tmp_path / "my svar é" / "svar"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.splitlines()
-    for rel in files:
-        if (ROOT / rel).is_file():
-            (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, checkout / rel)
+    checkout = copy_checkout(tmp_path / "my svar é" / "svar")
     git = lambda *a: subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *a], cwd=checkout,  # noqa
                                     capture_output=True, text=True, check=True).stdout.strip()
     git("init", "-q")
