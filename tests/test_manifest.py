@@ -52,3 +52,24 @@ def test_missing_video_named_by_split_file(tiny_dataset, tmp_path):
     gone.unlink()
     with pytest.raises(FileNotFoundError, match=gone.name):
         build_manifest(root / "videos", root / "splits")
+
+
+def test_a_file_name_with_spaces_is_found_and_a_missing_one_named_by_its_list_line(tiny_dataset, tmp_path):
+    import shutil
+
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, root)
+    video = next((root / "videos").rglob("*_g02_c01.avi"))
+    spaced = video.with_name("v with spaces_g02_c01.avi")
+    video.rename(spaced)
+    lists = root / "splits" / "trainlist01.txt"
+    rel = video.relative_to(root / "videos").as_posix()
+    lines = lists.read_text().replace(rel, spaced.relative_to(root / "videos").as_posix())
+    lists.write_text(lines)
+    frame = build_manifest(root / "videos", root / "splits")
+    assert "v with spaces_g02_c01" in set(frame["video_id"])
+    lineno = next(i for i, line in enumerate(lines.splitlines(), 1) if "v with spaces" in line)
+    spaced.unlink()
+    with pytest.raises(FileNotFoundError, match=rf"trainlist01.txt:{lineno}: names .*v with spaces_g02_c01.avi, "
+                                                r"which is not under"):
+        build_manifest(root / "videos", root / "splits")

@@ -326,3 +326,20 @@ def test_bench_teacher_prints_three_rates_and_the_ratio_last(tiny_manifest, tmp_
     assert "not built yet: random weights" in lines[0] and "1 decoding worker(s)" in lines[0]
     assert len(r["rates"]["decode"]) == len(r["rates"]["encode"]) == len(r["rates"]["pipeline"]) == 2
     assert r["ratio"] == pytest.approx(sorted(r["ratios"])[0] / 2 + sorted(r["ratios"])[1] / 2)
+
+
+def test_more_shards_than_videos_gather_like_one_store(tiny_manifest, tmp_path):
+    """teacher.shards larger than the number of videos: the extra shards hold no video and the
+    gather is the same store."""
+    manifest, index_dir = tiny_manifest
+    manifest = manifest.head(3)
+    classes = pd.read_csv(index_dir / "classes.csv")["class_name"].tolist()
+    kw = dict(class_names=classes, frames_per_video=2, batch_size=2, device="cpu", templates=("a {}.",), workers=0)
+    torch.manual_seed(0)
+    files = [extract_shard(manifest, i, 5, tmp_path / "shards", "svar-tiny-clip", "none", **kw) for i in range(5)]
+    assert [len(torch.load(f, weights_only=True)["video_ids"]) for f in files] == [1, 1, 1, 0, 0]
+    store = gather(files, tmp_path / "features.pt")
+    whole = extract(manifest, classes, tmp_path / "whole.pt", "svar-tiny-clip", "none", frames_per_video=2,
+                    batch_size=2, device="cpu", templates=("a {}.",), workers=0)
+    assert store["video_ids"] == whole["video_ids"] and store["frame_features"].shape == whole["frame_features"].shape
+    assert torch.allclose(store["frame_features"].float(), whole["frame_features"].float(), atol=1e-2)
