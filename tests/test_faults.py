@@ -41,7 +41,7 @@ def test_another_config_never_touches_this_ones_results(tiny_run, tmp_path):
     workdir = tiny_run[0]
     before = stamps(workdir / "results" / "tiny")
     other = write_config(tmp_path / "other.yaml", name="other", seeds=[0], fractions=[1.0],
-                         methods=["supervised", "clip_zeroshot"],
+                         methods=["clip_zeroshot"],
                          dataset={"synthetic": {"classes": 3, "size": 32, "groups": 3, "clips_per_group": 2,
                                                 "test_groups": 1, "pretrain_videos": 16}})
     result = snakemake(workdir, "--cores", "2", "--configfile", str(other))
@@ -162,7 +162,7 @@ def test_a_checkout_at_a_path_with_spaces_runs_its_own_svar_and_names_its_commit
     git("commit", "-qm", "copy")
     commit = git("rev-parse", "HEAD")
     small = write_config(tmp_path / "small.yaml", name="small", seeds=[0], fractions=[1.0],
-                         methods=["supervised", "clip_zeroshot"])
+                         methods=["clip_zeroshot"])
     workdir = tmp_path / "work dir"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(checkout / "Snakefile"), "--directory", str(workdir),
            "--cores", "2", "--configfile", str(small)]
@@ -171,7 +171,7 @@ def test_a_checkout_at_a_path_with_spaces_runs_its_own_svar_and_names_its_commit
     assert "not a valid identifier" not in result.stdout + result.stderr
     logs = "".join(p.read_text() for p in (workdir / "results" / "small" / "logs").rglob("*.log"))
     assert "not a valid identifier" not in logs
-    run = workdir / "results" / "small" / "runs" / "supervised" / "fraction1_seed0" / "metrics.json"
+    run = workdir / "results" / "small" / "runs" / "clip_zeroshot" / "fraction1_seed0" / "metrics.json"
     provenance = json.loads(run.read_text())["provenance"]
     assert provenance["git_commit"] == commit and provenance["git_dirty"] is False
 

@@ -132,10 +132,12 @@ def test_batch_holds_only_what_the_method_needs():
     assert get_method("distill", with_options(distill={"frame_level": True})).needs_frame_features
 
 
-# every method, with each pseudo-label source and distillation variant that changes what it reads
-READ_VARIANTS = [(name, changes) for name in METHODS for changes in (
-    {}, {"pseudo_label": {"source": "student"}}, {"pseudo_label": {"source": "teacher_probe"}},
-    {"distill": {"frame_level": True}})]
+# every method, and for those that take pseudo-labels or distil, each source and variant that
+# changes what they read
+READ_VARIANTS = [(name, {}) for name in METHODS] + [
+    (name, changes) for name in ("distill_pl", "pseudo_label")
+    for changes in ({"pseudo_label": {"source": "student"}}, {"pseudo_label": {"source": "teacher_probe"}})] + [
+    (name, {"distill": {"frame_level": True}}) for name in ("distill", "distill_pl")]
 
 
 @pytest.mark.parametrize("name,changes", READ_VARIANTS, ids=[f"{n}-{c}" for n, c in READ_VARIANTS])
