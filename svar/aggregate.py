@@ -16,32 +16,56 @@ log = logging.getLogger(__name__)
 METRICS = ("top1", "top5", "mean_class")
 
 
+# what each metrics.csv row says of how its split was made (svar.splits.split_info)
+SPLIT_COLUMNS = ("convention", "list_source", "seed_varies")
+UNRECORDED = "unrecorded (trained without svar splits --info-out)"
+
+
 def collect(metric_files) -> pd.DataFrame:
+    """One row per run and metric, with the split's convention, list source and what the seed
+    varies. One dataset's runs must share a convention: numbers drawn under two conventions are
+    not one column of a table (give each its own config name)."""
     rows = []
     for path in metric_files:
         run = read_json(path, "run's metrics", "evaluate")
+        split = run.get("split") or {}
+        made = {key: split.get(key, UNRECORDED) for key in SPLIT_COLUMNS}
         for metric in METRICS:
-            value = float(run[metric])
-            if not 0.0 <= value <= 1.0:
+            # missing (None): a metric that says nothing here, e.g. top-5 with 5 classes or fewer
+            value = float("nan") if run[metric] is None else float(run[metric])
+            if not (value != value or 0.0 <= value <= 1.0):
                 raise ValueError(f"{path}: {metric} = {value} is not in [0, 1]")
             rows.append({"dataset": run["dataset"], "method": run["method"], "fraction": float(run["fraction"]),
-                         "seed": int(run["seed"]), "metric": metric, "value": value})
-    frame = pd.DataFrame(rows, columns=["dataset", "method", "fraction", "seed", "metric", "value"])
+                         "seed": int(run["seed"]), "metric": metric, "value": value, **made})
+    frame = pd.DataFrame(rows, columns=["dataset", "method", "fraction", "seed", "metric", "value", *SPLIT_COLUMNS])
+    mixed = frame.groupby("dataset")["convention"].nunique()
+    if (mixed > 1).any():
+        dataset = mixed[mixed > 1].index[0]
+        raise ValueError(f"{dataset}: runs of split conventions {sorted(frame[frame.dataset == dataset].convention.unique())} "
+                         "in one table; run each convention as its own config (its own `name`)")
     return frame.sort_values(["dataset", "method", "fraction", "seed", "metric"]).reset_index(drop=True)
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean and (sample) standard deviation over seeds."""
+    """Mean and (sample) standard deviation over seeds; the std of one seed is missing (NaN), not
+    0, and so is every statistic of a metric that is missing."""
     grouped = metrics.groupby(["dataset", "method", "fraction", "metric"], sort=True)["value"]
     summary = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
-    summary["std"] = summary["std"].fillna(0.0)
     return summary
+
+
+def cell_text(mean: float, std: float, fmt: str = "{:.1f}", pm: str = " ± ") -> str:
+    """mean ± std in % as printed; the mean alone for one seed, "–" for a missing metric."""
+    if mean != mean:
+        return "–"
+    text = fmt.format(100 * mean)
+    return text if std != std else text + pm + fmt.format(100 * std)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
     """The summary as a readable table: mean ± std (%) per method and fraction."""
     frame = summary.copy()
-    frame["value"] = [f"{100 * m:5.1f} ± {100 * s:4.1f}" for m, s in zip(frame["mean"], frame["std"])]
+    frame["value"] = [cell_text(m, s) for m, s in zip(frame["mean"], frame["std"])]
     table = frame.pivot_table(index=["dataset", "method", "fraction"], columns="metric", values="value",
                               aggfunc="first")
     return table[[m for m in METRICS if m in table.columns]].to_string()
@@ -52,8 +76,9 @@ def summary_metrics(summary: pd.DataFrame) -> dict:
     nested: dict = {}
     for row in summary.itertuples():
         cell = nested.setdefault(row.dataset, {}).setdefault(row.method, {}).setdefault(f"{row.fraction:g}", {})
-        cell[row.metric] = round(float(row.mean), 6)
-        cell[f"{row.metric}_std"] = round(float(row.std), 6)
+        # JSON has no NaN: a missing statistic is null
+        cell[row.metric] = None if row.mean != row.mean else round(float(row.mean), 6)
+        cell[f"{row.metric}_std"] = None if row.std != row.std else round(float(row.std), 6)
     return nested
 
 

@@ -45,6 +45,11 @@ def _dataset(args):
     from .datasets import DATASETS, archive_paths, prepare
     from .datasets.synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
 
+    if args.root:
+        from .datasets.user import lay_out
+
+        lay_out(args.root, args.out, args.split)
+        return
     if not DATASETS[args.name].generated:
         prepare(args.name, args.archives or archive_paths(args.name, args.archives_dir), args.out)
         return
@@ -75,7 +80,7 @@ def _splits(args):
     from .splits import write_split
 
     write_split(load_manifest(args.manifest), args.fraction, args.seed, args.out, args.split, args.convention,
-                args.lists_dir)
+                args.lists_dir, args.pool, args.val_per_class, args.info_out)
 
 
 def _teacher_weights(args):
@@ -113,6 +118,7 @@ def _teacher_gather(args):
 
 def _train(args):
     from .manifest import load_manifest
+    from .readers import read_json
     from .splits import load_split
     from .teacher.store import load_store
     from .trainer import train
@@ -125,6 +131,8 @@ def _train(args):
     if not isinstance(options, dict):
         raise ValueError(f"--options: a JSON object of config sections, not {type(options).__name__}")
     run_info = {"dataset": args.dataset, "fraction": args.fraction}
+    if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
+        run_info["split"] = read_json(args.split_info, "split info", "splits")
     train(load_manifest(args.manifest, videos=True), load_split(args.split), load_store(args.teacher), args.method,
           options, args.out, args.seed, run_info, args.threads, args.curve)
 
@@ -138,11 +146,19 @@ def _evaluate(args):
         raise ValueError(f"{len(args.model)} --model, {len(args.split)} --split and {len(args.out)} "
                          "--out given; give one of each per run, in the same order")
     runs = list(zip(args.model, args.split, args.out))
-    settings = evaluate_settings(args.clips, args.batch_size, args.device)
+    settings = evaluate_settings(args.clips, args.batch_size, args.device, args.crops)
     for result in evaluate_runs(runs, load_manifest(args.manifest, videos=True), load_store(args.teacher), args.threads,
                                 settings):
-        logging.info("%s fraction %s seed %s: top1 %.3f top5 %.3f mean-class %.3f", result["method"],
-                     result["fraction"], result["seed"], result["top1"], result["top5"], result["mean_class"])
+        top5 = "missing" if result["top5"] is None else f"{result['top5']:.3f}"
+        logging.info("%s fraction %s seed %s: top1 %.3f top5 %s mean-class %.3f", result["method"],
+                     result["fraction"], result["seed"], result["top1"], top5, result["mean_class"])
+
+
+def _sweep(args):
+    from .sweep import format_sweep, sweep
+
+    rows = sweep(args.config, args.method, args.fraction, args.set, args.seeds, args.threads)
+    print(format_sweep(rows, args.method, args.fraction))
 
 
 def _report(args):
@@ -200,13 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archives-dir", default=None, help="folder of archives already on disk")
     p.set_defaults(func=_download, outputs=(), output_dirs=('out_dir',))
 
-    p = sub.add_parser("dataset", help="generate the synthetic dataset, or lay out UCF101 / HMDB51",
+    p = sub.add_parser("dataset", help="generate the synthetic dataset, lay out UCF101 / HMDB51 or your own videos",
                        description="Write <out>/videos/<Class>/<video>.avi and <out>/splits/{classInd,trainlist0k,"
                                    "testlist0k}.txt in UCF101's format. synthetic: generated (MPEG-4 in AVI, 25 "
                                    "fps, plus <out>/pretrain/, captioned videos for the teacher; same seed, same "
                                    "bytes). ucf101, hmdb51: extracted from the official archives (checksums "
-                                   "verified; HMDB51's split files converted).")
-    p.add_argument("--name", default=default("dataset.name"), choices=names_of("dataset"))
+                                   "verified; HMDB51's split files converted). --root: your own videos, a folder "
+                                   "in that layout (<out>/videos and <out>/splits become symlinks to its own) or a "
+                                   "CSV with the header path,label,split (a symlink per video, split 1's lists "
+                                   "written); the videos stay where they are.")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--name", default=default("dataset.name"), choices=names_of("dataset"))
+    source.add_argument("--root", default=None, help="your own videos: a folder in UCF101's layout, or a CSV "
+                                                      "path,label,split (README, \"Your own videos\")")
+    p.add_argument("--split", type=int, default=None,
+                   help="--root folder: it must hold this split's lists (default: any split's)")
     p.add_argument("--archives", nargs=2, default=None, metavar=("VIDEOS", "SPLITS"),
                    help="ucf101/hmdb51: the video archive and the split archive")
     p.add_argument("--archives-dir", default="data/archives",
@@ -245,19 +269,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
     p.set_defaults(func=_index, outputs=('manifest', 'exclusions', 'classes'), output_dirs=())
 
-    p = sub.add_parser("splits", help="labeled / unlabeled / test roles for one fraction and seed",
-                       description="Class-balanced labeled subset of the official train split: "
-                                   "ceil(fraction × N_train / C) per class, at least one; the rest unlabeled; "
-                                   "test = the official test list. Output CSV: video_id, label, role.")
+    p = sub.add_parser("splits", help="labeled / unlabeled / val / test roles for one fraction and seed",
+                       description="The labeled videos of one fraction under a split convention (drawn from "
+                                   "the pool with the seed, or a paper's published lists), validation videos "
+                                   "held out of the rest, the rest unlabeled; test = the official test list. "
+                                   "Output CSV: video_id, label, role.")
     p.add_argument("--manifest", required=True)
     p.add_argument("--fraction", type=float, required=True, help="labeled fraction in (0, 1]")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--split", type=int, default=default("dataset.split"), help="official split number (1..3)")
     p.add_argument("--convention", default=default("dataset.split_convention"), choices=names_of("split_convention"),
                    help=description("dataset.split_convention"))
-    p.add_argument("--lists-dir", default=None, help="folder of published lists, for videossl / svformer")
+    p.add_argument("--lists-dir", default=None, help="folder of published lists, for the conventions that import them")
+    p.add_argument("--pool", default=default("dataset.pool"), choices=names_of("pool"), help=description("dataset.pool"))
+    p.add_argument("--val-per-class", type=int, default=default("dataset.val_per_class"),
+                   help=description("dataset.val_per_class"))
     p.add_argument("--out", required=True)
-    p.set_defaults(func=_splits, outputs=('out',), output_dirs=())
+    p.add_argument("--info-out", default=None,
+                   help="output JSON: how the split was made (convention, list source and sha256, counts)")
+    p.set_defaults(func=_splits, outputs=('out', 'info_out'), output_dirs=())
 
     p = sub.add_parser("teacher-weights", help="download a teacher's weights into a cache folder",
                        description="Fetch the weights of an open_clip model (a pretrained tag, or an hf-hub: "
@@ -323,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "curve (step, lr, loss and each loss term) as CSV.")
     p.add_argument("--manifest", required=True)
     p.add_argument("--split", required=True, help="split table from `svar splits`")
+    p.add_argument("--split-info", default=None, help="how that split was made (`svar splits --info-out`)")
     p.add_argument("--teacher", required=True, help="feature store from `svar teacher`")
     p.add_argument("--method", required=True, choices=names_of("method"))
     p.add_argument("--options", required=True,
@@ -347,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--clips", type=int, default=default("evaluate.clips"), help=description("evaluate.clips"))
+    p.add_argument("--crops", type=int, default=default("evaluate.crops"), help=description("evaluate.crops"))
     p.add_argument("--batch-size", type=int, default=default("evaluate.batch_size"),
                    help=description("evaluate.batch_size"))
     p.add_argument("--device", default=default("evaluate.device"), help=description("evaluate.device"))
@@ -373,6 +405,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--published", default=None, help="published-results CSV (default: the one svar ships)")
     p.add_argument("--run", default=None, help="the run for per-class and confusion plots: method/fraction/seed")
     p.set_defaults(func=_report, outputs=(), output_dirs=('out_dir',))
+
+    p = sub.add_parser("sweep", help="choose a setting on validation videos (never the test list)",
+                       description="Train one method at one fraction for the config's seeds, as configured and "
+                                   "with each --set alternative, on the workflow's splits, manifest and teacher "
+                                   "features (run the workflow first), and print each variant's validation top-1, "
+                                   "mean ± std over seeds. No test video is scored; the checkpoints are deleted.")
+    p.add_argument("--config", nargs="*", default=[], help="the config's overlays (config.yaml is always read)")
+    p.add_argument("--method", required=True, choices=names_of("method"))
+    p.add_argument("--fraction", type=float, required=True, help="a fraction of the config's grid")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an alternative value of one setting (YAML), e.g. train.strong_area=[0.35,1.0]; repeatable")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the config's seeds")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_sweep, outputs=(), output_dirs=())
 
     p = sub.add_parser("bench", help="throughput: the data path against the compute it feeds",
                        description="teacher: decode-only, encode-only and extraction-pipeline videos/s on the "

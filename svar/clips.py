@@ -1,11 +1,23 @@
-"""Decoded clips for the student: frames decoded once, resized, held as uint8.
+"""Decoded clips for the student: which frames a clip holds, the frames cached once, the views.
 
-The training videos are decoded once per run into memory, or, with `student.cache_dir`, once per
-(videos, size, frames) into a .npy file that later runs open as a memory map. Training takes T
-of the cached frames per clip with a random temporal offset (`take_clips`) and augments whole
-batches on the device with vectorised tensor ops (`augment`, `strong_augment`); every random
-draw comes from the trainer's CPU generator, so the same seed gives the same batches on any
-device. Evaluation decodes the centred uniform frames (`decode_clips`).
+What a student sees of a video is a `ClipSpec` (the config's `student` section):
+
+- `segments`: `frames` frames, one from each of `frames` equal segments of the whole video;
+  the cache keeps `cache_frames` uniformly spread frames and a training clip takes `frames` of
+  them with a random offset (TSN-style; the generated set's default).
+- `dense`: `frames` frames `stride` apart from a random start (the 3D-CNN recipe, 16×4 for the
+  3D-ResNets); the cache keeps every `stride`-th frame of the whole video, so any start (on the
+  stride) can be drawn; a video shorter than a clip is looped (mmaction2's `loop`).
+
+Cached frames are resized to cover `cache_size` (H, W) and centre-cropped to it, e.g. 128×171
+for 112-pixel crops. Training takes a random crop of `size` (or a random resized crop) and a
+flip where the classes allow it, with torchvision.transforms.v2 on each clip as one video (one
+draw for all its frames); evaluation takes the centre crop, or `crops` crops spread along the
+long side, of `clips` clips spread over the video (`eval_views`).
+
+The cache lives in memory, or, with `student.cache_dir`, in .npy files that later runs open as
+memory maps. Every random draw comes from the trainer's CPU generator (transforms.v2 draws from
+torch's global generator, seeded from it), so the same seed gives the same batches on any device.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import json
 import logging
 import math
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,39 +35,100 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import atomic_path
-from .image import resize_center_crop
+from .image import resize_cover
 from .video import decoder_versions, map_videos, read_frames, uniform_indices
 
 log = logging.getLogger(__name__)
 
 # bump when decoding, resizing or the cache layout changes: old cache files are then ignored
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+SAMPLING_MODES = ("segments", "dense")
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What the student takes of a video (the config's `student` keys that shape its input)."""
+
+    sampling: str
+    frames: int
+    stride: int
+    cache_frames: int
+    cache_size: tuple[int, int]
+    size: int
+
+    @classmethod
+    def from_options(cls, student: dict) -> "ClipSpec":
+        # a run is given only the keys its mode reads (svar.methods.clip_keys): the other one is moot
+        spec = cls(student["sampling"], int(student["frames"]), int(student.get("stride", 1)),
+                   int(student.get("cache_frames", student["frames"])), tuple(int(v) for v in student["cache_size"]),
+                   int(student["size"]))
+        for problem in spec.problems():
+            raise ValueError(problem)
+        return spec
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.sampling not in SAMPLING_MODES:
+            out.append(f"student.sampling: {self.sampling!r} is not one of {list(SAMPLING_MODES)}")
+        if min(self.cache_size) < self.size:
+            out.append(f"student.cache_size: {list(self.cache_size)} is smaller than the crop, student.size = "
+                       f"{self.size}; cache at least the crop size")
+        if self.sampling == "segments" and self.frames > self.cache_frames:
+            out.append(f"student.frames: {self.frames} frames a clip, but only student.cache_frames = "
+                       f"{self.cache_frames} are decoded a video; raise cache_frames or lower frames")
+        return out
+
+    def cached_indices(self, n_frames: int) -> np.ndarray:
+        """The frames of an n-frame video the cache keeps."""
+        if self.sampling == "dense":
+            return np.arange(0, n_frames, self.stride, dtype=np.int64)
+        return uniform_indices(n_frames, self.cache_frames)
+
+    def test_indices(self, n_frames: int, clip: int, n_clips: int) -> np.ndarray:
+        """The frames of test clip `clip` of `n_clips`, spread evenly over the video."""
+        if self.sampling == "segments":
+            return uniform_indices(n_frames, self.frames, (clip + 0.5) / n_clips)
+        span = (self.frames - 1) * self.stride + 1
+        start = int(max(n_frames - span, 0) * (clip + 0.5) / n_clips)
+        return (start + self.stride * np.arange(self.frames, dtype=np.int64)) % n_frames  # looped when short
+
+    def describe(self) -> dict:
+        return asdict(self)
 
 
 def _decode_one(args) -> np.ndarray:
-    path, n_frames, k, size, offset = args
-    frames = read_frames(path, uniform_indices(int(n_frames), k, offset))
-    return resize_center_crop(torch.from_numpy(frames), size).permute(0, 2, 3, 1).numpy()
+    path, indices, cache_size = args
+    frames = read_frames(path, indices)
+    return resize_cover(torch.from_numpy(frames), cache_size).permute(0, 2, 3, 1).numpy()
 
 
-def _decode_all(rows, frames_per_clip: int, size: int, workers: int, offset: float, desc: str) -> np.ndarray:
-    jobs = [(r.path, r.frames, frames_per_clip, size, offset) for r in rows.itertuples()]
+@dataclass
+class ClipCache:
+    """The cached frames of N videos: `frames` uint8 [sum of lengths, H, W, 3] (an array or a
+    read-only memory map), video i at rows `starts[i] : starts[i] + lengths[i]`."""
+
+    frames: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def _decode_cache(rows, spec: ClipSpec, workers: int, desc: str) -> ClipCache:
+    jobs = [(r.path, spec.cached_indices(int(r.frames)), spec.cache_size) for r in rows.itertuples()]
     clips = map_videos(_decode_one, jobs, workers, desc)
-    if not clips:
-        return np.zeros((0, frames_per_clip, size, size, 3), dtype=np.uint8)
-    return np.stack(clips)
+    lengths = np.array([len(c) for c in clips], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(clips) else lengths
+    h, w = spec.cache_size
+    frames = np.concatenate(clips) if clips else np.zeros((0, h, w, 3), dtype=np.uint8)
+    return ClipCache(frames, starts, lengths)
 
 
-def decode_clips(rows, frames_per_clip: int, size: int, workers: int = 1, offset: float = 0.5,
-                 desc: str = "decode clips") -> torch.Tensor:
-    """uint8 [N, frames_per_clip, size, size, 3] for manifest rows (path, frames)."""
-    return torch.from_numpy(_decode_all(rows, frames_per_clip, size, workers, offset, desc))
-
-
-def cache_key(rows, frames_per_clip: int, size: int, offset: float = 0.5) -> str:
+def cache_key(rows, spec: ClipSpec) -> str:
     """A hash of everything that changes the cached pixels: the videos (id, path, frame count,
-    file size and modification time), frames per clip, size, temporal offset, the decoders'
-    versions and this module's CACHE_VERSION."""
+    file size and modification time), the frames kept and their size, the decoders' versions and
+    this module's CACHE_VERSION."""
     videos = []
     for r in rows.itertuples():
         try:
@@ -63,75 +137,163 @@ def cache_key(rows, frames_per_clip: int, size: int, offset: float = 0.5) -> str
         except OSError:
             stamp = None
         videos.append([r.video_id, str(r.path), int(r.frames), stamp])
-    spec = {"version": CACHE_VERSION, "frames": frames_per_clip, "size": size, "offset": offset,
-            "decoders": decoder_versions(), "videos": videos}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    kept = {"sampling": spec.sampling, "cache_size": list(spec.cache_size),
+            **({"stride": spec.stride} if spec.sampling == "dense" else {"cache_frames": spec.cache_frames})}
+    body = {"version": CACHE_VERSION, "kept": kept, "decoders": decoder_versions(), "videos": videos}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def load_clips(rows, frames_per_clip: int, size: int, workers: int = 1, cache_dir: str | os.PathLike = "",
-               desc: str = "decode clips") -> np.ndarray:
-    """uint8 [N, frames_per_clip, size, size, 3] for manifest rows, decoded at the centred offset.
+def load_clips(rows, spec: ClipSpec, workers: int = 1, cache_dir: str | os.PathLike = "",
+               desc: str = "decode clips") -> ClipCache:
+    """The cached frames of manifest rows (path, frames) under `spec`.
 
     cache_dir "" keeps them in memory only. Otherwise they are read from, or decoded once into,
-    `<cache_dir>/clips_<frames>x<size>_<key>.npy` (written atomically) and opened as a read-only
-    memory map, so repeated runs skip decoding and share the pages.
+    `<cache_dir>/clips_<sampling>_<H>x<W>_<key>.npy` plus its `.index.npy` (video starts and
+    lengths), written atomically (frames first, the index last, so an index names a complete
+    file) and opened as a read-only memory map: later runs skip decoding and share the pages.
     """
     if not cache_dir:
-        return _decode_all(rows, frames_per_clip, size, workers, 0.5, desc)
-    key = cache_key(rows, frames_per_clip, size)
-    path = Path(cache_dir) / f"clips_{frames_per_clip}x{size}_{key[:20]}.npy"
-    expected = (len(rows), frames_per_clip, size, size, 3)
-    if path.exists():
-        clips = _open_cache(path, expected)
-        if clips is not None:
+        return _decode_cache(rows, spec, workers, desc)
+    key = cache_key(rows, spec)
+    h, w = spec.cache_size
+    path = Path(cache_dir) / f"clips_{spec.sampling}_{h}x{w}_{key[:20]}.npy"
+    index = path.with_name(path.stem + ".index.npy")
+    if path.exists() and index.exists():
+        cache = _open_cache(path, index, len(rows), spec.cache_size)
+        if cache is not None:
             log.info("decoded-clip cache: %s", path)
-            return clips
-    clips = _decode_all(rows, frames_per_clip, size, workers, 0.5, f"{desc} (to {path.name})")
+            return cache
+    cache = _decode_cache(rows, spec, workers, f"{desc} (to {path.name})")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, clips)
-    log.info("decoded-clip cache written: %s (%d videos)", path, len(clips))
-    return _open_cache(path, expected)
+        np.save(f, cache.frames)
+    with atomic_path(index) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.stack([cache.starts, cache.lengths]))
+    log.info("decoded-clip cache written: %s (%d videos, %d frames)", path, len(cache), len(cache.frames))
+    return _open_cache(path, index, len(rows), spec.cache_size)
 
 
-def _open_cache(path: Path, expected: tuple) -> np.ndarray | None:
-    """The cache file as a read-only memory map; None (with a warning naming it) when it is
-    corrupt or not the shape its name promises: the cache is then decoded again."""
+def _open_cache(path: Path, index: Path, n_videos: int, cache_size) -> ClipCache | None:
+    """The cache files as a read-only memory map; None (with a warning naming the file) when one
+    is corrupt or not the shape its name promises: the cache is then decoded again."""
     try:
-        clips = np.load(path, mmap_mode="r")
+        frames = np.load(path, mmap_mode="r")
+        starts, lengths = np.load(index)
     except (OSError, ValueError, EOFError) as exc:
         log.warning("%s: the decoded-clip cache is corrupt or truncated (%s); decoding it again", path, exc)
         return None
-    if clips.shape != expected or clips.dtype != np.uint8:
-        log.warning("%s: shape %s %s, expected %s uint8; decoding it again", path, clips.shape, clips.dtype, expected)
+    h, w = cache_size
+    if (frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or frames.dtype != np.uint8 or len(starts) != n_videos
+            or (len(starts) and starts[-1] + lengths[-1] != len(frames))):
+        log.warning("%s: shape %s %s does not match its index or %d videos of %dx%d; decoding it again",
+                    path, frames.shape, frames.dtype, n_videos, h, w)
         return None
-    return clips
+    return ClipCache(frames, starts, lengths)
 
 
-def frame_offsets(n: int, cached: int, frames: int, generator: torch.Generator) -> torch.Tensor:
-    """[n, frames] indices into the cached frames: uniform segments with a random offset."""
-    offsets = torch.rand(n, generator=generator)
-    seg = cached / frames
-    return (seg * (torch.arange(frames)[None, :] + offsets[:, None])).floor().long().clamp(max=cached - 1)
+def clip_indices(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator: torch.Generator) -> torch.Tensor:
+    """[len(rows), frames] rows of `cache.frames` for one training clip of each video in `rows`.
+
+    segments: one cached frame from each of `frames` equal segments, at a random offset shared
+    by the clip's segments; dense: `frames` consecutive cached frames (`stride` apart in the
+    video) from a random start, looped when the video is shorter than a clip."""
+    starts = torch.from_numpy(np.asarray(cache.starts))[rows]
+    lengths = torch.from_numpy(np.asarray(cache.lengths))[rows]
+    u = torch.rand(len(rows), generator=generator)
+    steps = torch.arange(spec.frames)
+    if spec.sampling == "segments":
+        seg = lengths[:, None].double() / spec.frames
+        within = (seg * (steps[None, :] + u[:, None].double())).floor().long()
+        within = torch.minimum(within, lengths[:, None] - 1)
+    else:
+        first = (u.double() * (lengths - spec.frames + 1).clamp(min=1)).floor().long()
+        within = (first[:, None] + steps[None, :]) % lengths[:, None]
+    return starts[:, None] + within
 
 
-def take_clips(cache, rows: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
-    """uint8 [len(rows), frames, H, W, 3]: clips `rows` of a cache (numpy array, memory map or
-    tensor [N, cached, H, W, 3]), `frames` of their cached frames each (uniform segments with a random offset),
-    reading only those frames."""
-    idx = frame_offsets(len(rows), cache.shape[1], frames, generator)
-    if isinstance(cache, torch.Tensor):
-        return cache[rows[:, None], idx]
-    return torch.from_numpy(np.ascontiguousarray(cache[rows.numpy()[:, None], idx.numpy()]))
+def take_clips(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator: torch.Generator) -> torch.Tensor:
+    """uint8 [len(rows), frames, H, W, 3]: one training clip of each video in `rows` (its frames
+    drawn by `clip_indices`), reading only those frames of the cache."""
+    idx = clip_indices(cache, rows, spec, generator)
+    return torch.from_numpy(np.ascontiguousarray(cache.frames[idx.numpy().reshape(-1)])).view(
+        len(rows), spec.frames, *cache.frames.shape[1:])
 
 
-def _pad_rows(rows: torch.Tensor, unit: int, pad: int) -> torch.Tensor:
-    """[R, L] -> [R, L + 2 * pad * unit]: the first and last `unit` elements repeated `pad` times."""
-    n_rows, length = rows.shape
-    out = rows.new_empty(n_rows, length + 2 * pad * unit)
-    out[:, pad * unit:pad * unit + length] = rows
-    out[:, :pad * unit].view(n_rows, pad, unit).copy_(rows[:, None, :unit])
-    out[:, pad * unit + length:].view(n_rows, pad, unit).copy_(rows[:, None, -unit:])
-    return out
+# --------------------------------------------------------------------------- spatial views
+
+
+def _seeded(generator: torch.Generator) -> int:
+    return int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+
+
+def train_crops(clips: torch.Tensor, size: int, generator: torch.Generator, crop: str = "random",
+                padding: int = 0, scale=(0.25, 1.0), flip: bool = False) -> torch.Tensor:
+    """The training view of each clip, one draw for all of its frames (torchvision.transforms.v2
+    on the clip as a video): a random `size` crop of the frame padded by `padding` replicated
+    pixels (crop `random`), or a random resized crop of area `scale` (crop `random_resized`);
+    then a horizontal flip with probability 0.5 when `flip` (off on the generated set: "moving
+    left" and "moving right" are classes there).
+
+    uint8 [N, T, H, W, 3] in, uint8 [N, T, size, size, 3] out (channel-planar memory, a layout
+    Student._input takes like any other). The draws come from `generator`: v2 draws from torch's
+    global generator, seeded from it inside a forked RNG state, so no other code's draws shift."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    if crop == "random":
+        # the border is replicated here, once for the batch, by indexing: v2.RandomCrop's own
+        # padding_mode="edge" on uint8 video took 217 ms for 32 4-frame 24-pixel clips against
+        # 3.4 ms for this (measured side by side here)
+        if padding:
+            clips = _replicate_pad(clips, padding)
+        steps = [v2.RandomCrop(size)]
+    elif crop == "random_resized":
+        steps = [v2.RandomResizedCrop(size, scale=tuple(scale), antialias=True)]
+    else:
+        raise ValueError(f"train.crop: {crop!r} is not one of ['random', 'random_resized']")
+    if flip:
+        steps.append(v2.RandomHorizontalFlip(0.5))
+    transform = v2.Compose(steps)
+    seed = _seeded(generator)
+    if not len(clips):
+        return clips.new_zeros((0, clips.shape[1], size, size, 3))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        views = [transform(tv_tensors.Video(clip.permute(0, 3, 1, 2))) for clip in clips]
+    return torch.stack([v.as_subclass(torch.Tensor) for v in views]).permute(0, 1, 3, 4, 2)
+
+
+def _replicate_pad(clips: torch.Tensor, pad: int) -> torch.Tensor:
+    """uint8 [N, T, H, W, 3] -> [N, T, H + 2 pad, W + 2 pad, 3], the border pixels repeated."""
+    h, w = clips.shape[2:4]
+    rows = (torch.arange(h + 2 * pad) - pad).clamp(0, h - 1)
+    cols = (torch.arange(w + 2 * pad) - pad).clamp(0, w - 1)
+    return clips[:, :, rows][:, :, :, cols]
+
+
+def crop_boxes(height: int, width: int, size: int, n_crops: int) -> list[tuple[int, int]]:
+    """(top, left) of `n_crops` test crops of `size`: the centre crop for one; otherwise spread
+    evenly along the long side from one end to the other, centred on the short side (the
+    three-crop test of the 3D-CNN literature)."""
+    top, left = (height - size) // 2, (width - size) // 2
+    if n_crops == 1:
+        return [(top, left)]
+    spread = [round(i * (max(height, width) - size) / (n_crops - 1)) for i in range(n_crops)]
+    return [(top, p) if width >= height else (p, left) for p in spread]
+
+
+def eval_views(clips: torch.Tensor, size: int, n_crops: int) -> list[torch.Tensor]:
+    """The `n_crops` test crops (crop_boxes) of uint8 clips [N, T, H, W, 3], each [N, T, size, size, 3]."""
+    h, w = clips.shape[2:4]
+    return [clips[:, :, top:top + size, left:left + size] for top, left in crop_boxes(h, w, size, n_crops)]
+
+
+def decode_eval_clips(rows, spec: ClipSpec, clip: int, n_clips: int, workers: int = 1,
+                      desc: str = "decode test clips") -> torch.Tensor:
+    """uint8 [N, frames, H, W, 3] at the cache size: test clip `clip` of `n_clips` of each video."""
+    jobs = [(r.path, spec.test_indices(int(r.frames), clip, n_clips), spec.cache_size) for r in rows.itertuples()]
+    clips = map_videos(_decode_one, jobs, workers, desc)
+    h, w = spec.cache_size
+    return torch.from_numpy(np.stack(clips)) if clips else torch.zeros((0, spec.frames, h, w, 3), dtype=torch.uint8)
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -142,43 +304,14 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device)
 
 
-def augment(clips: torch.Tensor, generator: torch.Generator, pad: int = 4, flip: bool = False) -> torch.Tensor:
-    """Weak augmentation, the same for every frame of a clip: a random shift, optional flip.
-
-    A shift of up to `pad` pixels with replicated borders (a crop of the replicate-padded clip).
-    Flip is off by default: on the generated set "moving left" and "moving right" are classes.
-    uint8 in, uint8 out, batched on the clips' device: whole image rows are gathered for the
-    vertical shift, then each padded row is cut at the clip's horizontal offset.
-    """
-    n, t, h, w, c = clips.shape
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
-    # output row y of clip i, frame f is input row clamp(y + dy_i - pad)
-    src = (torch.arange(h)[None, :] + dy[:, None] - pad).clamp(0, h - 1)
-    src = (torch.arange(n * t).view(n, t, 1) * h + src[:, None, :]).view(-1)
-    index = to_device(torch.cat([src, dx.repeat_interleave(t * h), flips.long()]), clips.device)  # one copy
-    src, dx_rows, flips = index[:n * t * h], index[n * t * h:2 * n * t * h], index[2 * n * t * h:].bool()
-    rows = clips.reshape(n * t * h, w * c).index_select(0, src)
-    # output pixel x is padded pixel x + dx_i: a window of the padded row, stepping by a pixel
-    windows = _pad_rows(rows, c, pad).unfold(1, w * c, c)  # [n*t*h, 2*pad+1, w*c] (a view)
-    out = windows[torch.arange(n * t * h, device=clips.device), dx_rows].view(n, t, h, w, c)
-    if flip:
-        out = torch.where(flips.view(n, 1, 1, 1, 1), out.flip(3), out)
-    return out  # channels-last already: the layout the student's convolutions take (Student._input)
-
-
-# strong augmentation's ranges (RandAugment / FixMatch-like, milder in crop and cutout: on 32-pixel
-# clips of small objects a bigger crop or square often removes the object; fixmatch on the generated
-# set at fraction 0.2 did better with these than with area 0.35 and cutout 0.5)
+# strong augmentation's ranges (RandAugment / FixMatch-like); the crop area and the cutout side
+# are the config's (train.strong_area, train.strong_cutout), chosen on validation videos
 STRONG = {
-    "area": (0.5, 1.0),           # random resized crop: fraction of the frame kept
-    "ratio": (3 / 4, 4 / 3),      # and its aspect ratio
+    "ratio": (3 / 4, 4 / 3),      # random resized crop: its aspect ratio
     "brightness": (0.6, 1.4),
     "contrast": (0.6, 1.4),
     "saturation": (0.6, 1.4),
     "grayscale_p": 0.2,
-    "cutout": (0.2, 0.4),         # side of the erased square, as a fraction of the frame side
 }
 
 
@@ -187,10 +320,12 @@ def _uniform(n: int, lo_hi, generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=generator)
 
 
-def strong_augment(clips: torch.Tensor, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
+def strong_augment(clips: torch.Tensor, generator: torch.Generator, flip: bool = False, area=(0.5, 1.0),
+                   cutout=(0.2, 0.4)) -> torch.Tensor:
     """Strong augmentation, the same for every frame of a clip: random resized crop (scale and
     aspect ratio, anywhere in the frame), optional flip, brightness, contrast and saturation
-    jitter, random grayscale, and a cutout square filled with grey.
+    jitter, random grayscale, and a cutout square filled with grey. `area`: the fraction of the
+    frame the crop keeps; `cutout`: the square's side as a fraction of the frame's.
 
     uint8 [N, T, H, W, 3] in and out; the work runs batched on the clips' device, the random
     parameters are drawn on the CPU from `generator`.
@@ -198,7 +333,7 @@ def strong_augment(clips: torch.Tensor, generator: torch.Generator, flip: bool =
     n, t, h, w, c = clips.shape
     dev = clips.device
     # --- draws, in a fixed order
-    area = _uniform(n, STRONG["area"], generator)
+    area = _uniform(n, area, generator)
     log_ratio = _uniform(n, [math.log(r) for r in STRONG["ratio"]], generator)
     pos = torch.rand(n, 2, generator=generator) * 2 - 1
     flips = torch.rand(n, generator=generator) < 0.5
@@ -206,7 +341,7 @@ def strong_augment(clips: torch.Tensor, generator: torch.Generator, flip: bool =
     contrast = _uniform(n, STRONG["contrast"], generator)
     sat = _uniform(n, STRONG["saturation"], generator)
     gray = torch.rand(n, generator=generator) < STRONG["grayscale_p"]
-    side = _uniform(n, STRONG["cutout"], generator)
+    side = _uniform(n, cutout, generator)
     centre = torch.rand(n, 2, generator=generator)
 
     # --- random resized crop (+ flip) as one affine resampling per clip

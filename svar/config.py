@@ -159,8 +159,28 @@ def validate(config: dict, source: str = "config") -> dict:
     return full
 
 
+def _dataset_problems(config: dict) -> list[str]:
+    """dataset.name is a built-in dataset, or with dataset.root the user's own (any other name,
+    a root that can be laid out: svar.datasets.user)."""
+    from .datasets import DATASETS
+
+    name, root = config["dataset"]["name"], config["dataset"]["root"]
+    if not root:
+        if name in DATASETS:
+            return []
+        return [f"dataset.name: {name!r} is not a built-in dataset ({', '.join(DATASETS)}); to run your own "
+                "videos, set dataset.root to their folder (UCF101's layout) or to a CSV (path,label,split)"]
+    if name in DATASETS:
+        return [f"dataset.root: {root} is set, but dataset.name {name} is a built-in dataset, which svar lays "
+                "out itself; give your videos a name of their own (dataset.name: mydata), or set root to \"\""]
+    from .datasets.user import config_problems
+
+    return config_problems(config)
+
+
 def problems(config: dict, local: bool = True) -> list[str]:
     """What the schema cannot see, as `key: what is wrong` lines (none when all is well): the
+    dataset is a built-in one or the user's own with a root that can be laid out, the
     teacher model and its weights tag exist, a clip takes no more frames than are cached, and a
     CUDA device asked for is here — checked only when the jobs run on this machine (`local`), as
     a cluster's login node has no GPU. A complete config (`validate`) goes in."""
@@ -172,10 +192,13 @@ def problems(config: dict, local: bool = True) -> list[str]:
     from .datasets import DATASETS
     from .teacher.weights import GENERATED
 
+    out += _dataset_problems(config)
+    name = config["dataset"]["name"]
     if pretrained == GENERATED:
-        if not DATASETS[config["dataset"]["name"]].generated:
-            out.append(f"teacher.pretrained: {GENERATED} is the generated dataset's own teacher; "
-                       f"{config['dataset']['name']} needs a pretrained tag (openai ...) or a checkpoint file")
+        if not (name in DATASETS and DATASETS[name].generated):
+            out.append(f"teacher.pretrained: {GENERATED} is the generated dataset's own teacher, trained on its "
+                       f"captioned pool; {name} needs open_clip weights (a pretrained tag: teacher.model ViT-B-32, "
+                       "teacher.pretrained openai ...) or a checkpoint file")
         pretrained = "checkpoint.pt"  # a file, made by rule pretrain_teacher
     source = weights_source(model, pretrained)
     if source == "local-dir":
@@ -198,10 +221,19 @@ def problems(config: dict, local: bool = True) -> list[str]:
         elif source == "tag" and not open_clip.get_pretrained_cfg(model, pretrained):
             out.append(f"teacher.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained tag of "
                        f"{model}; its tags: {open_clip.list_pretrained_tags_by_model(model)}")
+    from .literature import CONVENTIONS as PUBLISHED
+
+    convention = config["dataset"]["split_convention"]
+    if convention in PUBLISHED and not config["dataset"]["lists_dir"]:
+        out.append(f"dataset.lists_dir: the {convention} convention imports the lists that paper published; "
+                   "point lists_dir at the folder holding them")
     student = config["student"]
-    if student["frames"] > student["cache_frames"]:
+    if student["sampling"] == "segments" and student["frames"] > student["cache_frames"]:
         out.append(f"student.frames: {student['frames']} frames a clip, but only student.cache_frames = "
                    f"{student['cache_frames']} are decoded a video; raise cache_frames or lower frames")
+    if min(student["cache_size"]) < student["size"]:
+        out.append(f"student.cache_size: {student['cache_size']} is smaller than the crop, student.size = "
+                   f"{student['size']}; cache at least the crop size")
     if local:
         from .device import resolve_device
 

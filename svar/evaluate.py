@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .atomic import write_json
-from .clips import decode_clips
+from .clips import ClipSpec, decode_eval_clips, eval_views
 from .config import default
 from .device import autocast, resolve_device
 from .provenance import source_version
@@ -23,8 +23,9 @@ from .video import decoder_versions
 
 def accuracy_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
     pred = logits.argmax(1)
-    k = min(5, num_classes)
-    top5 = (logits.topk(k, dim=1).indices == labels[:, None]).any(1).float().mean().item()
+    # with 5 classes or fewer every prediction is in the top 5: the number would say nothing
+    top5 = ((logits.topk(5, dim=1).indices == labels[:, None]).any(1).float().mean().item() if num_classes > 5
+            else None)
     per_class = []
     for c in range(num_classes):
         mask = labels == c
@@ -46,47 +47,58 @@ class TestClips:
     def __init__(self, manifest, threads: int = 1):
         self.by_id, self.threads, self.cache = manifest.set_index("video_id"), threads, {}
 
-    def get(self, video_ids, frames: int, size: int, clip: int, n_clips: int) -> torch.Tensor:
-        key = (tuple(video_ids), frames, size, clip, n_clips)
+    def get(self, video_ids, spec: ClipSpec, clip: int, n_clips: int) -> torch.Tensor:
+        """uint8 [N, frames, H, W, 3] at the cache size: test clip `clip` of `n_clips` of each video."""
+        key = (tuple(video_ids), spec, clip, n_clips)
         if key not in self.cache:
-            # several clips per video at evenly spread temporal offsets; logits averaged
-            self.cache[key] = decode_clips(self.by_id.loc[list(video_ids)], frames, size, self.threads,
-                                           offset=(clip + 0.5) / n_clips,
-                                           desc=f"decode test clip {clip + 1}/{n_clips}")
+            self.cache[key] = decode_eval_clips(self.by_id.loc[list(video_ids)], spec, clip, n_clips, self.threads,
+                                                desc=f"decode test clip {clip + 1}/{n_clips}")
         return self.cache[key]
 
 
 def evaluate_settings(clips: int = default("evaluate.clips"), batch_size: int = default("evaluate.batch_size"),
-                      device: str = default("evaluate.device")) -> dict:
+                      device: str = default("evaluate.device"), crops: int = default("evaluate.crops")) -> dict:
     """The config's `evaluate` section, complete: how a student is scored."""
-    for key, value in (("clips", clips), ("batch_size", batch_size)):
+    for key, value in (("clips", clips), ("crops", crops), ("batch_size", batch_size)):
         if int(value) < 1:
             raise ValueError(f"evaluate.{key}: must be at least 1, got {value}")
-    return {"clips": int(clips), "batch_size": int(batch_size), "device": device}
+    return {"clips": int(clips), "crops": int(crops), "batch_size": int(batch_size), "device": device}
+
+
+def views_text(settings: dict) -> str:
+    """'10 clips × 3 crops': the test views whose logits are averaged."""
+    clips, crops = settings["clips"], settings["crops"]
+    return f"{clips} clip{'s' * (clips > 1)} × {crops} crop{'s' * (crops > 1)}"
+
+
+def model_clips(ckpt: dict) -> ClipSpec:
+    """The clips the model was trained on (its checkpoint's student options)."""
+    return ClipSpec.from_options(ckpt["meta"]["options"]["student"])
 
 
 @torch.no_grad()
 def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: TestClips | None = None,
                 settings: dict | None = None) -> torch.Tensor:
+    """Logits of the test videos averaged over `clips` × `crops` views (evaluate settings)."""
     if ckpt["kind"] == "teacher_head":
         return video_features(store, test["video_id"]) @ ckpt["weight"].T + ckpt["bias"]
     settings = settings or evaluate_settings()
     clips = clips or TestClips(manifest, threads)
-    model_input = ckpt["meta"]["options"]["student"]  # the clips the model was trained on
+    spec = model_clips(ckpt)
     device = resolve_device(settings["device"], "evaluate.device")
     student = Student(ckpt["arch"], ckpt["num_classes"], ckpt["teacher_dim"])
     student.load_state_dict(ckpt["state_dict"])
     student.to(device).eval()
-    n_clips = settings["clips"]
+    n_clips, n_crops = settings["clips"], settings["crops"]
     total = 0
     for c in range(n_clips):
-        x = clips.get(test["video_id"], model_input["frames"], model_input["size"], c, n_clips)
-        outs = []
-        for chunk in x.split(settings["batch_size"]):
-            with autocast(device):
-                outs.append(student(chunk.to(device))[0].float().cpu())
-        total = total + torch.cat(outs)
-    return total / n_clips
+        for view in eval_views(clips.get(test["video_id"], spec, c, n_clips), spec.size, n_crops):
+            outs = []
+            for chunk in view.split(settings["batch_size"]):
+                with autocast(device):
+                    outs.append(student(chunk.contiguous().to(device))[0].float().cpu())
+            total = total + torch.cat(outs)
+    return total / (n_clips * n_crops)
 
 
 def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: TestClips | None = None,
@@ -109,7 +121,11 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
         "test_video_ids": list(test["video_id"]),
         "test_labels": labels.tolist(),
         "test_predictions": metrics["predictions"],
+        # how the split was made: convention, pool, list source (seed or published files + sha256),
+        # what the seed varies, counts (svar.splits.split_info); None when trained without it
+        "split": meta.get("split"),
         "accuracy_of": "final model (no test-set model selection)",
+        "val_top1": meta.get("val_top1"), "n_val": meta.get("n_val"),
         # which weights of the final model were evaluated: the last step's, or their EMA (train.ema)
         "weights": meta.get("weights", "the final weights"),
         "teacher_random_weights": teacher["random_weights"],
@@ -120,7 +136,11 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
             "options": meta["options"],
             # how a student was scored; teacher-only heads are scored on the stored features
             "evaluate": settings if ckpt["kind"] == "student" else None,
-            "split_convention": meta.get("split_convention", "class-balanced"),
+            # what a student saw of each video: its clips (sampling, frames, stride, sizes) and the
+            # test views, clips × crops, whose logits were averaged
+            "clips": meta.get("clips"),
+            "views": (views_text(settings) if ckpt["kind"] == "student" else "the teacher's stored video features"),
+            "split_convention": (meta.get("split") or {}).get("convention", "unrecorded"),
             "decoders": decoder_versions(),
             **source_version(),  # git_commit, git_dirty: of svar's own checkout
         },

@@ -7,18 +7,26 @@ import torch.nn.functional as F
 
 
 def resize_center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 [T, H, W, 3] -> uint8 [T, 3, size, size]: shortest side to size, centre crop.
+    """uint8 [T, H, W, 3] -> uint8 [T, 3, size, size]: shortest side to size, centre crop."""
+    return resize_cover(frames, (size, size))
 
-    Runs on whatever device `frames` is on; frames already size × size are only permuted.
+
+def resize_cover(frames: torch.Tensor, box: tuple[int, int]) -> torch.Tensor:
+    """uint8 [T, H, W, 3] -> uint8 [T, 3, box_h, box_w]: resized (aspect kept, bicubic with
+    antialiasing) to the smallest size that covers the box, then centre-cropped to it; a
+    320×240 video to (128, 171) is the 3D-CNN recipe's "resize to 128×171".
+
+    Runs on whatever device `frames` is on; frames already the box's size are only permuted.
     """
     x = frames.permute(0, 3, 1, 2)
     h, w = x.shape[-2:]
-    if h == size and w == size:
+    bh, bw = box
+    if h == bh and w == bw:
         return x.contiguous()
     x = x.float()
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    scale = max(bh / h, bw / w)
+    nh, nw = max(bh, round(h * scale)), max(bw, round(w * scale))
     x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    x = x[..., top:top + size, left:left + size]
+    top, left = (nh - bh) // 2, (nw - bw) // 2
+    x = x[..., top:top + bh, left:left + bw]
     return x.round().clamp(0, 255).to(torch.uint8)

@@ -9,8 +9,10 @@ VideoSSL and SVFormer published:
   `..._unlabeled_...`, `<dataset>_val_split_<k>_rawframes.txt` (the test list) and
   `<dataset>_train_split_<k>_rawframes.txt` (the whole training pool). HMDB51 comes with
   labeled lists only; its unlabeled set is the pool (the 100% list) minus the labeled videos.
-- SVFormer: folders `list_<dataset>_<p>/` holding `train.csv` (labeled), `unlabel.csv` and
-  `test.csv`, one line per video, `<path on the authors' machine> label_index`.
+- SVFormer, SeFAR: folders `list_<dataset>_<p>/` holding `train.csv` (labeled), `unlabel.csv`
+  (SeFAR's UCF101 5%: `unlabe.csv`) and the test list (`test.csv`, or `val.csv`; some SeFAR
+  folders hold none: the official test list of split 1 then serves), one line per video,
+  `<path on the authors' machine> label_index` or `<path>,<label_index>` (SeFAR's), LF or CRLF.
 
 Videos are matched by file stem, which is unique across classes in UCF101 and HMDB51. The
 result has the same form as `svar.splits.make_split`, so every later stage uses it unchanged.
@@ -34,7 +36,9 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-CONVENTIONS = ("videossl", "svformer")
+# each published convention and the format of its list files: rawframe lists, or CSV folders
+CONVENTIONS = {"videossl": "videossl", "svformer": "csv", "sefar": "csv"}
+LIST_FORMATS = ("videossl", "csv")
 
 
 class LiteratureListError(ValueError):
@@ -74,8 +78,9 @@ def _parse_videossl(line: str, lineno: int) -> ListedVideo | None:
     return ListedVideo(video.parent.name, video.name, int(parts[2]), lineno)
 
 
-def _parse_svformer(line: str, lineno: int) -> ListedVideo | None:
-    parts = line.rsplit(maxsplit=1)
+def _parse_csv(line: str, lineno: int) -> ListedVideo | None:
+    parts = line.rsplit(",", 1) if "," in line else line.rsplit(maxsplit=1)
+    parts = [p.strip() for p in parts]
     if len(parts) != 2 or not parts[1].isdigit():
         return None
     video = PurePosixPath(parts[0])
@@ -84,12 +89,12 @@ def _parse_svformer(line: str, lineno: int) -> ListedVideo | None:
     return ListedVideo(video.parent.name, video.stem, int(parts[1]), lineno)
 
 
-def _entries(path: str | Path, convention: str) -> list[ListedVideo]:
-    if convention == "videossl":
+def _entries(path: str | Path, list_format: str) -> list[ListedVideo]:
+    if list_format == "videossl":
         return _read_lines(Path(path), "Class/video_stem num_frames label_index", _parse_videossl)
-    if convention == "svformer":
-        return _read_lines(Path(path), "/path/to/Class/video.avi label_index", _parse_svformer)
-    raise ValueError(f"unknown list convention {convention!r}; expected one of {CONVENTIONS}")
+    if list_format == "csv":
+        return _read_lines(Path(path), "/path/to/Class/video.avi label_index (or path,label_index)", _parse_csv)
+    raise ValueError(f"unknown list format {list_format!r}; expected one of {LIST_FORMATS}")
 
 
 def read_videossl_list(path: str | Path) -> list[tuple[str, int]]:
@@ -98,13 +103,15 @@ def read_videossl_list(path: str | Path) -> list[tuple[str, int]]:
 
 
 def read_svformer_list(path: str | Path) -> list[tuple[str, int]]:
-    """An SVFormer list as (video stem, label index) pairs, in file order."""
-    return [(e.stem, e.label) for e in _entries(path, "svformer")]
+    """An SVFormer (or SeFAR) CSV list as (video stem, label index) pairs, in file order."""
+    return [(e.stem, e.label) for e in _entries(path, "csv")]
 
 
-def _match(by_stem: pd.DataFrame, path: Path, entries: list[ListedVideo]) -> list[str]:
-    """The stems of `entries` that the manifest (indexed by video_id) holds, once the list is
-    checked to describe this dataset."""
+def _match(by_stem: pd.DataFrame, path: Path, entries: list[ListedVideo], all_stems: set) -> list[str]:
+    """The stems of `entries` that the manifest's decodable videos (indexed by video_id) hold,
+    once the list is checked to describe this dataset: a line naming a video the manifest does
+    not hold at all (`all_stems`) is an error; one whose video does not decode is left out and
+    reported, as every stage leaves it out."""
     if not entries:
         raise LiteratureListError(f"{path}: the list is empty")
     seen: dict[str, int] = {}
@@ -113,6 +120,12 @@ def _match(by_stem: pd.DataFrame, path: Path, entries: list[ListedVideo]) -> lis
             raise LiteratureListError(f"{path}:{e.line}: {e.stem} is listed twice (first on line {seen[e.stem]})")
         seen[e.stem] = e.line
 
+    unknown = [e for e in entries if e.stem not in all_stems]
+    if unknown and len(unknown) < len(entries):
+        e = unknown[0]
+        raise LiteratureListError(
+            f"{path}:{e.line}: {e.stem} is not a video of this dataset's manifest ({len(unknown)} such lines); "
+            "a list must describe the dataset it is imported into: was the manifest built from fewer videos?")
     known = [e for e in entries if e.stem in by_stem.index]
     missing = [e.stem for e in entries if e.stem not in by_stem.index]
     if not known:
@@ -155,17 +168,19 @@ def _disjoint(a: set[str], b: set[str], name_a, name_b) -> None:
             "a video can have only one role")
 
 
-def import_split(manifest: pd.DataFrame, labeled_file: str | Path, test_file: str | Path,
-                 unlabeled_file: str | Path | None = None, convention: str = "videossl",
-                 pool_file: str | Path | None = None) -> pd.DataFrame:
+def import_split(manifest: pd.DataFrame, labeled_file: str | Path, test_file: str | Path | None = None,
+                 unlabeled_file: str | Path | None = None, list_format: str = "videossl",
+                 pool_file: str | Path | None = None, split: int = 1) -> pd.DataFrame:
     """A split table `video_id, label, role` (as `svar.splits.make_split` writes) from published lists.
 
-    Only the manifest's decodable videos take part; listed videos it lacks are logged and skipped.
+    Only the manifest's decodable videos take part: a listed video that does not decode is
+    reported and left out; a listed video the manifest does not hold is an error naming the line.
 
     The unlabeled videos are, in order of preference: those of `unlabeled_file`; those of
     `pool_file` (the whole training pool, e.g. HMDB51's 100% list) that are not labeled; or, with
     neither, every manifest video that is neither labeled nor test, which is how VideoSSL defines
-    the pool (every video outside the split-1 test list).
+    the pool (every video outside the split-1 test list). Without a test file the official test
+    list of `split` is the test set (some SeFAR folders ship none).
     """
     if unlabeled_file is not None and pool_file is not None:
         raise ValueError("give unlabeled_file or pool_file, not both: the pool defines the unlabeled set")
@@ -173,12 +188,18 @@ def import_split(manifest: pd.DataFrame, labeled_file: str | Path, test_file: st
         raise ValueError("the manifest's video_id values must be unique to match lists by stem")
     # a listed video that no decoder reads is left out, as every later stage leaves it out
     by_stem = manifest[manifest["decodes"].astype(str) == "True"].set_index("video_id")
+    all_stems = set(manifest["video_id"])
 
     def listed(path) -> list[str]:
         path = Path(path)
-        return _match(by_stem, path, _entries(path, convention))
+        return _match(by_stem, path, _entries(path, list_format), all_stems)
 
-    labeled, test = set(listed(labeled_file)), set(listed(test_file))
+    labeled = set(listed(labeled_file))
+    if test_file is None:
+        test_file = f"the official test list of split {split}"
+        test = set(by_stem.index[by_stem[f"split{split}"] == "test"])
+    else:
+        test = set(listed(test_file))
     _disjoint(labeled, test, labeled_file, test_file)
     if unlabeled_file is not None:
         unlabeled = set(listed(unlabeled_file))
@@ -209,9 +230,9 @@ class PublishedLists:
     So `import_split(manifest, **dataclasses.asdict(discover_lists(folder)[0.1]))` imports 10%.
     """
 
-    convention: str
+    list_format: str
     labeled_file: Path
-    test_file: Path
+    test_file: Path | None = None
     unlabeled_file: Path | None = None
     pool_file: Path | None = None
 
@@ -238,7 +259,7 @@ def _videossl_lists(folder: Path) -> dict[tuple[str, str, float], PublishedLists
         if not pool.is_file():  # HMDB51: the 100% list is the pool
             pool = folder / f"{dataset}_train_100_percent_labeled_split_{split}_rawframes.txt"
         found[(dataset, split, float(percent) / 100)] = PublishedLists(
-            convention="videossl",
+            list_format="videossl",
             labeled_file=labeled,
             test_file=_require(folder / f"{dataset}_val_split_{split}_rawframes.txt", "test (val)"),
             unlabeled_file=unlabeled if unlabeled.is_file() else None,
@@ -247,17 +268,24 @@ def _videossl_lists(folder: Path) -> dict[tuple[str, str, float], PublishedLists
     return found
 
 
-def _svformer_lists(folder: Path) -> dict[tuple[str, str, float], PublishedLists]:
+def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def _csv_lists(folder: Path) -> dict[tuple[str, str, float], PublishedLists]:
     found = {}
     for sub in sorted([folder, *folder.iterdir()]):
         m = _SVFORMER_FOLDER.fullmatch(sub.name)
         if m is None or not sub.is_dir():
             continue
+        unlabeled = _first(sub, ("unlabel.csv", "unlabe.csv"))  # SeFAR's UCF101 5% folder: unlabe.csv
+        if unlabeled is None:
+            raise LiteratureListError(f"{sub}: the unlabeled list (unlabel.csv or unlabe.csv) is missing")
         found[(m["dataset"], "1", float(m["percent"]) / 100)] = PublishedLists(
-            convention="svformer",
+            list_format="csv",
             labeled_file=_require(sub / "train.csv", "labeled (train.csv)"),
-            test_file=_require(sub / "test.csv", "test (test.csv)"),
-            unlabeled_file=_require(sub / "unlabel.csv", "unlabeled (unlabel.csv)"),
+            test_file=_first(sub, ("test.csv", "val.csv")),  # none: the official test list of split 1
+            unlabeled_file=unlabeled,
         )
     return found
 
@@ -272,13 +300,13 @@ def discover_lists(folder: str | Path) -> dict[float, PublishedLists]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of published split lists")
-    found = {**_videossl_lists(folder), **_svformer_lists(folder)}
+    found = {**_videossl_lists(folder), **_csv_lists(folder)}
     if not found:
         raise LiteratureListError(
             f"{folder}: no published lists found; expected VideoSSL files "
             "'<dataset>_train_<p>_percent_labeled_split_<k>_rawframes.txt' or SVFormer folders "
             "'list_<dataset>_<p>/' with train.csv, unlabel.csv and test.csv")
-    kinds = sorted({(lists.convention, dataset, split) for (dataset, split, _), lists in found.items()})
+    kinds = sorted({(lists.list_format, dataset, split) for (dataset, split, _), lists in found.items()})
     if len(kinds) > 1:
         raise LiteratureListError(
             f"{folder}: lists of several datasets, splits or conventions {kinds}; "

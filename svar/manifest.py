@@ -65,13 +65,19 @@ def read_split_list(path: Path) -> list[str]:
     return [rel for rel, _ in split_entries(path)]
 
 
-def split_files(splits_dir: Path) -> dict[int, tuple[Path, Path]]:
-    """The official splits present: {k: (trainlist0k.txt, testlist0k.txt)}."""
+# a video's role in split k, by the list that names it; unusedlist0k.txt is svar's addition to
+# UCF101's format, for HMDB51's videos that split k neither trains nor tests on
+SPLIT_LISTS = {"train": "trainlist0{}.txt", "test": "testlist0{}.txt", "unused": "unusedlist0{}.txt"}
+
+
+def split_files(splits_dir: Path) -> dict[int, dict[str, Path]]:
+    """The official splits present: {k: {"train": trainlist0k.txt, "test": testlist0k.txt, and
+    "unused": unusedlist0k.txt where there is one}}."""
     found = {}
     for k in range(1, 10):
-        train, test = splits_dir / f"trainlist0{k}.txt", splits_dir / f"testlist0{k}.txt"
-        if train.exists() and test.exists():
-            found[k] = (train, test)
+        lists = {role: splits_dir / name.format(k) for role, name in SPLIT_LISTS.items()}
+        if lists["train"].exists() and lists["test"].exists():
+            found[k] = {role: path for role, path in lists.items() if path.exists()}
     if not found:
         raise SplitFormatError(f"{splits_dir}: no trainlist0k.txt/testlist0k.txt pair found")
     return found
@@ -106,7 +112,7 @@ def index_inputs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not (root / "splits" / "classInd.txt").is_file():
         return []
-    lists = [root / "splits" / "classInd.txt", *(f for pair in split_files(root / "splits").values() for f in pair)]
+    lists = [root / "splits" / "classInd.txt", *(f for k in split_files(root / "splits").values() for f in k.values())]
     named = sorted({rel for f in lists[1:] for rel, _ in split_entries(f)})
     return [*lists, *(root / "videos" / rel for rel in named)]
 
@@ -131,8 +137,8 @@ def build_manifest(videos_dir: str | Path, splits_dir: str | Path, workers: int 
     label_of = {name: i for i, name in enumerate(classes)}
     membership: dict[str, dict[int, str]] = {}
     named_at: dict[str, tuple[str, int]] = {}  # where each video is first named, for the error below
-    for k, (train, test) in split_files(splits_dir).items():
-        for role, file in (("train", train), ("test", test)):
+    for k, lists in split_files(splits_dir).items():
+        for role, file in lists.items():
             for rel, lineno in split_entries(file):
                 membership.setdefault(rel, {})[k] = role
                 named_at.setdefault(rel, (str(file), lineno))

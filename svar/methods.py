@@ -42,8 +42,18 @@ PSEUDO_LABEL_SOURCES.register("a linear probe on the labeled videos' teacher fea
 PSEUDO_LABEL_SOURCES.register("the student's own (detached) prediction", name="student")
 
 # what every student run reads: the student, and the trainer's settings but the unlabeled ratio
-STUDENT_KEYS = ("student", "train.steps", "train.batch_size", "train.optimizer", "train.lr", "train.weight_decay",
-                "train.warmup_steps", "train.device", "train.flip", "train.ema", "train.checkpoint_every")
+STUDENT_KEYS = ("student.arch", "student.sampling", "student.frames", "student.size", "student.cache_size",
+                "student.cache_dir", "train.steps", "train.batch_size", "train.optimizer", "train.lr",
+                "train.weight_decay", "train.warmup_steps", "train.device", "train.crop", "train.flip",
+                "train.val_every", "train.ema", "train.checkpoint_every")
+
+
+def clip_keys(config: dict) -> tuple[str, ...]:
+    """The keys of a student's clips that depend on its modes: the stride of dense clips or the
+    cached frames of segments; the padding of a random crop or the area of a random resized one."""
+    dense = config["student"]["sampling"] == "dense"
+    return ("student.stride" if dense else "student.cache_frames",
+            "train.crop_padding" if config["train"]["crop"] == "random" else "train.crop_scale")
 
 
 def get_method(name: str, options: dict | None = None):
@@ -124,7 +134,13 @@ class Method:
     @classmethod
     def reads(cls, config: dict) -> tuple[str, ...]:
         """The config keys (whole sections, or section.key) this method's training reads."""
-        return STUDENT_KEYS + (("train.unlabeled_ratio",) if cls.uses_unlabeled else ())
+        return (STUDENT_KEYS + clip_keys(config) + (("train.unlabeled_ratio",) if cls.uses_unlabeled else ())
+                + (("train.strong_area", "train.strong_cutout") if cls.uses_strong_view(config) else ()))
+
+    @classmethod
+    def uses_strong_view(cls, config: dict) -> bool:
+        """Whether training under `config` builds the strong view (and reads its settings)."""
+        return cls.needs_strong_view
 
     @classmethod
     def evaluate_reads(cls) -> tuple[str, ...]:
@@ -241,7 +257,11 @@ class DistillPL(PseudoLabels, Distill):
 
     def __init__(self, options):
         super().__init__(options)
-        self.needs_strong_view = self.pseudo_label_source == "student"
+        self.needs_strong_view = self.uses_strong_view(options)
+
+    @classmethod
+    def uses_strong_view(cls, config: dict) -> bool:
+        return pseudo_label_source(config) == "student"
 
     def unlabeled_view(self, batch):
         return batch["x_u_strong"] if self.needs_strong_view else batch["x_u"]

@@ -20,6 +20,7 @@ REGISTRY_MODULES = {
     "student": ("svar.students", "STUDENTS"),
     "dataset": ("svar.datasets", "DATASETS"),
     "split_convention": ("svar.splits", "SPLIT_CONVENTIONS"),
+    "pool": ("svar.splits", "POOLS"),
     "sampling_mode": ("svar.teacher.sampling", "SAMPLING_MODES"),
     "distill_loss": ("svar.methods", "DISTILL_LOSSES"),
     "pseudo_label_source": ("svar.methods", "PSEUDO_LABEL_SOURCES"),

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import METRICS, summarise
+from .aggregate import METRICS, cell_text, summarise
 from .atomic import atomic_path, write_csv, write_json, write_text
 from .readers import read_csv, read_json
 
@@ -147,6 +147,15 @@ def collect_provenance(runs: list[dict]) -> dict:
         "evaluation": {m: _distinct(r["provenance"].get("evaluate") for r in runs if r["method"] == m)
                        for m in methods},
         "split_convention": _distinct(r["provenance"]["split_convention"] for r in runs),
+        # where the labeled lists came from and what the seeds vary (svar.splits.split_info)
+        "list_source": _distinct((r.get("split") or {}).get("list_source", "unrecorded") for r in runs
+                                 if not (r.get("split") or {}).get("list_source", "").startswith("drawn with seed"))
+        or ["drawn with each run's seed"],
+        "seed_varies": _distinct((r.get("split") or {}).get("seed_varies", "unrecorded") for r in runs),
+        # what a student saw of each video, and the test views averaged
+        "clips": {m: _distinct(r["provenance"].get("clips") for r in runs if r["method"] == m) for m in methods},
+        "views": {m: _distinct(r["provenance"].get("views", "unrecorded") for r in runs if r["method"] == m)
+                  for m in methods},
         "decoders": _distinct(r["provenance"]["decoders"] for r in runs),
         "git_commit": _distinct(r["provenance"]["git_commit"] for r in runs),
         # True where a run's code had uncommitted changes: its commit alone does not reproduce it
@@ -220,6 +229,7 @@ class PaperTable:
     cells: dict  # (method, fraction, metric) -> (mean %, std %)
     best: dict  # (fraction, metric) -> best mean, rounded as printed
     seeds: list[int]  # distinct seed counts
+    split: str = ""  # how the labeled videos were chosen (split_text)
 
     def cell(self, method, fraction, metric):
         return self.cells.get((method, fraction, metric))
@@ -229,27 +239,59 @@ class PaperTable:
         return value is not None and round(value[0], 1) == self.best[(fraction, metric)]
 
 
-def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
+def split_text(metrics: pd.DataFrame, dataset: str) -> str:
+    """One dataset's split convention, list source and what its seeds vary, as a table says it."""
+    rows = metrics[metrics["dataset"] == dataset]
+    if "convention" not in rows.columns:
+        return "split convention unrecorded"
+    sources = sorted(rows["list_source"].unique())
+    source = sources[0] if len(sources) == 1 else f"{len(sources)} list sources (one per seed/fraction)"
+    if all(s.startswith("drawn with seed") for s in sources):
+        source = "labeled videos drawn with each run's seed"
+    return (f"split convention {', '.join(sorted(rows['convention'].unique()))}; {source}; "
+            f"the seed varies {', '.join(sorted(rows['seed_varies'].unique()))}")
+
+
+def comparable_published(published: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The published rows that may be drawn beside our runs: the same dataset and a comparable
+    split convention (svar.splits.COMPARABLE_WITH: the same lists, or the same rule over the same
+    pool). A zero-shot number (no labels) depends on no split and is kept."""
+    from .splits import COMPARABLE_WITH
+
+    keep = pd.Series(False, index=published.index)
+    for dataset, rows in metrics.groupby("dataset"):
+        conventions = set(rows["convention"]) if "convention" in rows.columns else set()
+        comparable = {COMPARABLE_WITH[c] for c in conventions if c in COMPARABLE_WITH}
+        keep |= (published["dataset"] == dataset) & (published["split_convention"].isin(comparable)
+                                                     | (published["label_fraction"] == 0))
+    return published[keep]
+
+
+def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None) -> list[PaperTable]:
     tables = []
     for dataset, rows in summary.groupby("dataset", sort=True):
-        cells = {(r.method, r.fraction, r.metric): (100 * r.mean, 100 * r.std) for r in rows.itertuples()}
+        # a missing metric (top-5 with 5 classes or fewer) has no cell; one seed has no std (NaN)
+        cells = {(r.method, r.fraction, r.metric): (100 * r.mean, 100 * r.std) for r in rows.itertuples()
+                 if r.mean == r.mean}
         fractions = sorted(rows["fraction"].unique())
         best = {(f, m): round(100 * rows[(rows["fraction"] == f) & (rows["metric"] == m)]["mean"].max(), 1)
                 for f in fractions for m in METRICS}
         tables.append(PaperTable(dataset, sorted(rows["method"].unique()), fractions, cells, best,
-                                 sorted(rows["n_seeds"].unique().tolist())))
+                                 sorted(rows.loc[rows["n_seeds"] > 0, "n_seeds"].unique().tolist()),
+                                 split_text(metrics, dataset) if metrics is not None else ""))
     return tables
 
 
 def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as one numeric row per dataset × method × fraction, in percent."""
-    wide = summary.pivot_table(index=["dataset", "method", "fraction"], columns="metric",
-                               values=["mean", "std"], aggfunc="first")
+    # pivot, not pivot_table: that drops a metric missing everywhere (top-5 with 5 classes or fewer)
+    wide = summary.pivot(index=["dataset", "method", "fraction"], columns="metric", values=["mean", "std"])
     out = pd.DataFrame(index=wide.index)
     for metric in METRICS:
         out[f"{metric}_mean"] = 100 * wide[("mean", metric)]
         out[f"{metric}_std"] = 100 * wide[("std", metric)]
-    out["n_seeds"] = summary.groupby(["dataset", "method", "fraction"])["n_seeds"].min()
+    # a missing metric counts no seed: the seeds are those of the metrics that were scored
+    out["n_seeds"] = summary.groupby(["dataset", "method", "fraction"])["n_seeds"].max()
     return out.reset_index().round(4)
 
 
@@ -272,6 +314,8 @@ def to_markdown(tables: list[PaperTable], published: pd.DataFrame, warning: str 
         lines += [f"> **WARNING: {warning}**", ""]
     for table in tables:
         lines += [f"## {table.dataset} ({seeds_text(table)} seeds; final model, no test-set model selection)", ""]
+        if table.split:
+            lines += [f"{md_escape(table.split)}.", ""]
         header = ["Method"] + [f"{fraction_label(f)} {METRIC_LABELS[m]}" for f in table.fractions for m in METRICS]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
         for method in table.methods:
@@ -280,7 +324,8 @@ def to_markdown(tables: list[PaperTable], published: pd.DataFrame, warning: str 
         lines.append("")
         rows = published[published["dataset"] == table.dataset]
         if not rows.empty:
-            lines += [f"### Published results on {table.dataset} (top-1 %, as printed; not run here)", "",
+            lines += [f"### Published results on {table.dataset} under a comparable split convention "
+                      "(top-1 %, as printed; not run here)", "",
                       "| Method | Venue | Backbone | Pretraining | Split convention | Labels | Top-1 | Source |",
                       "|---|---|---|---|---|---:|---:|---|"]
             for r in rows.sort_values(["label_fraction", "method"]).itertuples():
@@ -295,7 +340,7 @@ def _text_cell(table: PaperTable, method, fraction, metric, bold: str) -> str:
     value = table.cell(method, fraction, metric)
     if value is None:
         return "–"
-    text = f"{value[0]:.1f} ± {value[1]:.1f}"
+    text = cell_text(value[0] / 100, value[1] / 100)
     return bold.format(text) if table.is_best(method, fraction, metric) else text
 
 
@@ -314,6 +359,8 @@ def to_latex(tables: list[PaperTable], warning: str | None) -> str:
         n = len(METRICS)
         caption = (f"Accuracy (\\%) on {latex_escape(table.dataset)}: mean $\\pm$ std over {seeds_text(table)} "
                    f"seeds, final model (no test-set model selection). Best mean per column in bold.")
+        if table.split:
+            caption += f" {latex_escape(table.split[0].upper() + table.split[1:])}."
         if warning:
             caption += f" \\textbf{{{latex_escape(warning)}.}}"
         groups = " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{latex_escape(fraction_label(f))} labels}}"
@@ -336,7 +383,7 @@ def _latex_cell(table: PaperTable, method, fraction, metric) -> str:
     value = table.cell(method, fraction, metric)
     if value is None:
         return "--"
-    text = f"{value[0]:.1f} \\pm {value[1]:.1f}"
+    text = cell_text(value[0] / 100, value[1] / 100, pm=" \\pm ")
     return f"$\\mathbf{{{text}}}$" if table.is_best(method, fraction, metric) else f"${text}$"
 
 
@@ -377,7 +424,8 @@ def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, ou
         palette = sns.color_palette("dark", max(1, theirs.groupby(["method", "venue", "year"]).ngroups))
         markers = "osD^vP*Xph"
         for i, ((method, venue, year), rows) in enumerate(theirs.groupby(["method", "venue", "year"], sort=True)):
-            label = f"{method} ({venue} {year}, published)"
+            first = rows.iloc[0]
+            label = f"{method} ({venue} {year}; {first['backbone']}, {first['pretraining']}; published)"
             zero_shot = rows[rows["label_fraction"] == 0]
             for value in zero_shot["top1"]:
                 ax.axhline(value, color=palette[i], linestyle=":", linewidth=1.5, label=label)
@@ -559,6 +607,7 @@ def _html_table(table: PaperTable) -> str:
                         for f in table.fractions for m in METRICS)
         body.append(f"<tr><td>{esc(method)}</td>{cells}</tr>")
     return (f'<h3>{esc(table.dataset)} ({seeds_text(table)} seeds)</h3>'
+            + (f'<p class="note split">{esc(table.split)}.</p>' if table.split else "") +
             f'<table class="summary" id="summary-{esc(table.dataset)}"><thead><tr><th></th>{head1}</tr>'
             f"<tr><th>Method</th>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
@@ -604,6 +653,9 @@ def _html_provenance(provenance: dict, chosen: dict) -> str:
              ("student", students),
              ("evaluation", evaluation),
              ("split convention", listed(provenance["split_convention"])),
+             ("labeled lists", listed(provenance.get("list_source", []))),
+             ("the seed varies", listed(provenance.get("seed_varies", []))),
+             ("test views", "<br>".join(f"{esc(m)}: {listed(v)}" for m, v in provenance.get("views", {}).items())),
              ("decoders", esc(decoders) + (" <b>(MIXED)</b>" if len(provenance["decoders"]) > 1 else "")),
              ("git commit", listed(provenance["git_commit"])),
              ("uncommitted changes", listed(["unknown" if d is None else ("YES" if d else "no")
@@ -631,13 +683,14 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None) -
     out_dir = Path(out_dir)
     metrics = read_csv(metrics_csv, "metrics table", "aggregate", keep_default_na=True)
     summary = summarise(metrics)
-    published = load_published(published_csv)
+    # only published numbers under a split convention comparable with our runs' are drawn beside them
+    published = comparable_published(load_published(published_csv), metrics)
     runs = load_runs(run_files, metrics)
     provenance = collect_provenance(runs)
     warning = provenance.get("WARNING")
     if warning:
         log.warning(warning)
-    tables = paper_tables(summary)
+    tables = paper_tables(summary, metrics)
     dataset, method, fraction, seed = choose_run(metrics, run)
     chosen_run = find_run(runs, dataset, method, fraction, seed)
     chosen = {"dataset": dataset, "method": method, "fraction": fraction, "seed": seed, "title": run_title(chosen_run)}
@@ -657,7 +710,7 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None) -
     write_json(paths["provenance"], {**provenance, "per_class_and_confusion_run": chosen})
     figures = [
         ("Top-1 against labeled fraction: ours (solid, ± sd over seeds) and published results for the same "
-         "dataset (hollow, dashed; dotted: zero-shot)", paths["accuracy_plot"]),
+         "dataset under a comparable split convention (hollow, dashed; dotted: zero-shot)", paths["accuracy_plot"]),
         (f"Per-class accuracy: {chosen['title']}", paths["per_class_plot"]),
         (f"Confusion matrix: {chosen['title']}", paths["confusion_plot"]),
         (f"Training curves at {fraction_label(fraction)} labels, mean ± sd over seeds "

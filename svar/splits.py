@@ -10,20 +10,25 @@ only on (manifest, fraction, seed).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic import write_csv
+from .atomic import write_csv, write_json
 from .config import default
-from .literature import CONVENTIONS as LIST_FORMATS
+from .literature import CONVENTIONS as LIST_FORMATS  # published convention -> its list files' format
 from .readers import read_csv
 from .registry import Registry
 
-ROLES = ("labeled", "unlabeled", "test")
+ROLES = ("labeled", "unlabeled", "val", "test")
 # how a fraction's labeled videos are chosen: each convention is a function
-# (manifest, fraction, seed, split, lists_dir) -> split table
+# (manifest, fraction, seed, split, lists_dir, pool) -> split table
 SPLIT_CONVENTIONS = Registry("split convention", "dataset.split_convention")
+# which training videos a fraction is drawn from: the manifest roles of split k they hold
+POOLS = Registry("pool", "dataset.pool")
+POOLS.register(("train", "unused"), name="all_but_test")  # the literature's: every video outside the test list
+POOLS.register(("train",), name="official_train")          # the official train list only
 
 
 def per_class_count(fraction: float, n_train: int, n_classes: int) -> int:
@@ -32,12 +37,14 @@ def per_class_count(fraction: float, n_train: int, n_classes: int) -> int:
     return max(1, math.ceil(round(fraction * n_train / n_classes, 9)))
 
 
-def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split")) -> pd.DataFrame:
-    """A table `video_id, label, role` covering the split's train and test videos."""
+def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split"),
+               pool: str = default("dataset.pool")) -> pd.DataFrame:
+    """A table `video_id, label, role` covering the split's pool (`dataset.pool`: the training
+    videos the fraction is drawn from, labeled or not) and its test videos."""
     column = f"split{split}"
     if column not in manifest.columns:
         raise ValueError(f"the manifest has no official split {split} (columns: {list(manifest.columns)})")
-    train = manifest[manifest[column] == "train"].sort_values("video_id")
+    train = manifest[manifest[column].isin(POOLS[pool])].sort_values("video_id")
     test = manifest[manifest[column] == "test"].sort_values("video_id")
     n_classes = int(manifest["label"].max()) + 1
     k = per_class_count(fraction, len(train), n_classes)
@@ -55,15 +62,17 @@ def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 
     return pd.DataFrame(rows, columns=["video_id", "label", "role"])
 
 
-def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int,
-                      split: int = default("dataset.split")) -> pd.DataFrame:
-    """The VideoSSL convention: round(fraction × N_train) videos drawn at random, whatever their
-    class — a class may get none (VideoSSL's UCF101 5% list leaves one class unlabeled)."""
+def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split"),
+                      pool: str = default("dataset.pool")) -> pd.DataFrame:
+    """The VideoSSL convention: floor(fraction × N_pool) videos drawn at random, whatever their
+    class — a class may get none (VideoSSL's UCF101 5% list leaves one class unlabeled). Floor, as
+    VideoSSL's lists count: UCF101 9,537 × 5/10/20/50% = 476/953/1,907/4,768; HMDB51 5,236 ×
+    40/50/60% = 2,094/2,618/3,141."""
     # the same pools, table layout and fraction check as the balanced draw
-    balanced = make_split(manifest, fraction, seed, split)
+    balanced = make_split(manifest, fraction, seed, split, pool)
     train = balanced[balanced["role"] != "test"]
     rng = np.random.default_rng([seed, int(round(fraction * 1e6)), 1])
-    n = max(1, int(round(fraction * len(train))))
+    n = max(1, math.floor(round(fraction * len(train), 9)))
     labeled = set(rng.choice(train["video_id"].to_numpy(), size=n, replace=False).tolist())
     roles = [("labeled" if v in labeled else "unlabeled") if r != "test" else r
              for v, r in zip(balanced["video_id"], balanced["role"])]
@@ -71,21 +80,27 @@ def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int,
 
 
 @SPLIT_CONVENTIONS.register(name="balanced")
-def _balanced(manifest, fraction, seed, split, lists_dir):
-    """k = ceil(f × N_train / C) per class, at least one (SVFormer's convention)."""
-    return make_split(manifest, fraction, seed, split)
+def _balanced(manifest, fraction, seed, split, lists_dir, pool):
+    """k = ceil(f × N_pool / C) per class, at least one (SVFormer's convention)."""
+    return make_split(manifest, fraction, seed, split, pool)
 
 
 @SPLIT_CONVENTIONS.register(name="random")
-def _random(manifest, fraction, seed, split, lists_dir):
-    """round(f × N_train) drawn at random, whatever the class (VideoSSL's convention)."""
-    return make_random_split(manifest, fraction, seed, split)
+def _random(manifest, fraction, seed, split, lists_dir, pool):
+    """floor(f × N_pool) drawn at random, whatever the class (VideoSSL's convention)."""
+    return make_random_split(manifest, fraction, seed, split, pool)
+
+
+# the published results (svar/data/published_results.csv, column split_convention) each of our
+# conventions is comparable with: the same lists, or drawn by the same rule from the same pool
+COMPARABLE_WITH = {"balanced": "svformer", "random": "videossl", "videossl": "videossl", "svformer": "svformer",
+                   "sefar": "sefar"}
 
 
 def _published(convention: str):
     """A convention that imports the lists a paper published (the same labeled videos for every seed)."""
 
-    def imported(manifest, fraction, seed, split, lists_dir):
+    def imported(manifest, fraction, seed, split, lists_dir, pool):  # the lists define the pool
         from dataclasses import asdict
 
         from .literature import discover_lists, import_split
@@ -99,27 +114,94 @@ def _published(convention: str):
             raise ValueError(f"{lists_dir}: no published {convention} list for fraction {fraction}; "
                              f"available: {sorted(published)}")
         lists = published[key]
-        if lists.convention != convention:
-            raise ValueError(f"{lists_dir}: holds {lists.convention} lists, not {convention}")
-        return import_split(manifest, **asdict(lists))
+        if lists.list_format != LIST_FORMATS[convention]:
+            raise ValueError(f"{lists_dir}: holds lists of the {lists.list_format} format; the {convention} "
+                             f"lists are {LIST_FORMATS[convention]}")
+        table = import_split(manifest, **asdict(lists), split=split)
+        # the files the split came from, for its provenance (split_info)
+        table.attrs["list_files"] = [str(p) for p in (lists.labeled_file, lists.unlabeled_file, lists.pool_file,
+                                                      lists.test_file) if p is not None]
+        return table
 
     return imported
 
 
-for _convention in LIST_FORMATS:  # the published list formats svar.literature reads
+for _convention in LIST_FORMATS:  # the papers whose published lists svar.literature reads
     SPLIT_CONVENTIONS.register(_published(_convention), name=_convention)
 
 
 def build_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split"),
-                convention: str = default("dataset.split_convention"), lists_dir=None) -> pd.DataFrame:
-    """The split under one of the conventions: drawn here (balanced, random) or imported from
-    the lists a paper published (videossl, svformer)."""
-    return SPLIT_CONVENTIONS[convention](manifest, fraction, seed, split, lists_dir)
+                convention: str = default("dataset.split_convention"), lists_dir=None,
+                pool: str = default("dataset.pool"), val_per_class: int = default("dataset.val_per_class")) -> pd.DataFrame:
+    """The split under one of the conventions: drawn here from the pool (balanced, random) or
+    imported from the lists a paper published (videossl, svformer, sefar); then the validation
+    videos (`hold_out_validation`)."""
+    table = SPLIT_CONVENTIONS[convention](manifest, fraction, seed, split, lists_dir, pool)
+    files = table.attrs.get("list_files", [])
+    table = hold_out_validation(table, val_per_class, seed, fraction)
+    table.attrs["list_files"] = files
+    return table
+
+
+def hold_out_validation(table: pd.DataFrame, per_class: int, seed: int, fraction: float) -> pd.DataFrame:
+    """`per_class` videos of each class move from the unlabeled videos to role `val`, drawn with the seed.
+
+    They come from the unlabeled part, after the labeled videos are chosen, so the labeled set
+    (and a published list) is the same with or without validation videos, and the labeled counts
+    stay the literature's. At fraction 1 nothing is unlabeled, so there is no validation set.
+    Validation videos are never trained on; they serve to choose hyperparameters and to log
+    validation accuracy, never the test list."""
+    if per_class < 0:
+        raise ValueError(f"dataset.val_per_class: must be >= 0, got {per_class}")
+    rng = np.random.default_rng([seed, int(round(fraction * 1e6)), 2])
+    unlabeled = table[table["role"] == "unlabeled"].sort_values("video_id")
+    val = set()
+    for _, ids in unlabeled.groupby("label", sort=True)["video_id"]:
+        ids = ids.to_numpy()
+        val.update(rng.choice(ids, size=min(per_class, len(ids)), replace=False).tolist())
+    return table.assign(role=[("val" if v in val else r) for v, r in zip(table["video_id"], table["role"])])
+
+
+def split_info(table: pd.DataFrame, fraction: float, seed: int, split: int, convention: str, pool: str,
+               val_per_class: int) -> dict:
+    """How a split was made, for every number trained on it: the convention, the pool, where its
+    lists came from (drawn with the seed, or published files with their sha256) and therefore
+    what the seed varies, and its counts."""
+    from .download import file_digests
+
+    files = table.attrs.get("list_files", [])
+    published = convention in LIST_FORMATS
+    if published:
+        listed = [{"file": str(f), "sha256": file_digests(f, ["sha256"])["sha256"]} for f in files]
+        source = f"published {convention} lists: " + ", ".join(f"{Path(f['file']).name} (sha256 {f['sha256'][:12]})"
+                                                               for f in listed)
+    else:
+        listed, source = [], f"drawn with seed {seed}"
+    counts = table["role"].value_counts()
+    return {
+        "convention": convention,
+        "comparable_with": COMPARABLE_WITH[convention],
+        "pool": "the published lists'" if published else pool,
+        "official_split": split,
+        "fraction": fraction,
+        "seed": seed,
+        "list_source": source,
+        "list_files": listed,
+        "validation": f"{val_per_class} unlabeled videos a class, drawn with seed {seed}",
+        # the same published labeled videos for every seed: the seed changes the initialisation only
+        "seed_varies": "initialisation only (and the validation draw)" if published else "split and initialisation",
+        "counts": {role: int(counts.get(role, 0)) for role in ROLES},
+    }
 
 
 def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: int = default("dataset.split"),
-                convention: str = default("dataset.split_convention"), lists_dir=None) -> pd.DataFrame:
-    table = build_split(manifest, fraction, seed, split, convention, lists_dir)
+                convention: str = default("dataset.split_convention"), lists_dir=None,
+                pool: str = default("dataset.pool"), val_per_class: int = default("dataset.val_per_class"),
+                info_out=None) -> pd.DataFrame:
+    """The split table to `out` and, with `info_out`, its provenance (split_info) as JSON."""
+    table = build_split(manifest, fraction, seed, split, convention, lists_dir, pool, val_per_class)
+    if info_out is not None:
+        write_json(info_out, split_info(table, fraction, seed, split, convention, pool, val_per_class))
     write_csv(out, table)
     return table
 

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .atomic import torch_save, write_text
-from .clips import augment, load_clips, strong_augment, take_clips, to_device
+from .clips import (ClipSpec, decode_eval_clips, eval_views, load_clips, strong_augment, take_clips, to_device,
+                    train_crops)
 from .device import autocast, resolve_device
 from .methods import ClipLinearProbe, get_method
 from .readers import CorruptFileError, load_torch
@@ -162,8 +163,15 @@ class Trainer:
             need += list(unlabeled["video_id"])
         ids = sorted(set(need)) if cache_dir else list(dict.fromkeys(need))
         by_id = manifest.set_index("video_id")
-        self.clips = load_clips(by_id.loc[ids].reset_index(), s_opts["cache_frames"], s_opts["size"], threads,
-                                cache_dir, desc="decode training clips")
+        self.spec = ClipSpec.from_options(s_opts)
+        self.clips = load_clips(by_id.loc[ids].reset_index(), self.spec, threads, cache_dir,
+                                desc="decode training clips")
+        # validation videos (split role val): their centre view, to log accuracy on; never trained on
+        val = split[split["role"] == "val"]
+        self.y_val = torch.tensor(val["label"].to_numpy())
+        self.x_val = (eval_views(decode_eval_clips(by_id.loc[list(val["video_id"])].reset_index(), self.spec, 0, 1,
+                                                   threads, desc="decode validation clips"), self.spec.size, 1)[0]
+                      if len(val) else None)
         row = {v: i for i, v in enumerate(ids)}
         self.rows_l = torch.tensor([row[v] for v in labeled["video_id"]], dtype=torch.long)
         self.rows_u = torch.tensor([row[v] for v in pool_u["video_id"]] if method.uses_unlabeled else [],
@@ -203,14 +211,20 @@ class Trainer:
     # ------------------------------------------------------------------ batches
 
     def _frames(self, rows: torch.Tensor) -> torch.Tensor:
-        """uint8 clips on the device: `frames` of the cached frames with a random offset."""
-        return to_device(take_clips(self.clips, rows, self.s_opts["frames"], self.generator), self.device)
+        """uint8 clips of the cached frames (CPU, cache size), drawn by the sampling mode."""
+        return take_clips(self.clips, rows, self.spec, self.generator)
+
+    def _weak(self, frames: torch.Tensor) -> torch.Tensor:
+        """The training view (train.crop, flip) of cached clips, on the device."""
+        t = self.t_opts
+        return to_device(train_crops(frames, self.spec.size, self.generator, t["crop"], t.get("crop_padding", 0),
+                                     t.get("crop_scale", (0.25, 1.0)), t["flip"]), self.device)
 
     def next_batch(self) -> dict:
         """The batch the method asks for; the generator's draws always in the same order."""
         flip, dev = self.t_opts["flip"], self.device
         idx_l = self.sampler_l.take(self.b_l)
-        batch = {"x_l": augment(self._frames(self.rows_l[idx_l]), self.generator, flip=flip)}
+        batch = {"x_l": self._weak(self._frames(self.rows_l[idx_l]))}
         idx_l = to_device(idx_l, dev)
         batch.update(y_l=self.y_l[idx_l], t_l=self.t_l[idx_l])
         if self.method.needs_frame_features:
@@ -218,9 +232,13 @@ class Trainer:
         if self.method.uses_unlabeled:
             idx_u = self.sampler_u.take(self.b_u)
             frames_u = self._frames(self.rows_u[idx_u])
-            batch["x_u"] = augment(frames_u, self.generator, flip=flip)
+            batch["x_u"] = self._weak(frames_u)
             if self.method.needs_strong_view:
-                batch["x_u_strong"] = strong_augment(frames_u, self.generator, flip=flip)
+                # the strong view makes its own random resized crop: from the centre of the same frames
+                centre = eval_views(frames_u, self.spec.size, 1)[0]
+                batch["x_u_strong"] = strong_augment(to_device(centre.contiguous(), dev), self.generator, flip=flip,
+                                                     area=self.t_opts["strong_area"],
+                                                     cutout=self.t_opts["strong_cutout"])
             idx_u = to_device(idx_u, dev)
             batch["t_u"] = self.t_u[idx_u]
             if self.method.needs_frame_features:
@@ -251,6 +269,26 @@ class Trainer:
 
     def eval_state_dict(self) -> dict:
         return self.ema.state if self.ema is not None else self.student.state_dict()
+
+    @torch.no_grad()
+    def validation_accuracy(self) -> float | None:
+        """Top-1 on the validation videos' centre view, of the weights evaluation will use (the
+        EMA's when train.ema is on); None without validation videos. Draws no random numbers."""
+        if self.x_val is None:
+            return None
+        model = self.student
+        if self.ema is not None:
+            model = Student(self.s_opts["arch"], len(self.student.head.weight), self.teacher_dim).to(self.device)
+            model.load_state_dict(self.ema.state)
+        was_training = model.training
+        model.eval()
+        correct = 0
+        for x, y in zip(self.x_val.split(64), self.y_val.split(64)):
+            with autocast(self.device):
+                logits = model(to_device(x.contiguous(), self.device))[0]
+            correct += int((logits.argmax(1).cpu() == y).sum())
+        model.train(was_training)
+        return correct / len(self.y_val)
 
     # ------------------------------------------------------------------ resume
 
@@ -351,6 +389,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     trainer = Trainer(manifest, split, store, method, options, seed, threads)
     steps = t_opts["steps"]
     every = int(options["train"]["checkpoint_every"])
+    val_every = int(options["train"].get("val_every", 0))
     if every < 0:
         raise ValueError(f"train.checkpoint_every: must be >= 0 (0 = off), got {every}")
     resume_path = Path(f"{out}.resume.pt")
@@ -388,6 +427,9 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
         done = step + 1
         if len(pending) >= LOG_EVERY or done == steps:
             flush()
+        if trainer.x_val is not None and (done == steps or (val_every and done % val_every == 0)):
+            flush()
+            curve[-1]["val_top1"] = trainer.validation_accuracy()
         if every and done % every == 0 and done < steps:
             flush()
             torch_save(resume_path, {"version": 1, "fingerprint": fingerprint, "step": done,
@@ -395,6 +437,10 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
         if stop_after is not None and done >= stop_after and done < steps:
             raise TrainingStopped(f"{method_name}: stopped after step {done} (stop_after)")
 
+    meta["n_val"] = len(trainer.y_val)
+    # the last validation accuracy: what hyperparameters are chosen on (never the test list)
+    meta["val_top1"] = curve[-1].get("val_top1") if curve else None
+    meta["clips"] = trainer.spec.describe()
     ema = trainer.ema
     meta["weights"] = (f"EMA of the weights (decay {ema.decay}, {ema.updates} updates)" if ema is not None
                        else "the final weights")

@@ -90,7 +90,6 @@ def test_prompts_are_stored_once_and_named_from_the_config():
     ({"teacher": {"templates": ["a {} of {}."]}}, "teacher.templates"),
     ({"teacher": {"templates": "no_such_set"}}, "teacher.templates"),
     ({"teacher": {"sampling": {"mode": "dense"}}}, "teacher.sampling.mode"),
-    ({"dataset": {"split_convention": "svformer"}}, "dataset.lists_dir"),
 ])
 def test_a_bad_setting_is_named(overlay, named):
     with pytest.raises(cfg.ConfigError, match=re.escape(named)):
@@ -125,7 +124,7 @@ def enums(node, path=()):
 
 def test_schema_enums_are_the_registries():
     found = {path: (kind, enum) for path, kind, enum in enums(cfg.schema())}
-    expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention",
+    expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention", "dataset.pool": "pool",
                 "dataset.video_archive": "video_archive", "methods": "method", "teacher.sampling.mode": "sampling_mode",
                 "teacher.templates": "prompt_set", "student.arch": "student", "distill.loss": "distill_loss",
                 "pseudo_label.source": "pseudo_label_source"}
@@ -141,7 +140,7 @@ def test_registries_hold_what_the_code_defines():
                                "clip_linear_probe")
     assert names("student") == ("tiny3d", "r3d_18", "r2plus1d_18", "mc3_18")
     assert names("dataset") == ("hmdb51", "synthetic", "ucf101")
-    assert names("split_convention") == ("balanced", "random", "videossl", "svformer")
+    assert names("split_convention") == ("balanced", "random", "videossl", "svformer", "sefar")
     assert names("sampling_mode") == ("uniform", "fps", "clips")
     assert names("video_archive") == ("", "hmdb51_org.rar", "UCF101.rar", "UCF101_videos.zip")
     with pytest.raises(ValueError, match=r"student.arch: unknown student 'resnet50'; choose from tiny3d, r3d_18"):
@@ -157,7 +156,7 @@ def cli_actions(*argv):
 
 
 def test_cli_choices_are_the_registries():
-    pairs = [(("dataset", "name"), "dataset"), (("splits", "convention"), "split_convention"),
+    pairs = [(("dataset", "name"), "dataset"), (("splits", "convention"), "split_convention"), (("splits", "pool"), "pool"),
              (("teacher", "sampling"), "sampling_mode"), (("train", "method"), "method"),
              (("download", "archive"), "archive")]
     for (command, dest), kind in pairs:
@@ -184,6 +183,7 @@ def test_cli_and_python_defaults_are_the_configs():
         ("teacher", "workers"): "teacher.workers", ("teacher", "templates"): "teacher.templates",
         ("teacher", "cache_dir"): "teacher.cache_dir", ("teacher-weights", "cache_dir"): "teacher.cache_dir",
         ("splits", "convention"): "dataset.split_convention", ("splits", "split"): "dataset.split",
+        ("splits", "pool"): "dataset.pool",
         ("evaluate", "clips"): "evaluate.clips", ("evaluate", "device"): "evaluate.device",
         ("dataset", "classes"): "dataset.synthetic.classes", ("dataset", "size"): "dataset.synthetic.size",
         ("dataset", "pretrain_videos"): "dataset.synthetic.pretrain_videos",
@@ -245,6 +245,8 @@ def test_svar_config_prints_the_resolved_config():
     ({"dataset": {"name": "ucf101"}}, "teacher.pretrained: generated is the generated dataset's own teacher"),
     ({"train": {"device": "cuda:3"}}, "train.device: cuda:3 asked for, but torch sees"),
     ({"evaluate": {"device": "cuda:3"}}, "evaluate.device: cuda:3 asked for"),
+    ({"dataset": {"split_convention": "svformer"}}, "dataset.lists_dir: the svformer convention imports"),
+    ({"dataset": {"split_convention": "sefar"}}, "dataset.lists_dir: the sefar convention imports"),
 ])
 def test_what_the_schema_cannot_see_is_named(overlay, named):
     import torch

@@ -120,7 +120,7 @@ def test_hmdb51_nested_archive_and_split_files_converted(server, tmp_path):
     manifest = load_manifest(tmp_path / "m.csv", decodable_only=False)
     assert len(manifest) == 6 and manifest["decodes"].all()
     unused = manifest[manifest.video_id.str.endswith("_2")]
-    assert (unused["split1"] == "").all() and (unused["split2"] == "train").all()
+    assert (unused["split1"] == "unused").all() and (unused["split2"] == "train").all()
 
 
 def test_hmdb51_split_file_with_a_bad_line_is_named(tmp_path):
@@ -174,3 +174,55 @@ def test_ucf101_video_archive_can_be_the_tfds_mirror(tmp_path):
     assert archive_paths("ucf101", tmp_path, "UCF101_videos.zip")[0] == tmp_path / "UCF101_videos.zip"
     with pytest.raises(ValueError, match="dataset.video_archive"):
         archive_paths("hmdb51", tmp_path, "UCF101_videos.zip")
+
+
+def test_hmdb51_pool_is_every_video_outside_the_test_list(server, tmp_path):
+    """HMDB51's split files mark each video 1 (train), 2 (test) or 0 (unused): the literature's
+    pool is every video outside the test list; `official_train` keeps the train list only."""
+    inner, split_files = {}, {}
+    for cls in HMDB_CLASSES:
+        names = [f"{cls}_video_{i}_f_cm_np1_ri_med_{i}.avi" for i in range(4)]
+        inner[f"{cls}.zip"] = zip_bytes({f"{cls}/{n}": avi_bytes(tmp_path, 100 + i) for i, n in enumerate(names)})
+        split_files[f"splits/{cls}_test_split1.txt"] = f"{names[0]} 1\n{names[1]} 2\n{names[2]} 0\n{names[3]} 0\n"
+    archives = [fetch(server, tmp_path, "hmdb_videos.zip", zip_bytes(inner)),
+                fetch(server, tmp_path, "hmdb_splits.zip", zip_bytes(split_files))]
+    out = prepare("hmdb51", archives, tmp_path / "hmdb51")
+    assert len((out / "splits" / "unusedlist01.txt").read_text().splitlines()) == 2 * len(HMDB_CLASSES)
+    write_index(out / "videos", out / "splits", tmp_path / "m.csv", tmp_path / "x.csv", tmp_path / "c.csv")
+    manifest = load_manifest(tmp_path / "m.csv")
+    assert manifest["split1"].value_counts().to_dict() == {"unused": 4, "train": 2, "test": 2}
+    literature = build_split(manifest, 1.0, 0)
+    assert literature["role"].value_counts().to_dict() == {"labeled": 6, "test": 2}
+    partial = build_split(manifest, 0.5, 0, val_per_class=0)
+    assert set(partial[partial.role != "test"]["video_id"]) == set(manifest[manifest.split1 != "test"]["video_id"])
+    official = build_split(manifest, 1.0, 0, pool="official_train")
+    assert official["role"].value_counts().to_dict() == {"labeled": 2, "test": 2}
+
+
+@pytest.mark.parametrize("pool,fraction,labeled", [
+    (9537, 0.05, 476), (9537, 0.1, 953), (9537, 0.2, 1907), (9537, 0.5, 4768),
+    (5236, 0.4, 2094), (5236, 0.5, 2618), (5236, 0.6, 3141)])
+def test_random_convention_counts_are_the_videossl_lists(pool, fraction, labeled):
+    """floor(f × N_pool), as VideoSSL's published lists count (UCF101 split 1: 9,537 training
+    videos; HMDB51 split 1: 5,236 outside the test list, 3,570 of them on the official train list)."""
+    classes = 101 if pool == 9537 else 51
+    rows = [{"video_id": f"v{i}", "label": i % classes, "split1": "train" if i < 3570 or pool == 9537 else "unused"}
+            for i in range(pool)]
+    rows += [{"video_id": f"t{c}", "label": c, "split1": "test"} for c in range(classes)]
+    table = build_split(pd.DataFrame(rows), fraction, 0, convention="random")
+    assert (table["role"] == "labeled").sum() == labeled
+    assert table["role"].isin(["labeled", "unlabeled", "val"]).sum() == pool
+    # validation videos come out of the unlabeled ones: the labeled count is the literature's
+    assert (table["role"] == "val").sum() == 2 * classes
+
+
+@pytest.mark.parametrize("pool,fraction,labeled", [
+    (9537, 0.01, 101), (9537, 0.1, 1010), (5236, 0.4, 2142), (5236, 0.5, 2652), (5236, 0.6, 3162)])
+def test_balanced_convention_counts(pool, fraction, labeled):
+    """ceil(f × N_pool / C) a class (SVFormer's rule), the counts the README's table gives."""
+    classes = 101 if pool == 9537 else 51
+    rows = [{"video_id": f"v{i}", "label": i % classes, "split1": "train" if i < 3570 or pool == 9537 else "unused"}
+            for i in range(pool)]
+    rows += [{"video_id": f"t{c}", "label": c, "split1": "test"} for c in range(classes)]
+    table = build_split(pd.DataFrame(rows), fraction, 0)
+    assert (table["role"] == "labeled").sum() == labeled

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from svar.aggregate import aggregate, summarise
+from svar.aggregate import aggregate, cell_text, summarise, summary_metrics
 from svar.evaluate import accuracy_metrics
 
 
@@ -37,7 +37,10 @@ def test_aggregate_tables(tmp_path):
             files.append(path)
     aggregate(files, tmp_path / "metrics.csv", tmp_path / "summary.csv")
     metrics = pd.read_csv(tmp_path / "metrics.csv")
-    assert list(metrics.columns) == ["dataset", "method", "fraction", "seed", "metric", "value"]
+    assert list(metrics.columns) == ["dataset", "method", "fraction", "seed", "metric", "value", "convention",
+                                     "list_source", "seed_varies"]
+    # made without `svar splits --info-out`: said so, not guessed
+    assert (metrics["convention"] == "unrecorded (trained without svar splits --info-out)").all()
     assert len(metrics) == 2 * 2 * 3
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert list(summary.columns) == ["dataset", "method", "fraction", "metric", "mean", "std", "n_seeds"]
@@ -55,10 +58,32 @@ def test_aggregate_refuses_values_outside_unit_interval(tmp_path):
     assert not (tmp_path / "m.csv").exists()
 
 
-def test_summary_std_is_zero_for_one_seed():
+def test_summary_std_is_missing_for_one_seed():
     metrics = pd.DataFrame([{"dataset": "s", "method": "m", "fraction": 1.0, "seed": 0, "metric": "top1",
                              "value": 0.4}])
-    assert summarise(metrics)["std"].tolist() == [0.0]
+    summary = summarise(metrics)
+    assert summary["std"].isna().tolist() == [True]
+    assert cell_text(summary["mean"][0], summary["std"][0]) == "40.0"
+    assert summary_metrics(summary)["s"]["m"]["1"] == {"top1": 0.4, "top1_std": None}
+
+
+def test_top5_is_missing_with_five_classes_or_fewer(tmp_path):
+    """With ≤ 5 classes every prediction is in the top 5: top-5 is reported missing, not 1."""
+    logits = torch.randn(12, 5)
+    labels = torch.arange(12) % 5
+    assert accuracy_metrics(logits, labels, 5)["top5"] is None
+    assert accuracy_metrics(torch.randn(12, 6), labels, 6)["top5"] is not None
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"{seed}.json"
+        path.write_text(json.dumps({"dataset": "s", "method": "m", "fraction": 1, "seed": seed,
+                                    "top1": 0.5, "top5": None, "mean_class": 0.5}))
+        paths.append(path)
+    aggregate(paths, tmp_path / "m.csv", tmp_path / "s.csv")
+    summary = pd.read_csv(tmp_path / "s.csv")
+    top5 = summary[summary.metric == "top5"].iloc[0]
+    assert top5["mean"] != top5["mean"] and top5["n_seeds"] == 0
+    assert cell_text(top5["mean"], top5["std"]) == "–"
 
 
 def test_a_methods_runs_scored_together_equal_one_by_one(tiny_manifest, tiny_store, tmp_path, monkeypatch, capsys):
@@ -84,8 +109,8 @@ def test_a_methods_runs_scored_together_equal_one_by_one(tiny_manifest, tiny_sto
                  "--out", str(tmp_path / f"together{seed}.json")]
     torch.save(tiny_store, tmp_path / "features.pt")
     decodes = []
-    real = evaluate_module.decode_clips
-    monkeypatch.setattr(evaluate_module, "decode_clips", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    real = evaluate_module.decode_eval_clips
+    monkeypatch.setattr(evaluate_module, "decode_eval_clips", lambda *a, **k: decodes.append(1) or real(*a, **k))
     main(["evaluate", *args, "--manifest", str(index_dir / "manifest.csv"), "--teacher", str(tmp_path / "features.pt")])
     assert len(decodes) == 1
     for seed in (0, 1):
@@ -114,13 +139,27 @@ def test_evaluation_settings_are_its_own_not_the_checkpoints(tiny_manifest, tiny
     train(manifest, split, tiny_store, "supervised", options, tmp_path / "model.pt", 0,
           {"dataset": "synthetic", "fraction": 0.5})
     torch.save(tiny_store, tmp_path / "features.pt")
-    decodes = []
-    real = evaluate_module.decode_clips
-    monkeypatch.setattr(evaluate_module, "decode_clips", lambda *a, **k: decodes.append(k["offset"]) or real(*a, **k))
+    decodes, scored = [], []
+    real = evaluate_module.decode_eval_clips
+    monkeypatch.setattr(evaluate_module, "decode_eval_clips",
+                        lambda rows, spec, clip, n_clips, *a, **k: decodes.append((clip, n_clips))
+                        or real(rows, spec, clip, n_clips, *a, **k))
+
+    class Counted(evaluate_module.Student):
+        def forward(self, clips):
+            scored.append(len(clips))
+            return super().forward(clips)
+
+    monkeypatch.setattr(evaluate_module, "Student", Counted)
     main(["evaluate", "--model", str(tmp_path / "model.pt"), "--split", str(tmp_path / "split.csv"),
           "--out", str(tmp_path / "m.json"), "--manifest", str(index_dir / "manifest.csv"),
-          "--teacher", str(tmp_path / "features.pt"), "--clips", "2", "--batch-size", "3", "--device", "cpu"])
-    assert decodes == [0.25, 0.75]  # two clips a video, evenly spread
+          "--teacher", str(tmp_path / "features.pt"), "--clips", "2", "--crops", "3", "--batch-size", "3",
+          "--device", "cpu"])
+    assert decodes == [(0, 2), (1, 2)]  # two clips a video, each decoded once
+    n_test = int((split["role"] == "test").sum())
+    assert sum(scored) == n_test * 2 * 3 and max(scored) <= 3  # clips × crops views, in batches of 3
     result = json.loads((tmp_path / "m.json").read_text())
-    assert result["provenance"]["evaluate"] == {"clips": 2, "batch_size": 3, "device": "cpu"}
+    assert result["provenance"]["evaluate"] == {"clips": 2, "crops": 3, "batch_size": 3, "device": "cpu"}
+    assert result["provenance"]["views"] == "2 clips × 3 crops"
+    assert result["provenance"]["clips"]["sampling"] == "segments"
     assert "evaluate" not in result["provenance"]["options"]  # training never saw them

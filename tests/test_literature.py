@@ -144,17 +144,26 @@ def test_hmdb51_label_noise_is_reported_and_manifest_labels_are_used(hmdb51, cap
 # --------------------------------------------------------------------------- mismatches
 
 
-def test_videos_missing_or_undecodable_are_skipped_with_a_count(ucf101, caplog):
+def test_undecodable_videos_are_left_out_with_a_count(ucf101, caplog):
     lists = discover_lists(UCF_VIDEOSSL)[0.05]
     dropped = [stem for stem, _ in read_videossl_list(lists.labeled_file)[:3]]
-    manifest = ucf101[~ucf101["video_id"].isin(dropped[:2])].copy()
-    manifest.loc[manifest["video_id"] == dropped[2], ["decodes", "error"]] = [False, "corrupt"]
+    manifest = ucf101.copy()
+    manifest.loc[manifest["video_id"].isin(dropped), ["decodes", "error"]] = [False, "corrupt"]
     with caplog.at_level(logging.WARNING, logger="svar.literature"):
         table = import_split(manifest, **asdict(lists))
     assert roles(table) == {"labeled": 476 - 3, "unlabeled": 9061, "test": 3783}
     assert not set(dropped) & set(table["video_id"])
     message = next(r.getMessage() for r in caplog.records if "decodable videos" in r.getMessage())
     assert "3 of 476" in message and str(lists.labeled_file) in message and dropped[0] in message
+
+
+def test_a_listed_video_the_manifest_lacks_is_an_error_naming_file_and_line(ucf101):
+    """Nothing is silently dropped: a line naming a video this dataset does not have stops the import."""
+    lists = discover_lists(UCF_VIDEOSSL)[0.05]
+    listed = [stem for stem, _ in read_videossl_list(lists.labeled_file)]
+    manifest = ucf101[ucf101["video_id"] != listed[4]]
+    with pytest.raises(LiteratureListError, match=f"{lists.labeled_file}:5: {listed[4]} is not a video of this"):
+        import_split(manifest, **asdict(lists))
 
 
 def test_a_list_that_matches_nothing_is_refused_naming_the_file(ucf101, hmdb51):
@@ -217,9 +226,82 @@ def test_discover_lists_finds_every_published_fraction():
     assert hmdb[0.4].pool_file.name == "hmdb51_train_100_percent_labeled_split_1_rawframes.txt"
     assert sorted(discover_lists(UCF_SVFORMER)) == [0.01, 0.1]
     one = discover_lists(UCF_SVFORMER / "list_ucf_10")  # a single SVFormer folder
-    assert list(one) == [0.1] and one[0.1].convention == "svformer"
+    assert list(one) == [0.1] and one[0.1].list_format == "csv"
 
 
 def test_discover_lists_refuses_a_folder_without_lists(tmp_path):
     with pytest.raises(LiteratureListError, match=f"{tmp_path}: no published lists found"):
         discover_lists(tmp_path)
+
+
+# --------------------------------------------------------------------------- lists as their authors ship them
+
+
+def rewrite(src: Path, dest: Path, crlf: bool = False, commas: bool = False, names=None) -> Path:
+    """A copy of a published list folder with CRLF line ends, `path,label` lines (SeFAR's form)
+    and/or its files renamed (names: {"unlabel.csv": "unlabe.csv", "test.csv": "val.csv"})."""
+    dest.mkdir(parents=True)
+    for path in sorted(src.iterdir()):
+        lines = path.read_text().splitlines()
+        if commas:
+            lines = [",".join(line.rsplit(maxsplit=1)) for line in lines]
+        (dest / (names or {}).get(path.name, path.name)).write_bytes(
+            (("\r\n" if crlf else "\n").join(lines) + ("\r\n" if crlf else "\n")).encode())
+    return dest
+
+
+@pytest.mark.parametrize("crlf,commas,names", [
+    (True, False, None),
+    (False, True, None),
+    (True, True, {"unlabel.csv": "unlabe.csv"}),
+    (True, True, {"test.csv": "val.csv"}),
+])
+def test_svformer_and_sefar_forms_import_to_the_same_split(ucf101, tmp_path, crlf, commas, names):
+    original = import_split(ucf101, **asdict(discover_lists(UCF_SVFORMER)[0.1]))
+    folder = rewrite(UCF_SVFORMER / "list_ucf_10", tmp_path / "list_ucf_10", crlf, commas, names)
+    rewritten = import_split(ucf101, **asdict(discover_lists(folder)[0.1]))
+    pd.testing.assert_frame_equal(rewritten, original)
+
+
+def test_a_folder_without_a_test_list_takes_the_official_one(ucf101, tmp_path):
+    """Some SeFAR folders (list_ucf_1, list_ucf_5) hold train and unlabeled lists only."""
+    original = import_split(ucf101, **asdict(discover_lists(UCF_SVFORMER)[0.01]))
+    folder = tmp_path / "list_ucf_1"
+    folder.mkdir()
+    for name in ("train.csv", "unlabel.csv"):
+        (folder / name).write_bytes((UCF_SVFORMER / "list_ucf_1" / name).read_bytes())
+    lists = discover_lists(folder)[0.01]
+    assert lists.test_file is None
+    pd.testing.assert_frame_equal(import_split(ucf101, **asdict(lists)), original)
+
+
+def test_videossl_lists_with_crlf_import_to_the_same_split(ucf101, tmp_path):
+    original = import_split(ucf101, **asdict(discover_lists(UCF_VIDEOSSL)[0.1]))
+    folder = tmp_path / "videossl"
+    folder.mkdir()
+    for path in UCF_VIDEOSSL.glob("*_10_percent_*"):
+        (folder / path.name).write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    val = UCF_VIDEOSSL / "ucf101_val_split_1_rawframes.txt"
+    (folder / val.name).write_bytes(val.read_bytes().replace(b"\n", b"\r\n"))
+    pd.testing.assert_frame_equal(import_split(ucf101, **asdict(discover_lists(folder)[0.1])), original)
+
+
+def test_a_malformed_csv_line_names_its_file_and_line(ucf101, tmp_path):
+    folder = rewrite(UCF_SVFORMER / "list_ucf_10", tmp_path / "list_ucf_10", commas=True)
+    lines = (folder / "train.csv").read_text().splitlines()
+    lines[6] = "/root/UCF-101/Archery/v_Archery_g01_c01.avi;two"
+    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(LiteratureListError, match=r"train.csv:7: expected"):
+        import_split(ucf101, **asdict(discover_lists(folder)[0.1]))
+
+
+def test_the_sefar_convention_reads_the_csv_folders(ucf101, tmp_path):
+    from svar.splits import build_split
+
+    folder = rewrite(UCF_SVFORMER / "list_ucf_10", tmp_path / "lists" / "list_ucf_10", crlf=True, commas=True,
+                     names={"unlabel.csv": "unlabe.csv", "test.csv": "val.csv"})
+    sefar = build_split(ucf101, 0.1, 0, convention="sefar", lists_dir=folder.parent)
+    svformer = build_split(ucf101, 0.1, 0, convention="svformer", lists_dir=UCF_SVFORMER)
+    pd.testing.assert_frame_equal(sefar, svformer)
+    with pytest.raises(ValueError, match="the videossl lists are videossl"):
+        build_split(ucf101, 0.1, 0, convention="videossl", lists_dir=folder.parent)

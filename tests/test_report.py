@@ -39,7 +39,7 @@ ACCURACY = {"clip_zeroshot": {0.1: 0.5, 1.0: 0.5}, "distill_pl": {0.1: 0.75, 1.0
             "supervised": {0.1: 0.3, 1.0: 0.85}}
 
 
-def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teacher=False):
+def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teacher=False, convention="balanced"):
     """One run folder as svar writes it: metrics.json (with provenance) and train_curve.csv."""
     rng = np.random.default_rng([seed, int(fraction * 100), len(method)])
     labels = np.repeat(np.arange(len(CLASSES)), 10)
@@ -54,6 +54,8 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
         "mean_class": float(np.mean(list(per_class.values()))), "per_class": per_class,
         "test_labels": labels.tolist(), "test_predictions": predictions.tolist(),
         "accuracy_of": "final model (no test-set model selection)",
+        "split": {"convention": convention, "list_source": f"drawn with seed {seed}",
+                  "seed_varies": "split and initialisation"},
         "teacher_random_weights": random_teacher,
         "provenance": {
             "teacher_model": "ViT-B-32",
@@ -61,7 +63,7 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
             "student": "none (teacher only)" if teacher_only else "r2plus1d_18",
             "options": {"train": {"steps": 20, "lr": 0.003}, "student": {"arch": "r2plus1d_18"}},
             "evaluate": None if teacher_only else {"clips": 3, "batch_size": 64, "device": "auto"},
-            "split_convention": "class-balanced",
+            "split_convention": convention,
             "decoders": {"av": "14.0.0", "decord": "3.4.0"},
             "git_commit": "0123456789abcdef0123456789abcdef01234567",
         },
@@ -76,11 +78,13 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
     return folder / "metrics.json"
 
 
-def write_results_tree(root, dataset="synthetic", methods=tuple(ACCURACY), random_teacher=False):
+def write_results_tree(root, dataset="synthetic", methods=tuple(ACCURACY), random_teacher=False,
+                       convention="balanced"):
     """A results tree (runs/ and metrics.csv) like `svar aggregate` leaves it; returns (metrics.csv, the
     runs' metrics.json files)."""
     runs_dir = root / "runs"
-    files = [write_run(runs_dir, dataset, method, fraction, seed, ACCURACY[method][fraction], random_teacher)
+    files = [write_run(runs_dir, dataset, method, fraction, seed, ACCURACY[method][fraction], random_teacher,
+                       convention)
              for method in methods for fraction in (0.1, 1.0) for seed in (0, 1)]
     write_csv(root / "metrics.csv", collect(files))
     return root / "metrics.csv", files
@@ -236,7 +240,7 @@ def test_provenance_names_teacher_student_config_split_decoder_commit(report):
     assert provenance["method_config"]["distill_pl"][0]["train"]["steps"] == 20
     assert provenance["evaluation"]["distill_pl"] == [{"clips": 3, "batch_size": 64, "device": "auto"}]
     assert provenance["evaluation"]["clip_zeroshot"] == [None]
-    assert provenance["split_convention"] == ["class-balanced"]
+    assert provenance["split_convention"] == ["balanced"]
     assert provenance["decoders"] == [{"av": "14.0.0", "decord": "3.4.0"}]
     assert provenance["git_commit"] == ["0123456789abcdef0123456789abcdef01234567"]
     assert provenance["final_model_accuracy"] is True
@@ -280,6 +284,38 @@ def test_random_teacher_and_published_rows_on_a_literature_dataset(tmp_path):
     assert provenance["per_class_and_confusion_run"] == {"dataset": "ucf101", "method": "supervised",
                                                          "fraction": 1.0, "seed": 0,
                                                          "title": "ucf101 / supervised / 100% labels / seed 0"}
+
+
+@pytest.mark.parametrize("convention, drawn, not_drawn", [
+    ("balanced", {"SVFormer-B", "SeFAR-B"}, {"LTG"}),      # class-balanced: SVFormer's rule
+    ("random", {"LTG"}, {"SVFormer-B", "SeFAR-B"}),        # floor(f × N) at random: VideoSSL's rule
+    ("sefar", {"SeFAR-B"}, {"SVFormer-B", "LTG"}),         # SeFAR's own 5% list
+])
+def test_the_report_draws_a_published_row_only_beside_runs_of_its_convention(tmp_path, convention, drawn,
+                                                                               not_drawn):
+    metrics_csv, run_files = write_results_tree(tmp_path, dataset="ucf101", methods=("supervised",),
+                                               convention=convention)
+    paths = make_report(metrics_csv, run_files, tmp_path / "report")
+    markdown = paths["summary_md"].read_text()
+    ours, theirs = markdown.split("### Published results on ucf101")
+    assert f"split convention {convention}; labeled videos drawn with each run's seed" in ours
+    table = [line for line in theirs.splitlines() if line.startswith("| ") and "Venue" not in line]
+    methods = {line.split(" | ")[0].lstrip("| ") for line in table}
+    assert drawn <= methods and not methods & not_drawn
+    # every row drawn is of a comparable convention, or zero-shot (no labels: no split)
+    from svar.splits import COMPARABLE_WITH
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table if not line.startswith("|---")]
+    assert {c[4] for c in cells if c[5] != "0%"} == {COMPARABLE_WITH[convention]}
+    assert all(c[4] in (COMPARABLE_WITH[convention], "other") for c in cells)
+    assert f"split convention {convention}" in paths["html"].read_text()
+    assert f"Split convention {convention}" in paths["summary_tex"].read_text()
+
+
+def test_runs_of_two_conventions_are_not_one_table(tmp_path):
+    files = [write_run(tmp_path / "runs", "ucf101", "supervised", 0.1, 0, 0.5, convention="balanced"),
+             write_run(tmp_path / "runs", "ucf101", "supervised", 0.1, 1, 0.5, convention="random")]
+    with pytest.raises(ValueError, match=r"ucf101: runs of split conventions \['balanced', 'random'\]"):
+        collect(files)
 
 
 def test_stale_run_folders_beside_the_given_runs_are_not_read(tmp_path):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from svar.clips import augment, load_clips, strong_augment, take_clips
+from svar.clips import (ClipCache, ClipSpec, crop_boxes, eval_views, load_clips, strong_augment, take_clips,
+                        train_crops)
 from svar.config import merge, validate
 from svar.methods import METHODS, get_method, options_for
 from svar.splits import make_split
@@ -17,9 +18,11 @@ from svar.students import STUDENTS, Student
 from svar.trainer import Trainer, train
 
 OPTIONS = {
-    "student": {"arch": "tiny3d", "frames": 4, "size": 16, "cache_frames": 4, "cache_dir": ""},
+    "student": {"arch": "tiny3d", "sampling": "segments", "frames": 4, "size": 16, "cache_size": [16, 16],
+                "cache_frames": 4, "cache_dir": ""},
     "train": {"steps": 4, "batch_size": 4, "unlabeled_ratio": 1, "optimizer": "adamw", "lr": 0.003,
-              "weight_decay": 0.05, "warmup_steps": 1, "device": "cpu", "flip": False, "ema": 0.0,
+              "weight_decay": 0.05, "warmup_steps": 1, "device": "cpu", "crop": "random", "crop_padding": 4,
+              "flip": False, "strong_area": [0.5, 1.0], "strong_cutout": [0.2, 0.4], "val_every": 0, "ema": 0.0,
               "checkpoint_every": 0},
     "distill": {"weight": 1.0, "loss": "cosine", "frame_level": False},
     "pseudo_label": {"source": "teacher_zeroshot", "threshold": 0.0, "weight": 1.0, "student_threshold": 0.0},
@@ -167,6 +170,13 @@ def test_declared_keys_follow_the_pseudo_label_source():
     assert reads("clip_zeroshot") == set() and "train.unlabeled_ratio" not in reads("supervised")
     assert "distill" in reads("distill_pl") and "distill" not in reads("pseudo_label")
     assert "pseudo_label.threshold" not in reads("fixmatch")
+    # the strong view's settings: fixmatch's, and distill_pl's only with the student as its source
+    assert "train.strong_area" in reads("fixmatch") and "train.strong_area" not in reads("distill_pl")
+    assert "train.strong_cutout" in reads("distill_pl", pseudo_label={"source": "student"})
+    # the clip keys of the mode in use only
+    assert "student.cache_frames" in reads("supervised") and "student.stride" not in reads("supervised")
+    dense = reads("supervised", student={"sampling": "dense"}, train={"crop": "random_resized"})
+    assert {"student.stride", "train.crop_scale"} <= dense and not {"student.cache_frames", "train.crop_padding"} & dense
 
 
 @pytest.mark.parametrize("kind", ["cosine", "mse", "smooth_l1"])
@@ -214,27 +224,98 @@ def test_every_student_trains_on_cpu(arch):
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
-def _loop_augment(clips, generator, pad=4, flip=False):
-    """The original per-clip loop, kept as the reference for the vectorised `augment`."""
-    n, t, h, w, c = clips.shape
-    x = clips.permute(0, 1, 4, 2, 3).reshape(n, t * c, h, w).float()
-    x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
-    out = torch.empty((n, t * c, h, w))
-    for i in range(n):
-        crop = x[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
-        out[i] = crop.flip(-1) if (flip and flips[i]) else crop
-    return out.view(n, t, c, h, w).permute(0, 1, 3, 4, 2).round().to(torch.uint8)
+SEGMENTS = ClipSpec("segments", 4, 1, 8, (2, 2), 2)
 
 
-@pytest.mark.parametrize("flip", [False, True])
-def test_vectorised_augment_matches_the_loop(flip):
+def _frame_numbered(lengths, h=2, w=2) -> ClipCache:
+    """A cache whose every pixel of frame j of video i holds (i, j % 256, j // 256)."""
+    frames = []
+    for i, n in enumerate(lengths):
+        clip = np.zeros((n, h, w, 3), dtype=np.uint8)
+        clip[..., 0], clip[..., 1], clip[..., 2] = i, (np.arange(n) % 256)[:, None, None], (np.arange(n) // 256)[:, None, None]
+        frames.append(clip)
+    lengths = np.array(lengths)
+    return ClipCache(np.concatenate(frames), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+
+
+def test_random_crops_match_a_shift_of_the_replicate_padded_frame_and_are_seeded():
     clips = torch.randint(0, 256, (6, 3, 12, 10, 3), dtype=torch.uint8)
-    a = augment(clips, torch.Generator().manual_seed(1), flip=flip)
-    b = _loop_augment(clips, torch.Generator().manual_seed(1), flip=flip)
-    assert torch.equal(a, b)
+    a = train_crops(clips, 10, torch.Generator().manual_seed(1), "random", padding=4)
+    b = train_crops(clips, 10, torch.Generator().manual_seed(1), "random", padding=4)
+    c = train_crops(clips, 10, torch.Generator().manual_seed(2), "random", padding=4)
+    assert a.shape == (6, 3, 10, 10, 3) and a.dtype == torch.uint8 and torch.equal(a, b) and not torch.equal(a, c)
+    padded = torch.nn.functional.pad(clips.permute(0, 1, 4, 2, 3).float().flatten(0, 1), (4, 4, 4, 4),
+                                     mode="replicate").view(6, 3, 3, 20, 18).permute(0, 1, 3, 4, 2).to(torch.uint8)
+    offsets = []
+    for i in range(6):  # each crop is one window of its clip's padded frames, the same for every frame
+        hits = [(y, x) for y in range(11) for x in range(9) if torch.equal(a[i], padded[i, :, y:y + 10, x:x + 10])]
+        assert hits
+        offsets.append(hits[0])
+    assert len(set(offsets)) > 1  # training crops vary from clip to clip
+
+
+@pytest.mark.parametrize("crop", ["random", "random_resized"])
+def test_a_training_crop_is_one_draw_for_every_frame_and_flips_only_when_asked(crop):
+    ramp = torch.arange(20, dtype=torch.float).mul(12).view(1, 1, 1, 20, 1).expand(16, 4, 20, 20, 3)
+    ramp = ramp.to(torch.uint8).contiguous()
+    kept = train_crops(ramp, 16, torch.Generator().manual_seed(0), crop, padding=0, scale=(0.3, 1.0))
+    assert (kept == kept[:, :1]).all()
+    assert (kept[..., 0, :, 0].float().diff(dim=-1) >= 0).all()  # left stays darker than right
+    flipped = train_crops(ramp, 16, torch.Generator().manual_seed(0), crop, padding=0, scale=(0.3, 1.0), flip=True)
+    decreasing = (flipped[:, 0, 0, :, 0].float().diff(dim=-1) <= 0).all(-1)
+    assert 0 < int(decreasing.sum()) < 16
+
+
+def test_test_crops_are_centred_and_three_crops_span_the_long_side():
+    clips = torch.arange(128 * 171).view(1, 1, 128, 171, 1).expand(1, 2, 128, 171, 3)
+    (centre,) = eval_views(clips, 112, 1)
+    assert torch.equal(centre, clips[:, :, 8:120, 29:141])
+    assert crop_boxes(128, 171, 112, 3) == [(8, 0), (8, 30), (8, 59)]
+    assert crop_boxes(171, 128, 112, 3) == [(0, 8), (30, 8), (59, 8)]
+    assert [v.shape for v in eval_views(clips, 112, 3)] == [(1, 2, 112, 112, 3)] * 3
+
+
+def test_dense_clips_are_frames_stride_apart_from_a_seeded_random_start():
+    """A 187-frame video at 16×4: the cache keeps every 4th frame; every clip is 16 frames 4 apart;
+    start positions vary from step to step, and with the seed."""
+    spec = ClipSpec("dense", 16, 4, 8, (2, 2), 2)
+    kept = spec.cached_indices(187)
+    assert kept.tolist() == list(range(0, 187, 4))
+    cache = _frame_numbered([len(kept), 10])
+    rows = torch.zeros(8, dtype=torch.long)
+
+    def starts(seed, steps=6):
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for _ in range(steps):
+            clip = take_clips(cache, rows, spec, g)
+            position = clip[:, :, 0, 0, 1].long() + 256 * clip[:, :, 0, 0, 2].long()  # index into the kept frames
+            video_frames = torch.from_numpy(kept)[position]
+            assert (clip[:, :, 0, 0, 0] == 0).all()                      # the clip's own video
+            assert (video_frames.diff(dim=1) == 4).all()                 # 16 frames, 4 apart
+            assert (video_frames[:, -1] < 187).all()
+            out.append(video_frames[:, 0].tolist())
+        return out
+
+    first = starts(0)
+    assert len({s for step in first for s in step}) > 4 and first[0] != first[1]  # they vary step to step
+    assert starts(0) == first and starts(1) != first                         # and with the seed
+    # a video shorter than a clip is looped
+    short = take_clips(cache, torch.tensor([1]), spec, torch.Generator().manual_seed(0))[0, :, 0, 0, 1].long()
+    assert short.tolist() == [i % 10 for i in range(16)]
+    # test clips: spread evenly, 16 frames 4 apart each
+    clips = [spec.test_indices(187, c, 10) for c in range(10)]
+    assert all((np.diff(c) == 4).all() and len(c) == 16 for c in clips)
+    assert [c[0] for c in clips] == sorted(c[0] for c in clips) and clips[0][0] < clips[-1][0] <= 187 - 61
+
+
+def test_take_clips_reads_the_sampled_frames():
+    cache = _frame_numbered([8, 8, 8])
+    rows = torch.tensor([2, 0, 2])
+    a = take_clips(cache, rows, SEGMENTS, torch.Generator().manual_seed(0))
+    assert a.shape == (3, 4, 2, 2, 3)
+    assert (a[:, :, 0, 0, 0] == rows[:, None]).all()  # each clip's own frames
+    assert ((a[:, :, 0, 0, 1].long() // 2) == torch.arange(4)).all()  # in order, one per segment
 
 
 def test_strong_augment_is_consistent_over_frames_and_seeded():
@@ -253,34 +334,31 @@ def test_strong_augment_is_consistent_over_frames_and_seeded():
     assert (out[..., :4, :].mean((1, 2, 3, 4)) <= out[..., -4:, :].mean((1, 2, 3, 4))).all()
 
 
-def test_take_clips_reads_the_sampled_frames(tmp_path):
-    cache = torch.arange(3 * 8, dtype=torch.uint8).view(3, 8, 1, 1, 1).expand(3, 8, 2, 2, 3).contiguous()
-    rows = torch.tensor([2, 0, 2])
-    a = take_clips(cache, rows, 4, torch.Generator().manual_seed(0))
-    b = take_clips(cache.numpy(), rows, 4, torch.Generator().manual_seed(0))
-    assert torch.equal(a, b) and a.shape == (3, 4, 2, 2, 3)
-    frames = a[:, :, 0, 0, 0].long()
-    assert (frames // 8 == rows[:, None]).all()  # each clip's own frames, in order, one per segment
-    assert ((frames % 8) // 2 == torch.arange(4)).all()
-
-
 def test_disk_clip_cache_is_reused_and_identical(tiny_manifest, tmp_path, monkeypatch):
     manifest, _ = tiny_manifest
     rows = manifest.head(5)
-    memory = load_clips(rows, 4, 16)
-    on_disk = load_clips(rows, 4, 16, cache_dir=tmp_path)
-    assert isinstance(on_disk, np.memmap) and np.array_equal(memory, on_disk)
-    assert len(list(tmp_path.glob("clips_4x16_*.npy"))) == 1
+    spec = ClipSpec("segments", 4, 1, 4, (16, 16), 16)
+    memory = load_clips(rows, spec)
+    on_disk = load_clips(rows, spec, cache_dir=tmp_path)
+    assert isinstance(on_disk.frames, np.memmap) and np.array_equal(memory.frames, on_disk.frames)
+    assert np.array_equal(memory.lengths, on_disk.lengths) and (memory.lengths == 4).all()
+    assert len(list(tmp_path.glob("clips_segments_16x16_*.index.npy"))) == 1
 
     import svar.clips
 
     monkeypatch.setattr(svar.clips, "_decode_one", lambda job: pytest.fail("decoded again"))
-    assert np.array_equal(load_clips(rows, 4, 16, cache_dir=tmp_path), memory)
+    assert np.array_equal(load_clips(rows, spec, cache_dir=tmp_path).frames, memory.frames)
     monkeypatch.undo()
-    load_clips(rows, 4, 20, cache_dir=tmp_path)  # another size: another file
-    load_clips(manifest.head(4), 4, 16, cache_dir=tmp_path)  # other videos: another file
-    assert len(list(tmp_path.glob("clips_*.npy"))) == 3
+    load_clips(rows, ClipSpec("segments", 4, 1, 4, (20, 20), 16), cache_dir=tmp_path)  # another size: another file
+    load_clips(manifest.head(4), spec, cache_dir=tmp_path)  # other videos: another file
+    dense = load_clips(rows, ClipSpec("dense", 4, 3, 4, (16, 16), 16), cache_dir=tmp_path)  # another sampling
+    assert (dense.lengths == [-(-f // 3) for f in rows["frames"]]).all()  # every 3rd frame of each video
+    assert len(list(tmp_path.glob("clips_*.index.npy"))) == 4
     assert not list(tmp_path.glob(".*tmp"))
+    # a truncated file is decoded again, not trusted
+    path = next(tmp_path.glob("clips_segments_16x16_*[0-9a-f].npy"))
+    path.write_bytes(path.read_bytes()[:100])
+    assert np.array_equal(load_clips(rows, spec, cache_dir=tmp_path).frames, memory.frames)
 
 
 def test_disk_cache_trains_the_same_weights(tiny_manifest, tiny_store, tmp_path):
@@ -295,7 +373,7 @@ def test_disk_cache_trains_the_same_weights(tiny_manifest, tiny_store, tmp_path)
     for name in ("distill", "supervised"):  # one cache file serves every method
         memory, disk = run(name, "", f"{name}_memory.pt"), run(name, cache, f"{name}_disk.pt")
         assert all(torch.equal(memory[k], disk[k]) for k in memory)
-        assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+        assert len(list((tmp_path / "cache").glob("*.index.npy"))) == 1
 
 
 def test_teacher_baselines_fit_heads(tiny_manifest, tiny_store, tmp_path):

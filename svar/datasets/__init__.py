@@ -3,6 +3,8 @@
 Each module of this package defines one `Dataset` (svar.datasets.base) and registers it in
 `DATASETS`; this package imports every module in it, so adding a dataset is adding a module
 (and its workflow config overlay). Everything ends up in UCF101's layout and split format.
+One module registers nothing: `user`, which lays out the user's own videos (`dataset.root`: a
+folder in that layout, or a CSV) under any other name.
 
 The archives come from `svar download` (svar.download), or from a folder of archives already
 on disk (`dataset.archives_dir`) — on a cluster node without internet.
@@ -28,8 +30,12 @@ for _module in pkgutil.iter_modules(__path__):
 
 
 def dataset_folder(config: dict) -> str:
-    """data/<this>: the folder of the config's dataset (svar.datasets.base.Dataset.folder)."""
-    return DATASETS[config["dataset"]["name"]].folder(config["dataset"])
+    """data/<this>: the folder of the config's dataset: a built-in one's (svar.datasets.base.
+    Dataset.folder), or for the user's own (dataset.root, svar.datasets.user) its name."""
+    dataset = config["dataset"]
+    if dataset.get("root"):
+        return dataset["name"]
+    return DATASETS[dataset["name"]].folder(dataset)
 
 
 def known_archives() -> dict[str, ArchiveInfo]:

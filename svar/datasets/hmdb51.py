@@ -25,8 +25,10 @@ HMDB51_SPLITS = ArchiveInfo("http://serre-lab.clps.brown.edu/wp-content/uploads/
 HMDB_SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>[123])\.txt$")
 
 
-def hmdb_split_lists(split_dir: Path) -> tuple[list[str], dict[int, tuple[list[str], list[str]]]]:
-    """Classes (alphabetical, HMDB51's convention) and {k: (train lines, test lines)} in UCF101's format."""
+def hmdb_split_lists(split_dir: Path) -> tuple[list[str], dict[int, tuple[list[str], list[str], list[str]]]]:
+    """Classes (alphabetical, HMDB51's convention) and {k: (train lines, test lines, unused lines)}
+    in UCF101's format. The unused videos (marked 0) are outside split k's test list: the pool the
+    semi-supervised literature draws its labels from is train and unused together."""
     files = {}
     for path in sorted(split_dir.rglob("*_test_split*.txt")):
         match = HMDB_SPLIT_FILE.match(path.name)
@@ -37,7 +39,7 @@ def hmdb_split_lists(split_dir: Path) -> tuple[list[str], dict[int, tuple[list[s
     classes = sorted({cls for cls, _ in files})
     splits = {}
     for k in sorted({k for _, k in files}):
-        train, test = [], []
+        train, test, unused = [], [], []
         for label, cls in enumerate(classes, 1):
             path = files.get((cls, k))
             if path is None:
@@ -52,7 +54,9 @@ def hmdb_split_lists(split_dir: Path) -> tuple[list[str], dict[int, tuple[list[s
                     train.append(f"{cls}/{parts[0]} {label}")
                 elif parts[1] == "2":
                     test.append(f"{cls}/{parts[0]}")
-        splits[k] = (train, test)
+                else:
+                    unused.append(f"{cls}/{parts[0]} {label}")
+        splits[k] = (train, test, unused)
     return classes, splits
 
 
@@ -67,8 +71,10 @@ class HMDB51(Dataset):
         extract_nested(videos_archive, work / "videos")
         extract(splits_archive, work / "splits")
         classes, splits = hmdb_split_lists(work / "splits")
-        for k, (train, test) in splits.items():
+        for k, (train, test, unused) in splits.items():
             write_text(out / "splits" / f"trainlist0{k}.txt", "".join(f"{line}\n" for line in train))
             write_text(out / "splits" / f"testlist0{k}.txt", "".join(f"{line}\n" for line in test))
+            # svar's addition to UCF101's format: the videos split k neither trains nor tests on
+            write_text(out / "splits" / f"unusedlist0{k}.txt", "".join(f"{line}\n" for line in unused))
         write_text(out / "splits" / "classInd.txt", "".join(f"{i} {c}\n" for i, c in enumerate(classes, 1)))
         os.replace(class_dirs(work / "videos"), out / "videos")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from svar.config import canonical, results_dir, subset
 from svar.datasets import DATASETS, archive_names, archive_paths, dataset_folder
+from svar.datasets.user import is_csv
 from svar.manifest import files_digest, index_inputs
 from svar.methods import METHODS, options_for
 from svar.teacher.pretrain import pool_inputs
@@ -17,8 +18,11 @@ from svar.teacher.weights import pretrained_file, weights_source
 
 DATASET = config["dataset"]["name"]
 TEACHER = config["teacher"]
-# the dataset's folder, named by what makes its videos (another generated spec: another folder)
+# the dataset's folder, named by what makes its videos (another generated spec: another folder;
+# the user's own videos, dataset.root: data/<dataset.name>)
 DATA = f"data/{dataset_folder(config)}"
+# the user's own videos: a folder in UCF101's layout or a CSV ("": a built-in dataset)
+DATASET_ROOT = config["dataset"]["root"]
 # everything this config makes: another config's name, another folder
 RESULTS = results_dir(config)
 # the teacher's weights: rule pretrain_teacher's checkpoint for `generated`
@@ -58,7 +62,11 @@ def flags(values):
 
 def dataset_archives(wildcards):
     """The official archives a dataset is built from: on disk in dataset.archives_dir, or
-    downloaded into data/archives by rule download. The generated dataset needs none."""
+    downloaded into data/archives by rule download. The generated dataset needs none. A CSV
+    root is its own input (edited, it is laid out again); a folder root is none: rule index
+    reads its files through data/<name>'s links, and its params digest them."""
+    if DATASET_ROOT:
+        return [os.path.expanduser(DATASET_ROOT)] if is_csv(DATASET_ROOT) else []
     if DATASETS[DATASET].generated:
         return []
     folder = config["dataset"]["archives_dir"] or "data/archives"
@@ -66,6 +74,8 @@ def dataset_archives(wildcards):
 
 
 def dataset_args(wildcards, input):
+    if DATASET_ROOT:
+        return f"--root {shlex.quote(DATASET_ROOT)}"
     if not DATASETS[DATASET].generated:
         return f"--archives {input[0]} {input[1]}"
     return flags(config["dataset"]["synthetic"])
@@ -81,7 +91,8 @@ def read_digest(files_read):
 
 def splits_args(wildcards):
     dataset = config["dataset"]
-    args = flags({"split": dataset["split"], "convention": dataset["split_convention"]})
+    read = {key: dataset[key] for key in ("split", "pool", "val_per_class")}
+    args = flags(read | {"convention": dataset["split_convention"]})
     return f"{args} --lists-dir {shlex.quote(dataset['lists_dir'])}" if dataset["lists_dir"] else args
 
 
@@ -90,8 +101,9 @@ def run_file(method, fraction, seed, name):
     return f"{RESULTS}/runs/{method}/fraction{fraction}_seed{seed}/{name}"
 
 
-def split_file(fraction, seed):
-    return f"{RESULTS}/splits/fraction{fraction}_seed{seed}.csv"
+def split_file(fraction, seed, ext="csv"):
+    """The split table (csv) or how it was made (json) of one (fraction, seed)."""
+    return f"{RESULTS}/splits/fraction{fraction}_seed{seed}.{ext}"
 
 
 def run_files(method, name):

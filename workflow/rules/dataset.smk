@@ -1,5 +1,6 @@
-# Stage 1 — dataset: the generated dataset, or UCF101 / HMDB51 from their official archives,
-# all in UCF101's layout and split format, in data/<folder named by what makes it>.
+# Stage 1 — dataset: the generated dataset, UCF101 / HMDB51 from their official archives, or your
+# own videos (dataset.root), all in UCF101's layout and split format, in data/<folder named by
+# what makes it>.
 
 
 rule download:
@@ -17,21 +18,47 @@ rule download:
         "python -m svar download --archive {wildcards.archive} --out-dir data/archives > {log} 2>&1"
 
 
-rule dataset:
-    input:
-        dataset_archives,
-    output:
-        directory(DATA),
-    log:
-        f"{RESULTS}/logs/dataset.log",
-    conda:
-        "../envs/svar.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=240,
-    params:
-        name=DATASET,
-        args=dataset_args,
-    shell:
-        "python -m svar dataset --name {params.name} --out {output:q} {params.args} > {log} 2>&1"
+if DATASET_ROOT:
+
+    # Your own videos: data/<name> links to a folder in UCF101's layout, or to each video a CSV
+    # lists (its split lists written); the CSV is the input, so editing it lays it out again.
+    # Links and a few lists only: a local rule (the root is on the login node's disk too).
+    rule dataset:
+        input:
+            dataset_archives,
+        output:
+            directory(DATA),
+        log:
+            f"{RESULTS}/logs/dataset.log",
+        localrule: True
+        conda:
+            "../envs/svar.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=30,
+        params:
+            args=dataset_args,
+        shell:
+            "python -m svar dataset {params.args} --out {output:q} > {log} 2>&1"
+
+else:
+
+    rule dataset:
+        input:
+            dataset_archives,
+        output:
+            directory(DATA),
+        log:
+            f"{RESULTS}/logs/dataset.log",
+        conda:
+            "../envs/svar.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=240,
+        params:
+            name=DATASET,
+            args=dataset_args,
+        shell:
+            "python -m svar dataset --name {params.name} --out {output:q} {params.args} > {log} 2>&1"

@@ -1,11 +1,12 @@
-# Stage 3 — splits: labeled / unlabeled / test roles per (fraction, seed).
+# Stage 3 — splits: labeled / unlabeled / val / test roles per (fraction, seed), and how they were made.
 
 
 rule splits:
     input:
         rules.index.output.manifest,
     output:
-        split_file("{fraction}", "{seed}"),
+        split=split_file("{fraction}", "{seed}"),
+        info=split_file("{fraction}", "{seed}", "json"),
     log:
         f"{RESULTS}/logs/splits/fraction{{fraction}}_seed{{seed}}.log",
     conda:
@@ -18,4 +19,4 @@ rule splits:
         args=splits_args,
     shell:
         "python -m svar splits --manifest {input} --fraction {wildcards.fraction} --seed {wildcards.seed}"
-        " {params.args} --out {output} > {log} 2>&1"
+        " {params.args} --out {output.split} --info-out {output.info} > {log} 2>&1"

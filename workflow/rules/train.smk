@@ -6,6 +6,7 @@ rule train:
     input:
         manifest=rules.index.output.manifest,
         split=split_file("{fraction}", "{seed}"),
+        split_info=split_file("{fraction}", "{seed}", "json"),
         teacher=rules.teacher.output[0],
     output:
         model=run_file("{method}", "{fraction}", "{seed}", "model.pt"),
@@ -22,7 +23,8 @@ rule train:
         options=train_options,
         dataset=DATASET,
     shell:
-        "python -m svar train --manifest {input.manifest} --split {input.split} --teacher {input.teacher}"
+        "python -m svar train --manifest {input.manifest} --split {input.split} --split-info {input.split_info}"
+        " --teacher {input.teacher}"
         " --method {wildcards.method} --options {params.options:q} --seed {wildcards.seed}"
         " --dataset {params.dataset} --fraction {wildcards.fraction} --threads {threads}"
         " --out {output.model} --curve {output.curve} > {log} 2>&1"
