@@ -3,9 +3,10 @@ benchmark run with workflow/profiles/slurm (+ the slurm-test overlay for this CP
 every job but `all` through sbatch, a job that fails once is retried and the run completes, and
 its metrics equal a local run's byte for byte.
 
-The grid is tiny.yaml with one seed (every stage, method and fraction; half the jobs): each SLURM job
-starts Snakemake twice (the job step, then its srun) on top of the rule, so on 2 CPUs the whole
-tiny grid (50 jobs) takes 6-7 minutes. SVAR_SLURM_TEST_FULL=1 runs tiny.yaml unchanged.
+The grid is tiny.yaml with one seed, one fraction and two methods (every stage; SLURM_METHODS):
+each SLURM job starts Snakemake twice (the job step, then its srun) on top of the rule, about 14 s
+a job on 2 CPUs, so one seed of the whole tiny grid (32 jobs) took 455 s.
+SVAR_SLURM_TEST_FULL=1 runs tiny.yaml unchanged.
 
 Needs root and Slurm's Debian packages (`bash .ci/slurm-deps.sh`); skips without them."""
 
@@ -171,12 +172,21 @@ def run_env(tmp: Path, fail_marker: Path | None = None) -> dict:
     return env
 
 
+# the methods the SLURM run trains unless SVAR_SLURM_TEST_FULL=1: the paper's student (labeled and
+# unlabeled clips, teacher features and pseudo-labels) and a teacher-only head; each job through
+# sbatch costs ~14 s here (one seed of the whole tiny grid, 32 jobs, took 455 s; four methods at
+# one fraction, 288 s)
+SLURM_METHODS = ["distill_pl", "clip_zeroshot"]
+
+
 def grid_config(folder: Path) -> Path:
-    """tiny.yaml, with one seed unless SVAR_SLURM_TEST_FULL=1."""
+    """tiny.yaml, with one seed, one fraction and SLURM_METHODS unless SVAR_SLURM_TEST_FULL=1."""
     if os.environ.get("SVAR_SLURM_TEST_FULL") == "1":
         return TINY
     config = yaml.safe_load(TINY.read_text())
     config["seeds"] = config["seeds"][:1]
+    config["fractions"] = config["fractions"][:1]
+    config["methods"] = SLURM_METHODS
     path = folder / "grid.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -247,7 +247,8 @@ def test_a_tiny_benchmark_on_a_root_folder_runs_end_to_end(tiny_run, tmp_path):
     run's trained teacher as a checkpoint file: the chain runs, and the CSV of the same videos
     lays out and indexes to the same manifest."""
     tiny, _ = tiny_run
-    (generated,) = (tiny / "data").glob("synthetic-*")
+    # the tiny config's own generated set (other tests add other configs' folders beside it)
+    generated = tiny / "data" / dataset_folder(cfg.load_workflow_config(TINY))
     mydata = copy_dataset(generated, tmp_path / "mydata")
     checkpoint = tmp_path / "teacher.pt"
     shutil.copyfile(tiny / "results" / "tiny" / "teacher" / "pretrained.pt", checkpoint)
