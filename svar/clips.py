@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import atomic_path
+from .config import clip_problems, enum_of
 from .image import resize_cover
 from .video import decoder_versions, map_videos, read_frames, uniform_indices
 
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 # bump when decoding, resizing or the cache layout changes: old cache files are then ignored
 CACHE_VERSION = 2
-SAMPLING_MODES = ("segments", "dense")
 
 
 @dataclass(frozen=True)
@@ -59,24 +59,11 @@ class ClipSpec:
     @classmethod
     def from_options(cls, student: dict) -> "ClipSpec":
         # a run is given only the keys its mode reads (svar.methods.clip_keys): the other one is moot
-        spec = cls(student["sampling"], int(student["frames"]), int(student.get("stride", 1)),
+        for problem in clip_problems(student):
+            raise ValueError(problem)
+        return cls(student["sampling"], int(student["frames"]), int(student.get("stride", 1)),
                    int(student.get("cache_frames", student["frames"])), tuple(int(v) for v in student["cache_size"]),
                    int(student["size"]))
-        for problem in spec.problems():
-            raise ValueError(problem)
-        return spec
-
-    def problems(self) -> list[str]:
-        out = []
-        if self.sampling not in SAMPLING_MODES:
-            out.append(f"student.sampling: {self.sampling!r} is not one of {list(SAMPLING_MODES)}")
-        if min(self.cache_size) < self.size:
-            out.append(f"student.cache_size: {list(self.cache_size)} is smaller than the crop, student.size = "
-                       f"{self.size}; cache at least the crop size")
-        if self.sampling == "segments" and self.frames > self.cache_frames:
-            out.append(f"student.frames: {self.frames} frames a clip, but only student.cache_frames = "
-                       f"{self.cache_frames} are decoded a video; raise cache_frames or lower frames")
-        return out
 
     def cached_indices(self, n_frames: int) -> np.ndarray:
         """The frames of an n-frame video the cache keeps."""
@@ -245,8 +232,8 @@ def train_crops(clips: torch.Tensor, size: int, generator: torch.Generator, crop
     from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    if crop not in ("random", "random_resized"):
-        raise ValueError(f"train.crop: {crop!r} is not one of ['random', 'random_resized']")
+    if crop not in enum_of("train.crop"):
+        raise ValueError(f"train.crop: {crop!r} is not one of {enum_of('train.crop')}")
     n, t, h, w = clips.shape[:4]
     seed = _seeded(generator)
     if not n:

@@ -178,6 +178,30 @@ def _dataset_problems(config: dict) -> list[str]:
     return config_problems(config)
 
 
+def enum_of(dotted: str) -> list:
+    """The values the schema allows a key ("student.sampling")."""
+    node = raw_schema()
+    for part in dotted.split("."):
+        node = node["properties"][part]
+    return list(node["enum"])
+
+
+def clip_problems(student: dict) -> list[str]:
+    """What makes a student's clips impossible, beyond the schema's types (svar.clips.ClipSpec
+    checks a run's options with it too): more frames a clip than segments sampling caches, or a
+    cache smaller than the crop. `student` may hold only the keys its mode reads."""
+    out = []
+    if student["sampling"] not in enum_of("student.sampling"):
+        out.append(f"student.sampling: {student['sampling']!r} is not one of {enum_of('student.sampling')}")
+    if student["sampling"] == "segments" and student["frames"] > student.get("cache_frames", student["frames"]):
+        out.append(f"student.frames: {student['frames']} frames a clip, but only student.cache_frames = "
+                   f"{student['cache_frames']} are decoded a video; raise cache_frames or lower frames")
+    if min(student["cache_size"]) < student["size"]:
+        out.append(f"student.cache_size: {list(student['cache_size'])} is smaller than the crop, student.size = "
+                   f"{student['size']}; cache at least the crop size")
+    return out
+
+
 def problems(config: dict, local: bool = True) -> list[str]:
     """What the schema cannot see, as `key: what is wrong` lines (none when all is well): the
     dataset is a built-in one or the user's own with a root that can be laid out, the
@@ -227,13 +251,7 @@ def problems(config: dict, local: bool = True) -> list[str]:
     if convention in PUBLISHED and not config["dataset"]["lists_dir"]:
         out.append(f"dataset.lists_dir: the {convention} convention imports the lists that paper published; "
                    "point lists_dir at the folder holding them")
-    student = config["student"]
-    if student["sampling"] == "segments" and student["frames"] > student["cache_frames"]:
-        out.append(f"student.frames: {student['frames']} frames a clip, but only student.cache_frames = "
-                   f"{student['cache_frames']} are decoded a video; raise cache_frames or lower frames")
-    if min(student["cache_size"]) < student["size"]:
-        out.append(f"student.cache_size: {student['cache_size']} is smaller than the crop, student.size = "
-                   f"{student['size']}; cache at least the crop size")
+    out += clip_problems(config["student"])
     if local:
         from .device import resolve_device
 
