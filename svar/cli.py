@@ -7,6 +7,7 @@ Stages, in the order the workflow runs them:
   index     decode every video once; write the manifest and the exclusions
   splits    labeled / unlabeled / test roles for one (fraction, seed)
   teacher-weights  download an open_clip teacher's weights into a cache (where there is internet)
+  student-weights  download a student's torchvision weights into student.weights_dir (where there is internet)
   teacher   open_clip features of every video (or one shard of them) and class-prompt embeddings
   teacher-gather  merge the teacher's shards into the one feature store every run reads
   train     train one (method, fraction, seed) run, or fit a teacher-only baseline
@@ -87,6 +88,12 @@ def _teacher_weights(args):
     from .teacher.weights import weights_receipt
 
     weights_receipt(args.model, args.pretrained, args.cache_dir or None, args.out)
+
+
+def _student_weights(args):
+    from .student_weights import weights_receipt
+
+    weights_receipt(args.arch, args.pretrained, args.weights_dir, args.out)
 
 
 def _teacher(args):
@@ -301,6 +308,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the weights go (default %(default)s; '' = open_clip's default cache)")
     p.add_argument("--out", required=True, help="the receipt (JSON)")
     p.set_defaults(func=_teacher_weights, outputs=('out',), output_dirs=())
+
+    p = sub.add_parser("student-weights", help="download a student's torchvision weights into a folder",
+                       description="Fetch the torchvision weights student.pretrained names for the arch "
+                                   "(kinetics400: its Kinetics-400 weights; imagenet: ResNet-18's ImageNet weights, "
+                                   "which training inflates) into --weights-dir under torchvision's file name, "
+                                   "verified against the sha256 prefix that name carries; a file already there is "
+                                   "verified and kept. Run where there is internet (a login node): training reads "
+                                   "the folder offline. Writes a JSON receipt: weights, url, file, bytes, sha256.")
+    p.add_argument("--arch", required=True, choices=names_of("student"), metavar="ARCH",
+                   help="student.arch: %(choices)s")
+    p.add_argument("--pretrained", required=True,
+                   help="student.pretrained, naming torchvision's weights (kinetics400 or imagenet)")
+    p.add_argument("--weights-dir", default=default("student.weights_dir"),
+                   help=f"{description('student.weights_dir')} (default %(default)s)")
+    p.add_argument("--out", required=True, help="the receipt (JSON)")
+    p.set_defaults(func=_student_weights, outputs=('out',), output_dirs=('weights_dir',))
 
     p = sub.add_parser("teacher", help="teacher features of every video (or of one shard), once per dataset",
                        description="Encode sampled frames of each decodable video with an open_clip image encoder, "

@@ -264,6 +264,30 @@ def train_crops(clips: torch.Tensor, size: int, generator: torch.Generator, crop
     return out
 
 
+def randaugment(clips: torch.Tensor, generator: torch.Generator, num_ops: int, magnitude: int) -> torch.Tensor:
+    """torchvision.transforms.v2.RandAugment on each clip as one video: the ops and their signs
+    are drawn once a clip and applied to all of its frames (v2 transforms a Video's frames with
+    one draw), from torch's global generator seeded from `generator` inside a saved RNG state,
+    as `train_crops` does. `num_ops` 0 returns the clips and draws nothing.
+
+    uint8 [N, T, H, W, 3] in and out (on the CPU: the ops are cheap next to the student).
+    """
+    if num_ops == 0:
+        return clips
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    seed = _seeded(generator)
+    transform = v2.RandAugment(num_ops=num_ops, magnitude=magnitude)
+    state = torch.get_rng_state()
+    try:
+        torch.default_generator.manual_seed(seed)
+        out = [transform(tv_tensors.Video(clip.permute(0, 3, 1, 2))).as_subclass(torch.Tensor) for clip in clips]
+    finally:
+        torch.set_rng_state(state)
+    return torch.stack(out).permute(0, 1, 3, 4, 2) if out else clips
+
+
 def crop_boxes(height: int, width: int, size: int, n_crops: int) -> list[tuple[int, int]]:
     """(top, left) of `n_crops` test crops of `size`: the centre crop for one; otherwise spread
     evenly along the long side from one end to the other, centred on the short side (the

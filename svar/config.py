@@ -252,6 +252,9 @@ def problems(config: dict, local: bool = True) -> list[str]:
         out.append(f"dataset.lists_dir: the {convention} convention imports the lists that paper published; "
                    "point lists_dir at the folder holding them")
     out += clip_problems(config["student"])
+    from .student_weights import student_problems
+
+    out += student_problems(config)  # student.pretrained fits student.arch
     if local:
         from .device import resolve_device
 

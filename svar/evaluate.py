@@ -133,6 +133,8 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
             "teacher_model": teacher["model"],
             "teacher_weights": teacher["pretrained"],
             "student": ckpt.get("arch", "none (teacher only)"),
+            # how the student was initialised: scratch, or which weights (svar.students)
+            "student_init": meta.get("student_init", "scratch") if ckpt["kind"] == "student" else None,
             "options": meta["options"],
             # how a student was scored; teacher-only heads are scored on the stored features
             "evaluate": settings if ckpt["kind"] == "student" else None,

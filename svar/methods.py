@@ -1,29 +1,33 @@
 """The method zoo: each algorithm is a small registered class that only defines its loss.
 
 The shared trainer (svar/trainer.py) builds batches and steps the optimiser; a method receives
-the student and a batch and returns (loss, logs). A batch holds:
+the student, a batch and the step and returns (loss, logs). A batch holds:
 
     x_l, y_l     labeled clips (uint8 [B, T, H, W, 3], weakly augmented) and their labels
     t_l          the teacher's video features of the labeled clips ([B, D], L2-normalised)
     x_u, t_u     unlabeled clips (weak view) and their teacher features   (`uses_unlabeled`)
-    pl_u         teacher pseudo-label probabilities of the unlabeled clips ([B_u, C]): the
+    pl_u         the teacher's pseudo-label probabilities of the unlabeled clips ([B_u, C]): its
                  zero-shot prediction, or a linear probe fitted on the labeled teacher features
-                 (`pseudo_label_source`: teacher_zeroshot, teacher_probe); the true labels when
-                 every training video is labeled
+                 (a method's `source`: teacher_zeroshot, teacher_probe)
     x_u_strong   a strongly augmented view of the same frames as x_u     (`needs_strong_view`)
     tf_l, tf_u   the teacher's per-frame features ([B, k, D], L2-normalised) (`needs_frame_features`)
 
 The trainer only builds what a method asks for, so supervised training never pays for the
-unlabeled pool, and only methods that need one pay for a strong view.
+unlabeled pool, and only methods that need one pay for a strong view. With no unlabeled videos
+(fraction 1) a batch has no unlabeled entries at all and every unlabeled term is left out: at
+100% of labels `teacher_pl`, `pseudo_label` and `fixmatch` train exactly as `supervised`, and
+`distill_pl` as `distill` (distillation on the labeled clips), so the 100% column compares the
+same training, not a doubled cross-entropy.
+
+Each method's options live in its own config section, named as the method (`fixmatch.threshold`,
+`teacher_pl.source`); distillation's are `distill`'s (read by `distill` and `distill_pl`). Each
+method declares the keys it reads (`reads`, given the config: which threshold `distill_pl` reads
+depends on its source) and the trainer gets those and no others (`options_for`): the workflow
+passes a training job exactly them, so a change to a key reruns exactly the runs of the methods
+that read it. Evaluation's own keys (`evaluate_reads`) are declared the same way.
 
 Teacher-only baselines (`clip_zeroshot`, `clip_linear_probe`) train no student: they define
 `fit`, which turns the teacher's features into a classifier head.
-
-Each method declares the configuration keys it reads (`reads`, given the config: which
-pseudo-label threshold a method reads depends on `pseudo_label.source`) and the trainer gets
-those and no others (`options_for`): the workflow passes a training job exactly them, so a
-change to a key reruns exactly the runs of the methods that read it. Evaluation's own keys
-(`evaluate_reads`) are declared the same way.
 """
 
 from __future__ import annotations
@@ -33,19 +37,28 @@ import torch.nn.functional as F
 
 from .config import subset
 from .registry import Registry
+from .student_weights import pretrained_keys
 
 METHODS = Registry("method", "methods")
 DISTILL_LOSSES = Registry("distillation loss", "distill.loss")
-PSEUDO_LABEL_SOURCES = Registry("pseudo-label source", "pseudo_label.source")
-PSEUDO_LABEL_SOURCES.register("the teacher's zero-shot prediction", name="teacher_zeroshot")
-PSEUDO_LABEL_SOURCES.register("a linear probe on the labeled videos' teacher features", name="teacher_probe")
-PSEUDO_LABEL_SOURCES.register("the student's own (detached) prediction", name="student")
+# where the teacher's pseudo-labels come from (teacher_pl.source), and distill_pl's sources: those,
+# or the student's own prediction
+TEACHER_PSEUDO_LABELS = Registry("teacher pseudo-label source", "teacher_pl.source")
+PSEUDO_LABEL_SOURCES = Registry("pseudo-label source", "distill_pl.source")
+for _name, _what in (("teacher_zeroshot", "the teacher's zero-shot prediction"),
+                     ("teacher_probe", "a linear probe on the labeled videos' teacher features")):
+    TEACHER_PSEUDO_LABELS.register(_what, name=_name)
+    PSEUDO_LABEL_SOURCES.register(_what, name=_name)
+PSEUDO_LABEL_SOURCES.register("the student's own prediction on the weak view", name="student")
 
-# what every student run reads: the student, and the trainer's settings but the unlabeled ratio
-STUDENT_KEYS = ("student.arch", "student.sampling", "student.frames", "student.size", "student.cache_size",
-                "student.cache_dir", "train.steps", "train.batch_size", "train.optimizer", "train.lr",
-                "train.weight_decay", "train.warmup_steps", "train.device", "train.crop", "train.flip",
-                "train.val_every", "train.ema", "train.checkpoint_every")
+# what every student run reads: the student (and its initial weights: pretrained_keys), and the
+# trainer's settings but the unlabeled ratio
+STUDENT_KEYS = ("student.arch", "student.sampling", "student.frames", "student.size",
+                "student.cache_size", "student.cache_dir", "train.steps", "train.batch_size", "train.optimizer",
+                "train.lr", "train.weight_decay", "train.schedule", "train.warmup_steps", "train.device",
+                "train.crop", "train.flip", "train.val_every", "train.ema", "train.checkpoint_every")
+# what building a strong view reads
+STRONG_VIEW_KEYS = ("train.strong_area", "train.strong_cutout", "train.randaugment_ops", "train.randaugment_magnitude")
 
 
 def clip_keys(config: dict) -> tuple[str, ...]:
@@ -87,31 +100,22 @@ def distill_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.T
 
 def masked_ce(logits: torch.Tensor, probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard pseudo-label cross-entropy: argmax of `probs` as the target where its confidence
-    reaches `threshold`, averaged over all clips (masked ones count as zero). Returns (loss, mask)."""
+    reaches `threshold`, averaged over all clips (masked ones count as zero, as USB's
+    consistency_loss does). Returns (loss, mask)."""
     conf, target = probs.max(dim=1)
     mask = (conf >= threshold).to(logits.dtype)
     return (F.cross_entropy(logits, target, reduction="none") * mask).mean(), mask
 
 
-def pseudo_label_source(options: dict) -> str:
-    source = options["pseudo_label"]["source"]
-    PSEUDO_LABEL_SOURCES[source]  # an unknown source is an error naming pseudo_label.source
-    return source
+def unsup_ramp(step: int, warmup: int) -> float:
+    """The unlabeled term's weight factor at `step`: a linear ramp from 0 to 1 over `warmup`
+    steps (USB's unsup_warm_up, there a fraction of the run), 1 throughout when warmup is 0."""
+    return 1.0 if warmup <= 0 else min(1.0, step / warmup)
 
 
-def pseudo_label_keys(config: dict) -> tuple[str, ...]:
-    """What a method taking pseudo-labels from `pseudo_label.source` reads: the source, the
-    weight, the threshold that applies to it, and the probe's settings for teacher_probe."""
-    source = pseudo_label_source(config)
-    threshold = "pseudo_label.student_threshold" if source == "student" else "pseudo_label.threshold"
-    probe = ("linear_probe",) if source == "teacher_probe" else ()
-    return ("pseudo_label.source", "pseudo_label.weight", threshold, *probe)
-
-
-@torch.no_grad()
-def weak_view_probs(student, batch) -> torch.Tensor:
-    """The student's class probabilities on the weak view of the unlabeled clips, without gradient."""
-    return student(batch["x_u"])[0].float().softmax(-1)
+def has_unlabeled(batch: dict) -> bool:
+    """Whether the batch holds unlabeled clips: not when every training video is labeled."""
+    return "x_u" in batch
 
 
 def _logs(**terms) -> dict:
@@ -123,10 +127,10 @@ def _logs(**terms) -> dict:
 class Method:
     name = ""
     trains_student = True
-    uses_unlabeled = False      # batch has x_u, t_u, pl_u
+    uses_unlabeled = False      # batch has x_u, t_u (and pl_u with a teacher source) when the split has unlabeled videos
     needs_strong_view = False   # batch has x_u_strong
     needs_frame_features = False  # batch has tf_l (and tf_u with uses_unlabeled)
-    pseudo_label_source = None  # teacher_zeroshot / teacher_probe: batch has pl_u; student: the method's own
+    pseudo_label_source = None  # teacher_zeroshot / teacher_probe: batch has pl_u
 
     def __init__(self, options: dict):
         self.options = options
@@ -134,8 +138,9 @@ class Method:
     @classmethod
     def reads(cls, config: dict) -> tuple[str, ...]:
         """The config keys (whole sections, or section.key) this method's training reads."""
-        return (STUDENT_KEYS + clip_keys(config) + (("train.unlabeled_ratio",) if cls.uses_unlabeled else ())
-                + (("train.strong_area", "train.strong_cutout") if cls.uses_strong_view(config) else ()))
+        return (STUDENT_KEYS + pretrained_keys(config) + clip_keys(config)
+                + (("train.unlabeled_ratio",) if cls.uses_unlabeled else ())
+                + (STRONG_VIEW_KEYS if cls.uses_strong_view(config) else ()))
 
     @classmethod
     def uses_strong_view(cls, config: dict) -> bool:
@@ -147,29 +152,66 @@ class Method:
         """The config keys scoring this method's model reads (rule evaluate)."""
         return ("evaluate",)
 
-    def loss(self, student, batch) -> tuple[torch.Tensor, dict]:
+    def loss(self, student, batch, step: int = 0) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
 
-class PseudoLabels:
-    """What a method taking pseudo-labels from `pseudo_label.source` adds to its base: the keys
-    it reads for that source, and the targets (`pseudo_label_targets`)."""
+class UnlabeledTerm:
+    """What a method with a weighted pseudo-label term adds: its own section's `weight` and
+    `unsup_warmup` (the ramp), read from config section `<name>`."""
 
     @classmethod
     def reads(cls, config):
-        return super().reads(config) + pseudo_label_keys(config)
+        return super().reads(config) + (f"{cls.name}.weight", f"{cls.name}.unsup_warmup")
+
+    def unsup_weight(self, step: int) -> float:
+        section = self.options[self.name]
+        return section["weight"] * unsup_ramp(step, section["unsup_warmup"])
+
+    def ce_and_pseudo_labels(self, student, batch, step: int, views: tuple[str, ...], targets):
+        """(loss, logs) of one forward pass over the labeled clips and the unlabeled `views` (batch
+        keys): labeled CE plus the weighted masked CE of the last view towards the hard targets
+        `targets(logits by view)`, thresholded at `<name>.threshold`. Without unlabeled clips
+        (fraction 1), the labeled CE alone."""
+        if not has_unlabeled(batch):
+            return Supervised.loss(self, student, batch, step)
+        n_l = batch["x_l"].shape[0]
+        logits, _ = student(torch.cat([batch["x_l"], *(batch[v] for v in views)]))
+        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
+        by_view = dict(zip(views, logits[n_l:].chunk(len(views))))
+        pl, mask = masked_ce(by_view[views[-1]], targets(by_view), self.options[self.name]["threshold"])
+        return ce + self.unsup_weight(step) * pl, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
+
+
+def own_prediction(logits: torch.Tensor) -> torch.Tensor:
+    """The student's own class probabilities, detached: targets it does not learn through."""
+    return logits.detach().float().softmax(-1)
+
+
+class TeacherPseudoLabels(UnlabeledTerm):
+    """The teacher's pseudo-labels as targets: section `<name>` names the source and its
+    threshold; teacher_probe also reads the probe's settings (linear_probe)."""
+
+    @classmethod
+    def source_of(cls, config) -> str:
+        return config[cls.name]["source"]
+
+    sources = PSEUDO_LABEL_SOURCES  # the registry its source is one of
+
+    @classmethod
+    def reads(cls, config):
+        source = cls.source_of(config)
+        cls.sources[source]  # an unknown source is an error naming the key
+        threshold = f"{cls.name}.student_threshold" if source == "student" else f"{cls.name}.threshold"
+        probe = ("linear_probe",) if source == "teacher_probe" else ()
+        return super().reads(config) + (f"{cls.name}.source", threshold, *probe)
 
     def __init__(self, options):
         super().__init__(options)
-        self.pseudo_label_source = pseudo_label_source(options)
-
-    def pseudo_label_targets(self, batch, student_probs) -> tuple[torch.Tensor, float]:
-        """(probabilities, threshold) of the unlabeled clips' pseudo-labels: the teacher's
-        (batch pl_u, pseudo_label.threshold), or with source `student` the student's
-        (`student_probs()`, pseudo_label.student_threshold)."""
-        if self.pseudo_label_source == "student":
-            return student_probs(), self.options["pseudo_label"]["student_threshold"]
-        return batch["pl_u"], self.options["pseudo_label"]["threshold"]
+        source = self.source_of(options)
+        self.sources[source]
+        if source != "student":
+            self.pseudo_label_source = source
 
 
 @METHODS.register
@@ -178,19 +220,30 @@ class Supervised(Method):
 
     name = "supervised"
 
-    def loss(self, student, batch):
+    def loss(self, student, batch, step=0):
         logits, _ = student(batch["x_l"])
         ce = F.cross_entropy(logits, batch["y_l"])
         return ce, _logs(ce=ce)
 
 
+def pool_frames(x: torch.Tensor, length: int) -> torch.Tensor:
+    """[B, k, D] averaged over time into `length` equal segments: [B, length, D]."""
+    return x if x.shape[1] == length else F.adaptive_avg_pool1d(x.transpose(1, 2), length).transpose(1, 2)
+
+
 def frame_distill_loss(student, temporal: torch.Tensor, frames: torch.Tensor, kind: str) -> torch.Tensor:
-    """Student temporal features [B, T', E], linearly interpolated in time to the teacher's k
-    frames and projected, against the teacher's frame features [B, k, D], frame by frame."""
-    k = frames.shape[1]
-    if temporal.shape[1] != k:
-        temporal = F.interpolate(temporal.transpose(1, 2), size=k, mode="linear", align_corners=False).transpose(1, 2)
-    return distill_loss(student.project(temporal), frames, kind)
+    """Student temporal features [B, T', E] against the teacher's frame features [B, k, D], at
+    the coarser of the two resolutions: the teacher's k frames averaged into the student's T'
+    temporal positions (and renormalised), or the student's positions averaged into k when it
+    has more. A student with one temporal position has nothing to align in time: refused."""
+    t_student, k = temporal.shape[1], frames.shape[1]
+    if t_student < 2:
+        raise ValueError(f"distill.frame_level: student.arch {getattr(student, 'arch', '?')} keeps {t_student} "
+                         "temporal position of its clip after its temporal strides; frame-level distillation needs "
+                         "at least 2: raise student.frames or set distill.frame_level: false")
+    length = min(t_student, k)
+    target = F.normalize(pool_frames(frames.float(), length), dim=-1)
+    return distill_loss(student.project(pool_frames(temporal, length)), target, kind)
 
 
 @METHODS.register
@@ -199,9 +252,9 @@ class Distill(Method):
 
     The student's embedding, through a linear projection, is pulled towards the frozen
     teacher's video feature (the mean of its frame features). With `distill.frame_level`, the
-    student's last feature map pooled over space only (its temporal features), interpolated to
-    the teacher's k frames and projected, is pulled towards each of the teacher's frame
-    features instead.
+    student's last feature map pooled over space only (its temporal features) is pulled towards
+    the teacher's frame features at the coarser of the two temporal resolutions
+    (`frame_distill_loss`).
     """
 
     name = "distill"
@@ -216,41 +269,50 @@ class Distill(Method):
         self.frame_level = bool(options["distill"]["frame_level"])
         self.needs_frame_features = self.frame_level
 
-    def distillation(self, student, x, t, tf=None):
-        kind = self.options["distill"]["loss"]
-        if self.frame_level:
-            logits, _, temporal = student.forward_temporal(x)
-            return logits, frame_distill_loss(student, temporal, tf, kind)
-        logits, emb = student(x)
-        return logits, distill_loss(student.project(emb), t, kind)
-
-    def unlabeled_view(self, batch):
+    def distilled_view(self, batch):
+        """The unlabeled clips the student is distilled on."""
         return batch["x_u"]
 
-    def distill_batch(self, student, batch):
-        x = torch.cat([batch["x_l"], self.unlabeled_view(batch)])
-        t = torch.cat([batch["t_l"], batch["t_u"]])
-        tf = torch.cat([batch["tf_l"], batch["tf_u"]]) if self.frame_level else None
-        return self.distillation(student, x, t, tf)
+    def forward(self, student, x):
+        """(logits, what is distilled): the embedding, or the temporal features when frame_level."""
+        if self.frame_level:
+            logits, _, temporal = student.forward_temporal(x)
+            return logits, temporal
+        logits, emb = student(x)
+        return logits, emb
 
-    def loss(self, student, batch):
-        logits, kd = self.distill_batch(student, batch)
+    def distillation(self, student, out, batch, n_distilled: int) -> torch.Tensor:
+        """The distillation term on the first `n_distilled` rows of `out` (labeled, then unlabeled)."""
+        kind = self.options["distill"]["loss"]
+        unlabeled = n_distilled > batch["x_l"].shape[0]
+        key = "tf" if self.frame_level else "t"
+        target = torch.cat([batch[f"{key}_l"], batch[f"{key}_u"]]) if unlabeled else batch[f"{key}_l"]
+        if self.frame_level:
+            return frame_distill_loss(student, out[:n_distilled], target, kind)
+        return distill_loss(student.project(out[:n_distilled]), target, kind)
+
+    def loss(self, student, batch, step=0):
         n_l = batch["x_l"].shape[0]
+        x = torch.cat([batch["x_l"], self.distilled_view(batch)]) if has_unlabeled(batch) else batch["x_l"]
+        logits, out = self.forward(student, x)
         ce = F.cross_entropy(logits[:n_l], batch["y_l"])
-        loss = ce + self.options["distill"]["weight"] * kd
-        return loss, _logs(ce=ce, distill=kd)
+        kd = self.distillation(student, out, batch, len(x))
+        return ce + self.options["distill"]["weight"] * kd, _logs(ce=ce, distill=kd)
 
 
 @METHODS.register
-class DistillPL(PseudoLabels, Distill):
+class DistillPL(TeacherPseudoLabels, Distill):
     """Çelik, Küçükmanisa & Urhan (2023): feature distillation plus pseudo-labels.
 
-    Unlabeled clips whose pseudo-label confidence reaches the threshold add a cross-entropy term
-    towards the predicted class. `pseudo_label.source`: `teacher_zeroshot` (the teacher's
-    zero-shot prediction), `teacher_probe` (a linear probe on the teacher's features fitted to
-    the labeled videos) or `student` (FixMatch-style: the student's detached prediction on the
-    weak view is the target for a strong view, which is also the view distilled; threshold
-    `student_threshold`).
+    Labeled CE and feature distillation (`distill`) on labeled and unlabeled clips, plus a
+    cross-entropy term on the unlabeled clips whose pseudo-label confidence reaches the
+    threshold, towards the predicted class. The paper's abstract leaves the source of the
+    pseudo-labels open, so `distill_pl.source` chooses: `teacher_zeroshot` (the CLIP teacher's
+    zero-shot prediction, default), `teacher_probe` (a linear probe on the teacher's features
+    fitted to the labeled videos), both thresholded at `distill_pl.threshold`; or `student`
+    (FixMatch-style: the student's prediction on the weak view, from the same forward pass, is
+    the hard target for the strong view, which is also the view distilled; threshold
+    `distill_pl.student_threshold`).
     """
 
     name = "distill_pl"
@@ -261,50 +323,76 @@ class DistillPL(PseudoLabels, Distill):
 
     @classmethod
     def uses_strong_view(cls, config: dict) -> bool:
-        return pseudo_label_source(config) == "student"
+        return cls.source_of(config) == "student"
 
-    def unlabeled_view(self, batch):
+    def distilled_view(self, batch):
         return batch["x_u_strong"] if self.needs_strong_view else batch["x_u"]
 
-    def loss(self, student, batch):
-        probs, threshold = self.pseudo_label_targets(batch, lambda: weak_view_probs(student, batch))
-        logits, kd = self.distill_batch(student, batch)
-        n_l = batch["x_l"].shape[0]
+    def loss(self, student, batch, step=0):
+        if not has_unlabeled(batch):
+            return Distill.loss(self, student, batch, step)
+        n_l, n_u = batch["x_l"].shape[0], batch["x_u"].shape[0]
+        views = [batch["x_l"], self.distilled_view(batch)]
+        if self.needs_strong_view:  # the weak view joins the forward pass only to make the targets
+            views.append(batch["x_u"])
+        logits, out = self.forward(student, torch.cat(views))
         ce = F.cross_entropy(logits[:n_l], batch["y_l"])
-        pl, mask = masked_ce(logits[n_l:], probs, threshold)
-        loss = ce + self.options["distill"]["weight"] * kd + self.options["pseudo_label"]["weight"] * pl
+        kd = self.distillation(student, out, batch, n_l + n_u)
+        section = self.options[self.name]
+        if self.needs_strong_view:
+            probs, threshold = own_prediction(logits[n_l + n_u:]), section["student_threshold"]
+        else:
+            probs, threshold = batch["pl_u"], section["threshold"]
+        pl, mask = masked_ce(logits[n_l:n_l + n_u], probs, threshold)
+        loss = ce + self.options["distill"]["weight"] * kd + self.unsup_weight(step) * pl
         return loss, _logs(ce=ce, distill=kd, pl=pl, pl_mask=mask.mean())
 
 
 @METHODS.register
-class PseudoLabel(PseudoLabels, Method):
-    """Pseudo-labelling without distillation (Lee 2013): labeled CE plus CE on unlabeled clips
-    towards confident hard pseudo-labels.
+class TeacherPL(TeacherPseudoLabels, Method):
+    """The teacher's pseudo-labels without distillation: labeled CE plus CE on the unlabeled
+    clips towards the teacher's hard pseudo-label where its confidence reaches
+    `teacher_pl.threshold`; the labels are the teacher's zero-shot prediction or a linear probe
+    on its features of the labeled videos (`teacher_pl.source`). What distill_pl is without its
+    distillation term."""
 
-    The targets come from `pseudo_label.source`: the teacher's zero-shot prediction (default),
-    a linear probe on the teacher's features of the labeled videos, or, with `student`, the
-    student's own (detached) prediction on the same clip, thresholded at `student_threshold`.
-    """
+    name = "teacher_pl"
+    uses_unlabeled = True
+    sources = TEACHER_PSEUDO_LABELS  # the student's own pseudo-labels are method pseudo_label
+
+    def loss(self, student, batch, step=0):
+        return self.ce_and_pseudo_labels(student, batch, step, ("x_u",), lambda view: batch["pl_u"])
+
+
+@METHODS.register
+class PseudoLabel(UnlabeledTerm, Method):
+    """Pseudo-labelling (Lee 2013), as USB's `pseudolabel` runs it: labeled CE plus CE on the
+    unlabeled clips towards the student's own hard prediction on them (detached), where its
+    confidence reaches `pseudo_label.threshold` (USB's p_cutoff, 0.95), its weight ramped up
+    over `pseudo_label.unsup_warmup` steps. Self-training: no teacher is used. One forward pass
+    over labeled and unlabeled clips (USB freezes batch-norm statistics for the unlabeled half;
+    here they see both)."""
 
     name = "pseudo_label"
     uses_unlabeled = True
 
-    def loss(self, student, batch):
-        n_l = batch["x_l"].shape[0]
-        logits, _ = student(torch.cat([batch["x_l"], batch["x_u"]]))
-        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
-        probs, threshold = self.pseudo_label_targets(batch, lambda: logits[n_l:].detach().float().softmax(-1))
-        pl, mask = masked_ce(logits[n_l:], probs, threshold)
-        loss = ce + self.options["pseudo_label"]["weight"] * pl
-        return loss, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
+    @classmethod
+    def reads(cls, config):
+        return super().reads(config) + ("pseudo_label.threshold",)
+
+    def loss(self, student, batch, step=0):
+        return self.ce_and_pseudo_labels(student, batch, step, ("x_u",), lambda view: own_prediction(view["x_u"]))
 
 
 @METHODS.register
-class FixMatch(Method):
-    """FixMatch (Sohn et al. 2020): the student's prediction on a weak view of an unlabeled clip,
-    made without gradient, is the hard target for a strong view of the same frames when its
-    confidence reaches tau (`pseudo_label.student_threshold`); plus labeled CE. The unlabeled
-    term is weighted by `pseudo_label.weight`. No teacher is used.
+class FixMatch(UnlabeledTerm, Method):
+    """FixMatch (Sohn et al. 2020) as USB defines it (semilearn/algorithms/fixmatch/fixmatch.py,
+    FixMatch.train_step with use_cat): one forward pass over the labeled clips, the weak views
+    and the strong views of the unlabeled clips together (so batch-norm statistics are updated
+    once, by all of them); the weak views' detached softmax gives hard pseudo-labels, kept where
+    their confidence reaches tau (`fixmatch.threshold`, USB's p_cutoff); the unlabeled loss is
+    the masked cross-entropy of the strong views averaged over all mu·B unlabeled clips, weighted
+    by lambda_u (`fixmatch.weight`). No teacher is used.
     """
 
     name = "fixmatch"
@@ -313,16 +401,12 @@ class FixMatch(Method):
 
     @classmethod
     def reads(cls, config):
-        return super().reads(config) + ("pseudo_label.student_threshold", "pseudo_label.weight")
+        return super().reads(config) + ("fixmatch.threshold",)
 
-    def loss(self, student, batch):
-        n_l = batch["x_l"].shape[0]
-        probs = weak_view_probs(student, batch)
-        logits, _ = student(torch.cat([batch["x_l"], batch["x_u_strong"]]))
-        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
-        pl, mask = masked_ce(logits[n_l:], probs, self.options["pseudo_label"]["student_threshold"])
-        loss = ce + self.options["pseudo_label"]["weight"] * pl
-        return loss, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
+    def loss(self, student, batch, step=0):
+        # the weak views make the targets of the strong ones
+        return self.ce_and_pseudo_labels(student, batch, step, ("x_u", "x_u_strong"),
+                                         lambda view: own_prediction(view["x_u"]))
 
 
 class TeacherBaseline(Method):

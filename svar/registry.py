@@ -24,6 +24,7 @@ REGISTRY_MODULES = {
     "sampling_mode": ("svar.teacher.sampling", "SAMPLING_MODES"),
     "distill_loss": ("svar.methods", "DISTILL_LOSSES"),
     "pseudo_label_source": ("svar.methods", "PSEUDO_LABEL_SOURCES"),
+    "teacher_pseudo_label": ("svar.methods", "TEACHER_PSEUDO_LABELS"),
 }
 # name lists derived from the registries or the package's data, not registries of their own
 DERIVED_NAMES = {

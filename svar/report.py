@@ -127,6 +127,12 @@ def load_runs(run_files, metrics: pd.DataFrame) -> list[dict]:
     return runs
 
 
+def _student_text(provenance: dict) -> str:
+    """The student and how it was initialised: `r3d_18 (scratch)`, `r3d_18 (kinetics400: …)`."""
+    init = provenance.get("student_init")
+    return f"{provenance['student']} ({init})" if init else provenance["student"]
+
+
 def collect_provenance(runs: list[dict]) -> dict:
     """What produced the numbers, gathered from every run; each field lists the distinct values
     seen, so that a report mixing teachers, commits or split conventions shows it."""
@@ -140,7 +146,7 @@ def collect_provenance(runs: list[dict]) -> dict:
                                      for r in runs),
         "teacher_random_weights": bool(random_runs),
         "runs_with_random_teacher": len(random_runs),
-        "student": {m: _distinct(r["provenance"]["student"] for r in runs if r["method"] == m) for m in methods},
+        "student": {m: _distinct(_student_text(r["provenance"]) for r in runs if r["method"] == m) for m in methods},
         "method_config": {m: _distinct(r["provenance"]["options"] for r in runs if r["method"] == m)
                           for m in methods},
         # how each method's models were scored (None: a teacher-only head, scored on stored features)

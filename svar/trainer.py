@@ -13,6 +13,7 @@ and `train` for every student method, and the sections of its loss.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -24,16 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from .atomic import torch_save, write_text
-from .clips import (ClipSpec, decode_eval_clips, eval_views, load_clips, strong_augment, take_clips, to_device,
-                    train_crops)
+from .clips import (ClipSpec, decode_eval_clips, eval_views, load_clips, randaugment, strong_augment, take_clips,
+                    to_device, train_crops)
 from .device import autocast, resolve_device
 from .methods import ClipLinearProbe, get_method
 from .readers import CorruptFileError, load_torch
-from .students import Student
+from .student_weights import build_student
 from .teacher.store import frame_features, video_features, zeroshot_logits
 
 log = logging.getLogger(__name__)
@@ -52,20 +52,37 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # every device's generator too
 
 
-def lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    """Linear warm-up, then cosine decay to zero."""
+def lr_at(step: int, total: int, warmup: int, base: float, schedule: str = "cosine") -> float:
+    """Linear warm-up, then `schedule` over the rest: `cosine`, half a cosine to zero; or
+    `usb_cosine`, cos(7π·p/16) (FixMatch's, USB's get_cosine_schedule_with_warmup with
+    num_cycles 7/16), which ends at 0.2 of the peak."""
     if step < warmup:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "usb_cosine":
+        return base * max(0.0, math.cos(7 * math.pi * progress / 16))
+    raise ValueError(f"train.schedule: unknown schedule {schedule!r}; choose cosine or usb_cosine")
 
 
-def make_optimizer(params, opts: dict):
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Two optimiser groups: the weights with `weight_decay`, and the parameters of norm layers
+    and every bias (any parameter of one dimension) without, as USB's bn_wd_skip and timm do:
+    decaying a batch-norm scale or a bias towards zero only fights the normalisation."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: torch.nn.Module, opts: dict):
+    groups = parameter_groups(model, opts["weight_decay"])
     if opts["optimizer"] == "adamw":
-        return torch.optim.AdamW(params, lr=opts["lr"], weight_decay=opts["weight_decay"])
-    if opts["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=opts["lr"], momentum=0.9, nesterov=True,
-                               weight_decay=opts["weight_decay"])
+        return torch.optim.AdamW(groups, lr=opts["lr"])
+    if opts["optimizer"] == "sgd":  # USB's: momentum 0.9, Nesterov
+        return torch.optim.SGD(groups, lr=opts["lr"], momentum=0.9, nesterov=True)
     raise ValueError(f"train.optimizer: unknown optimizer {opts['optimizer']!r}; choose adamw or sgd")
 
 
@@ -96,28 +113,27 @@ class EpochSampler:
 
 
 class EMA:
-    """Exponential moving average of a model's state (parameters and buffers).
-
-    decay_t = min(decay, (1 + t) / (10 + t)) at update t, so that the average is not stuck near
-    the random initialisation in short runs; integer buffers are copied.
-    """
+    """Exponential moving average of a model's parameters, as USB's EMA and EMAHook keep it:
+    shadow = decay · shadow + (1 − decay) · parameter after every step, with a constant decay;
+    buffers (batch-norm running statistics) are the model's own, copied. `state` is the EMA
+    model's whole state dict, what validation and evaluation load."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay, self.updates = decay, 0
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.averaged = {name for name, _ in model.named_parameters()}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
         avg, cur = [], []
         for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
+            if k in self.averaged:
                 avg.append(self.state[k])
                 cur.append(v.detach())
             else:
                 self.state[k].copy_(v)
-        torch._foreach_lerp_(avg, cur, 1 - d)
+        torch._foreach_lerp_(avg, cur, 1 - self.decay)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "updates": self.updates, "state": self.state}
@@ -128,11 +144,9 @@ class EMA:
             self.state[k].copy_(v)
 
 
-def teacher_pseudo_labels(method, options, store, labeled, pool_u, t_l, t_u, num_classes) -> torch.Tensor:
-    """pl_u: probabilities over classes for the unlabeled pool from the method's source; t_l, t_u
-    are the teacher's video features of the labeled videos and of the pool."""
-    if pool_u is labeled:  # the pool is the labeled set: its true labels are the targets, not a guess
-        return F.one_hot(torch.tensor(pool_u["label"].to_numpy()), num_classes).float()
+def teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes) -> torch.Tensor:
+    """pl_u: probabilities over classes for the unlabeled videos from the method's source; t_l,
+    t_u are the teacher's video features of the labeled and of the unlabeled videos."""
     if method.pseudo_label_source == "teacher_probe":
         weight, bias = ClipLinearProbe(options).fit(t_l, torch.tensor(labeled["label"].to_numpy()),
                                                     store["text_embeddings"], store["logit_scale"], num_classes)
@@ -150,8 +164,9 @@ class Trainer:
         self.device = resolve_device(t_opts["device"], "train.device")
         labeled = split[split["role"] == "labeled"]
         unlabeled = split[split["role"] == "unlabeled"]
-        # with every training video labeled (fraction 1) the unlabeled terms use the labeled pool
-        pool_u = unlabeled if len(unlabeled) else labeled
+        # with every training video labeled (fraction 1) a batch has no unlabeled part, and the
+        # methods leave their unlabeled terms out (svar/methods.py)
+        self.uses_unlabeled = method.uses_unlabeled and len(unlabeled) > 0
         num_classes = len(store["class_names"])
         self.teacher_dim = store["text_embeddings"].shape[1]
 
@@ -159,7 +174,7 @@ class Trainer:
         # disk cache, every training video of the split, so that one file serves every run
         cache_dir = options["student"]["cache_dir"]
         need = list(labeled["video_id"])
-        if method.uses_unlabeled or cache_dir:
+        if self.uses_unlabeled or cache_dir:
             need += list(unlabeled["video_id"])
         ids = sorted(set(need)) if cache_dir else list(dict.fromkeys(need))
         by_id = manifest.set_index("video_id")
@@ -174,7 +189,7 @@ class Trainer:
                       if len(val) else None)
         row = {v: i for i, v in enumerate(ids)}
         self.rows_l = torch.tensor([row[v] for v in labeled["video_id"]], dtype=torch.long)
-        self.rows_u = torch.tensor([row[v] for v in pool_u["video_id"]] if method.uses_unlabeled else [],
+        self.rows_u = torch.tensor([row[v] for v in unlabeled["video_id"]] if self.uses_unlabeled else [],
                                    dtype=torch.long)
 
         dev = self.device
@@ -184,29 +199,29 @@ class Trainer:
         if method.needs_frame_features:
             self.tf_l = frame_features(store, labeled["video_id"]).to(dev)
         self.pl_u = None  # teacher pseudo-labels, for the methods whose source is the teacher
-        if method.uses_unlabeled:
-            t_u = video_features(store, pool_u["video_id"])
+        if self.uses_unlabeled:
+            t_u = video_features(store, unlabeled["video_id"])
             self.t_u = t_u.to(dev)
             if method.needs_frame_features:
-                self.tf_u = frame_features(store, pool_u["video_id"]).to(dev)
-            if method.pseudo_label_source in ("teacher_zeroshot", "teacher_probe"):
-                self.pl_u = teacher_pseudo_labels(method, options, store, labeled, pool_u, t_l, t_u,
-                                                  num_classes).to(dev)
+                self.tf_u = frame_features(store, unlabeled["video_id"]).to(dev)
+            if method.pseudo_label_source is not None:
+                self.pl_u = teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes).to(dev)
 
-        self.student = Student(s_opts["arch"], num_classes, self.teacher_dim).to(dev)
+        self.student = build_student(s_opts, num_classes, self.teacher_dim).to(dev)  # student.pretrained
         self.student = self.student.to(memory_format=torch.channels_last_3d)  # see Student._input
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.optimizer = make_optimizer(self.student.parameters(), t_opts)
+        self.optimizer = make_optimizer(self.student, t_opts)
         decay = float(options["train"]["ema"])
         if not 0 <= decay < 1:
             raise ValueError(f"train.ema: EMA decay must be in [0, 1) (0 = off), got {decay}")
         self.ema = EMA(self.student, decay) if decay > 0 else None
         self.generator = torch.Generator().manual_seed(seed)
         self.sampler_l = EpochSampler(len(labeled), self.generator)
-        self.sampler_u = EpochSampler(len(pool_u), self.generator)
+        self.sampler_u = EpochSampler(len(unlabeled), self.generator)
         self.b_l = t_opts["batch_size"]
-        self.b_u = t_opts["batch_size"] * t_opts["unlabeled_ratio"] if method.uses_unlabeled else 0
+        self.b_u = t_opts["batch_size"] * t_opts["unlabeled_ratio"] if self.uses_unlabeled else 0
+        self._eval_model = None  # the EMA weights' model for validation, built once
 
     # ------------------------------------------------------------------ batches
 
@@ -229,16 +244,17 @@ class Trainer:
         batch.update(y_l=self.y_l[idx_l], t_l=self.t_l[idx_l])
         if self.method.needs_frame_features:
             batch["tf_l"] = self.tf_l[idx_l]
-        if self.method.uses_unlabeled:
+        if self.uses_unlabeled:
             idx_u = self.sampler_u.take(self.b_u)
             frames_u = self._frames(self.rows_u[idx_u])
             batch["x_u"] = self._weak(frames_u)
             if self.method.needs_strong_view:
                 # the strong view makes its own random resized crop: from the centre of the same frames
-                centre = eval_views(frames_u, self.spec.size, 1)[0]
-                batch["x_u_strong"] = strong_augment(to_device(centre.contiguous(), dev), self.generator, flip=flip,
-                                                     area=self.t_opts["strong_area"],
-                                                     cutout=self.t_opts["strong_cutout"])
+                t = self.t_opts
+                centre = randaugment(eval_views(frames_u, self.spec.size, 1)[0].contiguous(), self.generator,
+                                     t["randaugment_ops"], t["randaugment_magnitude"])
+                batch["x_u_strong"] = strong_augment(to_device(centre, dev), self.generator, flip=flip,
+                                                     area=t["strong_area"], cutout=t["strong_cutout"])
             idx_u = to_device(idx_u, dev)
             batch["t_u"] = self.t_u[idx_u]
             if self.method.needs_frame_features:
@@ -255,11 +271,12 @@ class Trainer:
 
     def step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         """One optimiser step at schedule position `step`; returns the (detached) loss and logs."""
-        lr = lr_at(step, self.t_opts["steps"], self.t_opts["warmup_steps"], self.t_opts["lr"])
+        t = self.t_opts
+        lr = lr_at(step, t["steps"], t["warmup_steps"], t["lr"], t["schedule"])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with autocast(self.device):
-            loss, logs = self.method.loss(self.student, batch)
+            loss, logs = self.method.loss(self.student, batch, step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -278,7 +295,9 @@ class Trainer:
             return None
         model = self.student
         if self.ema is not None:
-            model = Student(self.s_opts["arch"], len(self.student.head.weight), self.teacher_dim).to(self.device)
+            if self._eval_model is None:
+                self._eval_model = copy.deepcopy(self.student)
+            model = self._eval_model
             model.load_state_dict(self.ema.state)
         was_training = model.training
         model.eval()
@@ -441,6 +460,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     # the last validation accuracy: what hyperparameters are chosen on (never the test list)
     meta["val_top1"] = curve[-1].get("val_top1") if curve else None
     meta["clips"] = trainer.spec.describe()
+    meta["student_init"] = trainer.student.init  # scratch, or which weights it started from
     ema = trainer.ema
     meta["weights"] = (f"EMA of the weights (decay {ema.decay}, {ema.updates} updates)" if ema is not None
                        else "the final weights")

@@ -52,6 +52,12 @@ def cases(f):
         "teacher-weights": (["--model", "svar-tiny-clip", "--pretrained", str(r / "missing.pt"), "--out", str(r / "w.json")],
                             ["--model", "ViT-B-32", "--pretrained", "no_such_tag", "--out", str(r / "w.json")],
                             ["--model", "svar-tiny-clip", "--pretrained", "none", "--out", under]),
+        "student-weights": (["--arch", "tiny3d", "--pretrained", "kinetics400", "--weights-dir", str(r / "w"),
+                             "--out", str(r / "sw.json")],  # torchvision publishes no such weights
+                            ["--arch", "r3d_18", "--pretrained", "kinetics999", "--weights-dir", str(r / "w"),
+                             "--out", str(r / "sw.json")],
+                            ["--arch", "r3d_18", "--pretrained", "kinetics400", "--weights-dir", str(r / "w"),
+                             "--out", under]),
         "teacher": (["--manifest", missing, "--classes", f["classes"], "--model", "svar-tiny-clip", "--pretrained",
                      "none", "--out", str(r / "f.pt")],
                     ["--manifest", m, "--classes", f["classes"], "--model", "svar-tiny-clip", "--pretrained", "none",
@@ -92,7 +98,7 @@ def test_every_subcommand_is_covered(files):
 
 @pytest.mark.parametrize("kind", [0, 1, 2], ids=["missing input", "malformed value", "output under a file"])
 @pytest.mark.parametrize("command", ["download", "dataset", "pretrain-teacher", "index", "splits", "teacher-weights",
-                                     "teacher", "teacher-gather", "train", "evaluate", "aggregate", "report",
+                                     "student-weights", "teacher", "teacher-gather", "train", "evaluate", "aggregate", "report",
                                      "config", "bench", "probe", "sweep"])
 def test_a_bad_call_is_one_line_without_a_traceback(files, capsys, command, kind):
     argv = cases(files)[command][kind]

@@ -127,7 +127,7 @@ def test_schema_enums_are_the_registries():
     expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention", "dataset.pool": "pool",
                 "dataset.video_archive": "video_archive", "methods": "method", "teacher.sampling.mode": "sampling_mode",
                 "teacher.templates": "prompt_set", "student.arch": "student", "distill.loss": "distill_loss",
-                "pseudo_label.source": "pseudo_label_source"}
+                "distill_pl.source": "pseudo_label_source", "teacher_pl.source": "teacher_pseudo_label"}
     assert {path: kind for path, (kind, _) in found.items()} == expected
     for path, (kind, enum) in found.items():
         assert enum == list(names(kind)), path
@@ -136,9 +136,9 @@ def test_schema_enums_are_the_registries():
 
 
 def test_registries_hold_what_the_code_defines():
-    assert names("method") == ("supervised", "distill", "distill_pl", "pseudo_label", "fixmatch", "clip_zeroshot",
-                               "clip_linear_probe")
-    assert names("student") == ("tiny3d", "r3d_18", "r2plus1d_18", "mc3_18")
+    assert names("method") == ("supervised", "distill", "distill_pl", "teacher_pl", "pseudo_label", "fixmatch",
+                               "clip_zeroshot", "clip_linear_probe")
+    assert names("student") == ("tiny3d", "r3d_18", "r2plus1d_18", "mc3_18", "s3d", "mvit_v2_s", "swin3d_t")
     assert names("dataset") == ("hmdb51", "synthetic", "ucf101")
     assert names("split_convention") == ("balanced", "random", "videossl", "svformer", "sefar")
     assert names("sampling_mode") == ("uniform", "fps", "clips")

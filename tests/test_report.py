@@ -61,6 +61,7 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
             "teacher_model": "ViT-B-32",
             "teacher_weights": "random" if random_teacher else "openai",
             "student": "none (teacher only)" if teacher_only else "r2plus1d_18",
+            "student_init": None if teacher_only else "kinetics400: torchvision R2Plus1D_18_Weights.KINETICS400_V1",
             "options": {"train": {"steps": 20, "lr": 0.003}, "student": {"arch": "r2plus1d_18"}},
             "evaluate": None if teacher_only else {"clips": 3, "batch_size": 64, "device": "auto"},
             "split_convention": convention,
@@ -235,8 +236,10 @@ def test_provenance_names_teacher_student_config_split_decoder_commit(report):
     provenance = json.loads(report["paths"]["provenance"].read_text())
     assert provenance["teacher_model"] == ["ViT-B-32"] and provenance["teacher_weights"] == ["openai"]
     assert provenance["teacher_random_weights"] is False and "WARNING" not in provenance
-    assert provenance["student"] == {"clip_zeroshot": ["none (teacher only)"], "distill_pl": ["r2plus1d_18"],
-                                     "supervised": ["r2plus1d_18"]}
+    # the student with its initialisation: scratch or which weights
+    student = "r2plus1d_18 (kinetics400: torchvision R2Plus1D_18_Weights.KINETICS400_V1)"
+    assert provenance["student"] == {"clip_zeroshot": ["none (teacher only)"], "distill_pl": [student],
+                                     "supervised": [student]}
     assert provenance["method_config"]["distill_pl"][0]["train"]["steps"] == 20
     assert provenance["evaluation"]["distill_pl"] == [{"clips": 3, "batch_size": 64, "device": "auto"}]
     assert provenance["evaluation"]["clip_zeroshot"] == [None]

@@ -18,14 +18,19 @@ from svar.students import STUDENTS, Student
 from svar.trainer import Trainer, train
 
 OPTIONS = {
-    "student": {"arch": "tiny3d", "sampling": "segments", "frames": 4, "size": 16, "cache_size": [16, 16],
-                "cache_frames": 4, "cache_dir": ""},
+    "student": {"arch": "tiny3d", "pretrained": "none", "sampling": "segments", "frames": 4, "size": 16,
+                "cache_size": [16, 16], "cache_frames": 4, "cache_dir": ""},
     "train": {"steps": 4, "batch_size": 4, "unlabeled_ratio": 1, "optimizer": "adamw", "lr": 0.003,
-              "weight_decay": 0.05, "warmup_steps": 1, "device": "cpu", "crop": "random", "crop_padding": 4,
-              "flip": False, "strong_area": [0.5, 1.0], "strong_cutout": [0.2, 0.4], "val_every": 0, "ema": 0.0,
-              "checkpoint_every": 0},
+              "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 1, "device": "cpu", "crop": "random",
+              "crop_padding": 4, "flip": False, "strong_area": [0.5, 1.0], "strong_cutout": [0.2, 0.4],
+              "randaugment_ops": 2, "randaugment_magnitude": 9, "val_every": 0, "ema": 0.0, "checkpoint_every": 0},
     "distill": {"weight": 1.0, "loss": "cosine", "frame_level": False},
-    "pseudo_label": {"source": "teacher_zeroshot", "threshold": 0.0, "weight": 1.0, "student_threshold": 0.0},
+    # thresholds 0: every pseudo-label counts, so that a loss visibly depends on its targets
+    "teacher_pl": {"source": "teacher_zeroshot", "threshold": 0.0, "weight": 1.0, "unsup_warmup": 0},
+    "distill_pl": {"source": "teacher_zeroshot", "threshold": 0.0, "student_threshold": 0.0, "weight": 1.0,
+                   "unsup_warmup": 0},
+    "pseudo_label": {"threshold": 0.0, "weight": 1.0, "unsup_warmup": 0},
+    "fixmatch": {"threshold": 0.0, "weight": 1.0, "unsup_warmup": 0},
     "linear_probe": {"l2": 0.001, "max_iter": 20},
     "evaluate": {"clips": 1},
 }
@@ -46,9 +51,9 @@ VARIANTS = {
     "distill": {},
     "distill_frame_level": {"distill": {"frame_level": True}},
     "distill_pl": {},
-    "distill_pl_student": {"pseudo_label": {"source": "student"}},
+    "distill_pl_student": {"distill_pl": {"source": "student"}},
+    "teacher_pl": {},
     "pseudo_label": {},
-    "pseudo_label_student": {"pseudo_label": {"source": "student"}},
     "fixmatch": {},
 }
 METHOD_OF = {v: v.rsplit("_frame_level", 1)[0].rsplit("_student", 1)[0] for v in VARIANTS}
@@ -56,7 +61,7 @@ METHOD_OF = {v: v.rsplit("_frame_level", 1)[0].rsplit("_student", 1)[0] for v in
 
 def make_batch(seed=0, classes=4, dim=8, k=3):
     g = torch.Generator().manual_seed(seed)
-    clip = lambda n: torch.randint(0, 256, (n, 4, 16, 16, 3), dtype=torch.uint8, generator=g)
+    clip = lambda n: torch.randint(0, 256, (n, 8, 16, 16, 3), dtype=torch.uint8, generator=g)  # T' = 2 in tiny3d
     feat = lambda *shape: torch.nn.functional.normalize(torch.randn(*shape, dim, generator=g), dim=-1)
     return {"x_l": clip(4), "y_l": torch.arange(4) % classes, "t_l": feat(4), "tf_l": feat(4, k),
             "x_u": clip(4), "x_u_strong": clip(4), "t_u": feat(4), "tf_u": feat(4, k),
@@ -114,8 +119,8 @@ def test_loss_is_finite_and_depends_on_the_right_inputs(variant):
         "distill_frame_level": {"labels", "teacher_frames", "unlabeled"},
         "distill_pl": {"labels", "teacher", "pseudo", "unlabeled"},
         "distill_pl_student": {"labels", "teacher", "unlabeled", "strong"},
-        "pseudo_label": {"labels", "pseudo", "unlabeled"},
-        "pseudo_label_student": {"labels", "unlabeled"},
+        "teacher_pl": {"labels", "pseudo", "unlabeled"},
+        "pseudo_label": {"labels", "unlabeled"},
         "fixmatch": {"labels", "unlabeled", "strong"},
     }[variant]
     for what, b in changed.items():
@@ -128,9 +133,9 @@ def test_loss_is_finite_and_depends_on_the_right_inputs(variant):
 def test_batch_holds_only_what_the_method_needs():
     assert not get_method("supervised", OPTIONS).uses_unlabeled
     assert get_method("fixmatch", OPTIONS).needs_strong_view
-    for name in ("distill", "distill_pl", "pseudo_label"):
+    for name in ("distill", "distill_pl", "pseudo_label", "teacher_pl"):
         assert not get_method(name, OPTIONS).needs_strong_view
-    assert get_method("distill_pl", with_options(pseudo_label={"source": "student"})).needs_strong_view
+    assert get_method("distill_pl", with_options(distill_pl={"source": "student"})).needs_strong_view
     assert not get_method("distill", OPTIONS).needs_frame_features
     assert get_method("distill", with_options(distill={"frame_level": True})).needs_frame_features
 
@@ -138,9 +143,11 @@ def test_batch_holds_only_what_the_method_needs():
 # every method, and for those that take pseudo-labels or distil, each source and variant that
 # changes what they read
 READ_VARIANTS = [(name, {}) for name in METHODS] + [
-    (name, changes) for name in ("distill_pl", "pseudo_label")
-    for changes in ({"pseudo_label": {"source": "student"}}, {"pseudo_label": {"source": "teacher_probe"}})] + [
-    (name, {"distill": {"frame_level": True}}) for name in ("distill", "distill_pl")]
+    ("distill_pl", {"distill_pl": {"source": "student"}}), ("distill_pl", {"distill_pl": {"source": "teacher_probe"}}),
+    ("teacher_pl", {"teacher_pl": {"source": "teacher_probe"}})] + [
+    # 8 frames: tiny3d keeps 2 temporal positions of them, as frame-level distillation needs
+    (name, {"distill": {"frame_level": True}, "student": {"frames": 8, "cache_frames": 8}})
+    for name in ("distill", "distill_pl")]
 
 
 @pytest.mark.parametrize("name,changes", READ_VARIANTS, ids=[f"{n}-{c}" for n, c in READ_VARIANTS])
@@ -151,7 +158,8 @@ def test_a_run_reads_only_the_keys_its_method_declares(tiny_manifest, tiny_store
     config = validate(merge({"name": "t", "fractions": [0.5], "seeds": [0], "methods": [name]}, with_options(
         train={"steps": 2}, **changes)))
     options = options_for(name, config)
-    assert set(options) <= {"student", "train", "distill", "pseudo_label", "linear_probe"}
+    # its own section, distillation's and the probe's: never another method's
+    assert set(options) <= {"student", "train", "distill", "linear_probe", name}
     if not METHODS[name].trains_student:
         assert "student" not in options and "train" not in options
     train(manifest, make_split(manifest, 0.5, seed=0), tiny_store, name, options, tmp_path / "m.pt", 0,
@@ -161,18 +169,23 @@ def test_a_run_reads_only_the_keys_its_method_declares(tiny_manifest, tiny_store
 def test_declared_keys_follow_the_pseudo_label_source():
     config = validate({"name": "t", "fractions": [0.5], "seeds": [0], "methods": ["supervised"]})
     reads = lambda name, **changes: set(METHODS[name].reads(merge(config, changes)))  # noqa: E731
-    assert "pseudo_label.threshold" in reads("pseudo_label") and "pseudo_label.student_threshold" not in reads(
-        "pseudo_label")
-    student = reads("pseudo_label", pseudo_label={"source": "student"})
-    assert "pseudo_label.student_threshold" in student and "pseudo_label.threshold" not in student
-    assert "linear_probe" in reads("distill_pl", pseudo_label={"source": "teacher_probe"})
+    assert "distill_pl.threshold" in reads("distill_pl") and "distill_pl.student_threshold" not in reads(
+        "distill_pl")
+    student = reads("distill_pl", distill_pl={"source": "student"})
+    assert "distill_pl.student_threshold" in student and "distill_pl.threshold" not in student
+    assert "linear_probe" in reads("distill_pl", distill_pl={"source": "teacher_probe"})
+    assert "linear_probe" in reads("teacher_pl", teacher_pl={"source": "teacher_probe"})
     assert "linear_probe" not in reads("distill_pl") and reads("clip_linear_probe") == {"linear_probe"}
     assert reads("clip_zeroshot") == set() and "train.unlabeled_ratio" not in reads("supervised")
-    assert "distill" in reads("distill_pl") and "distill" not in reads("pseudo_label")
-    assert "pseudo_label.threshold" not in reads("fixmatch")
+    assert "distill" in reads("distill_pl") and "distill" not in reads("teacher_pl")
+    # each method reads its own section and no other method's
+    for name in ("teacher_pl", "distill_pl", "pseudo_label", "fixmatch"):
+        sections = {key.split(".")[0] for key in reads(name)} - {"student", "train", "distill", "linear_probe"}
+        assert sections == {name}, name
+        assert {f"{name}.weight", f"{name}.unsup_warmup"} <= reads(name)
     # the strong view's settings: fixmatch's, and distill_pl's only with the student as its source
     assert "train.strong_area" in reads("fixmatch") and "train.strong_area" not in reads("distill_pl")
-    assert "train.strong_cutout" in reads("distill_pl", pseudo_label={"source": "student"})
+    assert {"train.strong_cutout", "train.randaugment_ops"} <= reads("distill_pl", distill_pl={"source": "student"})
     # the clip keys of the mode in use only
     assert "student.cache_frames" in reads("supervised") and "student.stride" not in reads("supervised")
     dense = reads("supervised", student={"sampling": "dense"}, train={"crop": "random_resized"})
@@ -208,17 +221,19 @@ def test_training_steps_lower_the_loss():
 def test_every_student_trains_on_cpu(arch):
     torch.manual_seed(0)
     student = Student(arch, 3, 8).train()
-    clips = torch.randint(0, 256, (1, 4, 32, 32, 3), dtype=torch.uint8)
+    # two clips: s3d's last blocks see a 1×1×1 map of a 4-frame 32-pixel clip, and batch norm in
+    # training needs more than one value a channel
+    clips = torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8)
     logits, emb, temporal = student.forward_temporal(clips)
-    assert logits.shape == (1, 3) and emb.shape == (1, student.backbone.embed_dim)
-    assert temporal.shape[0] == 1 and temporal.shape[2] == student.backbone.embed_dim
+    assert logits.shape == (2, 3) and emb.shape == (2, student.backbone.embed_dim)
+    assert temporal.shape[0] == 2 and temporal.shape[2] == student.backbone.embed_dim
     student.eval()
     with torch.no_grad():  # the temporal features average, over time, to the embedding
         _, emb_eval, temporal_eval = student.forward_temporal(clips)
         assert torch.allclose(temporal_eval.mean(1), emb_eval, atol=1e-5)
         assert torch.allclose(student(clips)[1], emb_eval, atol=1e-6)
     student.train()
-    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([1])) + student.project(temporal).pow(2).mean()
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0])) + student.project(temporal).pow(2).mean()
     loss.backward()
     grads = [p.grad for p in student.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -394,7 +409,9 @@ def test_trainer_batches_hold_what_each_method_asks_for(tiny_manifest, tiny_stor
         "distill": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u"}),
         "distill_frame_level": ({"distill": {"frame_level": True}},
                                 {"x_l", "y_l", "t_l", "tf_l", "x_u", "t_u", "tf_u"}),
-        "distill_pl_probe": ({"pseudo_label": {"source": "teacher_probe"}}, {"x_l", "y_l", "t_l", "x_u", "t_u", "pl_u"}),
+        "distill_pl_probe": ({"distill_pl": {"source": "teacher_probe"}}, {"x_l", "y_l", "t_l", "x_u", "t_u", "pl_u"}),
+        "teacher_pl": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u", "pl_u"}),
+        "pseudo_label": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u"}),
         "fixmatch": ({}, {"x_l", "y_l", "t_l", "x_u", "x_u_strong", "t_u"}),
     }
     k = tiny_store["frame_features"].shape[1]
@@ -413,10 +430,11 @@ def test_trainer_batches_hold_what_each_method_asks_for(tiny_manifest, tiny_stor
 
 @pytest.mark.parametrize("name,changes", [
     ("pseudo_label", {}),
+    ("teacher_pl", {"teacher_pl": {"source": "teacher_probe"}}),
     ("fixmatch", {}),
-    ("distill", {"distill": {"frame_level": True}}),
-    ("distill_pl", {"pseudo_label": {"source": "teacher_probe"}}),
-    ("distill_pl", {"pseudo_label": {"source": "student"}}),
+    ("distill", {"distill": {"frame_level": True}, "student": {"frames": 8, "cache_frames": 8}}),
+    ("distill_pl", {"distill_pl": {"source": "teacher_probe"}}),
+    ("distill_pl", {"distill_pl": {"source": "student"}}),
 ])
 def test_new_methods_train_end_to_end(tiny_manifest, tiny_store, tmp_path, name, changes):
     manifest, _ = tiny_manifest

@@ -15,6 +15,7 @@ from svar.manifest import files_digest, index_inputs
 from svar.methods import METHODS, options_for
 from svar.teacher.pretrain import pool_inputs
 from svar.teacher.weights import pretrained_file, weights_source
+from svar.student_weights import NAMED as STUDENT_WEIGHTS_NAMED, pretrained_source
 
 DATASET = config["dataset"]["name"]
 TEACHER = config["teacher"]
@@ -164,6 +165,25 @@ def teacher_inputs(wildcards):
     elif source == "file":
         inputs["weights"] = pretrained
     return inputs
+
+
+# what rule student_weights writes once torchvision's weights for the student are in
+# student.weights_dir (student.pretrained kinetics400 or imagenet)
+STUDENT_WEIGHTS_RECEIPT = (
+    f"results/student_weights/{_safe_name(config['student']['arch'])}__"
+    f"{_safe_name(config['student']['pretrained'])}.json"
+)
+
+
+def student_weights_inputs(wildcards):
+    """The student's initial weights, for the methods that train one: the receipt of rule
+    student_weights for torchvision's weights, the file when `student.pretrained` names one;
+    nothing from scratch."""
+    pretrained = config["student"]["pretrained"]
+    source = pretrained_source(pretrained)
+    if not METHODS[wildcards.method].trains_student or source == "scratch":
+        return {}
+    return {"student_weights": STUDENT_WEIGHTS_RECEIPT if source in STUDENT_WEIGHTS_NAMED else pretrained}
 
 
 def teacher_shards(wildcards):

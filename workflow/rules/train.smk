@@ -4,6 +4,7 @@
 
 rule train:
     input:
+        unpack(student_weights_inputs),
         manifest=rules.index.output.manifest,
         split=split_file("{fraction}", "{seed}"),
         split_info=split_file("{fraction}", "{seed}", "json"),

@@ -1,0 +1,291 @@
+"""A student's initial weights (student.pretrained): scratch, torchvision's, or a file.
+
+- `none`: random initialisation (scratch).
+- `kinetics400`: the Kinetics-400 weights torchvision publishes for the arch.
+- `imagenet`: torchvision's ImageNet ResNet-18 inflated I3D-style into r3d_18 or mc3_18: each 2D
+  kernel [O, I, k, k] repeated over the 3D kernel's time extent t and divided by t, so that a
+  clip of one image repeated gives the 2D network's response to that image.
+- a path: a state dict (torchvision's layout works, its classifier dropped; so does a svar
+  model.pt: its backbone and input normalisation are taken).
+
+torchvision's weights are fetched once, where there is internet, by rule student_weights
+(`svar student-weights`) into student.weights_dir under torchvision's own file name; training
+jobs read them from there and never touch the network (they never ask torchvision or torch.hub
+for weights). torchvision's file names carry the first hex digits of the file's sha256, checked
+after the download and again when a run reads the file. Every file is read with
+`torch.load(weights_only=True)`: a file that holds pickled objects other than tensors is
+refused, and its code never runs. `build_student` says in `Student.init` how the backbone
+started, which the run's checkpoint records (meta student_init).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from .config import default
+from .students import STUDENTS, Student, StudentArch, torchvision_weights
+
+log = logging.getLogger(__name__)
+
+SCRATCH, KINETICS400, IMAGENET = "none", "kinetics400", "imagenet"
+# student.pretrained's names for torchvision's weights, which rule student_weights fetches
+NAMED = (KINETICS400, IMAGENET)
+RULE = "student_weights"
+
+
+def pretrained_source(pretrained: str) -> str:
+    """"scratch", "kinetics400", "imagenet" or "file" (a path to a state dict)."""
+    if pretrained in ("", SCRATCH):
+        return "scratch"
+    return pretrained if pretrained in NAMED else "file"
+
+
+def pretrained_keys(config: dict) -> tuple[str, ...]:
+    """The config keys a run's initial weights depend on: student.pretrained, and the folder
+    torchvision's weights are read from when it names them."""
+    named = pretrained_source(config["student"]["pretrained"]) in NAMED
+    return ("student.pretrained",) + (("student.weights_dir",) if named else ())
+
+
+def pretrained_problems(arch: str, pretrained: str) -> list[str]:
+    """Why student.pretrained cannot initialise student.arch (none when it can)."""
+    spec: StudentArch = STUDENTS[arch]
+    source = pretrained_source(pretrained)
+    if source == KINETICS400 and spec.kinetics400 is None:
+        having = [name for name, s in STUDENTS.items() if s.kinetics400]
+        return [f"student.pretrained: torchvision publishes no Kinetics-400 weights for {arch}; those archs "
+                f"have them: {', '.join(having)} (or use none)"]
+    if source == IMAGENET and spec.imagenet is None:
+        having = [name for name, s in STUDENTS.items() if s.imagenet]
+        return [f"student.pretrained: imagenet inflates ResNet-18's 2D ImageNet kernels into {', '.join(having)}, "
+                f"whose convolutions are ResNet-18's with a time extent added; {arch}'s do not map onto them "
+                "(factorised, another network or attention). Use kinetics400 or none for it"]
+    if source == "file" and not os.path.isfile(pretrained):
+        return [f"student.pretrained: {pretrained!r} is neither none, kinetics400, imagenet nor an existing "
+                "state-dict file; fix the path"]
+    return []
+
+
+def student_problems(config: dict) -> list[str]:
+    """What the schema cannot see of the student: its initial weights fit its arch (svar.config)."""
+    student = config["student"]
+    if student["arch"] not in STUDENTS:  # the schema names it
+        return []
+    return pretrained_problems(student["arch"], student["pretrained"])
+
+
+# --------------------------------------------------------------------------- torchvision's files
+
+
+def weights_name(arch: str, pretrained: str) -> str:
+    """The torchvision weights student.pretrained names for arch: "R3D_18_Weights.KINETICS400_V1"."""
+    if pretrained_source(pretrained) not in NAMED:
+        raise ValueError(f"student.pretrained: {pretrained!r} names no torchvision weights; those are "
+                         f"{' and '.join(NAMED)} (a file or none needs no download)")
+    problems = pretrained_problems(arch, pretrained)
+    if problems:
+        raise ValueError(problems[0])
+    spec = STUDENTS[arch]
+    return spec.kinetics400 if pretrained_source(pretrained) == KINETICS400 else spec.imagenet
+
+
+def weights_url(name: str) -> str:
+    """Where torchvision publishes the named weights."""
+    return torchvision_weights(name).url
+
+
+def hash_prefix(url: str) -> str:
+    """The first hex digits of the file's sha256, from its name (torch.hub's convention)."""
+    from torch.hub import HASH_REGEX
+
+    match = HASH_REGEX.search(os.path.basename(url))
+    if not match or not match.group(1):
+        raise ValueError(f"{url}: the file name carries no sha256 prefix (NAME-<hex>.pth)")
+    return match.group(1)
+
+
+def cached_file(arch: str, pretrained: str, weights_dir) -> Path:
+    """Where torchvision's weights for (arch, pretrained) lie in weights_dir: torchvision's file name."""
+    return Path(weights_dir) / os.path.basename(weights_url(weights_name(arch, pretrained)))
+
+
+def fetch(arch: str, pretrained: str, weights_dir, progress: bool = True) -> Path:
+    """Download torchvision's weights for (arch, pretrained) into weights_dir, verified against the
+    sha256 prefix of their name; a file already there is verified and kept (no network)."""
+    from .download import download
+
+    url = weights_url(weights_name(arch, pretrained))
+    return download(url, Path(weights_dir) / os.path.basename(url), sha256_prefix=hash_prefix(url),
+                    progress=progress)
+
+
+def weights_receipt(arch: str, pretrained: str, weights_dir, out) -> dict:
+    """Fetch the weights (`fetch`) and write a receipt: which torchvision weights, from where, the
+    file and its sha256. Rule student_weights's output, which rule train depends on, so that the
+    download happens once, where there is internet, before any training job starts."""
+    from .atomic import write_json
+    from .download import file_digests
+
+    name = weights_name(arch, pretrained)
+    path = fetch(arch, pretrained, weights_dir)
+    receipt = {"arch": arch, "pretrained": pretrained, "weights": name, "url": weights_url(name),
+               "file": str(path), "bytes": path.stat().st_size, "sha256": file_digests(path, ["sha256"])["sha256"]}
+    write_json(out, receipt)
+    log.info("student weights of %s / %s: torchvision %s in %s", arch, pretrained, name, path)
+    return receipt
+
+
+# --------------------------------------------------------------------------- reading weights
+
+
+def read_state_dict(path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (weights only: a file holding other pickled objects is refused
+    and none of its code runs). A svar checkpoint or {"state_dict": ...} gives its state dict."""
+    from .teacher.weights import _unsafe_pickle
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if _unsafe_pickle(exc):
+            raise ValueError(
+                f"student.pretrained: {path} holds objects that are not tensors; svar loads weights only "
+                "(torch.load weights_only=True) and never runs code from a file. Save a plain state dict "
+                "(torch.save(model.state_dict(), ...)) instead") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"student.pretrained: {path} cannot be read as a state dict ({reason})") from exc
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"student.pretrained: {path} is not a state dict (a dict of tensors, or one under "
+                         "'state_dict')")
+    return state
+
+
+def _fit(backbone: torch.nn.Module, state: dict, path, drop: str = "") -> dict:
+    """state as the backbone's own state dict, the keys of torchvision's classifier `drop` left
+    out; anything else that differs is an error naming the file and the first keys that differ."""
+    if drop:
+        state = {k: v for k, v in state.items() if k.split(".", 1)[0] != drop}
+    own = backbone.state_dict()
+    problems = [f"{k} missing" for k in own if k not in state]
+    problems += [f"{k} unexpected" for k in state if k not in own]
+    problems += [f"{k} {tuple(state[k].shape)} where {type(backbone).__name__} has {tuple(own[k].shape)}"
+                 for k in own if k in state and state[k].shape != own[k].shape]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ValueError(f"student.pretrained: {path} does not fit the student's backbone ({len(problems)} "
+                         f"keys differ: {shown}); give weights of this student.arch")
+    return state
+
+
+# ResNet-18's names -> VideoResNet's, whose BasicBlock holds each conv and its BN in one Sequential
+_RESNET_TO_VIDEO = ((r"^conv1\.", "stem.0."), (r"^bn1\.", "stem.1."),
+                    (r"^(layer\d\.\d)\.conv(\d)\.", r"\1.conv\2.0."), (r"^(layer\d\.\d)\.bn(\d)\.", r"\1.conv\2.1."))
+
+
+def inflate(state2d: dict, backbone: torch.nn.Module, path="the 2D weights") -> dict:
+    """A 2D ResNet-18 state dict as the state dict of an r3d_18 / mc3_18 backbone (I3D inflation).
+
+    A 2D kernel [O, I, k, k] becomes [O, I, t, k, k] (the 3D kernel's time extent t), repeated
+    over time and divided by t: on a clip whose frames are one image, the 3D conv's response
+    away from the clip's ends is the 2D conv's on that image. BN and the 1×1 downsampling convs
+    map one to one; the 1000-class ImageNet classifier (fc) is dropped: the student has its own
+    head, as with Kinetics weights.
+    """
+    own = backbone.state_dict()
+    out = {}
+    for key, value in state2d.items():
+        if key.startswith("fc."):
+            continue
+        for pattern, replacement in _RESNET_TO_VIDEO:
+            key = re.sub(pattern, replacement, key)
+        if key in own and value.dim() == 4 and own[key].dim() == 5:
+            t = own[key].shape[2]
+            value = value.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+        out[key] = value
+    return _fit(backbone, out, path)
+
+
+def _checked_file(path: Path, arch: str, pretrained: str, url: str) -> None:
+    """The file rule student_weights put in student.weights_dir is there and is torchvision's."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"student.pretrained: {pretrained}: {path} is not in student.weights_dir, and training never downloads; "
+            f"run rule {RULE} where there is internet (snakemake {RULE}, or svar student-weights --arch {arch} "
+            f"--pretrained {pretrained} --weights-dir {path.parent} --out receipt.json), or copy {url} there")
+
+
+def load_pretrained(student: Student, pretrained: str, path) -> str:
+    """Load student.pretrained, read from `path` (`resolve_file`), into the student's backbone and
+    set its input normalisation; returns how it was initialised, as Student.init says it."""
+    from .download import file_digests
+
+    arch, spec = student.arch, STUDENTS[student.arch]
+    source = pretrained_source(pretrained)
+    if source == "scratch":
+        return "scratch"
+    path = Path(path)
+    head = getattr(student.backbone, "HEAD", "")
+    if source == "file":
+        if not path.is_file():
+            raise FileNotFoundError(f"student.pretrained: {path}: no such state-dict file")
+        sha256 = file_digests(path, ["sha256"])["sha256"]
+        state = read_state_dict(path)
+        if any(k.startswith("backbone.") for k in state):
+            # a whole Student's (a svar model.pt): its backbone, and the input normalisation it learnt with
+            if state.get("mean") is not None and state.get("std") is not None:
+                student.set_normalisation(state["mean"].flatten().tolist(), state["std"].flatten().tolist())
+            state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        student.backbone.load_state_dict(_fit(student.backbone, state, path, head))
+        return f"file {path} (sha256 {sha256})"
+
+    name = weights_name(arch, pretrained)
+    url = weights_url(name)
+    _checked_file(path, arch, pretrained, url)
+    sha256 = file_digests(path, ["sha256"])["sha256"]
+    if not sha256.startswith(hash_prefix(url)):
+        raise ValueError(f"student.pretrained: {path} is not torchvision's {name}: its sha256 {sha256} does not "
+                         f"start with {hash_prefix(url)}, as its name says; delete it and rerun rule {RULE}")
+    state = read_state_dict(path)
+    if source == KINETICS400:
+        student.backbone.load_state_dict(_fit(student.backbone, state, path, head))
+        described = f"kinetics400: torchvision {name} (sha256 {sha256})"
+    else:
+        student.backbone.load_state_dict(inflate(state, student.backbone, path))
+        described = f"imagenet: torchvision {name} inflated into {arch} (sha256 {sha256})"
+    student.set_normalisation(*spec.normalisation(pretrained))
+    return described
+
+
+def resolve_file(student_options: dict) -> Path | None:
+    """The weights file a run with these student options reads (None from scratch)."""
+    pretrained = student_options.get("pretrained", default("student.pretrained"))
+    source = pretrained_source(pretrained)
+    if source == "scratch":
+        return None
+    if source == "file":
+        return Path(pretrained)
+    weights_dir = student_options.get("weights_dir", default("student.weights_dir"))
+    return cached_file(student_options["arch"], pretrained, weights_dir)
+
+
+def build_student(student_options: dict, num_classes: int, teacher_dim: int, weights_file=None) -> Student:
+    """The student a run trains: student.arch, initialised as student.pretrained says (from
+    weights_file, when given, else from where `resolve_file` finds it); `init` says how."""
+    arch = student_options["arch"]
+    pretrained = student_options.get("pretrained", default("student.pretrained"))
+    student = Student(arch, num_classes, teacher_dim)
+    with torch.no_grad():
+        student.init = load_pretrained(student, pretrained, weights_file or resolve_file(student_options))
+    native = STUDENTS[arch].native_input
+    frames, size = student_options.get("frames"), student_options.get("size")
+    if pretrained_source(pretrained) == KINETICS400 and native and frames and (frames, size) != native:
+        log.info("%s: its Kinetics-400 weights were measured on %d×%d-pixel clips of %d frames; this run's are "
+                 "%d×%d of %d (student.size, student.frames)", arch, native[1], native[1], native[0], size, size,
+                 frames)
+    log.info("student %s: %s", arch, student.init)
+    return student
