@@ -255,6 +255,9 @@ def problems(config: dict, local: bool = True) -> list[str]:
     from .student_weights import student_problems
 
     out += student_problems(config)  # student.pretrained fits student.arch
+    from .methods import frame_level_problems
+
+    out += frame_level_problems(config)
     if local:
         from .device import resolve_device
 

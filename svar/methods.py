@@ -246,6 +246,30 @@ def frame_distill_loss(student, temporal: torch.Tensor, frames: torch.Tensor, ki
     return distill_loss(student.project(pool_frames(temporal, length)), target, kind)
 
 
+def temporal_positions(arch: str, frames: int, size: int) -> int:
+    """T': the temporal positions a student's last feature map keeps of a clip of `frames`."""
+    from .students import Student
+
+    student = Student(arch, 2, 2).eval()
+    with torch.no_grad():
+        return student.forward_temporal(torch.zeros((1, frames, size, size, 3), dtype=torch.uint8))[2].shape[1]
+
+
+def frame_level_problems(config: dict) -> list[str]:
+    """Frame-level distillation asked of a student whose feature map keeps under 2 temporal
+    positions (tiny3d of 4 frames): named before any job runs, as the training job would fail."""
+    distilling = [m for m in config["methods"] if m in METHODS and issubclass(METHODS[m], Distill)]
+    if not (config["distill"]["frame_level"] and distilling):
+        return []
+    student = config["student"]
+    t = temporal_positions(student["arch"], student["frames"], student["size"])
+    if t >= 2:
+        return []
+    return [f"distill.frame_level: student.arch {student['arch']} keeps {t} temporal position of a "
+            f"{student['frames']}-frame clip (student.frames), and frame-level distillation ({', '.join(distilling)}) "
+            "needs at least 2: raise student.frames (tiny3d: 8) or set distill.frame_level: false"]
+
+
 @METHODS.register
 class Distill(Method):
     """Supervised CE plus feature distillation on labeled and unlabeled clips.

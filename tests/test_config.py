@@ -247,6 +247,8 @@ def test_svar_config_prints_the_resolved_config():
     ({"evaluate": {"device": "cuda:3"}}, "evaluate.device: cuda:3 asked for"),
     ({"dataset": {"split_convention": "svformer"}}, "dataset.lists_dir: the svformer convention imports"),
     ({"dataset": {"split_convention": "sefar"}}, "dataset.lists_dir: the sefar convention imports"),
+    # tiny3d keeps 1 temporal position of a 4-frame clip (the default): nothing to align in time
+    ({"distill": {"frame_level": True}}, "distill.frame_level: student.arch tiny3d keeps 1 temporal position"),
 ])
 def test_what_the_schema_cannot_see_is_named(overlay, named):
     import torch
@@ -255,6 +257,15 @@ def test_what_the_schema_cannot_see_is_named(overlay, named):
         pytest.skip("this machine has the CUDA device the test asks for")
     with pytest.raises(cfg.ConfigError, match=re.escape(named)):
         cfg.check(cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), overlay), "my.yaml")
+
+
+def test_frame_level_distillation_of_enough_frames_passes_the_check():
+    config = cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"),
+                       {"distill": {"frame_level": True}, "student": {"frames": 8, "cache_frames": 8}})
+    assert cfg.check(config)["distill"]["frame_level"] is True
+    # without a distilling method in the grid, frame_level is read by nobody: no check
+    cfg.check(cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), {"distill": {"frame_level": True},
+                                                                 "methods": ["supervised"]}))
 
 
 def test_a_cuda_device_is_not_checked_where_the_jobs_do_not_run():
