@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,15 @@ def snakemake(workdir, *args, timeout=900):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
+def snakemake_side_by_side(runs: dict, timeout=900) -> dict:
+    """snakemake(workdir, *args) for each key: (workdir, *args) of runs, two at a time, each in a
+    folder of its own: the CompletedProcess of each, by key. For dry runs (one busy core each,
+    most of it the config check importing torch and open_clip) on this 2-core machine."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        started = {key: pool.submit(snakemake, *run, timeout=timeout) for key, run in runs.items()}
+        return {key: future.result() for key, future in started.items()}
+
+
 def write_config(path, **overrides):
     """The tiny overlay with some top-level keys replaced (an overlay's dicts merge over config.yaml's)."""
     config = yaml.safe_load(TINY.read_text())
@@ -118,3 +128,43 @@ def tiny_run(tmp_path_factory):
     result = snakemake(workdir, "--cores", "2", "--configfile", str(TINY))
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
+
+
+def tiny_outputs(*stages: str) -> list[str]:
+    """Files and folders (relative to a run's folder) that tiny.yaml's stages write, for
+    copy_outputs: "dataset" (its generated set), "index", "pretrain_teacher", "teacher" (the
+    feature store and its shards), "splits:<fraction>_<seed>" (one split's two files)."""
+    from svar.config import load_workflow_config
+    from svar.datasets import dataset_folder
+
+    results = "results/tiny"
+    paths = {"dataset": [f"data/{dataset_folder(load_workflow_config(TINY))}"],
+             "index": [f"{results}/{name}.csv" for name in ("manifest", "exclusions", "classes")],
+             "pretrain_teacher": [f"{results}/teacher/pretrained.pt", f"{results}/teacher/pretrain_curve.csv"],
+             "teacher": [f"{results}/teacher/features.pt", f"{results}/teacher/shards"]}
+    out = []
+    for stage in stages:
+        if stage.startswith("splits:"):
+            fraction, seed = stage.split(":")[1].split("_")
+            out += [f"{results}/splits/fraction{fraction}_seed{seed}.{ext}" for ext in ("csv", "json")]
+        else:
+            out += paths[stage]
+    return out
+
+
+def copy_outputs(src: Path, dest: Path, paths) -> Path:
+    """Outputs of a finished run (usually tiny_run's) copied into dest with their time stamps
+    (shutil.copy2) and Snakemake's records of the jobs that wrote them (.snakemake/metadata:
+    their params and code), so that Snakemake there takes them as up to date and a test of a
+    later stage does not pay again for the earlier ones (the generated set, the pretrained
+    teacher, the features). The caller checks, with a dry run or a job count, which jobs run."""
+    for rel in paths:
+        if (src / rel).is_dir():
+            shutil.copytree(src / rel, dest / rel, symlinks=True, copy_function=shutil.copy2, dirs_exist_ok=True)
+        else:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dest / rel)
+    # records of files not copied say nothing: a missing output is made whatever its record says
+    shutil.copytree(src / ".snakemake" / "metadata", dest / ".snakemake" / "metadata", copy_function=shutil.copy2,
+                    dirs_exist_ok=True)
+    return dest

@@ -224,8 +224,10 @@ def test_shard_killed_half_way_resumes_and_gathers_to_a_clean_run(tiny_manifest,
         return real(model, x, device)
 
     monkeypatch.setattr(features, "encode_frames", counting)
+    # workers=0: videos decoded in this process; a decoding worker is a spawned Python importing
+    # torch, ~1 s for each of the 7 extractions here (workers give the same features: the test above)
     kw = dict(model_name="svar-tiny-clip", pretrained="none", class_names=classes, frames_per_video=2,
-              batch_size=2, chunk_size=4, device="cpu", templates=("a {}.",))
+              batch_size=2, chunk_size=4, device="cpu", templates=("a {}.",), workers=0)
     n = len(manifest)
     torch.manual_seed(0)  # random weights: the same ones for every shard and run
     # clean run: 2 shards, gathered
@@ -256,7 +258,7 @@ def test_shard_killed_half_way_resumes_and_gathers_to_a_clean_run(tiny_manifest,
     assert load_store(tmp_path / "features.pt")["meta"] == clean_store["meta"]
     # and the gathered store holds what a single extract computes
     whole = extract(manifest, classes, tmp_path / "whole.pt", "svar-tiny-clip", "none", frames_per_video=2,
-                    batch_size=2, device="cpu", templates=("a {}.",))
+                    batch_size=2, device="cpu", templates=("a {}.",), workers=0)
     assert torch.allclose(whole["frame_features"].float(), store["frame_features"].float(), atol=1e-2)
     assert whole["meta"] == store["meta"]
     with pytest.raises(ValueError, match="expected shards 0..1"):
@@ -288,9 +290,10 @@ def test_cli_shards_and_gather_equal_one_store(tiny_manifest, tmp_path, capsys):
     from svar.cli import main
 
     manifest, index_dir = tiny_manifest
+    # --workers 0: decoded in this process, not by a spawned Python importing torch for each command
     common = ["--manifest", str(index_dir / "manifest.csv"), "--classes", str(index_dir / "classes.csv"),
               "--model", "svar-tiny-clip", "--pretrained", "none", "--frames", "2", "--batch-size", "4",
-              "--device", "cpu", "--templates", "a {}.", "--offline"]
+              "--device", "cpu", "--templates", "a {}.", "--offline", "--workers", "0"]
     for i in range(2):
         main(["teacher", *common, "--shard", str(i), "--shards", "2", "--out-dir", str(tmp_path / "shards")])
     shards = sorted(str(p) for p in (tmp_path / "shards").glob("shard_*_of_002.pt"))

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, job_counts, scheduled, snakemake, write_config
+from conftest import (ROOT, TINY, copy_outputs, job_counts, scheduled, snakemake, snakemake_side_by_side, tiny_outputs,
+                      write_config)
 
 def test_lint_reports_nothing(tmp_path):
     result = snakemake(tmp_path, "--lint")
@@ -29,11 +30,26 @@ def test_snakefmt_finds_nothing_to_change():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name,dataset,fractions", [("ucf101", "ucf101", 5), ("hmdb51", "hmdb51", 3)])
-def test_real_dataset_configs_build_their_dag(tmp_path, name, dataset, fractions):
+# The next tests' Snakemake runs come from module fixtures that start those of all of a test's
+# parameters (and of both teacher tests) two at a time, conftest.snakemake_side_by_side: each
+# stops at the DAG or at the config check, one busy core for ~8 s, and this machine has two.
+
+REAL_CONFIGS = [("ucf101", "ucf101", 5), ("hmdb51", "hmdb51", 3)]
+
+
+@pytest.fixture(scope="module")
+def real_dags(tmp_path_factory):
+    """name: the dry run of workflow/config/<name>.yaml, in an empty folder of its own."""
+    config = ROOT / "workflow" / "config"
+    return snakemake_side_by_side({name: (tmp_path_factory.mktemp(name), "-n", "--cores", "8", "--configfile",
+                                          str(config / f"{name}.yaml")) for name, _, _ in REAL_CONFIGS})
+
+
+@pytest.mark.parametrize("name,dataset,fractions", REAL_CONFIGS)
+def test_real_dataset_configs_build_their_dag(real_dags, name, dataset, fractions):
     """An overlay of a few lines gives the whole UCF101 / HMDB51 grid: archives downloaded once,
     the weights fetched once, 5 (3) fractions × 3 seeds × every method."""
-    result = snakemake(tmp_path, "-n", "--cores", "8", "--configfile", str(ROOT / "workflow" / "config" / f"{name}.yaml"))
+    result = real_dags[name]
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     methods = yaml.safe_load((ROOT / "workflow" / "config" / "config.yaml").read_text())["methods"]
@@ -43,14 +59,32 @@ def test_real_dataset_configs_build_their_dag(tmp_path, name, dataset, fractions
     assert f"data/{dataset}" in result.stdout and f"results/{name}/runs/" in result.stdout
 
 
-@pytest.mark.parametrize("shards", [1, 3])
-def test_teacher_runs_once_per_shard_for_a_whole_grid(tmp_path, shards):
+SHARD_COUNTS = [1, 3]
+
+
+@pytest.fixture(scope="module")
+def teacher_dags(tmp_path_factory):
+    """The teacher tests' dry runs, each in an empty folder of its own: a shard count of
+    SHARD_COUNTS on a 3 fractions × 3 seeds × 4 methods grid, and "tag", tiny.yaml with a
+    pretrained tag and 3 shards (printing the shell commands)."""
+    runs = {}
+    for shards in SHARD_COUNTS:
+        folder = tmp_path_factory.mktemp(f"shards{shards}")
+        teacher = {**yaml.safe_load(TINY.read_text())["teacher"], "shards": shards}
+        config = write_config(folder / "grid.yaml", fractions=[0.1, 0.25, 1.0], seeds=[0, 1, 2],
+                              methods=["supervised", "distill", "distill_pl", "clip_zeroshot"], teacher=teacher)
+        runs[shards] = (folder, "-n", "--cores", "1", "--configfile", str(config))
+    folder = tmp_path_factory.mktemp("tag")
+    teacher = {**yaml.safe_load(TINY.read_text())["teacher"], "model": "ViT-B-32", "pretrained": "openai", "shards": 3}
+    runs["tag"] = (folder, "-n", "-p", "--cores", "1", "--configfile", str(write_config(folder / "tag.yaml",
+                                                                                         teacher=teacher)))
+    return snakemake_side_by_side(runs)
+
+
+@pytest.mark.parametrize("shards", SHARD_COUNTS)
+def test_teacher_runs_once_per_shard_for_a_whole_grid(teacher_dags, shards):
     """3 fractions × 3 seeds × 4 methods: the teacher is one job per shard and one gather."""
-    config = yaml.safe_load(TINY.read_text())
-    config["teacher"]["shards"] = shards
-    config = write_config(tmp_path / "grid.yaml", fractions=[0.1, 0.25, 1.0], seeds=[0, 1, 2],
-                          methods=["supervised", "distill", "distill_pl", "clip_zeroshot"], teacher=config["teacher"])
-    result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(config))
+    result = teacher_dags[shards]
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert counts["teacher_shard"] == shards and counts["teacher"] == 1
@@ -60,13 +94,10 @@ def test_teacher_runs_once_per_shard_for_a_whole_grid(tmp_path, shards):
     assert "teacher_weights" not in counts  # a checkpoint file: nothing to download
 
 
-def test_teacher_weights_are_fetched_once_before_the_shards(tmp_path):
+def test_teacher_weights_are_fetched_once_before_the_shards(teacher_dags):
     """A pretrained tag: one teacher_weights job (a local rule: the login node, with internet),
     which every shard job waits for; the shard jobs themselves run offline."""
-    config = yaml.safe_load(TINY.read_text())
-    config["teacher"].update(model="ViT-B-32", pretrained="openai", shards=3)
-    config = write_config(tmp_path / "tag.yaml", teacher=config["teacher"])
-    result = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--configfile", str(config))
+    result = teacher_dags["tag"]
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert counts["teacher_weights"] == 1 and counts["teacher_shard"] == 3 and "pretrain_teacher" not in counts
@@ -76,17 +107,29 @@ def test_teacher_weights_are_fetched_once_before_the_shards(tmp_path):
                for block in re.findall(r"rule teacher_shard:\n(.*?)\n\n", result.stdout, re.S))
 
 
-@pytest.mark.parametrize("override,named", [
+BAD_CONFIGS = [
     ({"learning_rate": 0.1}, "learning_rate"),
     ({"methods": ["supervised", "mean_teacher"]}, "mean_teacher"),
     ({"fractions": [0.1, 1.5]}, "fractions"),
-])
-def test_bad_config_stops_before_any_job(tmp_path, override, named):
-    config = write_config(tmp_path / "bad.yaml", **override)
-    result = snakemake(tmp_path, "--cores", "1", "--configfile", str(config))
+]
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory):
+    """named: (the folder, the run there of tiny.yaml with BAD_CONFIGS' override naming it)."""
+    folders = {named: tmp_path_factory.mktemp("bad") for _, named in BAD_CONFIGS}
+    results = snakemake_side_by_side({named: (folders[named], "--cores", "1", "--configfile",
+                                              str(write_config(folders[named] / "bad.yaml", **override)))
+                                      for override, named in BAD_CONFIGS})
+    return {named: (folders[named], results[named]) for named in folders}
+
+
+@pytest.mark.parametrize("named", [named for _, named in BAD_CONFIGS])
+def test_bad_config_stops_before_any_job(bad_runs, named):
+    folder, result = bad_runs[named]
     assert result.returncode != 0
     assert named in result.stderr
-    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+    assert not (folder / "results").exists() and not (folder / "data").exists()
 
 
 @pytest.mark.slow
@@ -143,10 +186,12 @@ def test_report_holds_the_plot_and_tables(tiny_run):
 @pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_gives_the_same_metrics(tiny_run, tmp_path):
     """Part of the tiny grid (one seed, two methods: four runs), killed with -9 after two models,
-    then finished: its metrics equal the uninterrupted tiny run's for the same runs."""
+    then finished: its metrics equal the uninterrupted tiny run's for the same runs. It starts
+    from tiny_run's stages before training (copied: the kill lands in training either way)."""
     methods = ["supervised", "fixmatch"]
     grid = write_config(tmp_path / "grid.yaml", methods=methods, seeds=[0])
-    workdir = tmp_path / "work"
+    workdir = copy_outputs(tiny_run[0], tmp_path / "work", tiny_outputs("dataset", "index", "pretrain_teacher", "teacher",
+                                                                        "splits:0.25_0", "splits:1_0"))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--cores", "2", "--configfile", str(grid)]
     run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -161,6 +206,8 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_metrics(tiny_run, tmp_path):
     assert snakemake(workdir, "--unlock", "--configfile", str(grid)).returncode == 0
     again = snakemake(workdir, "--cores", "2", "--configfile", str(grid), "--rerun-incomplete")
     assert again.returncode == 0, again.stderr[-3000:]
+    # the copied stages were up to date, and the kill left them so: the rerun went on from training
+    assert set(job_counts(again.stdout + again.stderr)) <= {"train", "evaluate", "aggregate", "report", "all", "total"}
     clean = pd.read_csv(tiny_run[0] / "results" / "tiny" / "metrics.csv")
     clean = clean[clean["method"].isin(methods) & (clean["seed"] == 0)].reset_index(drop=True)
     pd.testing.assert_frame_equal(pd.read_csv(workdir / "results" / "tiny" / "metrics.csv"), clean)
@@ -188,7 +235,14 @@ def test_the_same_config_with_its_keys_sorted_schedules_nothing(tiny_run, tmp_pa
     assert "Nothing to be done" in result.stdout + result.stderr, job_counts(result.stdout)
 
 
-STUDENT_METHODS = ["supervised", "distill", "distill_pl", "pseudo_label", "fixmatch"]
+def _student_methods() -> list[str]:
+    from svar.methods import METHODS
+
+    methods = yaml.safe_load((ROOT / "workflow" / "config" / "config.yaml").read_text())["methods"]
+    return [m for m in methods if METHODS[m].trains_student]
+
+
+STUDENT_METHODS = _student_methods()
 
 
 @pytest.mark.slow
@@ -196,8 +250,9 @@ STUDENT_METHODS = ["supervised", "distill", "distill_pl", "pseudo_label", "fixma
     ("evaluate", "clips", 2, [], STUDENT_METHODS),
     ("linear_probe", "l2", 0.01, ["clip_linear_probe"], ["clip_linear_probe"]),
     ("distill", "weight", 0.5, ["distill", "distill_pl"], ["distill", "distill_pl"]),
-    ("pseudo_label", "threshold", 0.7, ["distill_pl", "pseudo_label"], ["distill_pl", "pseudo_label"]),
-    ("pseudo_label", "student_threshold", 0.9, ["fixmatch"], ["fixmatch"]),
+    # each method's own section: the same key of two methods is two settings
+    ("teacher_pl", "threshold", 0.7, ["teacher_pl"], ["teacher_pl"]),
+    ("fixmatch", "threshold", 0.9, ["fixmatch"], ["fixmatch"]),
 ])
 def test_a_changed_setting_reruns_only_the_jobs_that_read_it(tiny_run, tmp_path, section, key, value, trained,
                                                               evaluated):
