@@ -166,7 +166,7 @@ class Trainer:
         unlabeled = split[split["role"] == "unlabeled"]
         # with every training video labeled (fraction 1) a batch has no unlabeled part, and the
         # methods leave their unlabeled terms out (svar/methods.py)
-        self.uses_unlabeled = method.uses_unlabeled and len(unlabeled) > 0
+        self.batches_unlabeled = method.uses_unlabeled and len(unlabeled) > 0
         num_classes = len(store["class_names"])
         self.teacher_dim = store["text_embeddings"].shape[1]
 
@@ -174,7 +174,7 @@ class Trainer:
         # disk cache, every training video of the split, so that one file serves every run
         cache_dir = options["student"]["cache_dir"]
         need = list(labeled["video_id"])
-        if self.uses_unlabeled or cache_dir:
+        if self.batches_unlabeled or cache_dir:
             need += list(unlabeled["video_id"])
         ids = sorted(set(need)) if cache_dir else list(dict.fromkeys(need))
         by_id = manifest.set_index("video_id")
@@ -189,7 +189,7 @@ class Trainer:
                       if len(val) else None)
         row = {v: i for i, v in enumerate(ids)}
         self.rows_l = torch.tensor([row[v] for v in labeled["video_id"]], dtype=torch.long)
-        self.rows_u = torch.tensor([row[v] for v in unlabeled["video_id"]] if self.uses_unlabeled else [],
+        self.rows_u = torch.tensor([row[v] for v in unlabeled["video_id"]] if self.batches_unlabeled else [],
                                    dtype=torch.long)
 
         dev = self.device
@@ -199,7 +199,7 @@ class Trainer:
         if method.needs_frame_features:
             self.tf_l = frame_features(store, labeled["video_id"]).to(dev)
         self.pl_u = None  # teacher pseudo-labels, for the methods whose source is the teacher
-        if self.uses_unlabeled:
+        if self.batches_unlabeled:
             t_u = video_features(store, unlabeled["video_id"])
             self.t_u = t_u.to(dev)
             if method.needs_frame_features:
@@ -220,7 +220,7 @@ class Trainer:
         self.sampler_l = EpochSampler(len(labeled), self.generator)
         self.sampler_u = EpochSampler(len(unlabeled), self.generator)
         self.b_l = t_opts["batch_size"]
-        self.b_u = t_opts["batch_size"] * t_opts["unlabeled_ratio"] if self.uses_unlabeled else 0
+        self.b_u = t_opts["batch_size"] * t_opts["unlabeled_ratio"] if self.batches_unlabeled else 0
         self._eval_model = None  # the EMA weights' model for validation, built once
 
     # ------------------------------------------------------------------ batches
@@ -244,7 +244,7 @@ class Trainer:
         batch.update(y_l=self.y_l[idx_l], t_l=self.t_l[idx_l])
         if self.method.needs_frame_features:
             batch["tf_l"] = self.tf_l[idx_l]
-        if self.uses_unlabeled:
+        if self.batches_unlabeled:
             idx_u = self.sampler_u.take(self.b_u)
             frames_u = self._frames(self.rows_u[idx_u])
             batch["x_u"] = self._weak(frames_u)
