@@ -1,5 +1,6 @@
 # svar: set up, run the benchmark, run the tests. Everything installs into .venv.
 #   make benchmark   set up, then run the default benchmark (generated dataset, CPU)
+#   make benchmark-full  the same grid with every method (workflow/config/full.yaml)
 #   make test        set up, then run the test suite (what CI runs)
 #   make test-fast   set up, then run the tests not marked slow (no workflow, DVC, Slurm or browser runs)
 VENV ?= .venv
@@ -9,7 +10,7 @@ BIN := $(abspath $(VENV))/bin
 # the rules call `python -m svar`: the venv's python must come first on PATH
 RUN := env PATH="$(BIN):$$PATH" HF_HUB_OFFLINE=1
 
-.PHONY: setup system-deps benchmark test test-fast lint clean
+.PHONY: setup system-deps benchmark benchmark-full test test-fast lint clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +27,9 @@ system-deps:
 
 benchmark: setup
 	$(RUN) snakemake --cores $(CORES)
+
+benchmark-full: setup
+	$(RUN) snakemake --cores $(CORES) --configfile workflow/config/full.yaml
 
 test: setup system-deps
 	$(RUN) python -m pytest
