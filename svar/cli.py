@@ -171,7 +171,7 @@ def _sweep(args):
 def _report(args):
     from .report import main_report
 
-    sys.exit(main_report(args.metrics, args.runs, args.out_dir, args.published, args.run))
+    sys.exit(main_report(args.metrics, args.runs, args.out_dir, args.published, args.run, args.benchmarks))
 
 
 def _bench(args):
@@ -427,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="the report's folder (results/<name>/report)")
     p.add_argument("--published", default=None, help="published-results CSV (default: the one svar ships)")
     p.add_argument("--run", default=None, help="the run for per-class and confusion plots: method/fraction/seed")
+    p.add_argument("--benchmarks", default=None,
+                   help="the folder of the jobs' Snakemake benchmark files (results/<name>/benchmarks): adds the "
+                        "cost table per stage (cost.csv, cost.md)")
     p.set_defaults(func=_report, outputs=(), output_dirs=('out_dir',))
 
     p = sub.add_parser("sweep", help="choose a setting on validation videos (never the test list)",

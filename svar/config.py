@@ -211,7 +211,7 @@ def problems(config: dict, local: bool = True) -> list[str]:
     out = []
     teacher = config["teacher"]
     model, pretrained = teacher["model"], teacher["pretrained"]
-    from .teacher.weights import weights_source
+    from .teacher.weights import own_model_names, weights_source
 
     from .datasets import DATASETS
     from .teacher.weights import GENERATED
@@ -233,7 +233,9 @@ def problems(config: dict, local: bool = True) -> list[str]:
     elif source == "hf-hub":
         if not re.fullmatch(r"hf-hub:[\w.-]+/[\w.-]+", model):
             out.append(f"teacher.model: {model!r} is not hf-hub:ORG/REPO")
-    else:
+    elif not (source in ("file", "random") and model in own_model_names()):
+        # a model of svar's own with a checkpoint file (or random weights) needs no look at
+        # open_clip's registry; anything else does (its models, its pretrained tags)
         import open_clip
 
         from .teacher.weights import register_model_configs

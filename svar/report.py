@@ -34,6 +34,7 @@ import pandas as pd
 
 from .aggregate import METRICS, cell_text, summarise
 from .atomic import atomic_path, write_csv, write_json, write_text
+from .costs import SHOWN as COST_COLUMNS, cost_cells, cost_markdown, cost_table, read_benchmarks
 from .readers import read_csv, read_json
 
 log = logging.getLogger(__name__)
@@ -570,7 +571,7 @@ window.addEventListener("load", function () {
 
 
 def to_html(tables: list[PaperTable], published: pd.DataFrame, provenance: dict, figures: list[tuple[str, Path]],
-            chosen: dict) -> str:
+            chosen: dict, costs: pd.DataFrame | None = None) -> str:
     """A single self-contained page: inline CSS, images as base64 data URIs, no external resource."""
     esc = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -595,6 +596,9 @@ def to_html(tables: list[PaperTable], published: pd.DataFrame, provenance: dict,
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<figure><img alt=\"{esc(caption)}\" src=\"data:image/png;base64,{data}\">"
                      f"<figcaption class=\"note\">{esc(caption)}</figcaption></figure>")
+    if costs is not None:
+        parts.append("<h2>Cost per stage</h2>")
+        parts.append(_html_costs(costs))
     parts.append("<h2>Provenance</h2>")
     parts.append(_html_provenance(provenance, chosen))
     parts.append("</body></html>")
@@ -616,6 +620,20 @@ def _html_table(table: PaperTable) -> str:
             + (f'<p class="note split">{esc(table.split)}.</p>' if table.split else "") +
             f'<table class="summary" id="summary-{esc(table.dataset)}"><thead><tr><th></th>{head1}</tr>'
             f"<tr><th>Method</th>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def _html_costs(costs: pd.DataFrame) -> str:
+    esc = html.escape
+    note = ('<p class="note">From Snakemake\'s benchmark file of each job (results/&lt;name&gt;/benchmarks/): '
+            "wall and CPU time in seconds, the largest peak resident memory of one job; "
+            "<code>total</code> sums job times (what a cluster bills), not the run's elapsed time. "
+            "A job that did not run here (outputs copied or pulled with DVC) has no file.</p>")
+    if costs.empty:
+        return note + '<p class="note" id="costs">No benchmark files found.</p>'
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["stage", "jobs", *(h for h, _ in COST_COLUMNS.values())])
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cost_cells(row)) + "</tr>"
+                   for _, row in costs.iterrows())
+    return f'{note}<table class="summary" id="costs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _html_published(dataset: str, rows: pd.DataFrame) -> str:
@@ -676,13 +694,15 @@ def _html_provenance(provenance: dict, chosen: dict) -> str:
 # --------------------------------------------------------------------------- the report
 
 
-def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None) -> dict[str, Path]:
+def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, benchmarks_dir=None) -> dict[str, Path]:
     """Write the report into out_dir and return {name: path} of every file written.
 
     metrics_csv is `svar aggregate`'s long table (the numbers in the tables and the accuracy
     plot); run_files are the runs' metrics.json, each with its train_curve.csv beside it (per-class,
     confusion, curves, provenance). published_csv replaces the packaged published-results table; run
-    ("method/fraction/seed") picks the run for the per-class and confusion figures. Every
+    ("method/fraction/seed") picks the run for the per-class and confusion figures; benchmarks_dir,
+    the folder of the jobs' Snakemake benchmark files, adds the cost table (cost.csv, cost.md and
+    a section of the page; svar.costs). Every
     file is written atomically, so an interrupted report never leaves a truncated file that a
     workflow would take as finished.
     """
@@ -722,13 +742,19 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None) -
         (f"Training curves at {fraction_label(fraction)} labels, mean ± sd over seeds "
          f"({', '.join(curve_methods) or 'none: teacher-only runs have no curve'})", paths["training_curves_plot"]),
     ]
-    write_text(paths["html"], to_html(tables, published, provenance, figures, chosen))
+    costs = None
+    if benchmarks_dir is not None:
+        costs = cost_table(read_benchmarks(benchmarks_dir))
+        paths |= {"cost_csv": out_dir / "cost.csv", "cost_md": out_dir / "cost.md"}
+        write_csv(paths["cost_csv"], costs)
+        write_text(paths["cost_md"], cost_markdown(costs))
+    write_text(paths["html"], to_html(tables, published, provenance, figures, chosen, costs))
     return paths
 
 
-def main_report(metrics_csv, run_files, out_dir, published_csv=None, run=None) -> int:
+def main_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, benchmarks_dir=None) -> int:
     """`svar report`: write the report, list what was written, exit status 0."""
-    paths = make_report(metrics_csv, run_files, out_dir, published_csv, run)
+    paths = make_report(metrics_csv, run_files, out_dir, published_csv, run, benchmarks_dir)
     for name, path in paths.items():
         print(f"{name:22s} {path}")
     return 0

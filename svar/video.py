@@ -8,6 +8,7 @@ raises `VideoDecodeError` naming the file and both reasons.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -21,13 +22,35 @@ DECODERS = ("decord", "pyav")
 # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
 SPAWN = multiprocessing.get_context("spawn")
 
+# what a decoding worker's thread pools may use: one thread each. torch (resizing), OpenMP, MKL
+# and OpenBLAS size their pools from these at import, so `workers` processes use `workers` cores
+# (left alone, each worker's torch takes every core: 8 workers × 8 threads on 8 cores)
+WORKER_THREAD_LIMITS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def _worker_environment():
+    """os.environ with WORKER_THREAD_LIMITS while worker processes are spawned (they inherit it;
+    this process's pools are sized already), restored after."""
+    saved = {key: os.environ.get(key) for key in WORKER_THREAD_LIMITS}
+    os.environ.update(WORKER_THREAD_LIMITS)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
 
 def map_videos(fn, items: list, workers: int, desc: str) -> list:
     """fn over items, in order, with a progress bar: in `workers` spawned processes, or in this one
     (workers <= 1, or fewer than two items). fn must be a module-level function (picklable)."""
     if workers <= 1 or len(items) < 2:
         return [fn(item) for item in tqdm(items, desc=desc, unit="video")]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=SPAWN) as pool:
+    # the pool spawns its workers as pool.map submits the items: all of them inside the block
+    with _worker_environment(), ProcessPoolExecutor(max_workers=workers, mp_context=SPAWN) as pool:
         return list(tqdm(pool.map(fn, items, chunksize=8), total=len(items), desc=desc, unit="video"))
 
 

@@ -220,13 +220,15 @@ def test_wildcard_constraints_are_the_registries(tmp_path):
     assert alternatives("seed") == [str(s) for s in grid["seeds"]]
 
 
-def test_dvc_plot_columns_are_the_registrys_methods():
+def test_dvc_plot_columns_are_the_default_grids_methods():
     from dvc.dvcfile import load_file
     from dvc.repo import Repo
 
     plots = load_file(Repo(str(ROOT)), "dvc.yaml").resolver.resolve_plots()
     (definition,) = [p["top1_by_fraction"] for p in plots]
-    assert definition["y"] == {"results/default/top1_by_fraction.csv": list(names("method"))}
+    methods = cfg.read_yaml(CONFIGS / "config.yaml")["methods"]
+    assert definition["y"] == {"results/default/top1_by_fraction.csv": methods}
+    assert set(methods) < set(names("method"))
 
 
 def test_svar_config_prints_the_resolved_config():

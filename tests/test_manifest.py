@@ -73,3 +73,17 @@ def test_a_file_name_with_spaces_is_found_and_a_missing_one_named_by_its_list_li
     with pytest.raises(FileNotFoundError, match=rf"trainlist01.txt:{lineno}: names .*v with spaces_g02_c01.avi, "
                                                 r"which is not under"):
         build_manifest(root / "videos", root / "splits")
+
+
+def test_decoding_workers_get_one_thread_each(monkeypatch):
+    """map_videos' spawned workers see the one-thread limits torch, OpenMP and BLAS size their
+    pools from, whatever this process's environment says; that environment is left as it was."""
+    import os
+
+    from svar.video import WORKER_THREAD_LIMITS, map_videos
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    keys = list(WORKER_THREAD_LIMITS) * 3
+    assert map_videos(os.getenv, keys, workers=2, desc="environment") == ["1"] * len(keys)
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "MKL_NUM_THREADS" not in os.environ

@@ -1,12 +1,12 @@
 """The SLURM profile on a real single-node Slurm cluster (scripts/slurm-local.sh): the tiny
 benchmark run with workflow/profiles/slurm (+ the slurm-test overlay for this CPU-only node) sends
-every job it runs but `all` through sbatch, a job that fails once is retried and the run
+every job it runs but the local rules through sbatch, a job that fails once is retried and the run
 completes, and its metrics equal the local tiny run's (conftest's `tiny_run`) byte for byte.
 
 The grid is tiny.yaml with one seed, one fraction and one method (SLURM_METHODS), started from
 the generated set and its index as the local tiny run left them (COPIED_STAGES, copied with their
 time stamps and Snakemake's records): every later stage goes through sbatch, among them the
-three GPU rules of the profile (pretrain_teacher, teacher_shard, train). Each SLURM job starts
+four GPU rules of the profile (pretrain_teacher, teacher_shard, train, evaluate). Each SLURM job starts
 Snakemake twice (the job step, then its srun) on top of the rule, about 14 s a job on 2 CPUs, so
 one seed of the whole tiny grid (32 jobs) took 455 s. SVAR_SLURM_TEST_FULL=1 runs tiny.yaml
 unchanged, every stage from the dataset on.
@@ -228,14 +228,14 @@ def runs(cluster, tiny_run, tmp_path_factory):
     if not full():
         copy_outputs(tiny_run[0], slurm_dir, tiny_outputs(*COPIED_STAGES))
 
-    # what the SLURM run has to do there: every job of it but `all` must go through sbatch
+    # what the SLURM run has to do there: every job of it but the local rules must go through sbatch
     dry = subprocess.run(snakemake_cmd(slurm_dir, config, "-n", "--cores", "1"), capture_output=True, text=True,
                          env=run_env(aux), timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
     dag = job_counts(dry.stdout)
     skipped = set(COPIED_STAGES) - set(dag)
     assert skipped == (set() if full() else set(COPIED_STAGES)), dag  # the copies are taken as up to date
-    assert {"pretrain_teacher", "teacher_shard", "train"} <= set(dag), dag  # the profile's GPU rules
+    assert {"pretrain_teacher", "teacher_shard", "train", "evaluate"} <= set(dag), dag  # the profile's GPU rules
 
     started = time.monotonic()
     slurm = subprocess.run(
@@ -266,10 +266,15 @@ def test_slurm_run_completes(runs):
     print(f"tiny benchmark through SLURM: {runs['seconds']:.0f} s")
 
 
-def test_every_job_but_all_goes_through_sbatch(runs):
+# the rules that run on the submit host (`localrule: True`): the target, and the seconds-long
+# tables and report over the runs' files
+LOCAL_RULES = ("aggregate", "report", "all")
+
+
+def test_every_job_but_the_local_rules_goes_through_sbatch(runs):
     assert runs["slurm"].returncode == 0, runs["slurm_log"][-6000:]
     dag = runs["dag"]
-    expected = {rule: n for rule, n in dag.items() if rule not in ("all", "total")}
+    expected = {rule: n for rule, n in dag.items() if rule not in (*LOCAL_RULES, "total")}
     expected[FAIL_ONCE_RULE] += 1  # its retry is a second sbatch job
     submitted = submissions(runs["slurm_log"])
     per_rule: dict[str, int] = {}
@@ -280,8 +285,8 @@ def test_every_job_but_all_goes_through_sbatch(runs):
     # the cluster's own count agrees: every sbatch it received (a fresh cluster for this module)
     ctld = (runs["state_dir"] / "log" / "slurmctld.log").read_text(errors="replace")
     assert len(re.findall(r"_slurm_rpc_submit_batch_job: JobId=\d+", ctld)) == sum(expected.values())
-    # nothing ran on the submit host but `all`
-    assert re.findall(r"^localrule (\w+):", main_log(runs["slurm_log"]), re.M) == ["all"]
+    # nothing ran on the submit host but the local rules, in the chain's order
+    assert re.findall(r"^localrule (\w+):", main_log(runs["slurm_log"]), re.M) == list(LOCAL_RULES)
 
 
 def test_job_failing_once_is_retried(runs):

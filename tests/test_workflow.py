@@ -166,6 +166,13 @@ def test_tiny_benchmark_end_to_end(tiny_run):
     assert {p.relative_to(results / "logs").parts[0].removesuffix(".log") for p in logs} >= {
         "dataset", "index", "splits", "pretrain_teacher", "teacher", "train", "evaluate", "aggregate", "report"}
     assert len(list((results / "logs" / "teacher").glob("shard_*_of_002.log"))) == 2
+    # every heavy job's benchmark file, summed per stage in the report's cost table
+    costs = pd.read_csv(results / "report" / "cost.csv").set_index("stage")
+    runs = len(config["methods"]) * len(config["fractions"]) * len(config["seeds"])
+    assert costs["jobs"].to_dict() == {"dataset": 1, "index": 1, "pretrain_teacher": 1, "teacher_shard": 2,
+                                       "teacher": 1, "train": runs, "evaluate": len(config["methods"]),
+                                       "total": 6 + runs + len(config["methods"])}
+    assert (costs["wall_s_total"] > 0).all() and costs.loc["total", "peak_rss_mb_max"] > 50
     # the config's name, and nothing outside it (other tests may add other configs' folders here)
     assert (tmp_path / "results" / "tiny").is_dir() and not (tmp_path / "results" / "default").exists()
     assert not (tmp_path / "results" / "metrics.csv").exists() and not (tmp_path / "results" / "synthetic").exists()
@@ -251,7 +258,7 @@ STUDENT_METHODS = _student_methods()
     ("linear_probe", "l2", 0.01, ["clip_linear_probe"], ["clip_linear_probe"]),
     ("distill", "weight", 0.5, ["distill", "distill_pl"], ["distill", "distill_pl"]),
     # each method's own section: the same key of two methods is two settings
-    ("teacher_pl", "threshold", 0.7, ["teacher_pl"], ["teacher_pl"]),
+    ("distill_pl", "threshold", 0.7, ["distill_pl"], ["distill_pl"]),
     ("fixmatch", "threshold", 0.9, ["fixmatch"], ["fixmatch"]),
 ])
 def test_a_changed_setting_reruns_only_the_jobs_that_read_it(tiny_run, tmp_path, section, key, value, trained,

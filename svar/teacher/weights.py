@@ -40,6 +40,12 @@ def register_model_configs() -> None:
     open_clip.add_model_config(MODEL_CONFIG_DIR)
 
 
+def own_model_names() -> tuple[str, ...]:
+    """svar's own model configs' names (MODEL_CONFIG_DIR/<name>.json), known without importing
+    open_clip (which costs the Snakefile's config check seconds at every Snakemake start)."""
+    return tuple(sorted(p.stem for p in MODEL_CONFIG_DIR.glob("*.json")))
+
+
 def is_random(pretrained: str | None) -> bool:
     return pretrained in (None, "", "none")
 

@@ -97,6 +97,16 @@ def splits_args(wildcards):
     return f"{args} --lists-dir {shlex.quote(dataset['lists_dir'])}" if dataset["lists_dir"] else args
 
 
+# every heavy job's Snakemake benchmark file (wall time, CPU time, peak memory), read by the
+# report's cost table (svar.costs)
+BENCHMARKS = f"{RESULTS}/benchmarks"
+
+
+def job_benchmark(stage, job=""):
+    """<stage>.tsv for a stage of one job, <stage>/<job>.tsv for a stage of many."""
+    return f"{BENCHMARKS}/{stage}/{job}.tsv" if job else f"{BENCHMARKS}/{stage}.tsv"
+
+
 def run_file(method, fraction, seed, name):
     """One file of one run; any argument may be a wildcard ("{method}")."""
     return f"{RESULTS}/runs/{method}/fraction{fraction}_seed{seed}/{name}"

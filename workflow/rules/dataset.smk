@@ -30,6 +30,8 @@ if DATASET_ROOT:
             directory(DATA),
         log:
             f"{RESULTS}/logs/dataset.log",
+        benchmark:
+            job_benchmark("dataset")
         localrule: True
         conda:
             "../envs/svar.yaml"
@@ -51,6 +53,8 @@ else:
             directory(DATA),
         log:
             f"{RESULTS}/logs/dataset.log",
+        benchmark:
+            job_benchmark("dataset")
         conda:
             "../envs/svar.yaml"
         threads: 1

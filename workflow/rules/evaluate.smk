@@ -13,6 +13,8 @@ rule evaluate:
         run_files("{method}", "metrics.json"),
     log:
         f"{RESULTS}/logs/evaluate/{{method}}.log",
+    benchmark:
+        job_benchmark("evaluate", "{method}")
     conda:
         "../envs/svar.yaml"
     threads: res("evaluate", "threads")

@@ -10,6 +10,8 @@ rule index:
         classes=f"{RESULTS}/classes.csv",
     log:
         f"{RESULTS}/logs/index.log",
+    benchmark:
+        job_benchmark("index")
     conda:
         "../envs/svar.yaml"
     threads: res("index", "threads")

@@ -17,8 +17,13 @@ rule report:
         curves=f"{RESULTS}/report/training_curves.png",
         provenance=f"{RESULTS}/report/provenance.json",
         html=f"{RESULTS}/report/report.html",
+        cost_csv=f"{RESULTS}/report/cost.csv",
+        cost_md=f"{RESULTS}/report/cost.md",
     log:
         f"{RESULTS}/logs/report.log",
+    # seconds of pandas (and, for the report, of plotting) on files the runs wrote: under SLURM
+    # on the submit host, not worth a job in the queue
+    localrule: True
     conda:
         "../envs/svar.yaml"
     threads: 1
@@ -27,5 +32,9 @@ rule report:
         runtime=10,
     params:
         out_dir=lambda w, output: Path(output.html).parent,
+        # read as found, not inputs: every job that writes one runs before this one (it feeds the
+        # metrics), and a job whose outputs came from elsewhere (DVC, a copy) has none to make
+        benchmarks=BENCHMARKS,
     shell:
-        "python -m svar report --metrics {input.metrics} --runs {input.runs} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m svar report --metrics {input.metrics} --runs {input.runs} --out-dir {params.out_dir}"
+        " --benchmarks {params.benchmarks} > {log} 2>&1"

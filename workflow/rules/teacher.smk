@@ -11,6 +11,8 @@ rule pretrain_teacher:
         curve=f"{RESULTS}/teacher/pretrain_curve.csv",
     log:
         f"{RESULTS}/logs/pretrain_teacher.log",
+    benchmark:
+        job_benchmark("pretrain_teacher")
     conda:
         "../envs/svar.yaml"
     threads: res("pretrain_teacher", "threads")
@@ -59,6 +61,8 @@ rule teacher_shard:
         f"{RESULTS}/teacher/shards/shard_{{shard}}_of_{{shards}}.pt",
     log:
         f"{RESULTS}/logs/teacher/shard_{{shard}}_of_{{shards}}.log",
+    benchmark:
+        job_benchmark("teacher_shard", "shard_{shard}_of_{shards}")
     conda:
         "../envs/svar.yaml"
     threads: res("teacher", "threads")
@@ -83,6 +87,8 @@ rule teacher:
         f"{RESULTS}/teacher/features.pt",
     log:
         f"{RESULTS}/logs/teacher/gather.log",
+    benchmark:
+        job_benchmark("teacher")
     conda:
         "../envs/svar.yaml"
     threads: 1

@@ -14,6 +14,8 @@ rule train:
         curve=run_file("{method}", "{fraction}", "{seed}", "train_curve.csv"),
     log:
         f"{RESULTS}/logs/train/{{method}}/fraction{{fraction}}_seed{{seed}}.log",
+    benchmark:
+        job_benchmark("train", "{method}/fraction{fraction}_seed{seed}")
     conda:
         "../envs/svar.yaml"
     threads: res("train", "threads")

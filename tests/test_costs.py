@@ -1,0 +1,64 @@
+"""The report's cost table: Snakemake's benchmark files, one per job, summed per stage."""
+
+from __future__ import annotations
+
+import pytest
+
+from svar.costs import BenchmarkFileError, cost_markdown, cost_table, read_benchmarks
+from svar.report import make_report
+
+from test_report import write_results_tree
+
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def write_benchmark(path, s, rss, cpu, io_in=1.0, io_out=2.0):
+    """A file as Snakemake's `benchmark:` directive writes it (`-` where it measured nothing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + f"{s}\t0:00:{int(float(s)):02d}\t{rss}\t900.0\t{rss}\t{rss}\t{io_in}\t{io_out}\t50.0\t{cpu}\n")
+
+
+@pytest.fixture
+def benchmarks(tmp_path):
+    folder = tmp_path / "benchmarks"
+    write_benchmark(folder / "index.tsv", 6.0, 300.0, 5.0)
+    write_benchmark(folder / "train" / "distill" / "fraction0.1_seed0.tsv", 10.0, 500.0, 9.0)
+    write_benchmark(folder / "train" / "distill" / "fraction0.1_seed1.tsv", 14.0, 700.0, 13.0)
+    write_benchmark(folder / "train" / "supervised" / "fraction1_seed0.tsv", 12.0, "-", "-")
+    write_benchmark(folder / "evaluate" / "distill.tsv", 4.0, 800.0, 3.5)
+    return folder
+
+
+def test_cost_table_sums_each_stage_in_the_chains_order(benchmarks):
+    jobs = read_benchmarks(benchmarks)
+    assert sorted(jobs["job"]) == ["evaluate/distill", "index", "train/distill/fraction0.1_seed0",
+                                   "train/distill/fraction0.1_seed1", "train/supervised/fraction1_seed0"]
+    table = cost_table(jobs).set_index("stage")
+    assert list(table.index) == ["index", "train", "evaluate", "total"]
+    train = table.loc["train"]
+    assert train["jobs"] == 3 and train["wall_s_total"] == 36.0 and train["wall_s_mean"] == 12.0
+    assert train["wall_s_max"] == 14.0
+    # an unmeasured value ("-") is missing, not zero: the CPU sum and the memory peak skip it
+    assert train["cpu_s_total"] == 22.0 and train["peak_rss_mb_max"] == 700.0
+    total = table.loc["total"]
+    assert total["jobs"] == 5 and total["wall_s_total"] == 46.0 and total["peak_rss_mb_max"] == 800.0
+    text = cost_markdown(cost_table(jobs))
+    assert "| train | 3 | 36.0 | 12.0 | 14.0 | 22.0 | 700 |" in text
+
+
+def test_a_file_that_is_not_a_benchmark_is_named(benchmarks):
+    (benchmarks / "train" / "broken.tsv").write_text("not\ta benchmark\n")
+    with pytest.raises(BenchmarkFileError, match=r"broken\.tsv.*max_rss"):
+        read_benchmarks(benchmarks)
+
+
+def test_no_folder_gives_an_empty_table(tmp_path):
+    assert cost_table(read_benchmarks(tmp_path / "absent")).empty
+
+
+def test_the_report_writes_the_cost_table(benchmarks, tmp_path):
+    metrics_csv, run_files = write_results_tree(tmp_path / "results")
+    paths = make_report(metrics_csv, run_files, tmp_path / "report", benchmarks_dir=benchmarks)
+    assert paths["cost_md"].read_text() == cost_markdown(cost_table(read_benchmarks(benchmarks)))
+    html = paths["html"].read_text()
+    assert 'id="costs"' in html and "<td>train</td><td>3</td><td>36.0</td>" in html
