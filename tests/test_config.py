@@ -278,3 +278,13 @@ def test_a_cuda_device_is_not_checked_where_the_jobs_do_not_run():
     assert cfg.check(config, local=False)["train"]["device"] == "cuda"
     for name in OVERLAYS:
         cfg.check(cfg.load_workflow_config(CONFIGS / name), name)
+
+
+def test_the_check_leaves_open_clip_unimported_for_svars_own_teacher():
+    """Every Snakemake start runs the check (SLURM job steps too): for svar's own model with a
+    checkpoint it must not pay for importing open_clip; an open_clip model still gets looked up."""
+    code = ("import sys, svar.config as c; c.check(c.load_workflow_config()); print('open_clip' in sys.modules); "
+            "x = c.merge(c.read_yaml(c.WORKFLOW_CONFIG), {'teacher': {'model': 'ViT-B-32', 'pretrained': 'openai'}})"
+            "; c.check(x); print('open_clip' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.split() == ["False", "True"]
