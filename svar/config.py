@@ -211,10 +211,8 @@ def problems(config: dict, local: bool = True) -> list[str]:
     out = []
     teacher = config["teacher"]
     model, pretrained = teacher["model"], teacher["pretrained"]
-    from .teacher.weights import own_model_names, weights_source
-
     from .datasets import DATASETS
-    from .teacher.weights import GENERATED
+    from .teacher.weights import GENERATED, own_model_names, weights_source
 
     out += _dataset_problems(config)
     name = config["dataset"]["name"]

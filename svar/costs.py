@@ -58,6 +58,13 @@ def stage_rank(stage: str) -> tuple[int, str]:
     return (STAGE_ORDER.index(stage), "") if stage in STAGE_ORDER else (len(STAGE_ORDER), stage)
 
 
+def _totals(jobs: pd.DataFrame) -> dict:
+    """SHOWN's values over some jobs (NaN where none of them was measured)."""
+    return {"jobs": len(jobs), "wall_s_total": jobs["wall_s"].sum(min_count=1), "wall_s_mean": jobs["wall_s"].mean(),
+            "wall_s_max": jobs["wall_s"].max(), "cpu_s_total": jobs["cpu_s"].sum(min_count=1),
+            "peak_rss_mb_max": jobs["peak_rss_mb"].max()}
+
+
 def cost_table(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per stage, in the chain's order: jobs found, wall time (total, mean and longest job),
     CPU time (total) and the largest peak resident memory of one job; a last row `total` (the sum
@@ -65,21 +72,10 @@ def cost_table(jobs: pd.DataFrame) -> pd.DataFrame:
     columns = ["stage", "jobs", *SHOWN]
     if jobs.empty:
         return pd.DataFrame(columns=columns)
-    grouped = jobs.groupby("stage", sort=False)
-    table = pd.DataFrame({
-        "jobs": grouped.size(),
-        "wall_s_total": grouped["wall_s"].sum(min_count=1),
-        "wall_s_mean": grouped["wall_s"].mean(),
-        "wall_s_max": grouped["wall_s"].max(),
-        "cpu_s_total": grouped["cpu_s"].sum(min_count=1),
-        "peak_rss_mb_max": grouped["peak_rss_mb"].max(),
-    }).reset_index()
-    table = table.iloc[sorted(range(len(table)), key=lambda i: stage_rank(table["stage"].iloc[i]))]
-    total = {"stage": "total", "jobs": int(table["jobs"].sum()), "wall_s_total": jobs["wall_s"].sum(min_count=1),
-             "wall_s_mean": jobs["wall_s"].mean(), "wall_s_max": jobs["wall_s"].max(),
-             "cpu_s_total": jobs["cpu_s"].sum(min_count=1), "peak_rss_mb_max": jobs["peak_rss_mb"].max()}
-    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)[columns]
-
+    rows = [{"stage": stage, **_totals(group)}
+            for stage, group in sorted(jobs.groupby("stage"), key=lambda item: stage_rank(item[0]))]
+    rows.append({"stage": "total", **_totals(jobs)})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def cost_cells(row) -> list[str]:

@@ -11,8 +11,8 @@ rule aggregate:
         top1_csv=f"{RESULTS}/top1_by_fraction.csv",
     log:
         f"{RESULTS}/logs/aggregate.log",
-    # seconds of pandas (and, for the report, of plotting) on files the runs wrote: under SLURM
-    # on the submit host, not worth a job in the queue
+    # seconds of pandas on files the runs wrote: under SLURM on the submit host, not worth a job
+    # in the queue
     localrule: True
     conda:
         "../envs/svar.yaml"

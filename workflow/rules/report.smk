@@ -21,8 +21,8 @@ rule report:
         cost_md=f"{RESULTS}/report/cost.md",
     log:
         f"{RESULTS}/logs/report.log",
-    # seconds of pandas (and, for the report, of plotting) on files the runs wrote: under SLURM
-    # on the submit host, not worth a job in the queue
+    # seconds of tables and plots from files the runs wrote: under SLURM on the submit host, not
+    # worth a job in the queue
     localrule: True
     conda:
         "../envs/svar.yaml"
