@@ -5,9 +5,10 @@ windows on the same student, so that a noisy machine slows both alike:
 
   model only      the same batch again and again, already on the device: forward, backward and
                   optimiser step, nothing else
-  real data path  each step's batch built as training builds it: clips taken from the decoded
-                  clip cache (memory, or the .npy memory map with student.cache_dir), frames
-                  sampled, augmented, copied to the device, then the same step
+  real data path  each step's batch built as training builds it: clips taken from the cached
+                  frames (decoded into memory, as with clip_cache.mode memory; a memory-mapped
+                  shared cache reads the same rows), sampled, augmented, copied to the device,
+                  then the same step
 
 The ratio (real / model only, the median of the windows' paired wall-clock ratios) is the share
 of the model's speed that training keeps; 1.0 means the data path costs nothing. The same ratio in
@@ -84,7 +85,7 @@ def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: 
         "model_rates": model_rates, "real_rates": real_rates, "ratios": ratios,
         # the same comparison in this process's CPU time: what the steps cost, whatever else runs
         "cpu_ratio": cpu["model"] / cpu["real"] if device.type == "cpu" else None,
-        "cache": options["student"].get("cache_dir") or "memory",
+        "cache": "memory",  # the frames: decoded into memory by the bench's Trainer
     }
 
 

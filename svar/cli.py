@@ -10,6 +10,8 @@ Stages, in the order the workflow runs them:
   student-weights  download a student's torchvision weights into student.weights_dir (where there is internet)
   teacher   open_clip features of every video (or one shard of them) and class-prompt embeddings
   teacher-gather  merge the teacher's shards into the one feature store every run reads
+  clip-cache  decode one shard of the frames training or evaluation reads, once, to disk
+  clip-cache-gather  check a clip cache's shards; write the receipt train and evaluate read
   train     train one (method, fraction, seed) run, or fit a teacher-only baseline
   evaluate  top-1 / top-5 / mean-class accuracy of runs on the test list (a method's runs at once)
   aggregate metrics.csv and summary.csv from every run's metrics
@@ -141,7 +143,28 @@ def _train(args):
     if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
         run_info["split"] = read_json(args.split_info, "split info", "splits")
     train(load_manifest(args.manifest, videos=True), load_split(args.split), load_store(args.teacher), args.method,
-          options, args.out, args.seed, run_info, args.threads, args.curve)
+          options, args.out, args.seed, run_info, args.threads, args.curve, clips=args.clip_cache)
+
+
+def _clip_cache(args):
+    from .clip_cache import build_shard
+    from .manifest import load_manifest
+
+    try:
+        options = json.loads(args.options)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--options: not valid JSON ({exc}); the workflow passes svar.clip_cache.cache_reads's "
+                         "keys") from None
+    build_shard(load_manifest(args.manifest, videos=True), args.part, options, args.shard, args.shards, args.out,
+                args.chunk, args.workers, args.memory_mb)
+
+
+def _clip_cache_gather(args):
+    from .clip_cache import gather
+
+    receipt = gather(args.shards, args.out)
+    logging.info("%s: %d videos, %d frames, %.1f MB in %d shards", args.out, receipt["videos"], receipt["rows"],
+                 receipt["bytes"] / 1e6, len(receipt["shards"]))
 
 
 def _evaluate(args):
@@ -155,7 +178,7 @@ def _evaluate(args):
     runs = list(zip(args.model, args.split, args.out))
     settings = evaluate_settings(args.clips, args.batch_size, args.device, args.crops)
     for result in evaluate_runs(runs, load_manifest(args.manifest, videos=True), load_store(args.teacher), args.threads,
-                                settings):
+                                settings, args.clip_cache):
         top5 = "missing" if result["top5"] is None else f"{result['top5']:.3f}"
         logging.info("%s fraction %s seed %s: top1 %.3f top5 %s mean-class %.3f", result["method"],
                      result["fraction"], result["seed"], result["top1"], top5, result["mean_class"])
@@ -370,6 +393,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=_teacher_gather, outputs=('out',), output_dirs=())
 
+    p = sub.add_parser("clip-cache", help="decode one shard of a clip cache to disk, resumably",
+                       description="Decode the frames a part's jobs read (train: the videos outside the test list, "
+                                   "the frames training clips and the validation view are drawn from; test: the "
+                                   "test list's test clips) of every --shards-th video from the --shard-th, into "
+                                   "one .npy file (uint8 [frames, H, W, 3]) and its .index.npz, chunk by chunk "
+                                   "(resumed after a kill at the first unfinished chunk; peak memory one chunk).")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--part", required=True, choices=["train", "test"])
+    p.add_argument("--options", required=True,
+                   help="JSON: the config keys that decide the cached pixels (svar.clip_cache.cache_reads)")
+    p.add_argument("--shard", type=int, default=0)
+    p.add_argument("--shards", type=int, default=default("clip_cache.shards"))
+    p.add_argument("--chunk", type=int, default=0,
+                   help="videos decoded and written at a time (default 0: as many as a quarter of --memory-mb holds)")
+    p.add_argument("--memory-mb", type=float, default=default("resources.clip_cache.mem_mb"),
+                   help="the job's memory, MB (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="decoding processes")
+    p.add_argument("--out", required=True, help="the shard's .npy file")
+    p.set_defaults(func=_clip_cache, outputs=('out',), output_dirs=())
+
+    p = sub.add_parser("clip-cache-gather", help="check a clip cache's shards; write its receipt",
+                       description="Check that the shards are complete and of one part and one set of options; "
+                                   "write the receipt (JSON: shard files, videos, frames, bytes) that `svar train "
+                                   "--clip-cache` and `svar evaluate --clip-cache` read.")
+    p.add_argument("shards", nargs="+", help="shard files from `svar clip-cache`")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_clip_cache_gather, outputs=('out',), output_dirs=())
+
     p = sub.add_parser("train", help="train one (method, fraction, seed) run",
                        description="Train a student with the method's loss, or fit a teacher-only baseline "
                                    "(clip_zeroshot, clip_linear_probe). Output: a checkpoint, and the training "
@@ -387,13 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="checkpoint file")
     p.add_argument("--curve", default=None, help="training-curve CSV (default: <out>.curve.csv)")
+    p.add_argument("--clip-cache", default=None,
+                   help="receipt of the shared clip cache's train part (`svar clip-cache-gather`); without it the "
+                        "run decodes its frames into memory")
     p.set_defaults(func=_train, outputs=('out', 'curve'), output_dirs=())
 
     p = sub.add_parser("evaluate", help="accuracy of runs on the test list",
                        description="Top-1, top-5 and mean-class accuracy of each run's final model on its split's "
                                    "test videos, with per-class accuracy, predictions and provenance, as JSON. "
-                                   "Several runs (--model, --split, --out repeated, in order) share one decode "
-                                   "of the test clips.")
+                                   "Several runs (--model, --split, --out repeated, in order) share the test "
+                                   "clips: read from the shared clip cache (--clip-cache) or decoded once.")
     p.add_argument("--model", required=True, action="append", help="checkpoint from `svar train` (repeatable)")
     p.add_argument("--split", required=True, action="append", help="that run's split (repeatable)")
     p.add_argument("--out", required=True, action="append", help="that run's metrics JSON (repeatable)")
@@ -405,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=default("evaluate.batch_size"),
                    help=description("evaluate.batch_size"))
     p.add_argument("--device", default=default("evaluate.device"), help=description("evaluate.device"))
+    p.add_argument("--clip-cache", default=None,
+                   help="receipt of the shared clip cache's test part (`svar clip-cache-gather`); without it the "
+                        "test clips are decoded into memory")
     p.set_defaults(func=_evaluate, outputs=('out',), output_dirs=())
 
     p = sub.add_parser("aggregate", help="metrics.csv and summary.csv",

@@ -15,35 +15,23 @@ flip where the classes allow it, with torchvision.transforms.v2 on each clip as 
 draw for all its frames); evaluation takes the centre crop, or `crops` crops spread along the
 long side, of `clips` clips spread over the video (`eval_views`).
 
-The cache lives in memory, or, with `student.cache_dir`, in .npy files that later runs open as
-memory maps. Every random draw comes from the trainer's CPU generator (transforms.v2 draws from
-torch's global generator, seeded from it), so the same seed gives the same batches on any device.
+The cached frames come from svar.clip_cache (decoded once by rule clip_cache, or into memory by
+the job with `clip_cache.mode: memory`). Every random draw comes from the trainer's CPU
+generator (transforms.v2 draws from torch's global generator, seeded from it), so the same seed
+gives the same batches on any device.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .atomic import atomic_path
 from .config import clip_problems, enum_of
-from .image import resize_cover
-from .video import decoder_versions, map_videos, read_frames, uniform_indices
-
-log = logging.getLogger(__name__)
-
-# bump when decoding, resizing or the cache layout changes: old cache files are then ignored
-CACHE_VERSION = 2
-
+from .video import uniform_indices
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -83,98 +71,19 @@ class ClipSpec:
         return asdict(self)
 
 
-def _decode_one(args) -> np.ndarray:
-    path, indices, cache_size = args
-    frames = read_frames(path, indices)
-    return resize_cover(torch.from_numpy(frames), cache_size).permute(0, 2, 3, 1).numpy()
-
-
 @dataclass
 class ClipCache:
-    """The cached frames of N videos: `frames` uint8 [sum of lengths, H, W, 3] (an array or a
-    read-only memory map), video i at rows `starts[i] : starts[i] + lengths[i]`."""
+    """The frames training clips of N videos are drawn from: cached frame j of video i is row
+    `rows[starts[i] + j]` of `frames` (uint8 [rows, H, W, 3]: an array, or svar.clip_cache's
+    memory-mapped shards), or row `starts[i] + j` itself when `rows` is None."""
 
     frames: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
-
-
-def _decode_cache(rows, spec: ClipSpec, workers: int, desc: str) -> ClipCache:
-    jobs = [(r.path, spec.cached_indices(int(r.frames)), spec.cache_size) for r in rows.itertuples()]
-    clips = map_videos(_decode_one, jobs, workers, desc)
-    lengths = np.array([len(c) for c in clips], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(clips) else lengths
-    h, w = spec.cache_size
-    frames = np.concatenate(clips) if clips else np.zeros((0, h, w, 3), dtype=np.uint8)
-    return ClipCache(frames, starts, lengths)
-
-
-def cache_key(rows, spec: ClipSpec) -> str:
-    """A hash of everything that changes the cached pixels: the videos (id, path, frame count,
-    file size and modification time), the frames kept and their size, the decoders' versions and
-    this module's CACHE_VERSION."""
-    videos = []
-    for r in rows.itertuples():
-        try:
-            st = os.stat(r.path)
-            stamp = [st.st_size, st.st_mtime_ns]
-        except OSError:
-            stamp = None
-        videos.append([r.video_id, str(r.path), int(r.frames), stamp])
-    kept = {"sampling": spec.sampling, "cache_size": list(spec.cache_size),
-            **({"stride": spec.stride} if spec.sampling == "dense" else {"cache_frames": spec.cache_frames})}
-    body = {"version": CACHE_VERSION, "kept": kept, "decoders": decoder_versions(), "videos": videos}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def load_clips(rows, spec: ClipSpec, workers: int = 1, cache_dir: str | os.PathLike = "",
-               desc: str = "decode clips") -> ClipCache:
-    """The cached frames of manifest rows (path, frames) under `spec`.
-
-    cache_dir "" keeps them in memory only. Otherwise they are read from, or decoded once into,
-    `<cache_dir>/clips_<sampling>_<H>x<W>_<key>.npy` plus its `.index.npy` (video starts and
-    lengths), written atomically (frames first, the index last, so an index names a complete
-    file) and opened as a read-only memory map: later runs skip decoding and share the pages.
-    """
-    if not cache_dir:
-        return _decode_cache(rows, spec, workers, desc)
-    key = cache_key(rows, spec)
-    h, w = spec.cache_size
-    path = Path(cache_dir) / f"clips_{spec.sampling}_{h}x{w}_{key[:20]}.npy"
-    index = path.with_name(path.stem + ".index.npy")
-    if path.exists() and index.exists():
-        cache = _open_cache(path, index, len(rows), spec.cache_size)
-        if cache is not None:
-            log.info("decoded-clip cache: %s", path)
-            return cache
-    cache = _decode_cache(rows, spec, workers, f"{desc} (to {path.name})")
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, cache.frames)
-    with atomic_path(index) as tmp, open(tmp, "wb") as f:
-        np.save(f, np.stack([cache.starts, cache.lengths]))
-    log.info("decoded-clip cache written: %s (%d videos, %d frames)", path, len(cache), len(cache.frames))
-    return _open_cache(path, index, len(rows), spec.cache_size)
-
-
-def _open_cache(path: Path, index: Path, n_videos: int, cache_size) -> ClipCache | None:
-    """The cache files as a read-only memory map; None (with a warning naming the file) when one
-    is corrupt or not the shape its name promises: the cache is then decoded again."""
-    try:
-        frames = np.load(path, mmap_mode="r")
-        starts, lengths = np.load(index)
-    except (OSError, ValueError, EOFError) as exc:
-        log.warning("%s: the decoded-clip cache is corrupt or truncated (%s); decoding it again", path, exc)
-        return None
-    h, w = cache_size
-    if (frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or frames.dtype != np.uint8 or len(starts) != n_videos
-            or (len(starts) and starts[-1] + lengths[-1] != len(frames))):
-        log.warning("%s: shape %s %s does not match its index or %d videos of %dx%d; decoding it again",
-                    path, frames.shape, frames.dtype, n_videos, h, w)
-        return None
-    return ClipCache(frames, starts, lengths)
 
 
 def clip_indices(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator: torch.Generator) -> torch.Tensor:
@@ -200,8 +109,10 @@ def clip_indices(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator
 def take_clips(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator: torch.Generator) -> torch.Tensor:
     """uint8 [len(rows), frames, H, W, 3]: one training clip of each video in `rows` (its frames
     drawn by `clip_indices`), reading only those frames of the cache."""
-    idx = clip_indices(cache, rows, spec, generator)
-    return torch.from_numpy(np.ascontiguousarray(cache.frames[idx.numpy().reshape(-1)])).view(
+    idx = clip_indices(cache, rows, spec, generator).numpy().reshape(-1)
+    if cache.rows is not None:
+        idx = cache.rows[idx]
+    return torch.from_numpy(np.ascontiguousarray(cache.frames[idx])).view(
         len(rows), spec.frames, *cache.frames.shape[1:])
 
 
@@ -303,15 +214,6 @@ def eval_views(clips: torch.Tensor, size: int, n_crops: int) -> list[torch.Tenso
     """The `n_crops` test crops (crop_boxes) of uint8 clips [N, T, H, W, 3], each [N, T, size, size, 3]."""
     h, w = clips.shape[2:4]
     return [clips[:, :, top:top + size, left:left + size] for top, left in crop_boxes(h, w, size, n_crops)]
-
-
-def decode_eval_clips(rows, spec: ClipSpec, clip: int, n_clips: int, workers: int = 1,
-                      desc: str = "decode test clips") -> torch.Tensor:
-    """uint8 [N, frames, H, W, 3] at the cache size: test clip `clip` of `n_clips` of each video."""
-    jobs = [(r.path, spec.test_indices(int(r.frames), clip, n_clips), spec.cache_size) for r in rows.itertuples()]
-    clips = map_videos(_decode_one, jobs, workers, desc)
-    h, w = spec.cache_size
-    return torch.from_numpy(np.stack(clips)) if clips else torch.zeros((0, spec.frames, h, w, 3), dtype=torch.uint8)
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:

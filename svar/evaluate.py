@@ -8,10 +8,14 @@ config's `evaluate` section, passed to the job that scores it; what the model ta
 
 from __future__ import annotations
 
+import logging
+
 import torch
+from tqdm import tqdm
 
 from .atomic import write_json
-from .clips import ClipSpec, decode_eval_clips, eval_views
+from .clip_cache import ClipStore, memory_test_store
+from .clips import ClipSpec, eval_views, to_device
 from .config import default
 from .device import autocast, resolve_device
 from .provenance import source_version
@@ -19,6 +23,8 @@ from .readers import load_torch
 from .students import Student
 from .teacher.store import video_features
 from .video import decoder_versions
+
+log = logging.getLogger(__name__)
 
 
 def accuracy_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
@@ -41,19 +47,22 @@ def accuracy_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: in
 
 
 class TestClips:
-    """Decoded test clips, shared by every run evaluated in one process: the test list is the
-    official one whatever the fraction and seed, so a method's runs decode it once."""
+    """Where a job's test clips come from, shared by every run it scores (the test list is the
+    official one whatever the fraction and seed): the shared clip cache's test part (rule
+    clip_cache), or, without one, the test frames decoded into memory once for all the runs."""
 
-    def __init__(self, manifest, threads: int = 1):
-        self.by_id, self.threads, self.cache = manifest.set_index("video_id"), threads, {}
+    def __init__(self, manifest, threads: int = 1, receipt=None):
+        self.manifest, self.threads = manifest, threads
+        self.shared = ClipStore.open(receipt) if receipt else None
+        self.decoded = {}
 
-    def get(self, video_ids, spec: ClipSpec, clip: int, n_clips: int) -> torch.Tensor:
-        """uint8 [N, frames, H, W, 3] at the cache size: test clip `clip` of `n_clips` of each video."""
-        key = (tuple(video_ids), spec, clip, n_clips)
-        if key not in self.cache:
-            self.cache[key] = decode_eval_clips(self.by_id.loc[list(video_ids)], spec, clip, n_clips, self.threads,
-                                                desc=f"decode test clip {clip + 1}/{n_clips}")
-        return self.cache[key]
+    def store(self, video_ids, spec: ClipSpec, n_clips: int) -> ClipStore:
+        if self.shared is not None:
+            return self.shared
+        key = (tuple(video_ids), spec, n_clips)
+        if key not in self.decoded:
+            self.decoded[key] = memory_test_store(self.manifest, video_ids, spec, n_clips, self.threads)
+        return self.decoded[key]
 
 
 def evaluate_settings(clips: int = default("evaluate.clips"), batch_size: int = default("evaluate.batch_size"),
@@ -90,15 +99,22 @@ def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: Test
     student.load_state_dict(ckpt["state_dict"])
     student.to(device).eval()
     n_clips, n_crops = settings["clips"], settings["crops"]
-    total = 0
-    for c in range(n_clips):
-        for view in eval_views(clips.get(test["video_id"], spec, c, n_clips), spec.size, n_crops):
-            outs = []
-            for chunk in view.split(settings["batch_size"]):
+    ids = list(test["video_id"])
+    store = clips.store(ids, spec, n_clips)
+    log.info("test clips from %s", store.source)
+    # batch by batch of test videos, every view of a batch before the next: memory holds one batch
+    # of clips whatever the number of test videos or of runs
+    outs = []
+    for first in tqdm(range(0, len(ids), settings["batch_size"]), desc="score test videos", unit="batch"):
+        batch, total = ids[first:first + settings["batch_size"]], 0
+        for c in range(n_clips):
+            for view in eval_views(store.view_clips(batch, spec, c, n_clips), spec.size, n_crops):
                 with autocast(device):
-                    outs.append(student(chunk.contiguous().to(device))[0].float().cpu())
-            total = total + torch.cat(outs)
-    return total / (n_clips * n_crops)
+                    total = total + student(to_device(view.contiguous(), device))[0].float().cpu()
+        outs.append(total)
+    if not outs:
+        return torch.zeros((0, ckpt["num_classes"]))
+    return torch.cat(outs) / (n_clips * n_crops)
 
 
 def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: TestClips | None = None,
@@ -153,13 +169,14 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
     return result
 
 
-def evaluate_runs(runs, manifest, store, threads: int = 1, settings: dict | None = None) -> list[dict]:
-    """Score several runs, (checkpoint, split, metrics out) each, decoding the test clips once.
+def evaluate_runs(runs, manifest, store, threads: int = 1, settings: dict | None = None, clips=None) -> list[dict]:
+    """Score several runs, (checkpoint, split, metrics out) each, reading the test clips from the
+    shared clip cache's receipt `clips` (or decoding them once for all the runs).
 
     Each run's metrics file is written as soon as it is scored, so an interrupted job keeps the
     ones it finished."""
     from .splits import load_split
 
-    clips = TestClips(manifest, threads)
+    clips = TestClips(manifest, threads, clips)
     return [evaluate(model, manifest, load_split(split), store, out, threads, clips, settings)
             for model, split, out in runs]

@@ -54,7 +54,7 @@ PSEUDO_LABEL_SOURCES.register("the student's own prediction on the weak view", n
 # what every student run reads: the student (and its initial weights: pretrained_keys), and the
 # trainer's settings but the unlabeled ratio
 STUDENT_KEYS = ("student.arch", "student.sampling", "student.frames", "student.size",
-                "student.cache_size", "student.cache_dir", "train.steps", "train.batch_size", "train.optimizer",
+                "student.cache_size", "train.steps", "train.batch_size", "train.optimizer",
                 "train.lr", "train.weight_decay", "train.schedule", "train.warmup_steps", "train.device",
                 "train.crop", "train.flip", "train.val_every", "train.ema", "train.checkpoint_every")
 # what building a strong view reads

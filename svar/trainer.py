@@ -28,8 +28,8 @@ import torch
 from tqdm import tqdm
 
 from .atomic import torch_save, write_text
-from .clips import (ClipSpec, decode_eval_clips, eval_views, load_clips, randaugment, strong_augment, take_clips,
-                    to_device, train_crops)
+from .clip_cache import ClipStore, memory_train_store
+from .clips import ClipSpec, eval_views, randaugment, strong_augment, take_clips, to_device, train_crops
 from .device import autocast, resolve_device
 from .methods import ClipLinearProbe, get_method
 from .readers import CorruptFileError, load_torch
@@ -157,7 +157,9 @@ def teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes
 class Trainer:
     """The state of one student run and its two moves: build a batch, take a step."""
 
-    def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1):
+    def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1, clips=None):
+        """`clips`: the receipt of the shared clip cache's train part (svar.clip_cache), or a
+        ClipStore; None decodes the run's frames into memory."""
         s_opts, t_opts = options["student"], options["train"]
         self.method = method
         self.s_opts, self.t_opts = s_opts, t_opts
@@ -170,22 +172,22 @@ class Trainer:
         num_classes = len(store["class_names"])
         self.teacher_dim = store["text_embeddings"].shape[1]
 
-        # decoded clips: the labeled videos, plus the unlabeled ones for methods that use them; with a
-        # disk cache, every training video of the split, so that one file serves every run
-        cache_dir = options["student"]["cache_dir"]
-        need = list(labeled["video_id"])
-        if self.batches_unlabeled or cache_dir:
-            need += list(unlabeled["video_id"])
-        ids = sorted(set(need)) if cache_dir else list(dict.fromkeys(need))
-        by_id = manifest.set_index("video_id")
-        self.spec = ClipSpec.from_options(s_opts)
-        self.clips = load_clips(by_id.loc[ids].reset_index(), self.spec, threads, cache_dir,
-                                desc="decode training clips")
-        # validation videos (split role val): their centre view, to log accuracy on; never trained on
+        # the frames of the videos it trains on (the labeled ones, plus the unlabeled ones for the
+        # methods that use them) and of its validation videos: from the shared clip cache (rule
+        # clip_cache: nothing is decoded here), or decoded into memory (clip_cache.mode memory)
+        ids = list(dict.fromkeys(list(labeled["video_id"]) + (list(unlabeled["video_id"]) if self.batches_unlabeled
+                                                              else [])))
         val = split[split["role"] == "val"]
+        self.spec = ClipSpec.from_options(s_opts)
+        if clips is None:
+            clips = memory_train_store(manifest, ids, val["video_id"], self.spec, threads)
+        elif not isinstance(clips, ClipStore):
+            clips = ClipStore.open(clips)
+        log.info("training clips from %s", clips.source)
+        self.clips = clips.training_cache(ids, self.spec)
+        # validation videos (split role val): their centre view, to log accuracy on; never trained on
         self.y_val = torch.tensor(val["label"].to_numpy())
-        self.x_val = (eval_views(decode_eval_clips(by_id.loc[list(val["video_id"])].reset_index(), self.spec, 0, 1,
-                                                   threads, desc="decode validation clips"), self.spec.size, 1)[0]
+        self.x_val = (eval_views(clips.view_clips(val["video_id"], self.spec, 0, 1), self.spec.size, 1)[0]
                       if len(val) else None)
         row = {v: i for i, v in enumerate(ids)}
         self.rows_l = torch.tensor([row[v] for v in labeled["video_id"]], dtype=torch.long)
@@ -376,7 +378,7 @@ def _numbers(pending: list) -> list[dict]:
 
 
 def train(manifest, split, store, method_name: str, options: dict, out, seed: int, run_info: dict,
-          threads: int = 1, curve_out=None, stop_after: int | None = None) -> dict:
+          threads: int = 1, curve_out=None, stop_after: int | None = None, clips=None) -> dict:
     """Train (or fit) one run; write its checkpoint to `out`, its training curve to `curve_out`.
 
     With `train.checkpoint_every` N > 0 the run's full state is saved every N steps to
@@ -405,7 +407,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
         return ckpt
 
     t_opts = options["train"]
-    trainer = Trainer(manifest, split, store, method, options, seed, threads)
+    trainer = Trainer(manifest, split, store, method, options, seed, threads, clips)
     steps = t_opts["steps"]
     every = int(options["train"]["checkpoint_every"])
     val_every = int(options["train"].get("val_every", 0))

@@ -54,6 +54,29 @@ def map_videos(fn, items: list, workers: int, desc: str) -> list:
         return list(tqdm(pool.map(fn, items, chunksize=8), total=len(items), desc=desc, unit="video"))
 
 
+def iter_videos(fn, items: list, workers: int, desc: str, window: int = 4):
+    """fn over items, yielded in order as they finish, with a progress bar: in `workers` spawned
+    processes (one pool for all the items), or in this one. At most `window` × workers results
+    wait to be consumed, so a slow consumer (a writer) holds a bounded number of decoded videos."""
+    bar = tqdm(total=len(items), desc=desc, unit="video")
+    try:
+        if workers <= 1 or len(items) < 2:
+            for item in items:
+                yield fn(item)
+                bar.update()
+            return
+        with _worker_environment(), ProcessPoolExecutor(max_workers=workers, mp_context=SPAWN) as pool:
+            pending, next_item = [], 0
+            while pending or next_item < len(items):
+                while next_item < len(items) and len(pending) < window * workers:
+                    pending.append(pool.submit(fn, items[next_item]))
+                    next_item += 1
+                yield pending.pop(0).result()
+                bar.update()
+    finally:
+        bar.close()
+
+
 class VideoDecodeError(RuntimeError):
     """No decoder could read the video; the message names the file and each decoder's error."""
 

@@ -133,7 +133,8 @@ def tiny_run(tmp_path_factory):
 def tiny_outputs(*stages: str) -> list[str]:
     """Files and folders (relative to a run's folder) that tiny.yaml's stages write, for
     copy_outputs: "dataset" (its generated set), "index", "pretrain_teacher", "teacher" (the
-    feature store and its shards), "splits:<fraction>_<seed>" (one split's two files)."""
+    feature store and its shards), "clip_cache" (both parts' shards and receipts),
+    "splits:<fraction>_<seed>" (one split's two files)."""
     from svar.config import load_workflow_config
     from svar.datasets import dataset_folder
 
@@ -141,7 +142,8 @@ def tiny_outputs(*stages: str) -> list[str]:
     paths = {"dataset": [f"data/{dataset_folder(load_workflow_config(TINY))}"],
              "index": [f"{results}/{name}.csv" for name in ("manifest", "exclusions", "classes")],
              "pretrain_teacher": [f"{results}/teacher/pretrained.pt", f"{results}/teacher/pretrain_curve.csv"],
-             "teacher": [f"{results}/teacher/features.pt", f"{results}/teacher/shards"]}
+             "teacher": [f"{results}/teacher/features.pt", f"{results}/teacher/shards"],
+             "clip_cache": [f"{results}/clip_cache"]}
     out = []
     for stage in stages:
         if stage.startswith("splits:"):

@@ -25,6 +25,11 @@ def files(tmp_path_factory, tiny_manifest):
             "classes": str(tiny_manifest[1] / "classes.csv")}
 
 
+# the options of a clip cache's test part (svar.clip_cache.cache_reads)
+CACHE_OPTIONS = {"student": {"sampling": "segments", "frames": 4, "cache_frames": 4, "cache_size": [16, 16]},
+                 "dataset": {"split": 1}, "evaluate": {"clips": 1}}
+
+
 def cases(f):
     """(subcommand, the three failures): [missing input], [malformed value], [output under a file]."""
     r, m, under = f["root"], f["manifest"], f["under"]
@@ -67,6 +72,12 @@ def cases(f):
         "teacher-gather": ([missing, "--out", str(r / "g.pt")],
                            [str(r / "garbage.pt"), "--out", str(r / "g.pt")],
                            [str(r / "garbage.pt"), "--out", under]),
+        "clip-cache": (["--manifest", missing, "--part", "train", "--options", "{}", "--out", str(r / "c.npy")],
+                       ["--manifest", m, "--part", "train", "--options", "{not json", "--out", str(r / "c.npy")],
+                       ["--manifest", m, "--part", "test", "--options", json.dumps(CACHE_OPTIONS), "--out", under]),
+        "clip-cache-gather": ([missing, "--out", str(r / "c.json")],
+                              [str(r / "garbage.pt"), "--out", str(r / "c.json")],
+                              [str(r / "garbage.pt"), "--out", under]),
         "train": (["--manifest", missing, "--options", "{}", "--out", str(r / "m.pt"), *train],
                   ["--manifest", m, "--options", "{not json", "--out", str(r / "m.pt"), *train],
                   ["--manifest", m, "--options", "{}", "--out", under, *train]),

@@ -109,8 +109,8 @@ def test_a_methods_runs_scored_together_equal_one_by_one(tiny_manifest, tiny_sto
                  "--out", str(tmp_path / f"together{seed}.json")]
     torch.save(tiny_store, tmp_path / "features.pt")
     decodes = []
-    real = evaluate_module.decode_eval_clips
-    monkeypatch.setattr(evaluate_module, "decode_eval_clips", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    real = evaluate_module.memory_test_store
+    monkeypatch.setattr(evaluate_module, "memory_test_store", lambda *a, **k: decodes.append(1) or real(*a, **k))
     main(["evaluate", *args, "--manifest", str(index_dir / "manifest.csv"), "--teacher", str(tmp_path / "features.pt")])
     assert len(decodes) == 1
     for seed in (0, 1):
@@ -140,10 +140,10 @@ def test_evaluation_settings_are_its_own_not_the_checkpoints(tiny_manifest, tiny
           {"dataset": "synthetic", "fraction": 0.5})
     torch.save(tiny_store, tmp_path / "features.pt")
     decodes, scored = [], []
-    real = evaluate_module.decode_eval_clips
-    monkeypatch.setattr(evaluate_module, "decode_eval_clips",
-                        lambda rows, spec, clip, n_clips, *a, **k: decodes.append((clip, n_clips))
-                        or real(rows, spec, clip, n_clips, *a, **k))
+    real = evaluate_module.memory_test_store
+    monkeypatch.setattr(evaluate_module, "memory_test_store",
+                        lambda manifest, ids, spec, n_clips, *a, **k: decodes.append(n_clips)
+                        or real(manifest, ids, spec, n_clips, *a, **k))
 
     class Counted(evaluate_module.Student):
         def forward(self, clips):
@@ -155,7 +155,7 @@ def test_evaluation_settings_are_its_own_not_the_checkpoints(tiny_manifest, tiny
           "--out", str(tmp_path / "m.json"), "--manifest", str(index_dir / "manifest.csv"),
           "--teacher", str(tmp_path / "features.pt"), "--clips", "2", "--crops", "3", "--batch-size", "3",
           "--device", "cpu"])
-    assert decodes == [(0, 2), (1, 2)]  # two clips a video, each decoded once
+    assert decodes == [2]  # the frames of two clips a video, decoded once
     n_test = int((split["role"] == "test").sum())
     assert sum(scored) == n_test * 2 * 3 and max(scored) <= 3  # clips × crops views, in batches of 3
     result = json.loads((tmp_path / "m.json").read_text())

@@ -195,8 +195,8 @@ def test_a_full_disk_is_named_and_the_rerun_after_freeing_space_matches_a_clean_
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
     grid = write_config(tmp_path / "grid.yaml", methods=["supervised", "distill"], seeds=[0])
-    copy_outputs(tiny_run[0], tmp_path, tiny_outputs("dataset", "index", "pretrain_teacher", "teacher", "splits:0.25_0",
-                                                     "splits:1_0"))
+    copy_outputs(tiny_run[0], tmp_path, tiny_outputs("dataset", "index", "pretrain_teacher", "teacher", "clip_cache",
+                                                     "splits:0.25_0", "splits:1_0"))
     runs = tmp_path / "results" / "tiny" / "runs"
     runs.mkdir(parents=True)
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(runs)], capture_output=True)

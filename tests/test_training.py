@@ -1,6 +1,6 @@
 """The trainer and the methods: losses that depend on what they should, steps that learn,
-the same seed giving the same weights, every student architecture training, augmentations,
-the decoded-clip cache and EMA."""
+the same seed giving the same weights, every student architecture training, augmentations
+and EMA (the shared clip cache: test_clip_cache.py)."""
 
 import copy
 import functools
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from svar.clips import (ClipCache, ClipSpec, crop_boxes, eval_views, load_clips, strong_augment, take_clips,
-                        train_crops)
+from svar.clips import ClipCache, ClipSpec, crop_boxes, eval_views, strong_augment, take_clips, train_crops
 from svar.config import merge, validate
 from svar.methods import METHODS, get_method, options_for
 from svar.splits import make_split
@@ -19,7 +18,7 @@ from svar.trainer import Trainer, train
 
 OPTIONS = {
     "student": {"arch": "tiny3d", "pretrained": "none", "sampling": "segments", "frames": 4, "size": 16,
-                "cache_size": [16, 16], "cache_frames": 4, "cache_dir": ""},
+                "cache_size": [16, 16], "cache_frames": 4},
     "train": {"steps": 4, "batch_size": 4, "unlabeled_ratio": 1, "optimizer": "adamw", "lr": 0.003,
               "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 1, "device": "cpu", "crop": "random",
               "crop_padding": 4, "flip": False, "strong_area": [0.5, 1.0], "strong_cutout": [0.2, 0.4],
@@ -347,48 +346,6 @@ def test_strong_augment_is_consistent_over_frames_and_seeded():
     ramp = torch.arange(16, dtype=torch.float).mul(16).view(1, 1, 1, 16, 1).expand(8, 2, 16, 16, 3)
     out = strong_augment(ramp.to(torch.uint8).contiguous(), torch.Generator().manual_seed(2)).float()
     assert (out[..., :4, :].mean((1, 2, 3, 4)) <= out[..., -4:, :].mean((1, 2, 3, 4))).all()
-
-
-def test_disk_clip_cache_is_reused_and_identical(tiny_manifest, tmp_path, monkeypatch):
-    manifest, _ = tiny_manifest
-    rows = manifest.head(5)
-    spec = ClipSpec("segments", 4, 1, 4, (16, 16), 16)
-    memory = load_clips(rows, spec)
-    on_disk = load_clips(rows, spec, cache_dir=tmp_path)
-    assert isinstance(on_disk.frames, np.memmap) and np.array_equal(memory.frames, on_disk.frames)
-    assert np.array_equal(memory.lengths, on_disk.lengths) and (memory.lengths == 4).all()
-    assert len(list(tmp_path.glob("clips_segments_16x16_*.index.npy"))) == 1
-
-    import svar.clips
-
-    monkeypatch.setattr(svar.clips, "_decode_one", lambda job: pytest.fail("decoded again"))
-    assert np.array_equal(load_clips(rows, spec, cache_dir=tmp_path).frames, memory.frames)
-    monkeypatch.undo()
-    load_clips(rows, ClipSpec("segments", 4, 1, 4, (20, 20), 16), cache_dir=tmp_path)  # another size: another file
-    load_clips(manifest.head(4), spec, cache_dir=tmp_path)  # other videos: another file
-    dense = load_clips(rows, ClipSpec("dense", 4, 3, 4, (16, 16), 16), cache_dir=tmp_path)  # another sampling
-    assert (dense.lengths == [-(-f // 3) for f in rows["frames"]]).all()  # every 3rd frame of each video
-    assert len(list(tmp_path.glob("clips_*.index.npy"))) == 4
-    assert not list(tmp_path.glob(".*tmp"))
-    # a truncated file is decoded again, not trusted
-    path = next(tmp_path.glob("clips_segments_16x16_*[0-9a-f].npy"))
-    path.write_bytes(path.read_bytes()[:100])
-    assert np.array_equal(load_clips(rows, spec, cache_dir=tmp_path).frames, memory.frames)
-
-
-def test_disk_cache_trains_the_same_weights(tiny_manifest, tiny_store, tmp_path):
-    manifest, _ = tiny_manifest
-    split = make_split(manifest, 0.5, seed=0)
-
-    def run(name, cache_dir, out):
-        return train(manifest, split, tiny_store, name, with_options(student={"cache_dir": cache_dir}),
-                     tmp_path / out, 0, {"dataset": "synthetic", "fraction": 0.5})["state_dict"]
-
-    cache = str(tmp_path / "cache")
-    for name in ("distill", "supervised"):  # one cache file serves every method
-        memory, disk = run(name, "", f"{name}_memory.pt"), run(name, cache, f"{name}_disk.pt")
-        assert all(torch.equal(memory[k], disk[k]) for k in memory)
-        assert len(list((tmp_path / "cache").glob("*.index.npy"))) == 1
 
 
 def test_teacher_baselines_fit_heads(tiny_manifest, tiny_store, tmp_path):

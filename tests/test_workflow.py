@@ -64,15 +64,16 @@ SHARD_COUNTS = [1, 3]
 
 @pytest.fixture(scope="module")
 def teacher_dags(tmp_path_factory):
-    """The teacher tests' dry runs, each in an empty folder of its own: a shard count of
-    SHARD_COUNTS on a 3 fractions × 3 seeds × 4 methods grid, and "tag", tiny.yaml with a
-    pretrained tag and 3 shards (printing the shell commands)."""
+    """The teacher's and the clip cache's dry runs, each in an empty folder of its own: a shard
+    count of SHARD_COUNTS (for both) on a 3 fractions × 3 seeds × 4 methods grid, and "tag",
+    tiny.yaml with a pretrained tag and 3 shards (printing the shell commands)."""
     runs = {}
     for shards in SHARD_COUNTS:
         folder = tmp_path_factory.mktemp(f"shards{shards}")
         teacher = {**yaml.safe_load(TINY.read_text())["teacher"], "shards": shards}
         config = write_config(folder / "grid.yaml", fractions=[0.1, 0.25, 1.0], seeds=[0, 1, 2],
-                              methods=["supervised", "distill", "distill_pl", "clip_zeroshot"], teacher=teacher)
+                              methods=["supervised", "distill", "distill_pl", "clip_zeroshot"], teacher=teacher,
+                              clip_cache={"shards": shards})
         runs[shards] = (folder, "-n", "--cores", "1", "--configfile", str(config))
     folder = tmp_path_factory.mktemp("tag")
     teacher = {**yaml.safe_load(TINY.read_text())["teacher"], "model": "ViT-B-32", "pretrained": "openai", "shards": 3}
@@ -92,6 +93,30 @@ def test_teacher_runs_once_per_shard_for_a_whole_grid(teacher_dags, shards):
     assert counts["train"] == 3 * 3 * 4 and counts["evaluate"] == 4  # one per method, all its runs
     assert counts["splits"] == 3 * 3
     assert "teacher_weights" not in counts  # a checkpoint file: nothing to download
+
+
+@pytest.mark.parametrize("shards", SHARD_COUNTS)
+def test_clip_cache_runs_once_per_shard_and_every_student_job_reads_it(teacher_dags, shards):
+    """The same grid: the clip cache is one job per shard and part (train, test) and one gather a
+    part; every train job of a student method takes the train part's receipt as input, every
+    evaluate job of one the test part's; the teacher-only method reads neither."""
+    result = teacher_dags[shards]
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["clip_cache_shard"] == 2 * shards and counts["clip_cache"] == 2
+    blocks = {}
+    for block in re.split(r"\n(?=\[|(?:local)?rule \w+:)", result.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if rule:
+            blocks.setdefault(rule.group(1), []).append(block)
+    shard_outputs = [re.search(r"output: (\S+?),", b).group(1) for b in blocks["clip_cache_shard"]]
+    assert sorted(shard_outputs) == sorted(f"results/tiny/clip_cache/{part}/shard_{i:03d}_of_{shards:03d}.npy"
+                                           for part in ("train", "test") for i in range(shards))
+    for rule, part in (("train", "train"), ("evaluate", "test")):
+        assert len(blocks[rule]) == (3 * 3 * 4 if rule == "train" else 4)
+        for block in blocks[rule]:
+            reads = f"results/tiny/clip_cache/{part}.json" in re.search(r"input: (.*)$", block, re.M).group(1)
+            assert reads == ("clip_zeroshot" not in block), block
 
 
 def test_teacher_weights_are_fetched_once_before_the_shards(teacher_dags):
@@ -164,14 +189,25 @@ def test_tiny_benchmark_end_to_end(tiny_run):
     assert "svar summary" in result.stdout
     logs = list((results / "logs").rglob("*.log"))
     assert {p.relative_to(results / "logs").parts[0].removesuffix(".log") for p in logs} >= {
-        "dataset", "index", "splits", "pretrain_teacher", "teacher", "train", "evaluate", "aggregate", "report"}
+        "dataset", "index", "splits", "pretrain_teacher", "teacher", "clip_cache", "train", "evaluate", "aggregate",
+        "report"}
     assert len(list((results / "logs" / "teacher").glob("shard_*_of_002.log"))) == 2
+    # the clip cache decoded the frames once, in 2 shards a part; no training or evaluation job
+    # decoded a video (a decoding progress bar says "decode"), each read the cache
+    assert len(list((results / "logs" / "clip_cache").glob("*/shard_*_of_002.log"))) == 4
+    from svar.methods import METHODS
+
+    for method in config["methods"]:
+        for path in [*(results / "logs" / "train" / method).glob("*.log"), results / "logs" / "evaluate" / f"{method}.log"]:
+            text = path.read_text()
+            assert "decod" not in text.lower(), path
+            assert ("clips from the clip cache results/tiny/clip_cache/" in text) == METHODS[method].trains_student, path
     # every heavy job's benchmark file, summed per stage in the report's cost table
     costs = pd.read_csv(results / "report" / "cost.csv").set_index("stage")
     runs = len(config["methods"]) * len(config["fractions"]) * len(config["seeds"])
     assert costs["jobs"].to_dict() == {"dataset": 1, "index": 1, "pretrain_teacher": 1, "teacher_shard": 2,
-                                       "teacher": 1, "train": runs, "evaluate": len(config["methods"]),
-                                       "total": 6 + runs + len(config["methods"])}
+                                       "teacher": 1, "clip_cache_shard": 4, "train": runs,
+                                       "evaluate": len(config["methods"]), "total": 10 + runs + len(config["methods"])}
     assert (costs["wall_s_total"] > 0).all() and costs.loc["total", "peak_rss_mb_max"] > 50
     # the config's name, and nothing outside it (other tests may add other configs' folders here)
     assert (tmp_path / "results" / "tiny").is_dir() and not (tmp_path / "results" / "default").exists()
@@ -198,6 +234,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_metrics(tiny_run, tmp_path):
     methods = ["supervised", "fixmatch"]
     grid = write_config(tmp_path / "grid.yaml", methods=methods, seeds=[0])
     workdir = copy_outputs(tiny_run[0], tmp_path / "work", tiny_outputs("dataset", "index", "pretrain_teacher", "teacher",
+                                                                        "clip_cache",
                                                                         "splits:0.25_0", "splits:1_0"))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--cores", "2", "--configfile", str(grid)]
@@ -253,16 +290,19 @@ STUDENT_METHODS = _student_methods()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("section,key,value,trained,evaluated", [
-    ("evaluate", "clips", 2, [], STUDENT_METHODS),
-    ("linear_probe", "l2", 0.01, ["clip_linear_probe"], ["clip_linear_probe"]),
-    ("distill", "weight", 0.5, ["distill", "distill_pl"], ["distill", "distill_pl"]),
+@pytest.mark.parametrize("section,key,value,trained,evaluated,cached", [
+    # the test clips: the clip cache's test part is decoded again, the models are not retrained
+    ("evaluate", "clips", 2, [], STUDENT_METHODS, ["test"]),
+    ("linear_probe", "l2", 0.01, ["clip_linear_probe"], ["clip_linear_probe"], []),
+    ("distill", "weight", 0.5, ["distill", "distill_pl"], ["distill", "distill_pl"], []),
     # each method's own section: the same key of two methods is two settings
-    ("distill_pl", "threshold", 0.7, ["distill_pl"], ["distill_pl"]),
-    ("fixmatch", "threshold", 0.9, ["fixmatch"], ["fixmatch"]),
+    ("distill_pl", "threshold", 0.7, ["distill_pl"], ["distill_pl"], []),
+    ("fixmatch", "threshold", 0.9, ["fixmatch"], ["fixmatch"], []),
+    # the cached pixels: both parts of the clip cache, then every student
+    ("student", "cache_size", [20, 20], STUDENT_METHODS, STUDENT_METHODS, ["test", "train"]),
 ])
 def test_a_changed_setting_reruns_only_the_jobs_that_read_it(tiny_run, tmp_path, section, key, value, trained,
-                                                              evaluated):
+                                                              evaluated, cached):
     config = yaml.safe_load(TINY.read_text())
     config.setdefault(section, {})[key] = value
     path = tmp_path / "changed.yaml"
@@ -273,4 +313,8 @@ def test_a_changed_setting_reruns_only_the_jobs_that_read_it(tiny_run, tmp_path,
     runs = len(config["fractions"]) * len(config["seeds"])
     assert sorted(w["method"] for rule, w in jobs if rule == "train") == sorted(trained * runs)
     assert sorted(w["method"] for rule, w in jobs if rule == "evaluate") == sorted(evaluated)
-    assert {rule for rule, _ in jobs} == {"all", "aggregate", "report", "evaluate", *(["train"] if trained else [])}
+    shards = config["clip_cache"]["shards"]
+    assert sorted(w["part"] for rule, w in jobs if rule == "clip_cache_shard") == sorted(cached * shards)
+    assert sorted(w["part"] for rule, w in jobs if rule == "clip_cache") == sorted(cached)
+    assert {rule for rule, _ in jobs} == {"all", "aggregate", "report", "evaluate", *(["train"] if trained else []),
+                                          *(["clip_cache_shard", "clip_cache"] if cached else [])}

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import torch_save, write_text
-from ..clips import ClipSpec, decode_eval_clips
+from ..clip_cache import decode_frames
 from ..config import default
 from ..device import autocast, resolve_device
 from ..video import uniform_indices
@@ -52,8 +52,8 @@ def load_pool(pool_dir: str | Path, size: int, workers: int = 1):
     # every video decoded at the same number of evenly spaced frames, so they stack
     k = int(rows["frames"].min())
     # k evenly spread frames of each video (one centred "segments" clip), resized and centre-cropped
-    frames = decode_eval_clips(rows, ClipSpec("segments", k, 1, k, (size, size), size), 0, 1, workers,
-                               desc="decode pool")
+    frames = torch.from_numpy(np.stack(decode_frames(rows["path"], [uniform_indices(int(n), k) for n in rows["frames"]],
+                                                     (size, size), workers, desc="decode pool")))
     texts = [list(g.sort_values("frame")["caption"]) for _, g in per_video]
     # the caption of each kept frame: the frames that clip holds (uniform_indices)
     kept = [[t[i] for i in uniform_indices(len(t), k)] for t in texts]

@@ -8,6 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
+from svar.clip_cache import PARTS as CLIP_CACHE_PARTS, cache_reads
 from svar.config import canonical, results_dir, subset
 from svar.datasets import DATASETS, archive_names, archive_paths, dataset_folder
 from svar.datasets.user import is_csv
@@ -53,6 +54,7 @@ wildcard_constraints:
     method=one_of(METHODS.names()),
     shard=r"[0-9]{3}",
     shards=r"[0-9]{3}",
+    part=one_of(CLIP_CACHE_PARTS),
 
 
 def flags(values):
@@ -194,6 +196,47 @@ def student_weights_inputs(wildcards):
     if not METHODS[wildcards.method].trains_student or source == "scratch":
         return {}
     return {"student_weights": STUDENT_WEIGHTS_RECEIPT if source in STUDENT_WEIGHTS_NAMED else pretrained}
+
+
+CLIP_CACHE = config["clip_cache"]
+
+
+def clip_cache_shard_file(part, shard, shards, ext="npy"):
+    """One shard of a part of the clip cache (frames .npy, or its index.npz); any argument may be
+    a wildcard."""
+    return f"{RESULTS}/clip_cache/{part}/shard_{shard}_of_{shards}.{ext}"
+
+
+def clip_cache_receipt(part):
+    return f"{RESULTS}/clip_cache/{part}.json"
+
+
+def clip_cache_shards(wildcards):
+    n = CLIP_CACHE["shards"]
+    return [clip_cache_shard_file(wildcards.part, f"{i:03d}", f"{n:03d}") for i in range(n)]
+
+
+def clip_cache_options(wildcards):
+    """The config keys that decide a part's cached pixels (svar.clip_cache.cache_reads), as
+    canonical JSON: the crop, the method or the trainer's settings rebuild nothing."""
+    return canonical(subset(config, cache_reads(config, wildcards.part)))
+
+
+def clip_cache_input(part):
+    """An input function: the receipt of the clip cache's `part` for a method that trains a
+    student under clip_cache.mode shared; nothing otherwise (teacher-only heads read no frames)."""
+
+    def inputs(wildcards):
+        if CLIP_CACHE["mode"] != "shared" or not METHODS[wildcards.method].trains_student:
+            return {}
+        return {"clip_cache": clip_cache_receipt(part)}
+
+    return inputs
+
+
+def clip_cache_arg(wildcards, input):
+    """`--clip-cache RECEIPT` when the job reads the shared cache."""
+    return f"--clip-cache {input.clip_cache}" if "clip_cache" in input.keys() else ""
 
 
 def teacher_shards(wildcards):

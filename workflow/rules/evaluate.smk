@@ -1,12 +1,14 @@
 # Stage 6 — evaluate: accuracy of each final model on the official test list. One job per
 # method scores all of its (fraction, seed) runs: the test list is the same for every run, so
-# its clips are decoded once, and the grid needs a few jobs here, not one per run. How a
+# its clips are read once per run from the clip cache's test part, batch by batch, and the grid
+# needs a few jobs here, not one per run. How a
 # student is scored is the config's `evaluate` section (a teacher-only head reads none of it).
 
 
 rule evaluate:
     input:
         unpack(evaluate_inputs),
+        unpack(clip_cache_input("test")),
         manifest=rules.index.output.manifest,
         teacher=rules.teacher.output[0],
     output:
@@ -24,6 +26,7 @@ rule evaluate:
     params:
         runs=evaluate_args,
         settings=evaluate_settings,
+        clip_cache=clip_cache_arg,
     shell:
         "python -m svar evaluate {params.runs} --manifest {input.manifest} --teacher {input.teacher}"
-        " {params.settings} --threads {threads} > {log} 2>&1"
+        " {params.settings} --threads {threads} {params.clip_cache} > {log} 2>&1"

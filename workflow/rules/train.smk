@@ -5,6 +5,7 @@
 rule train:
     input:
         unpack(student_weights_inputs),
+        unpack(clip_cache_input("train")),
         manifest=rules.index.output.manifest,
         split=split_file("{fraction}", "{seed}"),
         split_info=split_file("{fraction}", "{seed}", "json"),
@@ -25,9 +26,10 @@ rule train:
     params:
         options=train_options,
         dataset=DATASET,
+        clip_cache=clip_cache_arg,
     shell:
         "python -m svar train --manifest {input.manifest} --split {input.split} --split-info {input.split_info}"
         " --teacher {input.teacher}"
         " --method {wildcards.method} --options {params.options:q} --seed {wildcards.seed}"
         " --dataset {params.dataset} --fraction {wildcards.fraction} --threads {threads}"
-        " --out {output.model} --curve {output.curve} > {log} 2>&1"
+        " --out {output.model} --curve {output.curve} {params.clip_cache} > {log} 2>&1"

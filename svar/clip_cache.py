@@ -1,0 +1,394 @@
+"""The shared clip cache: every frame a training or an evaluation job reads, decoded once.
+
+One cache per (dataset, part, cache options). Part `train` holds the videos outside the test list
+of `dataset.split` (the training pool and the validation videos): the frames a training clip is
+drawn from (`ClipSpec.cached_indices`) and those of the centre view validation scores. Part
+`test` holds the test list: the frames of the `evaluate.clips` test clips. Which frames a video
+keeps is known before decoding (its frame count is in the manifest), so a shard job
+(`svar clip-cache`, rule clip_cache_shard) writes its every-N-th video into one .npy file of
+known shape, chunk by chunk: a chunk is decoded, written at its rows with plain file writes (the
+pages go to the OS's cache, not to the job's memory: its peak memory is one chunk's frames
+whatever the number of videos), and recorded in a progress file, so a killed job resumes at its
+first unfinished chunk and ends with the same bytes. The gather (`svar clip-cache-gather`, rule
+clip_cache) checks the shards and writes a receipt; `train` and `evaluate` take the receipt as
+input and read the shards as read-only memory maps, decoding nothing.
+
+`clip_cache.mode: memory` (small datasets) decodes the same frames into memory inside each job
+instead; both give a `ClipStore`, so the trainer and the evaluator read frames one way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path, write_json
+from .clips import ClipCache, ClipSpec
+from .image import resize_cover
+from .readers import read_json
+from .video import decoder_versions, iter_videos, read_frames
+
+log = logging.getLogger(__name__)
+
+PARTS = ("train", "test")
+# bump when decoding, resizing or the layout of a shard or of the receipt changes: older caches
+# are then rebuilt (the shard key) or refused (the receipt)
+FORMAT = 1
+
+
+def _decode_one(args) -> np.ndarray:
+    """Frames `indices` of one video, resized to cover `cache_size` and centre-cropped to it."""
+    path, indices, cache_size = args
+    frames = read_frames(path, indices)
+    return resize_cover(torch.from_numpy(frames), cache_size).permute(0, 2, 3, 1).numpy()
+
+
+def cache_reads(config: dict, part: str) -> tuple[str, ...]:
+    """The config keys that decide which pixels a part's cache holds (its options): the clips'
+    sampling, length and cached frames, their size, the split whose test list divides the
+    parts, and for the test part the number of test clips. Nothing else (not the crop size, the
+    method or the training settings): changing those reuses the cache."""
+    if part not in PARTS:
+        raise ValueError(f"clip cache part {part!r} is not one of {PARTS}")
+    dense = config["student"]["sampling"] == "dense"
+    keys = ("student.sampling", "student.frames", "student.cache_size",
+            "student.stride" if dense else "student.cache_frames", "dataset.split")
+    return keys + (("evaluate.clips",) if part == "test" else ())
+
+
+def _clip_spec(options: dict) -> ClipSpec:
+    s = options["student"]
+    return ClipSpec(s["sampling"], int(s["frames"]), int(s.get("stride", 1)), int(s.get("cache_frames", s["frames"])),
+                    tuple(int(v) for v in s["cache_size"]), min(int(v) for v in s["cache_size"]))
+
+
+def kept_frames(options: dict, part: str, n_frames: int) -> np.ndarray:
+    """The sorted frame numbers of an n-frame video that a part's cache keeps."""
+    spec = _clip_spec(options)
+    if part == "train":
+        wanted = [spec.cached_indices(n_frames), spec.test_indices(n_frames, 0, 1)]
+    else:
+        n_clips = int(options["evaluate"]["clips"])
+        wanted = [spec.test_indices(n_frames, c, n_clips) for c in range(n_clips)]
+    return np.unique(np.concatenate(wanted))
+
+
+def part_videos(manifest, part: str, split: int):
+    """The manifest rows of a part, by video id: the test list of `split`, or every other video."""
+    column = f"split{split}"
+    if column not in manifest.columns:
+        raise ValueError(f"dataset.split: the manifest has no official split {split} (columns: {list(manifest.columns)})")
+    test = manifest[column] == "test"
+    return manifest[test if part == "test" else ~test].sort_values("video_id").reset_index(drop=True)
+
+
+def shard_videos(manifest, part: str, options: dict, shard: int, shards: int):
+    """The videos of one shard: every `shards`-th video of the part, from the `shard`-th."""
+    from .teacher.features import shard_rows
+
+    videos = part_videos(manifest, part, int(options["dataset"]["split"]))
+    return videos.iloc[shard_rows(len(videos), shard, shards)].reset_index(drop=True)
+
+
+def shard_key(videos, options: dict, part: str) -> str:
+    """A hash of what decides a shard's bytes: its videos (id, path, frame count, file size and
+    modification time), the options, the part, the decoders and the formats. A progress file
+    with another key is another shard's: the shard starts again."""
+    stamps = []
+    for r in videos.itertuples():
+        try:
+            st = os.stat(r.path)
+            stamp = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            stamp = None
+        stamps.append([r.video_id, str(r.path), int(r.frames), stamp])
+    body = {"format": FORMAT, "part": part, "options": options,
+            "decoders": decoder_versions(), "videos": stamps}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def decode_frames(paths, indices: list, cache_size, workers: int = 1, desc: str = "decode frames") -> list:
+    """Frames `indices[i]` of video `paths[i]` at `cache_size`, uint8 [len, H, W, 3] each, in memory."""
+    jobs = [(path, k, tuple(cache_size)) for path, k in zip(paths, indices)]
+    return list(iter_videos(_decode_one, jobs, workers, desc))
+
+
+def index_path(frames_path) -> Path:
+    """A shard's index file, beside its frames: <shard>.index.npz."""
+    frames_path = Path(frames_path)
+    return frames_path.with_name(frames_path.stem + ".index.npz")
+
+
+def _header(shape) -> bytes:
+    """The .npy header of a C-ordered uint8 array of `shape` (what np.save writes before the data)."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    return buf.getvalue()
+
+
+def chunk_videos(kept: list, frame_bytes: int, memory_mb: float) -> int:
+    """How many videos a shard decodes and writes at a time: as many of its largest as a quarter
+    of the job's memory holds (the rest: the decoding workers' windows, the libraries), at least one."""
+    largest = max((len(k) for k in kept), default=1) * frame_bytes
+    return max(1, int(memory_mb * 1e6 / 4 // max(largest, 1)))
+
+
+def build_shard(manifest, part: str, options: dict, shard: int, shards: int, out, chunk: int = 0,
+                workers: int = 1, memory_mb: float = 2000, on_chunk=None) -> Path:
+    """Decode one shard into `out` (.npy, uint8 [rows, H, W, 3]) and its index, resumably.
+
+    The file is laid out in full first (its header and its size: a sparse file), beside the target
+    as `.<name>.partial`; each chunk of `chunk` videos (0: `chunk_videos` of `memory_mb`) is
+    decoded by `workers` processes, written at its rows, flushed to disk and counted in
+    `.<name>.partial.progress.json` (videos done). A restart with the same key continues after the
+    last counted video, whatever its chunk size. At the end the index is written and the file
+    renamed onto `out`. on_chunk(videos_done) is called after each chunk is recorded (tests kill
+    the job there)."""
+    out = Path(out)
+    videos = shard_videos(manifest, part, options, shard, shards)
+    kept = [kept_frames(options, part, int(n)) for n in videos["frames"]]
+    lengths = np.array([len(k) for k in kept], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(kept) else lengths
+    h, w = (int(v) for v in options["student"]["cache_size"])
+    total, row_bytes = int(lengths.sum()), h * w * 3
+    chunk = int(chunk) or chunk_videos(kept, row_bytes, memory_mb)
+    header = _header((total, h, w, 3))
+    key = shard_key(videos, options, part)
+    partial = out.with_name(f".{out.name}.partial")
+    progress = partial.with_name(partial.name + ".progress.json")
+    done = 0
+    if partial.exists() and progress.exists():
+        try:
+            state = json.loads(progress.read_text())
+            if state.get("key") == key and partial.stat().st_size == len(header) + total * row_bytes:
+                done = min(int(state["videos"]), len(videos))
+        except (OSError, ValueError, KeyError):
+            done = 0
+    if done == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as f:
+            f.write(header)
+            f.truncate(len(header) + total * row_bytes)
+        _write_progress(progress, key, 0)
+    else:
+        log.info("%s: resuming after %d of %d videos", out, done, len(videos))
+    log.info("%s: %d videos, %d frames (%.1f MB), %d videos at a time", out, len(videos), total,
+             total * row_bytes / 1e6, chunk)
+    jobs = [(path, k, (h, w)) for path, k in zip(videos["path"][done:], kept[done:])]
+    decoded = iter_videos(_decode_one, jobs, workers, desc=f"clip cache {part} shard {shard + 1}/{shards}")
+    with open(partial, "r+b") as f:
+        for lo in range(done, len(videos), chunk):
+            hi = min(lo + chunk, len(videos))
+            frames = [next(decoded) for _ in range(lo, hi)]
+            f.seek(len(header) + int(starts[lo]) * row_bytes)
+            for clip in frames:
+                f.write(np.ascontiguousarray(clip, dtype=np.uint8).tobytes())
+            del frames
+            f.flush()
+            os.fsync(f.fileno())
+            _write_progress(progress, key, hi)
+            if on_chunk is not None:
+                on_chunk(hi)
+    with atomic_path(index_path(out)) as tmp, open(tmp, "wb") as f:
+        np.savez(f, video_id=np.array(videos["video_id"], dtype=str), frames=videos["frames"].to_numpy(np.int64),
+                 lengths=lengths, kept=np.concatenate(kept) if kept else np.zeros(0, np.int64),
+                 options=np.array(json.dumps(options, sort_keys=True)), part=np.array(part), key=np.array(key),
+                 shape=np.array([total, h, w, 3], dtype=np.int64))
+    os.replace(partial, out)
+    progress.unlink(missing_ok=True)
+    log.info("clip cache shard written: %s", out)
+    return out
+
+
+def _write_progress(path: Path, key: str, videos: int) -> None:
+    write_json(path, {"key": key, "videos": videos})
+
+
+def gather(shard_files, out) -> dict:
+    """Check the shards of one cache (same part and options, each complete) and write the receipt
+    `train` and `evaluate` read: the shard files, their videos, frames and bytes."""
+    shards, first = [], None
+    for path in shard_files:
+        index = _read_index(path)
+        meta = (str(index["part"]), str(index["options"]))
+        if first is None:
+            first = meta
+        elif meta != first:
+            raise ValueError(f"{path}: a shard of another cache (part, options {meta}) than {shard_files[0]} "
+                             f"({first}); rebuild it (rule clip_cache_shard)")
+        shape = tuple(int(v) for v in index["shape"])
+        size = os.path.getsize(path)
+        rows, expected = shape[0], len(_header(shape)) + int(np.prod(shape))
+        if size != expected:
+            raise ValueError(f"{path}: {size} bytes, expected {expected} for {rows} frames; the shard is truncated: "
+                             "delete it and rerun (rule clip_cache_shard)")
+        shards.append({"frames": str(path), "index": str(index_path(path)), "videos": len(index["video_id"]),
+                       "rows": rows, "bytes": size})
+    if first is None:
+        raise ValueError("no clip cache shards given")
+    receipt = {"format": FORMAT, "part": first[0], "options": json.loads(first[1]), "shards": shards,
+               "videos": sum(s["videos"] for s in shards), "rows": sum(s["rows"] for s in shards),
+               "bytes": sum(s["bytes"] for s in shards)}
+    write_json(out, receipt)
+    return receipt
+
+
+def _read_index(path) -> dict:
+    index = index_path(path)
+    try:
+        with np.load(index, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError) as exc:
+        raise ValueError(f"{index}: the clip cache shard's index is missing or corrupt ({exc}); delete {path} and "
+                         "rerun (rule clip_cache_shard)") from exc
+
+
+class ShardedFrames:
+    """Rows of several uint8 [rows, H, W, 3] arrays (shards, or one array) read as one: indexing
+    by an array of row numbers reads only those rows."""
+
+    def __init__(self, arrays: list, frame_shape):
+        self.arrays = arrays
+        self.offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+        self.shape = (int(self.offsets[-1]), *frame_shape)
+        self.dtype = np.dtype(np.uint8)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
+        which = np.searchsorted(self.offsets, rows, side="right") - 1
+        for s in np.unique(which):
+            mask = which == s
+            local = rows[mask] - self.offsets[s]
+            order = np.argsort(local, kind="stable")  # a memory map reads fastest in file order
+            out[np.flatnonzero(mask)[order]] = self.arrays[s][local[order]]
+        return out
+
+
+class ClipStore:
+    """The cached frames of a set of videos: for each, the sorted frame numbers it holds and the
+    rows they lie at. Opened from a receipt (memory-mapped shards) or decoded into memory."""
+
+    def __init__(self, frames: ShardedFrames, video_ids, n_frames, starts, lengths, kept, source: str,
+                 options: dict | None = None, part: str | None = None):
+        self.frames, self.source, self.options, self.part = frames, source, options, part
+        self.position = {v: i for i, v in enumerate(video_ids)}
+        self.n_frames, self.starts, self.lengths, self.kept = n_frames, starts, lengths, kept
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    @classmethod
+    def open(cls, receipt_path) -> "ClipStore":
+        """The cache a receipt (rule clip_cache) describes, its shards as read-only memory maps."""
+        receipt = read_json(receipt_path, "clip cache receipt", "clip_cache")
+        if receipt.get("format") != FORMAT:
+            raise ValueError(f"{receipt_path}: clip cache format {receipt.get('format')}, this svar reads {FORMAT}; "
+                             "rebuild it (rule clip_cache)")
+        arrays, ids, n_frames, lengths, kept = [], [], [], [], []
+        h, w = (int(v) for v in receipt["options"]["student"]["cache_size"])
+        for shard in receipt["shards"]:
+            index = _read_index(shard["frames"])
+            rows = int(index["shape"][0])
+            if rows:
+                try:
+                    array = np.load(shard["frames"], mmap_mode="r")
+                except (OSError, ValueError) as exc:
+                    raise ValueError(f"{shard['frames']}: unreadable clip cache shard ({exc}); delete it and rerun "
+                                     "(rule clip_cache_shard)") from exc
+                if array.shape != (rows, h, w, 3) or array.dtype != np.uint8:
+                    raise ValueError(f"{shard['frames']}: shape {array.shape} {array.dtype}, its index says "
+                                     f"{(rows, h, w, 3)} uint8; delete it and rerun (rule clip_cache_shard)")
+            else:
+                array = np.zeros((0, h, w, 3), dtype=np.uint8)
+            arrays.append(array)
+            ids += list(index["video_id"])
+            n_frames.append(index["frames"])
+            lengths.append(index["lengths"])
+            kept.append(index["kept"])
+        lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
+        return cls(ShardedFrames(arrays, (h, w, 3)), ids, np.concatenate(n_frames), starts, lengths,
+                   np.concatenate(kept), f"the clip cache {receipt_path}", receipt["options"], receipt["part"])
+
+    @classmethod
+    def decode(cls, rows, kept: list, cache_size, workers: int = 1, desc: str = "decode clips") -> "ClipStore":
+        """Decode `kept[i]` (sorted frame numbers) of manifest row i into memory."""
+        h, w = (int(v) for v in cache_size)
+        clips = decode_frames(rows["path"], kept, (h, w), workers, desc)
+        lengths = np.array([len(k) for k in kept], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(kept) else lengths
+        frames = np.concatenate(clips) if clips else np.zeros((0, h, w, 3), dtype=np.uint8)
+        return cls(ShardedFrames([frames], (h, w, 3)), list(rows["video_id"]), rows["frames"].to_numpy(np.int64),
+                   starts, lengths, np.concatenate(kept) if kept else np.zeros(0, np.int64), "memory")
+
+    def _position(self, video_id) -> int:
+        if video_id not in self.position:
+            raise ValueError(f"{self.source} holds no video {video_id!r}: it was built for another part, split or "
+                             "manifest; rebuild it (rule clip_cache)")
+        return self.position[video_id]
+
+    def rows_of(self, video_id, frame_numbers) -> np.ndarray:
+        """The rows holding frames `frame_numbers` of a video; a clear error when the cache lacks them."""
+        i = self._position(video_id)
+        start, length = int(self.starts[i]), int(self.lengths[i])
+        held = self.kept[start:start + length]
+        at = np.searchsorted(held, frame_numbers)
+        if (at >= length).any() or (held[np.minimum(at, length - 1)] != frame_numbers).any():
+            raise ValueError(f"{self.source} lacks frames {sorted(set(np.asarray(frame_numbers).tolist()) - set(held.tolist()))} "
+                             f"of video {video_id!r}: it was built for other clip settings (options "
+                             f"{json.dumps(self.options, sort_keys=True)}); rebuild it (rule clip_cache)")
+        return start + at
+
+    def video_frames(self, video_id) -> int:
+        """The video's frame count (the manifest's, when the cache was built)."""
+        return int(self.n_frames[self._position(video_id)])
+
+    def training_cache(self, video_ids, spec: ClipSpec) -> ClipCache:
+        """The frames training clips are drawn from (`spec.cached_indices`) of `video_ids`, as the
+        trainer's ClipCache (video i of `video_ids` at its rows i)."""
+        rows = [self.rows_of(v, spec.cached_indices(self.video_frames(v))) for v in video_ids]
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if rows else lengths
+        flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        return ClipCache(self.frames, starts, lengths, flat)
+
+    def view_clips(self, video_ids, spec: ClipSpec, clip: int, n_clips: int) -> torch.Tensor:
+        """uint8 [N, frames, H, W, 3] at the cache size: test clip `clip` of `n_clips` of each video."""
+        rows = [self.rows_of(v, spec.test_indices(self.video_frames(v), clip, n_clips)) for v in video_ids]
+        if not rows:
+            return torch.zeros((0, spec.frames, *self.frames.shape[1:]), dtype=torch.uint8)
+        return torch.from_numpy(self.frames[np.concatenate(rows)]).view(len(rows), spec.frames, *self.frames.shape[1:])
+
+
+def memory_train_store(manifest, trained_ids, val_ids, spec: ClipSpec, workers: int = 1) -> ClipStore:
+    """clip_cache.mode memory: the frames one training run reads, decoded in memory — the cached
+    frames of the videos it trains on, the centre view of its validation videos."""
+    trained, val = list(dict.fromkeys(trained_ids)), list(dict.fromkeys(val_ids))
+    trained_set, val_set = set(trained), set(val)
+    rows = manifest.set_index("video_id").loc[trained + [v for v in val if v not in trained_set]].reset_index()
+    kept = []
+    for video_id, n in zip(rows["video_id"], rows["frames"]):
+        wanted = [spec.cached_indices(int(n))] if video_id in trained_set else []
+        wanted += [spec.test_indices(int(n), 0, 1)] if video_id in val_set else []
+        kept.append(np.unique(np.concatenate(wanted)))
+    return ClipStore.decode(rows, kept, spec.cache_size, workers, desc="decode training clips")
+
+
+def memory_test_store(manifest, test_ids, spec: ClipSpec, n_clips: int, workers: int = 1) -> ClipStore:
+    """clip_cache.mode memory: the frames of `n_clips` test clips of each test video, in memory."""
+    rows = manifest.set_index("video_id").loc[list(test_ids)].reset_index()
+    kept = [np.unique(np.concatenate([spec.test_indices(int(n), c, n_clips) for c in range(n_clips)]))
+            for n in rows["frames"]]
+    return ClipStore.decode(rows, kept, spec.cache_size, workers, desc="decode test clips")

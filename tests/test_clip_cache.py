@@ -1,0 +1,221 @@
+"""The shared clip cache (svar/clip_cache.py): the frames it holds are those decoding in memory
+gives, training and evaluation read it without decoding and get the same weights and scores,
+a shard job's memory does not grow with its videos, and a job killed with -9 resumes to the same
+bytes. (Its place in the workflow: test_workflow.py's clip-cache tests.)"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import svar.clip_cache
+from svar.clip_cache import (ClipStore, build_shard, cache_reads, gather, index_path, kept_frames, part_videos,
+                             memory_test_store, memory_train_store)
+from svar.clips import ClipSpec, take_clips
+from svar.config import subset
+from svar.splits import make_split
+
+from conftest import ROOT
+from test_training import OPTIONS, with_options
+
+SPLIT = 1
+
+
+def cache_options(student=None, clips=2):
+    """The options a part of the cache is built for (what rule clip_cache_shard passes)."""
+    config = {"student": {**OPTIONS["student"], **(student or {})}, "dataset": {"split": SPLIT},
+              "evaluate": {"clips": clips}}
+    return {part: subset(config, cache_reads(config, part)) for part in ("train", "test")}
+
+
+def build(manifest, folder, options, shards=2, chunk=0):
+    """Both parts of a cache in `folder`, `shards` shards each: {part: receipt path}."""
+    receipts = {}
+    for part in ("train", "test"):
+        files = [build_shard(manifest, part, options[part], i, shards, folder / part / f"shard_{i:03d}_of_{shards:03d}.npy",
+                             chunk) for i in range(shards)]
+        receipts[part] = folder / f"{part}.json"
+        gather(files, receipts[part])
+    return receipts
+
+
+def test_cache_options_are_only_what_decides_the_pixels():
+    config = {"student": dict(OPTIONS["student"]), "dataset": {"split": 1}, "evaluate": {"clips": 3}}
+    assert set(cache_reads(config, "train")) == {"student.sampling", "student.frames", "student.cache_size",
+                                                 "student.cache_frames", "dataset.split"}
+    assert set(cache_reads(config, "test")) == set(cache_reads(config, "train")) | {"evaluate.clips"}
+    config["student"]["sampling"] = "dense"
+    assert "student.stride" in cache_reads(config, "train") and "student.cache_frames" not in cache_reads(config, "train")
+    with pytest.raises(ValueError, match="part 'val'"):
+        cache_reads(config, "val")
+
+
+@pytest.mark.parametrize("student", [{}, {"sampling": "dense", "stride": 3}])
+def test_kept_frames_hold_every_training_clip_and_view(student):
+    options = cache_options(student, clips=3)
+    spec = ClipSpec.from_options({**OPTIONS["student"], **student})
+    for n in (3, 10, 37):
+        train, test = kept_frames(options["train"], "train", n), kept_frames(options["test"], "test", n)
+        assert (np.diff(train) > 0).all() and (np.diff(test) > 0).all()
+        assert set(spec.cached_indices(n)) | set(spec.test_indices(n, 0, 1)) == set(train)
+        assert set().union(*(spec.test_indices(n, c, 3) for c in range(3))) == set(test)
+
+
+def test_the_shared_cache_holds_what_decoding_in_memory_gives(tiny_manifest, tmp_path):
+    """Two shards a part, memory-mapped, give the frames `memory_train_store` / `memory_test_store` decode:
+    training clips drawn with the same generator, validation and test views."""
+    manifest, _ = tiny_manifest
+    receipts = build(manifest, tmp_path, cache_options())
+    shared = {part: ClipStore.open(receipts[part]) for part in receipts}
+    train_ids = list(part_videos(manifest, "train", SPLIT)["video_id"])
+    test_ids = list(part_videos(manifest, "test", SPLIT)["video_id"])
+    assert len(shared["train"]) == len(train_ids) and len(shared["test"]) == len(test_ids)
+    assert set(train_ids).isdisjoint(test_ids) and len(train_ids) + len(test_ids) == len(manifest)
+    spec = ClipSpec.from_options(OPTIONS["student"])
+    memory = memory_train_store(manifest, train_ids[:5], train_ids[5:8], spec)
+    rows = torch.arange(5)
+    assert torch.equal(take_clips(shared["train"].training_cache(train_ids[:5], spec), rows, spec,
+                                  torch.Generator().manual_seed(0)),
+                       take_clips(memory.training_cache(train_ids[:5], spec), rows, spec, torch.Generator().manual_seed(0)))
+    assert torch.equal(shared["train"].view_clips(train_ids[5:8], spec, 0, 1), memory.view_clips(train_ids[5:8], spec, 0, 1))
+    in_memory = memory_test_store(manifest, test_ids, spec, 2)
+    for clip in (0, 1):
+        assert torch.equal(shared["test"].view_clips(test_ids, spec, clip, 2), in_memory.view_clips(test_ids, spec, clip, 2))
+    receipt = json.loads(receipts["train"].read_text())
+    assert receipt["videos"] == len(train_ids) and len(receipt["shards"]) == 2
+    assert receipt["bytes"] == sum(os.path.getsize(s["frames"]) for s in receipt["shards"])
+
+
+def test_a_cache_built_for_other_settings_is_refused_by_name(tiny_manifest, tmp_path):
+    manifest, _ = tiny_manifest
+    receipts = build(manifest, tmp_path, cache_options(), shards=1)
+    store = ClipStore.open(receipts["test"])
+    test_ids = list(part_videos(manifest, "test", SPLIT)["video_id"])
+    spec = ClipSpec.from_options(OPTIONS["student"])
+    with pytest.raises(ValueError, match=r"test\.json lacks frames .* rebuild it \(rule clip_cache\)"):
+        store.view_clips(test_ids, spec, 1, 5)  # 5 test clips: the cache holds 2
+    with pytest.raises(ValueError, match="holds no video"):
+        store.view_clips(list(part_videos(manifest, "train", SPLIT)["video_id"][:1]), spec, 0, 2)
+    other = cache_options(clips=3)["test"]
+    shard = build_shard(manifest, "test", other, 1, 2, tmp_path / "other" / "shard_001_of_002.npy")
+    with pytest.raises(ValueError, match="a shard of another cache"):
+        gather([tmp_path / "test" / "shard_000_of_001.npy", shard], tmp_path / "mixed.json")
+    shard.write_bytes(shard.read_bytes()[:-10])  # cut short after it was written
+    with pytest.raises(ValueError, match="truncated"):
+        gather([shard], tmp_path / "cut.json")
+
+
+def test_training_and_evaluation_read_the_cache_and_decode_nothing(tiny_manifest, tiny_store, tmp_path, monkeypatch):
+    """A run trained on the shared cache has the weights of one that decoded in memory, and its
+    scores from the cache's test part equal in-memory decoding's; with the cache, decoding a
+    video fails the test."""
+    from svar.evaluate import evaluate_runs
+    from svar.trainer import train
+
+    manifest, _ = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+    split.to_csv(tmp_path / "split.csv", index=False)
+    receipts = build(manifest, tmp_path / "cache", cache_options(clips=2))
+    options = with_options(train={"steps": 3, "val_every": 2})
+    info = {"dataset": "synthetic", "fraction": 0.5}
+    decoded = train(manifest, split, tiny_store, "fixmatch", options, tmp_path / "memory.pt", 0, info)
+    settings = {"clips": 2, "crops": 1, "batch_size": 5, "device": "cpu"}
+    from_memory = evaluate_runs([(tmp_path / "memory.pt", tmp_path / "split.csv", tmp_path / "memory.json")], manifest,
+                                tiny_store, settings=settings)[0]
+
+    monkeypatch.setattr(svar.clip_cache, "_decode_one", lambda job: pytest.fail(f"decoded {job[0]}"))
+    cached = train(manifest, split, tiny_store, "fixmatch", options, tmp_path / "cached.pt", 0, info,
+                   clips=receipts["train"])
+    assert all(torch.equal(decoded["state_dict"][k], cached["state_dict"][k]) for k in decoded["state_dict"])
+    assert decoded["meta"]["val_top1"] == cached["meta"]["val_top1"]
+    from_cache = evaluate_runs([(tmp_path / "cached.pt", tmp_path / "split.csv", tmp_path / "cached.json")], manifest,
+                               tiny_store, settings=settings, clips=receipts["test"])[0]
+    for key in ("top1", "mean_class", "test_predictions", "per_class"):
+        assert from_cache[key] == from_memory[key]
+
+
+# a shard job, as rule clip_cache_shard runs it, in a child whose peak memory this process reads
+CHILD = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    sys.path.insert(0, {root!r})
+    from svar.clip_cache import build_shard
+    from svar.manifest import load_manifest
+    kill_after = int(sys.argv[3])
+    on_chunk = (lambda done: os.kill(os.getpid(), signal.SIGKILL) if done >= kill_after else None) if kill_after else None
+    build_shard(load_manifest(sys.argv[1]), "train", json.loads(sys.argv[2]), 0, 1, sys.argv[4], chunk=2,
+                on_chunk=on_chunk)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""")
+
+
+def shard_job(manifest_csv, options, out, kill_after=0):
+    """Run one shard job in a child (killed with -9 once `kill_after` videos are recorded, if > 0);
+    its peak RSS in MB, or None when it was killed."""
+    script = CHILD.format(root=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", script, str(manifest_csv), json.dumps(options), str(kill_after),
+                             str(out)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if kill_after:
+        assert result.returncode == -9, result.stderr[-2000:]
+        return None
+    assert result.returncode == 0, result.stderr[-2000:]
+    return int(result.stdout.split()[-1]) / 1024
+
+
+@pytest.fixture(scope="module")
+def big_manifests(tiny_manifest, tmp_path_factory):
+    """The tiny set's training videos listed 2 and 8 times over (new ids, the same files): at a
+    cache size of 128×128 every frame kept (dense, stride 1), ~25 and ~100 MB of frames."""
+    manifest, _ = tiny_manifest
+    folder = tmp_path_factory.mktemp("big")
+    train = manifest[manifest[f"split{SPLIT}"] != "test"]
+    out = {}
+    for copies in (2, 8):
+        rows = pd.concat([train.assign(video_id=train["video_id"] + f"_copy{k}") for k in range(copies)])
+        path = folder / f"manifest_x{copies}.csv"
+        rows.to_csv(path, index=False)
+        out[copies] = path
+    return out
+
+
+BIG = cache_options({"sampling": "dense", "stride": 1, "cache_size": [128, 128], "size": 112}, clips=1)["train"]
+
+
+def test_a_shard_job_holds_one_chunk_not_the_dataset(big_manifests, tmp_path):
+    """Peak RSS of a shard job for 4× the videos (a cache ≥ 10× its chunk of 2 videos) grows by far
+    less than the cache does: the frames go to disk chunk by chunk."""
+    small = shard_job(big_manifests[2], BIG, tmp_path / "x2.npy")
+    large = shard_job(big_manifests[8], BIG, tmp_path / "x8.npy")
+    cache_mb = {k: os.path.getsize(tmp_path / f"x{k}.npy") / 1e6 for k in (2, 8)}
+    index = np.load(index_path(tmp_path / "x8.npy"))
+    chunk_mb = 2 * index["lengths"].max() * 128 * 128 * 3 / 1e6
+    assert cache_mb[8] >= 10 * chunk_mb and cache_mb[8] - cache_mb[2] > 60
+    # a job holding its frames would grow by the cache's growth (> 60 MB); this one by a few MB
+    assert large - small < 20, (small, large, cache_mb)
+
+
+def test_a_shard_job_killed_mid_way_resumes_to_the_same_bytes(big_manifests, tmp_path, monkeypatch):
+    clean = tmp_path / "clean.npy"
+    shard_job(big_manifests[2], BIG, clean)
+    resumed = tmp_path / "resumed.npy"
+    shard_job(big_manifests[2], BIG, resumed, kill_after=6)  # killed with -9 after 3 chunks
+    partial = tmp_path / ".resumed.npy.partial"
+    assert not resumed.exists() and partial.exists()
+    assert json.loads((tmp_path / ".resumed.npy.partial.progress.json").read_text())["videos"] == 6
+    from svar.manifest import load_manifest
+
+    decoded, real = [], svar.clip_cache._decode_one
+    monkeypatch.setattr(svar.clip_cache, "_decode_one", lambda job: decoded.append(job[0]) or real(job))
+    build_shard(load_manifest(big_manifests[2]), "train", BIG, 0, 1, resumed, chunk=2)
+    n_videos = len(pd.read_csv(big_manifests[2]))
+    assert len(decoded) == n_videos - 6  # only what the killed job had not finished
+    assert resumed.read_bytes() == clean.read_bytes()
+    with np.load(index_path(resumed)) as a, np.load(index_path(clean)) as b:
+        assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert not partial.exists() and not list(tmp_path.glob(".*progress*"))
