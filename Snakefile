@@ -52,6 +52,7 @@ include: "workflow/rules/student.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/plan.smk"
 include: "workflow/rules/report.smk"
 
 

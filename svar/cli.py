@@ -46,7 +46,7 @@ def _download(args):
 
 def _dataset(args):
     from .datasets import DATASETS, archive_paths, prepare
-    from .datasets.synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
+    from .datasets.synthetic import SyntheticSpec, generate, spec_classes
 
     if args.root:
         from .datasets.user import lay_out
@@ -57,11 +57,11 @@ def _dataset(args):
         prepare(args.name, args.archives or archive_paths(args.name, args.archives_dir), args.out)
         return
 
-    if not 2 <= args.classes <= len(DEFAULT_CLASSES):
-        raise ValueError(f"--classes must be 2..{len(DEFAULT_CLASSES)}, got {args.classes}")
     generate(args.out, SyntheticSpec(size=args.size, groups=args.groups, clips_per_group=args.clips_per_group,
                                      test_groups=args.test_groups, pretrain_videos=args.pretrain_videos,
-                                     seed=args.seed, classes=DEFAULT_CLASSES[:args.classes]))
+                                     seed=args.seed, classes=spec_classes(args.classes), width=args.width,
+                                     height=args.height, min_frames=args.min_frames, max_frames=args.max_frames),
+             workers=args.workers)
 
 
 def _pretrain_teacher(args):
@@ -125,6 +125,17 @@ def _teacher_gather(args):
     logging.info("%s: %d videos from %d shards", args.out, len(store["video_ids"]), len(args.shards))
 
 
+def _options(text: str, what: str) -> dict:
+    """--options: a JSON object of config sections (the workflow passes `what`)."""
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--options: not valid JSON ({exc}); the workflow passes {what}") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"--options: a JSON object of config sections, not {type(options).__name__}")
+    return options
+
+
 def _train(args):
     from .manifest import load_manifest
     from .readers import read_json
@@ -132,13 +143,7 @@ def _train(args):
     from .teacher.store import load_store
     from .trainer import train
 
-    try:
-        options = json.loads(args.options)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--options: not valid JSON ({exc}); the workflow passes the method's config keys "
-                         "(svar.methods.options_for)") from None
-    if not isinstance(options, dict):
-        raise ValueError(f"--options: a JSON object of config sections, not {type(options).__name__}")
+    options = _options(args.options, "the method's config keys (svar.methods.options_for)")
     run_info = {"dataset": args.dataset, "fraction": args.fraction}
     if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
         run_info["split"] = read_json(args.split_info, "split info", "splits")
@@ -150,11 +155,7 @@ def _clip_cache(args):
     from .clip_cache import build_shard
     from .manifest import load_manifest
 
-    try:
-        options = json.loads(args.options)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--options: not valid JSON ({exc}); the workflow passes svar.clip_cache.cache_reads's "
-                         "keys") from None
+    options = _options(args.options, "the keys that decide the cached pixels (svar.clip_cache.cache_reads)")
     build_shard(load_manifest(args.manifest, videos=True), args.part, options, args.shard, args.shards, args.out,
                 args.chunk, args.workers, args.memory_mb)
 
@@ -194,7 +195,13 @@ def _sweep(args):
 def _report(args):
     from .report import main_report
 
-    sys.exit(main_report(args.metrics, args.runs, args.out_dir, args.published, args.run, args.benchmarks))
+    sys.exit(main_report(args.metrics, args.runs, args.out_dir, args.published, args.run, args.benchmarks, args.plan))
+
+
+def _plan(args):
+    from .plan import main_plan
+
+    main_plan(args.configfile, args.device, args.rates, args.out, args.config_json, args.manifest)
 
 
 def _bench(args):
@@ -203,10 +210,15 @@ def _bench(args):
 
         main_bench_teacher(args.configfile, rounds=args.rounds, workers=args.workers, batch_size=args.batch_size,
                            model=args.model)
-    else:
+    elif args.what == "train":
         from .bench_train import main_bench_train
 
         main_bench_train(args.configfile)
+    else:
+        from .bench_scale import main_bench_scale
+
+        main_bench_scale(args.configfile or ["workflow/config/scale.yaml"], args.videos, args.threads, args.work,
+                         args.rates, args.model)
 
 
 def _config(args):
@@ -266,9 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archives-dir", default="data/archives",
                    help="ucf101/hmdb51: folder holding the official archives (when --archives is not given)")
     p.add_argument("--out", required=True, help="output folder, e.g. data/synthetic")
-    for key in ("seed", "classes", "size", "groups", "clips_per_group", "test_groups", "pretrain_videos"):
+    for key in ("seed", "classes", "size", "width", "height", "min_frames", "max_frames", "groups", "clips_per_group",
+                "test_groups", "pretrain_videos"):
         p.add_argument(f"--{key.replace('_', '-')}", type=int, default=default(f"dataset.synthetic.{key}"),
                        help=f"synthetic: {description(f'dataset.synthetic.{key}')} (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="synthetic: processes writing videos (the same bytes with any number)")
     p.set_defaults(func=_dataset, outputs=(), output_dirs=('out',))
 
     p = sub.add_parser("pretrain-teacher", help="train the generated dataset's tiny CLIP teacher",
@@ -487,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmarks", default=None,
                    help="the folder of the jobs' Snakemake benchmark files (results/<name>/benchmarks): adds the "
                         "cost table per stage (cost.csv, cost.md)")
+    p.add_argument("--plan", default=None,
+                   help="the plan (`svar plan --out`, rule plan): its estimates beside the cost table's actual times")
     p.set_defaults(func=_report, outputs=(), output_dirs=('out_dir',))
 
     p = sub.add_parser("sweep", help="choose a setting on validation videos (never the test list)",
@@ -503,18 +520,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_sweep, outputs=(), output_dirs=())
 
+    from .plan import RATES_PATH
+
+    p = sub.add_parser("plan", help="the jobs a config makes and their estimated cost, before anything runs",
+                       description="For each stage: its jobs, its work (frames decoded, teacher frames, training "
+                                   "clips, test views), the measured rate (svar/data/rates.csv, written by `svar "
+                                   "bench scale`) and the estimated wall time, GPU- or CPU-hours and disk. The "
+                                   "dataset's shape: its manifest when `svar index` has run, else its settings or "
+                                   "published counts.")
+    p.add_argument("--configfile", nargs="*", default=[],
+                   help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the GPU rules (teacher_shard, train, evaluate) run (default %(default)s)")
+    p.add_argument("--rates", default=str(RATES_PATH), help="the rates file (default: svar's own)")
+    p.add_argument("--manifest", default=None, help="the dataset's manifest (default results/<name>/manifest.csv)")
+    p.add_argument("--config-json", default=None, help="the resolved config's keys as JSON (rule plan passes them)")
+    p.add_argument("--out", default=None, help="the plan as CSV")
+    p.set_defaults(func=_plan, outputs=('out',), output_dirs=())
+
     p = sub.add_parser("bench", help="throughput: the data path against the compute it feeds",
                        description="teacher: decode-only, encode-only and extraction-pipeline videos/s on the "
                                    "default run's videos; train: model-only and real-data-path training clips/s. "
-                                   "Both measured side by side in one run; the last line reads `ratio <value>`.")
-    p.add_argument("what", choices=["teacher", "train"])
+                                   "Both measured side by side in one run; the last line reads `ratio <value>`. "
+                                   "scale: every stage's time and peak memory on N and 4N generated videos "
+                                   "(default workflow/config/scale.yaml, UCF101-shaped) and their ratios; the last "
+                                   "line reads `growth <value>`.")
+    p.add_argument("what", choices=["teacher", "train", "scale"])
     p.add_argument("--configfile", nargs="*", default=[],
                    help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
     p.add_argument("--model", default=None,
-                   help="teacher: another open_clip model than the config's, with random weights (the same speed)")
+                   help="teacher, scale: another open_clip model than the config's, with random weights (the same "
+                        "speed)")
     p.add_argument("--batch-size", type=int, default=None, help="teacher: videos per batch (default: the config's)")
     p.add_argument("--workers", type=int, default=None, help="teacher: decoding processes (default: the config's)")
     p.add_argument("--rounds", type=int, default=7, help="teacher: interleaved measurement rounds")
+    p.add_argument("--videos", type=int, default=400, help="scale: N, the smaller size (default %(default)s)")
+    p.add_argument("--threads", type=int, default=2, help="scale: each stage's threads (default %(default)s)")
+    p.add_argument("--work", default=None, help="scale: folder for the videos and outputs (default: a temporary one)")
+    p.add_argument("--rates", default=None, help="scale: write the measured rates into this rates file (svar plan)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("config", help="the workflow's resolved configuration",

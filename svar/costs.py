@@ -18,12 +18,13 @@ import pandas as pd
 # the chain's stages in the order they run (the README's table of the chain); a stage not listed
 # here comes after them, by name
 STAGE_ORDER = ("download", "dataset", "index", "splits", "pretrain_teacher", "teacher_weights", "teacher_shard",
-               "teacher", "student_weights", "train", "evaluate", "aggregate", "report")
+               "teacher", "clip_cache_shard", "clip_cache", "student_weights", "train", "evaluate", "aggregate",
+               "report")
 # the benchmark file's columns this module reads, and their names in the tables
 COLUMNS = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "peak_rss_mb", "io_in": "read_mb", "io_out": "written_mb"}
 
 # the table's columns after stage and jobs: heading, digits shown (seconds to 0.1, memory in MB)
-SHOWN = {"wall_s_total": ("wall s (total)", 1), "wall_s_mean": ("wall s (mean)", 1),
+SHOWN = {"est_wall_s_total": ("est. wall s (total, svar plan)", 1), "wall_s_total": ("wall s (total)", 1), "wall_s_mean": ("wall s (mean)", 1),
          "wall_s_max": ("wall s (longest)", 1), "cpu_s_total": ("CPU s (total)", 1),
          "peak_rss_mb_max": ("peak RSS MB (largest)", 0)}
 
@@ -65,16 +66,20 @@ def _totals(jobs: pd.DataFrame) -> dict:
             "peak_rss_mb_max": jobs["peak_rss_mb"].max()}
 
 
-def cost_table(jobs: pd.DataFrame) -> pd.DataFrame:
+def cost_table(jobs: pd.DataFrame, plan: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per stage, in the chain's order: jobs found, wall time (total, mean and longest job),
     CPU time (total) and the largest peak resident memory of one job; a last row `total` (the sum
-    of job times: what a cluster bills, not the run's elapsed time, as jobs run side by side)."""
+    of job times: what a cluster bills, not the run's elapsed time, as jobs run side by side).
+    With a plan (svar.plan), its estimated wall time of each stage beside them (NaN where it
+    estimates none), and their sum in `total`."""
     columns = ["stage", "jobs", *SHOWN]
     if jobs.empty:
         return pd.DataFrame(columns=columns)
-    rows = [{"stage": stage, **_totals(group)}
+    estimate = {} if plan is None else plan.set_index("stage")["est_wall_s_total"].to_dict()
+    rows = [{"stage": stage, **_totals(group), "est_wall_s_total": estimate.get(stage, float("nan"))}
             for stage, group in sorted(jobs.groupby("stage"), key=lambda item: stage_rank(item[0]))]
-    rows.append({"stage": "total", **_totals(jobs)})
+    rows.append({"stage": "total", **_totals(jobs),
+                 "est_wall_s_total": pd.Series([r["est_wall_s_total"] for r in rows]).sum(min_count=1)})
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -627,7 +627,8 @@ def _html_costs(costs: pd.DataFrame) -> str:
     note = ('<p class="note">From Snakemake\'s benchmark file of each job (results/&lt;name&gt;/benchmarks/): '
             "wall and CPU time in seconds, the largest peak resident memory of one job; "
             "<code>total</code> sums job times (what a cluster bills), not the run's elapsed time. "
-            "A job that did not run here (outputs copied or pulled with DVC) has no file.</p>")
+            "A job that did not run here (outputs copied or pulled with DVC) has no file. The estimate is "
+            "<code>svar plan</code>'s (results/&lt;name&gt;/plan.csv: measured rates × this config's work).</p>")
     if costs.empty:
         return note + '<p class="note" id="costs">No benchmark files found.</p>'
     head = "".join(f"<th>{esc(h)}</th>" for h in ["stage", "jobs", *(h for h, _ in COST_COLUMNS.values())])
@@ -694,7 +695,8 @@ def _html_provenance(provenance: dict, chosen: dict) -> str:
 # --------------------------------------------------------------------------- the report
 
 
-def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, benchmarks_dir=None) -> dict[str, Path]:
+def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, benchmarks_dir=None,
+                plan_csv=None) -> dict[str, Path]:
     """Write the report into out_dir and return {name: path} of every file written.
 
     metrics_csv is `svar aggregate`'s long table (the numbers in the tables and the accuracy
@@ -744,7 +746,8 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
     ]
     costs = None
     if benchmarks_dir is not None:
-        costs = cost_table(read_benchmarks(benchmarks_dir))
+        plan = read_csv(plan_csv, "plan", "plan") if plan_csv else None
+        costs = cost_table(read_benchmarks(benchmarks_dir), plan)
         paths |= {"cost_csv": out_dir / "cost.csv", "cost_md": out_dir / "cost.md"}
         write_csv(paths["cost_csv"], costs)
         write_text(paths["cost_md"], cost_markdown(costs))
@@ -752,9 +755,10 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
     return paths
 
 
-def main_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, benchmarks_dir=None) -> int:
+def main_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, benchmarks_dir=None,
+                plan_csv=None) -> int:
     """`svar report`: write the report, list what was written, exit status 0."""
-    paths = make_report(metrics_csv, run_files, out_dir, published_csv, run, benchmarks_dir)
+    paths = make_report(metrics_csv, run_files, out_dir, published_csv, run, benchmarks_dir, plan_csv)
     for name, path in paths.items():
         print(f"{name:22s} {path}")
     return 0

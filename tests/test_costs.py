@@ -43,7 +43,7 @@ def test_cost_table_sums_each_stage_in_the_chains_order(benchmarks):
     total = table.loc["total"]
     assert total["jobs"] == 5 and total["wall_s_total"] == 46.0 and total["peak_rss_mb_max"] == 800.0
     text = cost_markdown(cost_table(jobs))
-    assert "| train | 3 | 36.0 | 12.0 | 14.0 | 22.0 | 700 |" in text
+    assert "| train | 3 | – | 36.0 | 12.0 | 14.0 | 22.0 | 700 |" in text  # no plan: no estimate
 
 
 def test_a_file_that_is_not_a_benchmark_is_named(benchmarks):
@@ -57,8 +57,13 @@ def test_no_folder_gives_an_empty_table(tmp_path):
 
 
 def test_the_report_writes_the_cost_table(benchmarks, tmp_path):
+    import pandas as pd
+
     metrics_csv, run_files = write_results_tree(tmp_path / "results")
-    paths = make_report(metrics_csv, run_files, tmp_path / "report", benchmarks_dir=benchmarks)
-    assert paths["cost_md"].read_text() == cost_markdown(cost_table(read_benchmarks(benchmarks)))
+    plan = tmp_path / "plan.csv"
+    pd.DataFrame([{"stage": "train", "est_wall_s_total": 30.0}]).to_csv(plan, index=False)
+    paths = make_report(metrics_csv, run_files, tmp_path / "report", benchmarks_dir=benchmarks, plan_csv=plan)
+    assert paths["cost_md"].read_text() == cost_markdown(cost_table(read_benchmarks(benchmarks), pd.read_csv(plan)))
     html = paths["html"].read_text()
-    assert 'id="costs"' in html and "<td>train</td><td>3</td><td>36.0</td>" in html
+    # the plan's estimate beside the actual time
+    assert 'id="costs"' in html and "<td>train</td><td>3</td><td>30.0</td><td>36.0</td>" in html

@@ -176,8 +176,8 @@ def test_a_checkout_at_a_path_with_spaces_runs_its_own_svar_and_names_its_commit
            "--cores", "2", "--configfile", str(small)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert job_counts(result.stdout + result.stderr) == {"train": 1, "evaluate": 1, "aggregate": 1, "report": 1,
-                                                         "all": 1, "total": 5}
+    assert job_counts(result.stdout + result.stderr) == {"train": 1, "evaluate": 1, "plan": 1, "aggregate": 1,
+                                                         "report": 1, "all": 1, "total": 6}
     assert "not a valid identifier" not in result.stdout + result.stderr
     logs = "".join(p.read_text() for p in (workdir / "results" / "tiny" / "logs").rglob("*.log"))
     assert "not a valid identifier" not in logs
@@ -206,8 +206,8 @@ def test_a_full_disk_is_named_and_the_rerun_after_freeing_space_matches_a_clean_
         full = snakemake(tmp_path, "--cores", "2", "--configfile", str(grid), "--keep-going")
         assert full.returncode != 0
         # the copied stages were up to date: the run trained the four models and went on from there
-        assert job_counts(full.stdout + full.stderr) == {"train": 4, "evaluate": 2, "aggregate": 1, "report": 1,
-                                                         "all": 1, "total": 9}
+        assert job_counts(full.stdout + full.stderr) == {"train": 4, "evaluate": 2, "plan": 1, "aggregate": 1,
+                                                         "report": 1, "all": 1, "total": 10}
         logs = "".join(p.read_text() for p in (tmp_path / "results" / "tiny" / "logs").rglob("*.log"))
         assert "No space left on device: results/tiny/runs/" in logs, logs[-3000:]
         assert "Traceback" not in logs

@@ -209,6 +209,12 @@ def test_tiny_benchmark_end_to_end(tiny_run):
                                        "teacher": 1, "clip_cache_shard": 4, "train": runs,
                                        "evaluate": len(config["methods"]), "total": 10 + runs + len(config["methods"])}
     assert (costs["wall_s_total"] > 0).all() and costs.loc["total", "peak_rss_mb_max"] > 50
+    # svar plan's estimate beside the actual, for the stages svar/data/rates.csv has a rate for
+    plan = pd.read_csv(results / "plan.csv").set_index("stage")
+    assert set(plan.index) == {"index", "teacher_shard", "clip_cache_shard", "train", "evaluate"}
+    for stage in plan.index:
+        assert costs.loc[stage, "est_wall_s_total"] == pytest.approx(plan.loc[stage, "est_wall_s_total"], nan_ok=True)
+    assert plan["est_wall_s_total"].notna().all(), plan["rate_source"]
     # the config's name, and nothing outside it (other tests may add other configs' folders here)
     assert (tmp_path / "results" / "tiny").is_dir() and not (tmp_path / "results" / "default").exists()
     assert not (tmp_path / "results" / "metrics.csv").exists() and not (tmp_path / "results" / "synthetic").exists()
@@ -251,7 +257,8 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_metrics(tiny_run, tmp_path):
     again = snakemake(workdir, "--cores", "2", "--configfile", str(grid), "--rerun-incomplete")
     assert again.returncode == 0, again.stderr[-3000:]
     # the copied stages were up to date, and the kill left them so: the rerun went on from training
-    assert set(job_counts(again.stdout + again.stderr)) <= {"train", "evaluate", "aggregate", "report", "all", "total"}
+    assert set(job_counts(again.stdout + again.stderr)) <= {"train", "evaluate", "plan", "aggregate", "report", "all",
+                                                            "total"}
     clean = pd.read_csv(tiny_run[0] / "results" / "tiny" / "metrics.csv")
     clean = clean[clean["method"].isin(methods) & (clean["seed"] == 0)].reset_index(drop=True)
     pd.testing.assert_frame_equal(pd.read_csv(workdir / "results" / "tiny" / "metrics.csv"), clean)
@@ -316,5 +323,21 @@ def test_a_changed_setting_reruns_only_the_jobs_that_read_it(tiny_run, tmp_path,
     shards = config["clip_cache"]["shards"]
     assert sorted(w["part"] for rule, w in jobs if rule == "clip_cache_shard") == sorted(cached * shards)
     assert sorted(w["part"] for rule, w in jobs if rule == "clip_cache") == sorted(cached)
-    assert {rule for rule, _ in jobs} == {"all", "aggregate", "report", "evaluate", *(["train"] if trained else []),
+    # the plan reads every setting that sizes the work (svar.plan.plan_reads): it and the report follow
+    assert {rule for rule, _ in jobs} == {"all", "aggregate", "plan", "report", "evaluate",
+                                          *(["train"] if trained else []),
                                           *(["clip_cache_shard", "clip_cache"] if cached else [])}
+
+
+@pytest.mark.parametrize("shards", SHARD_COUNTS)
+def test_the_plan_counts_the_jobs_the_workflow_schedules(teacher_dags, shards):
+    """svar plan's jobs per stage are the dry run's (the same grid, the same shard counts)."""
+    from svar.config import load_workflow_config
+    from svar.plan import plan
+
+    result = teacher_dags[shards]
+    counts = job_counts(result.stdout)
+    config = load_workflow_config(result.args[result.args.index("--configfile") + 1])
+    planned = plan(config).set_index("stage")["jobs"].to_dict()
+    assert planned == {stage: counts[stage] for stage in planned}
+    assert set(planned) == {"index", "teacher_shard", "clip_cache_shard", "train", "evaluate"}

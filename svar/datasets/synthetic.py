@@ -6,6 +6,8 @@ motion, so — as with real CLIP on UCF101 — a single frame tells the object, 
 Nuisance variation, drawn per video so that none of it tells the class: background brightness,
 tint, gradient and texture, object colour jitter, size, position and speed. Groups (gXX) only
 name the train/test partition: groups 1..test_groups are the test list, as in UCF101.
+There are ten default classes and up to 101 (UCF101's count, for scale tests: EXTRA_CLASSES);
+frames may be non-square (UCF101's are 320×240) and videos as long as UCF101's (~7 s).
 
 The same generator writes a *pretraining pool*: videos of every colour × shape × motion,
 disjoint from the benchmark's lists, with a caption for each frame describing only what one
@@ -17,16 +19,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..atomic import atomic_path, write_text
 from ..config import default
+from ..video import iter_videos
 from .base import DATASETS, Dataset
 
 FPS = 25
@@ -69,6 +72,25 @@ DEFAULT_CLASSES = (
 )
 
 
+# Classes beyond the default ten (up to 101, UCF101's count, for scale tests): the other 246 colour
+# × shape × motion triples, ordered by the SHA-256 of "colour shape motion" — a fixed shuffle that
+# depends on no library's random stream, so class k is the same triple everywhere, for good. The
+# first N spread over every colour, shape and motion, and many share an appearance (colour, shape)
+# while differing by motion only, as the default pairs do.
+EXTRA_CLASSES = tuple(sorted(
+    (triple for triple in itertools.product(COLOURS, SHAPES, MOTIONS) if triple not in DEFAULT_CLASSES),
+    key=lambda triple: hashlib.sha256(" ".join(triple).encode()).hexdigest()))
+ALL_CLASSES = DEFAULT_CLASSES + EXTRA_CLASSES
+MAX_CLASSES = 101
+
+
+def spec_classes(n: int) -> tuple:
+    """The first n classes: the default ten, then EXTRA_CLASSES (dataset.synthetic.classes)."""
+    if not 2 <= n <= MAX_CLASSES:
+        raise ValueError(f"dataset.synthetic.classes: must be 2..{MAX_CLASSES}, got {n}")
+    return ALL_CLASSES[:n]
+
+
 def class_folder(colour: str, shape: str, motion: str) -> str:
     """`red square moving left` -> `RedSquareMovingLeft` (UCF101's CamelCase folder names)."""
     return "".join(word.capitalize() for word in f"{colour} {shape} {motion}".split())
@@ -77,17 +99,38 @@ def class_folder(colour: str, shape: str, motion: str) -> str:
 @dataclass
 class SyntheticSpec:
     """The generated dataset's settings; the defaults are the config's (`dataset.synthetic`,
-    documented in svar/data/config.schema.yaml), where `classes` is a count of DEFAULT_CLASSES."""
+    documented in svar/data/config.schema.yaml), where `classes` is a count of ALL_CLASSES.
+    `width` / `height` 0: `size`."""
 
     size: int = default("dataset.synthetic.size")
     groups: int = default("dataset.synthetic.groups")
     clips_per_group: int = default("dataset.synthetic.clips_per_group")
     test_groups: int = default("dataset.synthetic.test_groups")
-    min_frames: int = 24
-    max_frames: int = 40
+    min_frames: int = default("dataset.synthetic.min_frames")
+    max_frames: int = default("dataset.synthetic.max_frames")
     pretrain_videos: int = default("dataset.synthetic.pretrain_videos")
     seed: int = default("dataset.synthetic.seed")
     classes: tuple = DEFAULT_CLASSES[:default("dataset.synthetic.classes")]
+    width: int = default("dataset.synthetic.width")
+    height: int = default("dataset.synthetic.height")
+
+    def __post_init__(self):
+        for key in ("width", "height"):
+            if 0 < getattr(self, key) < 16:
+                raise ValueError(f"dataset.synthetic.{key}: {getattr(self, key)} pixels; give 16 or more (0: size)")
+        if self.min_frames > self.max_frames:
+            raise ValueError(f"dataset.synthetic.min_frames ({self.min_frames}) is above max_frames "
+                             f"({self.max_frames}); give min_frames <= max_frames")
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of every frame."""
+        return (self.height or self.size, self.width or self.size)
+
+
+# keys added after the first generated sets: hashed into the folder name only when set away from
+# their defaults, so that every earlier spec keeps its folder (and its DVC-tracked videos)
+LATER_KEYS = ("width", "height", "min_frames", "max_frames")
 
 
 @DATASETS.register
@@ -101,7 +144,9 @@ class Synthetic(Dataset):
     def folder(cls, dataset_config: dict) -> str:
         """data/synthetic-<digest of dataset.synthetic>: another spec is another dataset, so a
         config never reuses (or overwrites) another's videos."""
-        spec = json.dumps(dataset_config["synthetic"], sort_keys=True, separators=(",", ":"))
+        section = {k: v for k, v in dataset_config["synthetic"].items()
+                   if k not in LATER_KEYS or v != default(f"dataset.synthetic.{k}")}
+        spec = json.dumps(section, sort_keys=True, separators=(",", ":"))
         return f"{cls.name}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
 
 
@@ -122,33 +167,36 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarra
     raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
 
 
-def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]:
+def _background(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, str]:
     """A textured background and the words a caption uses for it."""
     light = rng.random() < 0.5
     base = rng.uniform(150, 200) if light else rng.uniform(20, 80)
     tint = rng.uniform(-25, 25, size=3)
-    yy, xx = np.mgrid[0:size, 0:size] / size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    yy, xx = yy / height, xx / width
     angle = rng.uniform(0, 2 * np.pi)
     gradient = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None] * rng.uniform(10, 40)
-    texture = rng.normal(0, 6, size=(size, size, 1))
+    texture = rng.normal(0, 6, size=(height, width, 1))
     img = base + tint[None, None, :] + gradient + texture
     return np.clip(img, 0, 255).astype(np.float32), ("light" if light else "dark")
 
 
-def _trajectory(motion: str, n: int, size: int, rng: np.random.Generator):
-    """Per-frame (x, y, radius, angle) for a motion, with random speed and start."""
+def _trajectory(motion: str, n: int, height: int, width: int, rng: np.random.Generator):
+    """Per-frame (x, y, radius, angle) for a motion, with random speed and start. Sizes and speeds
+    are fractions of the short side; positions span the frame's own width and height."""
+    side = min(height, width)
     t = np.arange(n, dtype=np.float64)
-    r0 = rng.uniform(0.12, 0.17) * size
+    r0 = rng.uniform(0.12, 0.17) * side
     angle0 = rng.uniform(0, 2 * np.pi) if motion != "rotating" else rng.uniform(0, np.pi / 2)
-    speed = rng.uniform(0.6, 1.0) * size / 2.2 / max(n - 1, 1)  # total travel ~ 0.27..0.45 size
+    speed = rng.uniform(0.6, 1.0) * side / 2.2 / max(n - 1, 1)  # total travel ~ 0.27..0.45 of the short side
     margin = 1.05 * r0
-    x = np.full(n, rng.uniform(margin + 0.15 * size, size - margin - 0.15 * size))
-    y = np.full(n, rng.uniform(margin + 0.15 * size, size - margin - 0.15 * size))
+    x = np.full(n, rng.uniform(margin + 0.15 * width, width - margin - 0.15 * width))
+    y = np.full(n, rng.uniform(margin + 0.15 * height, height - margin - 0.15 * height))
     r = np.full(n, r0)
     a = np.full(n, angle0 if motion in ("rotating",) else 0.0)
     travel = speed * (n - 1)
-    lo, hi = margin, size - margin
     if motion in ("moving left", "moving right", "moving up", "moving down"):
+        lo, hi = margin, (width if motion in ("moving left", "moving right") else height) - margin
         start = rng.uniform(lo + travel, hi) if motion in ("moving left", "moving up") else rng.uniform(lo, hi - travel)
         sign = -1 if motion in ("moving left", "moving up") else 1
         line = start + sign * speed * t
@@ -159,44 +207,53 @@ def _trajectory(motion: str, n: int, size: int, rng: np.random.Generator):
     elif motion == "rotating":  # clockwise, 5..9 degrees a frame
         a = angle0 + np.deg2rad(rng.uniform(5, 9)) * t
     elif motion in ("growing", "shrinking"):
-        small, big = rng.uniform(0.07, 0.1) * size, rng.uniform(0.2, 0.25) * size
+        small, big = rng.uniform(0.07, 0.1) * side, rng.uniform(0.2, 0.25) * side
         ramp = t / max(n - 1, 1)
         r = small + (big - small) * (ramp if motion == "growing" else 1 - ramp)
-        x = np.full(n, size / 2 + rng.uniform(-0.1, 0.1) * size)
-        y = np.full(n, size / 2 + rng.uniform(-0.1, 0.1) * size)
+        x = np.full(n, width / 2 + rng.uniform(-0.1, 0.1) * width)
+        y = np.full(n, height / 2 + rng.uniform(-0.1, 0.1) * height)
     elif motion == "oscillating":  # left-right, period 8..14 frames
         period = rng.uniform(8, 14)
-        amp = rng.uniform(0.1, 0.16) * size
-        x = size / 2 + rng.uniform(-0.05, 0.05) * size + amp * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
+        amp = rng.uniform(0.1, 0.16) * side
+        x = width / 2 + rng.uniform(-0.05, 0.05) * width + amp * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
     else:
         raise ValueError(f"unknown motion {motion!r}; choose from {MOTIONS}")
     return x, y, r, a
 
 
-def _position_words(x: float, y: float, size: int) -> str:
-    col = "left" if x < size / 3 else ("right" if x > 2 * size / 3 else "")
-    row = "top" if y < size / 3 else ("bottom" if y > 2 * size / 3 else "")
+def _position_words(x: float, y: float, height: int, width: int) -> str:
+    col = "left" if x < width / 3 else ("right" if x > 2 * width / 3 else "")
+    row = "top" if y < height / 3 else ("bottom" if y > 2 * height / 3 else "")
     words = f"{row} {col}".strip()
     return words if words else "centre"
 
 
-def render_video(colour: str, shape: str, motion: str, n_frames: int, size: int,
-                 rng: np.random.Generator):
-    """Render one clip; return (frames uint8 [n, size, size, 3], one caption per frame)."""
-    bg, bg_words = _background(rng, size)
+def render_video(colour: str, shape: str, motion: str, n_frames: int, size, rng: np.random.Generator):
+    """Render one clip; return (frames uint8 [n, height, width, 3], one caption per frame).
+    `size`: the side of a square frame, or (height, width)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    bg, bg_words = _background(rng, height, width)
     rgb = np.array(COLOURS[colour], dtype=np.float32) + rng.uniform(-20, 20, size=3)
     rgb = np.clip(rgb, 0, 255)
-    xs, ys, rs, angles = _trajectory(motion, n_frames, size, rng)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
-    frames = np.empty((n_frames, size, size, 3), dtype=np.uint8)
+    xs, ys, rs, angles = _trajectory(motion, n_frames, height, width, rng)
+    # every shape lies within 1.2 radii of its centre: only that box is drawn on each frame (the
+    # rest is the background's, bit for bit what masking the whole frame gives)
+    background = bg.astype(np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
+    frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
+    frames[:] = background
     captions = []
     for i in range(n_frames):
-        c, s = math.cos(angles[i]), math.sin(angles[i])
-        du, dv = xx - xs[i], yy - ys[i]
-        u, v = c * du + s * dv, -s * du + c * dv
-        mask = _shape_mask(shape, u, v, rs[i])[..., None]
-        frames[i] = np.where(mask, rgb, bg).astype(np.uint8)
-        captions.append(f"a {colour} {shape} at the {_position_words(xs[i], ys[i], size)} "
+        reach = int(math.ceil(1.2 * rs[i])) + 2
+        top, bottom = max(int(ys[i]) - reach, 0), min(int(ys[i]) + reach + 1, height)
+        left, right = max(int(xs[i]) - reach, 0), min(int(xs[i]) + reach + 1, width)
+        if top < bottom and left < right:
+            c, s = math.cos(angles[i]), math.sin(angles[i])
+            du, dv = xx[top:bottom, left:right] - xs[i], yy[top:bottom, left:right] - ys[i]
+            u, v = c * du + s * dv, -s * du + c * dv
+            mask = _shape_mask(shape, u, v, rs[i])[..., None]
+            frames[i, top:bottom, left:right] = np.where(mask, rgb, bg[top:bottom, left:right]).astype(np.uint8)
+        captions.append(f"a {colour} {shape} at the {_position_words(xs[i], ys[i], height, width)} "
                         f"on a {bg_words} background")
     return frames, captions
 
@@ -225,11 +282,21 @@ def write_avi(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
 # --------------------------------------------------------------------------- the dataset
 
 
-def generate(out: str | Path, spec: SyntheticSpec) -> Path:
+def _write_video(job) -> None:
+    path, colour, shape, motion, seed, min_frames, max_frames, size = job
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(min_frames, max_frames + 1))
+    frames, _ = render_video(colour, shape, motion, n, size, rng)
+    write_avi(Path(path), frames)
+
+
+def generate(out: str | Path, spec: SyntheticSpec, workers: int = 1) -> Path:
     """Write videos/, splits/ (classInd.txt, trainlist01.txt, testlist01.txt) and pretrain/.
 
     Files that already exist are kept, so an interrupted generation resumes where it stopped;
     every file is written atomically, and the random streams do not depend on what exists.
+    `workers` > 1 renders and encodes videos in that many processes: each video has its own
+    seeded stream, so the bytes are those of workers=1.
     """
     out = Path(out)
     videos, splits = out / "videos", out / "splits"
@@ -245,21 +312,21 @@ def generate(out: str | Path, spec: SyntheticSpec) -> Path:
                 jobs.append((rel, colour, shape, motion, g, [spec.seed, 0, ci, g, c]))
 
     train, test = [], []
-    for rel, colour, shape, motion, g, seed in tqdm(jobs, desc="synthetic videos", unit="video"):
+    todo = []
+    for rel, colour, shape, motion, g, seed in jobs:
         (test if g <= spec.test_groups else train).append(rel)
-        path = videos / rel
-        if path.exists():
-            continue
-        rng = np.random.default_rng(seed)
-        n = int(rng.integers(spec.min_frames, spec.max_frames + 1))
-        frames, _ = render_video(colour, shape, motion, n, spec.size, rng)
-        write_avi(path, frames)
+        if not (videos / rel).exists():
+            todo.append((str(videos / rel), colour, shape, motion, seed, spec.min_frames, spec.max_frames,
+                         spec.frame_size))
+    # each video from its own seeded stream: any number of workers writes the same bytes
+    for _ in iter_videos(_write_video, todo, workers, desc="synthetic videos"):
+        pass
 
     write_text(splits / "classInd.txt", "".join(f"{i} {f}\n" for i, f in enumerate(folders, 1)))
     label = {f: i for i, f in enumerate(folders, 1)}
     write_text(splits / "trainlist01.txt", "".join(f"{r} {label[folders_of(r)]}\n" for r in train))
     write_text(splits / "testlist01.txt", "".join(f"{r}\n" for r in test))
-    _generate_pretrain_pool(out / "pretrain", spec)
+    _generate_pretrain_pool(out / "pretrain", spec, workers)
     return out
 
 
@@ -267,20 +334,30 @@ def folders_of(rel: str) -> str:
     return rel.split("/", 1)[0]
 
 
-def _generate_pretrain_pool(out: Path, spec: SyntheticSpec) -> None:
+def _pool_video(job) -> list[str]:
+    """Render one pool video, write it unless it exists, return its captions (one a frame)."""
+    path, colour, shape, motion, seed, min_frames, max_frames, size = job
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(min_frames, max_frames + 1))
+    frames, captions = render_video(colour, shape, motion, n, size, rng)
+    if not Path(path).exists():
+        write_avi(Path(path), frames)
+    return captions
+
+
+def _generate_pretrain_pool(out: Path, spec: SyntheticSpec, workers: int = 1) -> None:
     """Captioned videos of every colour × shape × motion, from a random stream of their own."""
     rng = np.random.default_rng([spec.seed, 2])
     combos = [(c, s, m) for c in COLOURS for s in SHAPES for m in MOTIONS]
-    rows = []
-    for k in tqdm(range(spec.pretrain_videos), desc="pretrain pool", unit="video"):
+    jobs = []
+    for k in range(spec.pretrain_videos):
         colour, shape, motion = combos[int(rng.integers(len(combos)))]
-        vrng = np.random.default_rng([spec.seed, 3, k])
-        n = int(vrng.integers(spec.min_frames, spec.max_frames + 1))
-        frames, captions = render_video(colour, shape, motion, n, spec.size, vrng)
-        rel = f"pool_{k:05d}.avi"
-        if not (out / rel).exists():
-            write_avi(out / rel, frames)
-        rows += [(rel, i, cap) for i, cap in enumerate(captions)]
+        jobs.append((str(out / f"pool_{k:05d}.avi"), colour, shape, motion, [spec.seed, 3, k], spec.min_frames,
+                     spec.max_frames, spec.frame_size))
+    rows = []
+    # an existing video is rendered again for its captions (the caption file is written last)
+    for job, captions in zip(jobs, iter_videos(_pool_video, jobs, workers, desc="pretrain pool")):
+        rows += [(Path(job[0]).name, i, cap) for i, cap in enumerate(captions)]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["video", "frame", "caption"])

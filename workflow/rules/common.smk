@@ -14,6 +14,7 @@ from svar.datasets import DATASETS, archive_names, archive_paths, dataset_folder
 from svar.datasets.user import is_csv
 from svar.manifest import files_digest, index_inputs
 from svar.methods import METHODS, options_for
+from svar.plan import RATES_PATH, plan_reads
 from svar.teacher.pretrain import pool_inputs
 from svar.teacher.weights import pretrained_file, weights_source
 from svar.student_weights import NAMED as STUDENT_WEIGHTS_NAMED, pretrained_source
@@ -107,6 +108,26 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 def job_benchmark(stage, job=""):
     """<stage>.tsv for a stage of one job, <stage>/<job>.tsv for a stage of many."""
     return f"{BENCHMARKS}/{stage}/{job}.tsv" if job else f"{BENCHMARKS}/{stage}.tsv"
+
+
+def plan_rates(wildcards):
+    """The content of the rates file svar plan reads (svar/data/rates.csv of the checkout that
+    runs, `svar plan`'s default), as a digest: new rates remake the plan; the same file in another
+    checkout does not."""
+    import hashlib
+
+    return hashlib.sha256(RATES_PATH.read_bytes()).hexdigest()[:16]
+
+
+def plan_config(wildcards):
+    """The config keys the plan reads (svar.plan.plan_reads), as canonical JSON."""
+    return canonical(subset(config, plan_reads(config)))
+
+
+def plan_device(wildcards):
+    """Where the plan puts the GPU rules: cuda when training is told to, else cpu ("auto" here
+    plans the CPU: the machine the workflow starts on may not be the one the jobs run on)."""
+    return "cuda" if config["train"]["device"].startswith("cuda") else "cpu"
 
 
 def run_file(method, fraction, seed, name):
@@ -224,7 +245,9 @@ def clip_cache_options(wildcards):
 
 def clip_cache_input(part):
     """An input function: the receipt of the clip cache's `part` for a method that trains a
-    student under clip_cache.mode shared; nothing otherwise (teacher-only heads read no frames)."""
+    student under clip_cache.mode shared; nothing otherwise (teacher-only heads read no frames).
+    A part rebuilt reruns the jobs that read it, as the teacher's features do (DVC versions the
+    cache with the results, so a pulled run finds it)."""
 
     def inputs(wildcards):
         if CLIP_CACHE["mode"] != "shared" or not METHODS[wildcards.method].trains_student:

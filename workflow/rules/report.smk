@@ -7,6 +7,7 @@ rule report:
         metrics=rules.aggregate.output.metrics,
         runs=all_runs("metrics.json"),
         curves=all_runs("train_curve.csv"),
+        plan=rules.plan.output[0],
     output:
         summary_md=report(f"{RESULTS}/report/summary.md", caption="../report/summary.rst", category="Tables"),
         summary_tex=f"{RESULTS}/report/summary.tex",
@@ -37,4 +38,4 @@ rule report:
         benchmarks=BENCHMARKS,
     shell:
         "python -m svar report --metrics {input.metrics} --runs {input.runs} --out-dir {params.out_dir}"
-        " --benchmarks {params.benchmarks} > {log} 2>&1"
+        " --benchmarks {params.benchmarks} --plan {input.plan} > {log} 2>&1"
