@@ -233,15 +233,18 @@ def plan_markdown(table: pd.DataFrame) -> str:
     def hours(v):
         return "—" if v is None or v != v else (f"{v / 3600:.2f} h" if v >= 360 else f"{v:.0f} s")
 
-    lines = ["| stage | jobs | work | est. wall (all jobs) | est. longest job | device-hours | disk |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+    lines = ["| stage | jobs | work | est. wall (all jobs) | est. longest job | device-hours | disk | peak RSS (the bench's job) |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in table.itertuples():
         device_h = "—" if r.est_device_h is None or r.est_device_h != r.est_device_h else \
             f"{r.est_device_h:.2f} {r.device_h_kind}"
         disk = "—" if r.est_disk_mb is None or r.est_disk_mb != r.est_disk_mb else (
             f"{r.est_disk_mb / 1000:.1f} GB" if r.est_disk_mb >= 1000 else f"{r.est_disk_mb:.0f} MB")
+        # the peak RSS the rate's measurement saw (at its own input size: a guide, not a bound)
+        peak = "—" if r.peak_rss_mb_measured is None or r.peak_rss_mb_measured != r.peak_rss_mb_measured else \
+            f"{float(r.peak_rss_mb_measured) / 1000:.1f} GB"
         lines.append(f"| {r.stage} | {r.jobs} | {r.work:,.0f} {r.unit} on {r.device} | {hours(r.est_wall_s_total)} | "
-                     f"{hours(r.est_wall_s_longest)} | {device_h} | {disk} |")
+                     f"{hours(r.est_wall_s_longest)} | {device_h} | {disk} | {peak} |")
     known = table["est_device_h"].dropna()
     lines.append("")
     lines.append(f"dataset shape: {table.attrs.get('dataset', '?')}")
