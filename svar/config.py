@@ -166,6 +166,11 @@ def _dataset_problems(config: dict) -> list[str]:
 
     name, root = config["dataset"]["name"], config["dataset"]["root"]
     if not root:
+        if name == "synthetic":
+            s = config["dataset"]["synthetic"]
+            if s["min_frames"] > s["max_frames"]:
+                return [f"dataset.synthetic.min_frames: {s['min_frames']} is above max_frames ({s['max_frames']}); "
+                        "give min_frames <= max_frames"]
         if name in DATASETS:
             return []
         return [f"dataset.name: {name!r} is not a built-in dataset ({', '.join(DATASETS)}); to run your own "

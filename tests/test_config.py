@@ -288,3 +288,13 @@ def test_the_check_leaves_open_clip_unimported_for_svars_own_teacher():
             "; c.check(x); print('open_clip' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.split() == ["False", "True"]
+
+
+def test_a_generated_set_whose_shortest_video_is_longer_than_its_longest_is_named_before_any_job():
+    from svar.config import load_workflow_config, problems
+
+    config = load_workflow_config()
+    config["dataset"]["synthetic"].update(min_frames=50, max_frames=40)
+    assert any("dataset.synthetic.min_frames: 50 is above max_frames (40)" in p for p in problems(config))
+    config["dataset"]["synthetic"].update(min_frames=40)
+    assert not any("min_frames" in p for p in problems(config))
