@@ -119,6 +119,11 @@ def decode_frames(paths, indices: list, cache_size, workers: int = 1, desc: str 
     return list(iter_videos(_decode_one, jobs, workers, desc))
 
 
+def starts_of(lengths: np.ndarray) -> np.ndarray:
+    """Where each of consecutive blocks of `lengths` rows starts."""
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
+
+
 def index_path(frames_path) -> Path:
     """A shard's index file, beside its frames: <shard>.index.npz."""
     frames_path = Path(frames_path)
@@ -156,7 +161,7 @@ def build_shard(manifest, part: str, options: dict, shard: int, shards: int, out
     videos = shard_videos(manifest, part, options, shard, shards)
     kept = [kept_frames(options, part, int(n)) for n in videos["frames"]]
     lengths = np.array([len(k) for k in kept], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(kept) else lengths
+    starts = starts_of(lengths)
     h, w = (int(v) for v in options["student"]["cache_size"])
     total, row_bytes = int(lengths.sum()), h * w * 3
     chunk = int(chunk) or chunk_videos(kept, row_bytes, memory_mb)
@@ -280,11 +285,13 @@ class ClipStore:
     """The cached frames of a set of videos: for each, the sorted frame numbers it holds and the
     rows they lie at. Opened from a receipt (memory-mapped shards) or decoded into memory."""
 
-    def __init__(self, frames: ShardedFrames, video_ids, n_frames, starts, lengths, kept, source: str,
+    def __init__(self, frames: ShardedFrames, video_ids, n_frames, lengths, kept, source: str,
                  options: dict | None = None, part: str | None = None):
+        """Video i holds frames kept[starts[i] : starts[i] + lengths[i]], at those rows of `frames`."""
         self.frames, self.source, self.options, self.part = frames, source, options, part
         self.position = {v: i for i, v in enumerate(video_ids)}
-        self.n_frames, self.starts, self.lengths, self.kept = n_frames, starts, lengths, kept
+        self.n_frames, self.lengths, self.kept = n_frames, lengths, kept
+        self.starts = starts_of(lengths)
 
     def __len__(self) -> int:
         return len(self.position)
@@ -318,8 +325,7 @@ class ClipStore:
             lengths.append(index["lengths"])
             kept.append(index["kept"])
         lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
-        return cls(ShardedFrames(arrays, (h, w, 3)), ids, np.concatenate(n_frames), starts, lengths,
+        return cls(ShardedFrames(arrays, (h, w, 3)), ids, np.concatenate(n_frames), lengths,
                    np.concatenate(kept), f"the clip cache {receipt_path}", receipt["options"], receipt["part"])
 
     @classmethod
@@ -328,10 +334,9 @@ class ClipStore:
         h, w = (int(v) for v in cache_size)
         clips = decode_frames(rows["path"], kept, (h, w), workers, desc)
         lengths = np.array([len(k) for k in kept], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(kept) else lengths
         frames = np.concatenate(clips) if clips else np.zeros((0, h, w, 3), dtype=np.uint8)
         return cls(ShardedFrames([frames], (h, w, 3)), list(rows["video_id"]), rows["frames"].to_numpy(np.int64),
-                   starts, lengths, np.concatenate(kept) if kept else np.zeros(0, np.int64), "memory")
+                   lengths, np.concatenate(kept) if kept else np.zeros(0, np.int64), "memory")
 
     def _position(self, video_id) -> int:
         if video_id not in self.position:
@@ -360,9 +365,8 @@ class ClipStore:
         trainer's ClipCache (video i of `video_ids` at its rows i)."""
         rows = [self.rows_of(v, spec.cached_indices(self.video_frames(v))) for v in video_ids]
         lengths = np.array([len(r) for r in rows], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if rows else lengths
         flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        return ClipCache(self.frames, starts, lengths, flat)
+        return ClipCache(self.frames, starts_of(lengths), lengths, flat)
 
     def view_clips(self, video_ids, spec: ClipSpec, clip: int, n_clips: int) -> torch.Tensor:
         """uint8 [N, frames, H, W, 3] at the cache size: test clip `clip` of `n_clips` of each video."""
