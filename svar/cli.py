@@ -148,7 +148,8 @@ def _train(args):
     if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
         run_info["split"] = read_json(args.split_info, "split info", "splits")
     train(load_manifest(args.manifest, videos=True), load_split(args.split), load_store(args.teacher), args.method,
-          options, args.out, args.seed, run_info, args.threads, args.curve, clips=args.clip_cache)
+          options, args.out, args.seed, run_info, args.threads, args.curve, clips=args.clip_cache,
+          pseudo_labels_out=args.pseudo_labels)
 
 
 def _clip_cache(args):
@@ -438,8 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one (method, fraction, seed) run",
                        description="Train a student with the method's loss, or fit a teacher-only baseline "
-                                   "(clip_zeroshot, clip_linear_probe). Output: a checkpoint, and the training "
-                                   "curve (step, lr, loss and each loss term) as CSV.")
+                                   "(clip_zeroshot, clip_linear_probe, temporal_probe). Output: a checkpoint, the "
+                                   "training curve (step, lr, loss, each loss term and the pseudo-labels' coverage "
+                                   "and accuracy) and the pseudo-label diagnostics per class, as CSV.")
     p.add_argument("--manifest", required=True)
     p.add_argument("--split", required=True, help="split table from `svar splits`")
     p.add_argument("--split-info", default=None, help="how that split was made (`svar splits --info-out`)")
@@ -453,10 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="checkpoint file")
     p.add_argument("--curve", default=None, help="training-curve CSV (default: <out>.curve.csv)")
+    p.add_argument("--pseudo-labels", default=None,
+                   help="CSV of the pseudo-labels trained on, per true class of the unlabeled videos: seen, used, "
+                        "correct (default: <out>.pseudo_labels.csv)")
     p.add_argument("--clip-cache", default=None,
                    help="receipt of the shared clip cache's train part (`svar clip-cache-gather`); without it the "
                         "run decodes its frames into memory")
-    p.set_defaults(func=_train, outputs=('out', 'curve'), output_dirs=())
+    p.set_defaults(func=_train, outputs=('out', 'curve', 'pseudo_labels'), output_dirs=())
 
     p = sub.add_parser("evaluate", help="accuracy of runs on the test list",
                        description="Top-1, top-5 and mean-class accuracy of each run's final model on its split's "

@@ -20,8 +20,8 @@ from .config import default
 from .device import autocast, resolve_device
 from .provenance import source_version
 from .readers import load_torch
-from .students import Student
-from .teacher.store import video_features
+from .methods import teacher_head_logits
+from .students import model_from_checkpoint
 from .video import decoder_versions
 
 log = logging.getLogger(__name__)
@@ -89,15 +89,13 @@ def model_clips(ckpt: dict) -> ClipSpec:
 def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: TestClips | None = None,
                 settings: dict | None = None) -> torch.Tensor:
     """Logits of the test videos averaged over `clips` × `crops` views (evaluate settings)."""
-    if ckpt["kind"] == "teacher_head":
-        return video_features(store, test["video_id"]) @ ckpt["weight"].T + ckpt["bias"]
+    if ckpt["kind"] != "student":  # a teacher-only baseline: scored on the stored features
+        return teacher_head_logits(ckpt, store, test["video_id"])
     settings = settings or evaluate_settings()
     clips = clips or TestClips(manifest, threads)
     spec = model_clips(ckpt)
     device = resolve_device(settings["device"], "evaluate.device")
-    student = Student(ckpt["arch"], ckpt["num_classes"], ckpt["teacher_dim"])
-    student.load_state_dict(ckpt["state_dict"])
-    student.to(device).eval()
+    student = model_from_checkpoint(ckpt).to(device).eval()
     n_clips, n_crops = settings["clips"], settings["crops"]
     ids = list(test["video_id"])
     store = clips.store(ids, spec, n_clips)

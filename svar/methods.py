@@ -11,6 +11,10 @@ the student, a batch and the step and returns (loss, logs). A batch holds:
                  (a method's `source`: teacher_zeroshot, teacher_probe)
     x_u_strong   a strongly augmented view of the same frames as x_u     (`needs_strong_view`)
     tf_l, tf_u   the teacher's per-frame features ([B, k, D], L2-normalised) (`needs_frame_features`)
+    zs_l, zs_u   the teacher's zero-shot logits of the clips ([B, C], logit scale included)
+                 (`needs_teacher_logits`)
+    idx_u        the unlabeled clips' positions in the unlabeled pool (class-adaptive thresholds
+                 keep a state per unlabeled video)
 
 The trainer only builds what a method asks for, so supervised training never pays for the
 unlabeled pool, and only methods that need one pay for a strong view. With no unlabeled videos
@@ -26,18 +30,33 @@ depends on its source) and the trainer gets those and no others (`options_for`):
 passes a training job exactly them, so a change to a key reruns exactly the runs of the methods
 that read it. Evaluation's own keys (`evaluate_reads`) are declared the same way.
 
-Teacher-only baselines (`clip_zeroshot`, `clip_linear_probe`) train no student: they define
-`fit`, which turns the teacher's features into a classifier head.
+A method may keep a state across steps (mean_teacher's EMA teacher, FlexMatch's per-video
+selections): the trainer calls `start` once before the first step and `after_step` after each
+optimiser step, and saves `state_dict` in its resume checkpoint.
+
+A method whose loss uses pseudo-labels returns them in its logs as `pseudo_labels`, (target
+class, mask) of each unlabeled clip, detached: the trainer scores them against the unlabeled
+videos' true labels for the diagnostics (svar.trainer), which the loss never sees.
+
+Teacher-only baselines (`clip_zeroshot`, `clip_linear_probe`, `temporal_probe`) train no video
+student: `fit_head` turns the teacher's stored features of the labeled videos into a classifier
+(`teacher_head_logits` scores it). `clip_finetune` trains the teacher's own image encoder
+(`build_model`).
 """
 
 from __future__ import annotations
 
+import copy
+import math
+
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from .config import subset
+from .ema import EMA
 from .registry import Registry
-from .student_weights import pretrained_keys
+from .student_weights import build_student, pretrained_keys
 
 METHODS = Registry("method", "methods")
 DISTILL_LOSSES = Registry("distillation loss", "distill.loss")
@@ -53,10 +72,12 @@ PSEUDO_LABEL_SOURCES.register("the student's own prediction on the weak view", n
 
 # what every student run reads: the student (and its initial weights: pretrained_keys), and the
 # trainer's settings but the unlabeled ratio
-STUDENT_KEYS = ("student.arch", "student.sampling", "student.frames", "student.size",
-                "student.cache_size", "train.steps", "train.batch_size", "train.optimizer",
-                "train.lr", "train.weight_decay", "train.schedule", "train.warmup_steps", "train.device",
-                "train.crop", "train.flip", "train.val_every", "train.ema", "train.checkpoint_every")
+# what a run's clips read (with clip_keys), and its trainer (but the unlabeled ratio)
+CLIP_KEYS = ("student.sampling", "student.frames", "student.size", "student.cache_size")
+OPTIMISER_KEYS = ("train.lr", "train.weight_decay")
+TRAINER_KEYS = ("train.steps", "train.batch_size", "train.optimizer", "train.schedule", "train.warmup_steps",
+                "train.device", "train.crop", "train.flip", "train.val_every", "train.ema", "train.checkpoint_every")
+STUDENT_KEYS = ("student.arch",) + CLIP_KEYS + OPTIMISER_KEYS + TRAINER_KEYS
 # what building a strong view reads
 STRONG_VIEW_KEYS = ("train.strong_area", "train.strong_cutout", "train.randaugment_ops", "train.randaugment_magnitude")
 
@@ -98,13 +119,54 @@ def distill_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.T
     return DISTILL_LOSSES[kind](pred, target)
 
 
-def masked_ce(logits: torch.Tensor, probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hard pseudo-label cross-entropy: argmax of `probs` as the target where its confidence
-    reaches `threshold`, averaged over all clips (masked ones count as zero, as USB's
-    consistency_loss does). Returns (loss, mask)."""
+def masked_ce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Hard pseudo-label cross-entropy towards `target` where `mask` is 1, averaged over all clips
+    (masked ones count as zero, as USB's consistency_loss does)."""
+    return (F.cross_entropy(logits, target, reduction="none") * mask).mean()
+
+
+def fixed_mask(probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(target, mask): the argmax of `probs`, kept where its confidence reaches `threshold`."""
     conf, target = probs.max(dim=1)
-    mask = (conf >= threshold).to(logits.dtype)
-    return (F.cross_entropy(logits, target, reduction="none") * mask).mean(), mask
+    return target, (conf >= threshold).to(probs.dtype)
+
+
+class FlexMatchThresholds:
+    """Class-adaptive thresholds (FlexMatch, Zhang et al. 2021), as USB's FlexMatchThresholdingHook
+    keeps them with thresh_warmup: every unlabeled video remembers the class it was last
+    confidently (≥ tau) predicted as (-1: never); a class's learning effect is its number of such
+    videos over the largest count of any class or of the never-selected; its threshold is
+    tau · β/(2 − β) (the convex mapping). Early on every β is 0, so every pseudo-label counts; a
+    class the predictions rarely reach keeps a low threshold. The state is updated after the
+    batch's mask is drawn, as USB does, and is saved with the run's resume checkpoint."""
+
+    def __init__(self, n_unlabeled: int, num_classes: int, tau: float, device=None):
+        self.tau = tau
+        self.selected = torch.full((n_unlabeled,), -1, dtype=torch.long, device=device)
+        self.learning_effect = torch.zeros(num_classes, device=device)
+
+    def mask(self, probs: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        conf, target = probs.max(dim=1)
+        beta = self.learning_effect.to(probs.dtype)[target]
+        mask = (conf >= self.tau * beta / (2 - beta)).to(probs.dtype)
+        select = conf >= self.tau
+        self.selected[idx[select]] = target[select]
+        counts = torch.bincount(self.selected + 1, minlength=len(self.learning_effect) + 1)  # [0]: never selected
+        if int(counts.max()) < len(self.selected):  # USB: not while every video sits in one bucket
+            self.learning_effect = counts[1:].float() / counts.max()
+        return target, mask
+
+    def state_dict(self) -> dict:
+        return {"selected": self.selected, "learning_effect": self.learning_effect}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.selected.copy_(state["selected"])
+        self.learning_effect = state["learning_effect"].clone().to(self.selected.device)
+
+
+THRESHOLD_MODES = Registry("threshold mode", "<method>.threshold_mode")
+THRESHOLD_MODES.register("one confidence threshold for every class", name="fixed")
+THRESHOLD_MODES.register("class-adaptive thresholds (FlexMatch: FlexMatchThresholds)", name="flexmatch")
 
 
 def unsup_ramp(step: int, warmup: int) -> float:
@@ -131,9 +193,33 @@ class Method:
     needs_strong_view = False   # batch has x_u_strong
     needs_frame_features = False  # batch has tf_l (and tf_u with uses_unlabeled)
     pseudo_label_source = None  # teacher_zeroshot / teacher_probe: batch has pl_u
+    needs_teacher_logits = False  # batch has zs_l (and zs_u with uses_unlabeled)
+    needs_teacher_weights = False  # its job reads the teacher's weights (the workflow adds them as an input)
 
     def __init__(self, options: dict):
         self.options = options
+
+    def start(self, student, n_unlabeled: int = 0, num_classes: int = 0, device=None) -> None:
+        """Before the first step: set up any state the method keeps across steps."""
+
+    def after_step(self, student) -> None:
+        """After each optimiser step."""
+
+    def state_dict(self) -> dict:
+        """The state it keeps across steps, for the run's resume checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def train_settings(self, train: dict) -> dict:
+        """The trainer's settings for this method: the config's `train` section (clip_finetune
+        brings its own learning rate and weight decay)."""
+        return train
+
+    def build_model(self, options: dict, store: dict, num_classes: int):
+        """The model it trains: the student (student.arch, initialised as student.pretrained)."""
+        return build_student(options["student"], num_classes, store["text_embeddings"].shape[1])
 
     @classmethod
     def reads(cls, config: dict) -> tuple[str, ...]:
@@ -157,21 +243,57 @@ class Method:
 
 
 class UnlabeledTerm:
-    """What a method with a weighted pseudo-label term adds: its own section's `weight` and
-    `unsup_warmup` (the ramp), read from config section `<name>`."""
+    """What a method with a weighted pseudo-label term adds: its own section's `weight`,
+    `unsup_warmup` (the ramp) and `threshold_mode` (one threshold, or FlexMatch's class-adaptive
+    ones), read from config section `<name>`."""
+
+    thresholds = None  # FlexMatchThresholds under threshold_mode flexmatch, made by start
 
     @classmethod
     def reads(cls, config):
-        return super().reads(config) + (f"{cls.name}.weight", f"{cls.name}.unsup_warmup")
+        return super().reads(config) + tuple(f"{cls.name}.{k}" for k in ("weight", "unsup_warmup", "threshold_mode"))
 
     def unsup_weight(self, step: int) -> float:
         section = self.options[self.name]
         return section["weight"] * unsup_ramp(step, section["unsup_warmup"])
 
+    def threshold(self) -> float:
+        return self.options[self.name]["threshold"]
+
+    def start(self, student, n_unlabeled=0, num_classes=0, device=None):
+        super().start(student, n_unlabeled, num_classes, device)
+        mode = self.options[self.name]["threshold_mode"]
+        THRESHOLD_MODES[mode]  # an unknown mode is an error naming the key
+        if mode == "flexmatch":
+            self.thresholds = FlexMatchThresholds(n_unlabeled, num_classes, self.threshold(), device)
+
+    def state_dict(self):
+        return {"thresholds": self.thresholds.state_dict()} if self.thresholds is not None else {}
+
+    def load_state_dict(self, state):
+        if self.thresholds is not None:
+            self.thresholds.load_state_dict(state["thresholds"])
+
+    def pseudo_label_mask(self, probs: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target, mask) of the unlabeled clips: the fixed threshold, or FlexMatch's per class."""
+        if self.options[self.name]["threshold_mode"] == "flexmatch":
+            if self.thresholds is None:
+                raise RuntimeError(f"{self.name}: threshold_mode flexmatch keeps a state per unlabeled video; "
+                                   "call start() with the pool's size first (the trainer does)")
+            return self.thresholds.mask(probs, batch["idx_u"])
+        return fixed_mask(probs, self.threshold())
+
+    def pseudo_label_term(self, logits: torch.Tensor, probs: torch.Tensor, batch: dict):
+        """(masked CE of `logits` towards the pseudo-labels of `probs`, its logs)."""
+        target, mask = self.pseudo_label_mask(probs, batch)
+        pl = masked_ce(logits, target, mask)
+        return pl, {"pl": pl.detach().float(), "pl_mask": mask.mean().detach().float(),
+                    "pseudo_labels": (target.detach(), mask.detach())}
+
     def ce_and_pseudo_labels(self, student, batch, step: int, views: tuple[str, ...], targets):
         """(loss, logs) of one forward pass over the labeled clips and the unlabeled `views` (batch
         keys): labeled CE plus the weighted masked CE of the last view towards the hard targets
-        `targets(logits by view)`, thresholded at `<name>.threshold`. Without unlabeled clips
+        `targets(logits by view)`, thresholded as `<name>` says. Without unlabeled clips
         (fraction 1), the labeled CE alone."""
         if not has_unlabeled(batch):
             return Supervised.loss(self, student, batch, step)
@@ -179,8 +301,8 @@ class UnlabeledTerm:
         logits, _ = student(torch.cat([batch["x_l"], *(batch[v] for v in views)]))
         ce = F.cross_entropy(logits[:n_l], batch["y_l"])
         by_view = dict(zip(views, logits[n_l:].chunk(len(views))))
-        pl, mask = masked_ce(by_view[views[-1]], targets(by_view), self.options[self.name]["threshold"])
-        return ce + self.unsup_weight(step) * pl, _logs(ce=ce, pl=pl, pl_mask=mask.mean())
+        pl, logs = self.pseudo_label_term(by_view[views[-1]], targets(by_view), batch)
+        return ce + self.unsup_weight(step) * pl, {**_logs(ce=ce), **logs}
 
 
 def own_prediction(logits: torch.Tensor) -> torch.Tensor:
@@ -212,6 +334,10 @@ class TeacherPseudoLabels(UnlabeledTerm):
         self.sources[source]
         if source != "student":
             self.pseudo_label_source = source
+
+    def threshold(self) -> float:
+        section = self.options[self.name]
+        return section["student_threshold"] if self.source_of(self.options) == "student" else section["threshold"]
 
 
 @METHODS.register
@@ -362,14 +488,10 @@ class DistillPL(TeacherPseudoLabels, Distill):
         logits, out = self.forward(student, torch.cat(views))
         ce = F.cross_entropy(logits[:n_l], batch["y_l"])
         kd = self.distillation(student, out, batch, n_l + n_u)
-        section = self.options[self.name]
-        if self.needs_strong_view:
-            probs, threshold = own_prediction(logits[n_l + n_u:]), section["student_threshold"]
-        else:
-            probs, threshold = batch["pl_u"], section["threshold"]
-        pl, mask = masked_ce(logits[n_l:n_l + n_u], probs, threshold)
+        probs = own_prediction(logits[n_l + n_u:]) if self.needs_strong_view else batch["pl_u"]
+        pl, logs = self.pseudo_label_term(logits[n_l:n_l + n_u], probs, batch)
         loss = ce + self.options["distill"]["weight"] * kd + self.unsup_weight(step) * pl
-        return loss, _logs(ce=ce, distill=kd, pl=pl, pl_mask=mask.mean())
+        return loss, {**_logs(ce=ce, distill=kd), **logs}
 
 
 @METHODS.register
@@ -433,7 +555,150 @@ class FixMatch(UnlabeledTerm, Method):
                                          lambda view: own_prediction(view["x_u"]))
 
 
+@METHODS.register
+class DistillKD(Method):
+    """Knowledge distillation on the teacher's soft labels (Hinton et al. 2015; VideoSSL, Jing et
+    al. 2021, distils an image classifier's class probabilities into a video student the same
+    way): labeled CE plus `distill_kd.weight` × T² · KL(teacher ‖ student), both softened by the
+    temperature T (`distill_kd.temperature`), on the labeled and the unlabeled clips. The
+    teacher's distribution is its zero-shot prediction (its logits against the class prompts,
+    logit scale included). What the teacher's hard pseudo-labels (teacher_pl) are with neither a
+    threshold nor an argmax."""
+
+    name = "distill_kd"
+    uses_unlabeled = True
+    needs_teacher_logits = True
+
+    @classmethod
+    def reads(cls, config):
+        return super().reads(config) + ("distill_kd",)
+
+    def loss(self, student, batch, step=0):
+        n_l = batch["x_l"].shape[0]
+        unlabeled = has_unlabeled(batch)
+        x = torch.cat([batch["x_l"], batch["x_u"]]) if unlabeled else batch["x_l"]
+        teacher = torch.cat([batch["zs_l"], batch["zs_u"]]) if unlabeled else batch["zs_l"]
+        logits, _ = student(x)
+        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
+        t = self.options[self.name]["temperature"]
+        kd = F.kl_div(F.log_softmax(logits.float() / t, -1), F.log_softmax(teacher.float() / t, -1),
+                      reduction="batchmean", log_target=True) * t * t
+        logs = _logs(ce=ce, kd=kd)
+        if unlabeled:  # the teacher's argmax is what the unlabeled clips are pulled towards most
+            logs |= every_clip(batch["zs_u"].argmax(1))
+        return ce + self.options[self.name]["weight"] * kd, logs
+
+
+def every_clip(target: torch.Tensor) -> dict:
+    """The pseudo-label logs of a method whose soft targets reach every unlabeled clip: their
+    argmax as the pseudo-label, none masked."""
+    mask = torch.ones_like(target, dtype=torch.float)
+    return {"pl_mask": mask.mean(), "pseudo_labels": (target.detach(), mask)}
+
+
+def sigmoid_ramp(step: int, length: int) -> float:
+    """exp(−5 (1 − t)²), t = step/length clipped to 1 (Laine & Aila 2017; Mean Teacher's
+    consistency ramp-up); 1 throughout when length is 0."""
+    if length <= 0:
+        return 1.0
+    t = min(1.0, max(0.0, step / length))
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+@METHODS.register
+class MeanTeacher(Method):
+    """Mean Teacher (Tarvainen & Valpola 2017; SVFormer builds its video SSL on it): labeled CE
+    plus a consistency term, the mean squared error between the class probabilities of the
+    student on the strong view of each unlabeled clip and of its teacher on the weak view. The
+    teacher is the exponential moving average of the student's weights (decay
+    `mean_teacher.ema_decay`), updated after every step and never trained; the consistency
+    weight `mean_teacher.weight` ramps up by Mean Teacher's sigmoid over
+    `mean_teacher.unsup_warmup` steps (sigmoid_ramp). No CLIP teacher is used."""
+
+    name = "mean_teacher"
+    uses_unlabeled = True
+    needs_strong_view = True
+
+    @classmethod
+    def reads(cls, config):
+        return super().reads(config) + ("mean_teacher",)
+
+    def __init__(self, options):
+        super().__init__(options)
+        self.teacher_model, self.ema = None, None
+
+    def start(self, student, n_unlabeled=0, num_classes=0, device=None):
+        decay = float(self.options[self.name]["ema_decay"])
+        if not 0 <= decay < 1:
+            raise ValueError(f"mean_teacher.ema_decay: must be in [0, 1), got {decay}")
+        self.teacher_model = copy.deepcopy(student).requires_grad_(False)
+        self.ema = EMA(self.teacher_model, decay)
+        self.ema.state = self.teacher_model.state_dict()  # the average lives in the teacher's own tensors
+
+    def after_step(self, student):
+        self.ema.update(student)
+
+    def state_dict(self):
+        return {"ema": self.ema.state_dict()} if self.ema is not None else {}
+
+    def load_state_dict(self, state):
+        self.ema.load_state_dict(state["ema"])
+
+    def loss(self, student, batch, step=0):
+        if not has_unlabeled(batch):
+            return Supervised.loss(self, student, batch, step)
+        if self.teacher_model is None:  # called outside the trainer: the teacher starts as the student
+            self.start(student)
+        n_l = batch["x_l"].shape[0]
+        logits, _ = student(torch.cat([batch["x_l"], batch["x_u_strong"]]))
+        ce = F.cross_entropy(logits[:n_l], batch["y_l"])
+        with torch.no_grad():
+            self.teacher_model.train(student.training)
+            teacher = self.teacher_model(batch["x_u"])[0].float().softmax(-1)
+        consistency = F.mse_loss(logits[n_l:].float().softmax(-1), teacher)
+        section = self.options[self.name]
+        weight = section["weight"] * sigmoid_ramp(step, section["unsup_warmup"])
+        return ce + weight * consistency, {**_logs(ce=ce, consistency=consistency), **every_clip(teacher.argmax(1))}
+
+
+@METHODS.register
+class ClipFinetune(Method):
+    """Few-shot fine-tuning of the teacher's image encoder on the labeled videos only, ViFi-CLIP's
+    recipe reduced to its vision side (Rasheed et al. 2023, which fine-tunes both encoders): each
+    frame of a clip through the CLIP image encoder, the frame features averaged over time and
+    L2-normalised, a linear classifier initialised from the class-name prompt embeddings times
+    the logit scale (so step 0 is the zero-shot classifier, svar.clip_classifier), all of it
+    trained with cross-entropy at a small learning rate (`clip_finetune.lr`, weight decay
+    `clip_finetune.weight_decay`); the trainer's other settings are `train`'s. It sees the
+    student's clips (student.frames at student.size, resized to the encoder's input). No
+    unlabeled video is used."""
+
+    name = "clip_finetune"
+    needs_teacher_weights = True
+
+    @classmethod
+    def reads(cls, config):
+        # not the student's architecture, initialisation or optimiser settings: its own
+        return (CLIP_KEYS + TRAINER_KEYS + clip_keys(config) + ("clip_finetune", "teacher.cache_dir", "teacher.offline"))
+
+    def train_settings(self, train):
+        section = self.options[self.name]
+        return {**train, "lr": section["lr"], "weight_decay": section["weight_decay"]}
+
+    def build_model(self, options, store, num_classes):
+        from .clip_classifier import clip_classifier
+
+        return clip_classifier(store, options["teacher"]["cache_dir"], options["teacher"]["offline"])
+
+    def loss(self, student, batch, step=0):
+        return Supervised.loss(self, student, batch, step)
+
+
 class TeacherBaseline(Method):
+    """A classifier on the teacher's stored features of the labeled videos: no clip is decoded,
+    no video student trained. `fit` a linear head on the video features (clip_zeroshot,
+    clip_linear_probe), or override `fit_head` (temporal_probe)."""
+
     trains_student = False
 
     @classmethod
@@ -447,6 +712,92 @@ class TeacherBaseline(Method):
     def fit(self, features_l, labels_l, text_embeddings, logit_scale, num_classes):
         """Return (weight [C, D], bias [C]) of a linear classifier on teacher video features."""
         raise NotImplementedError
+
+    def fit_head(self, store: dict, labeled, num_classes: int, seed: int) -> tuple[dict, list[dict]]:
+        """(the checkpoint's head: `kind` and what teacher_head_logits needs, the training curve's
+        rows) of a head fitted on the labeled videos (`labeled`: split rows) of `store`."""
+        from .teacher.store import video_features
+
+        weight, bias = self.fit(video_features(store, labeled["video_id"]), torch.tensor(labeled["label"].to_numpy()),
+                                store["text_embeddings"], store["logit_scale"], num_classes)
+        return {"kind": "teacher_head", "weight": weight, "bias": bias}, []
+
+
+def teacher_head_logits(ckpt: dict, store: dict, video_ids) -> torch.Tensor:
+    """A teacher-only baseline's logits of videos, from their stored teacher features."""
+    from .teacher.store import frame_features, video_features
+
+    if ckpt["kind"] == "teacher_head":
+        return video_features(store, video_ids) @ ckpt["weight"].T + ckpt["bias"]
+    if ckpt["kind"] == "teacher_temporal":
+        head = TemporalHead(**ckpt["config"])
+        head.load_state_dict(ckpt["state_dict"])
+        with torch.no_grad():
+            return head.eval()(frame_features(store, video_ids))
+    raise ValueError(f"not a teacher-only head: checkpoint kind {ckpt['kind']!r}")
+
+
+class TemporalHead(nn.Module):
+    """A small temporal model over the teacher's frame features [B, k, D]: a learned position
+    per frame, `layers` pre-norm transformer encoder layers (0: none, the mean of the frames),
+    the mean over time L2-normalised, and a linear classifier initialised as the zero-shot one
+    (class-prompt embeddings × logit scale)."""
+
+    def __init__(self, dim: int, frames: int, num_classes: int, layers: int, heads: int):
+        super().__init__()
+        self.position = nn.Parameter(torch.zeros(frames, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False) if layers else nn.Identity()
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.encoder(frames + self.position)
+        return self.head(F.normalize(x.mean(1), dim=-1))
+
+
+@METHODS.register
+class TemporalProbe(TeacherBaseline):
+    """A temporal model on the teacher's own frame features (TemporalHead), trained with
+    cross-entropy on the labeled videos only (AdamW, `temporal_probe.steps` steps of
+    `temporal_probe.batch_size` videos, seeded). Against clip_linear_probe it says what modelling
+    time on top of the frozen image teacher buys; against the students, whether a 3D student is
+    needed at all."""
+
+    name = "temporal_probe"
+
+    @classmethod
+    def reads(cls, config):
+        return ("temporal_probe",)
+
+    def fit_head(self, store, labeled, num_classes, seed):
+        from .teacher.store import frame_features
+
+        opts = self.options[self.name]
+        frames = frame_features(store, labeled["video_id"])
+        labels = torch.tensor(labeled["label"].to_numpy())
+        dim = frames.shape[2]
+        if dim % opts["heads"]:
+            raise ValueError(f"temporal_probe.heads: {opts['heads']} does not divide the teacher's feature width {dim}")
+        config = {"dim": dim, "frames": frames.shape[1], "num_classes": num_classes, "layers": opts["layers"],
+                  "heads": opts["heads"]}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            head = TemporalHead(**config)
+        with torch.no_grad():
+            head.head.weight.copy_(store["logit_scale"] * store["text_embeddings"].float())
+            head.head.bias.zero_()
+        optimizer = torch.optim.AdamW(head.parameters(), lr=opts["lr"], weight_decay=opts["weight_decay"])
+        generator = torch.Generator().manual_seed(seed)
+        curve = []
+        for step in range(opts["steps"]):
+            idx = torch.randint(len(labels), (min(opts["batch_size"], len(labels)),), generator=generator)
+            loss = F.cross_entropy(head(frames[idx]), labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            curve.append({"step": step, "lr": opts["lr"], "loss": float(loss.detach())})
+        return {"kind": "teacher_temporal", "config": config, "state_dict": head.state_dict()}, curve
 
 
 @METHODS.register

@@ -25,6 +25,7 @@ REGISTRY_MODULES = {
     "distill_loss": ("svar.methods", "DISTILL_LOSSES"),
     "pseudo_label_source": ("svar.methods", "PSEUDO_LABEL_SOURCES"),
     "teacher_pseudo_label": ("svar.methods", "TEACHER_PSEUDO_LABELS"),
+    "threshold_mode": ("svar.methods", "THRESHOLD_MODES"),
 }
 # name lists derived from the registries or the package's data, not registries of their own
 DERIVED_NAMES = {

@@ -289,3 +289,18 @@ class Student(nn.Module):
         temporal = self.feature_map(clips_uint8).mean(dim=(3, 4)).transpose(1, 2)
         emb = temporal.mean(dim=1)
         return self.head(emb), emb, temporal
+
+
+def model_from_checkpoint(ckpt: dict) -> nn.Module:
+    """The trained model of a `svar train` checkpoint of kind student, its weights loaded: a
+    Student, or the teacher's image encoder as a classifier (clip_finetune: its `model` entry)."""
+    described = ckpt.get("model")
+    if described is not None:
+        from .clip_classifier import KIND, classifier_from_checkpoint
+
+        if described["kind"] != KIND:
+            raise ValueError(f"unknown model kind {described['kind']!r} in a checkpoint")
+        return classifier_from_checkpoint(described, ckpt["state_dict"])
+    student = Student(ckpt["arch"], ckpt["num_classes"], ckpt["teacher_dim"])
+    student.load_state_dict(ckpt["state_dict"])
+    return student

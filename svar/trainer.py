@@ -31,9 +31,10 @@ from .atomic import torch_save, write_text
 from .clip_cache import ClipStore, memory_train_store
 from .clips import ClipSpec, eval_views, randaugment, strong_augment, take_clips, to_device, train_crops
 from .device import autocast, resolve_device
+from .ema import EMA
 from .methods import ClipLinearProbe, get_method
 from .readers import CorruptFileError, load_torch
-from .student_weights import build_student
+from .students import Student
 from .teacher.store import frame_features, video_features, zeroshot_logits
 
 log = logging.getLogger(__name__)
@@ -112,38 +113,6 @@ class EpochSampler:
         self.order, self.pos = state["order"].clone(), int(state["pos"])
 
 
-class EMA:
-    """Exponential moving average of a model's parameters, as USB's EMA and EMAHook keep it:
-    shadow = decay · shadow + (1 − decay) · parameter after every step, with a constant decay;
-    buffers (batch-norm running statistics) are the model's own, copied. `state` is the EMA
-    model's whole state dict, what validation and evaluation load."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay, self.updates = decay, 0
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.averaged = {name for name, _ in model.named_parameters()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        avg, cur = [], []
-        for k, v in model.state_dict().items():
-            if k in self.averaged:
-                avg.append(self.state[k])
-                cur.append(v.detach())
-            else:
-                self.state[k].copy_(v)
-        torch._foreach_lerp_(avg, cur, 1 - self.decay)
-
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "updates": self.updates, "state": self.state}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.decay, self.updates = state["decay"], state["updates"]
-        for k, v in state["state"].items():
-            self.state[k].copy_(v)
-
-
 def teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes) -> torch.Tensor:
     """pl_u: probabilities over classes for the unlabeled videos from the method's source; t_l,
     t_u are the teacher's video features of the labeled and of the unlabeled videos."""
@@ -154,13 +123,49 @@ def teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes
     return zeroshot_logits(store, t_u).softmax(-1)
 
 
+class PseudoLabelDiagnostics:
+    """How good the pseudo-labels a method trains on are: scored against the unlabeled videos'
+    true labels, which the split holds but no loss reads. Each step's accuracy of the
+    pseudo-labels used (mask 1) goes into the training curve (`pl_accuracy`, NaN when none was
+    used; `pl_mask`, the method's own log, is their coverage); per true class, the clips seen,
+    used and correctly labeled are counted over the whole run (`table`). All on the device, so
+    scoring never waits for it."""
+
+    COLUMNS = ("class", "seen", "used", "correct", "coverage", "accuracy")
+
+    def __init__(self, true_labels: torch.Tensor, num_classes: int):
+        self.true = true_labels
+        self.counts = torch.zeros(num_classes, 3, device=true_labels.device)  # seen, used, correct
+
+    def score(self, idx_u: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        true = self.true[idx_u]
+        mask = mask.float()
+        correct = (target == true).float() * mask
+        self.counts.index_add_(0, true, torch.stack([torch.ones_like(mask), mask, correct], 1))
+        used = mask.sum()
+        return torch.where(used > 0, correct.sum() / used.clamp_min(1), torch.full_like(used, float("nan")))
+
+    def table(self, class_names) -> str:
+        """Per true class: clips seen, pseudo-labels used, correct ones, coverage and accuracy."""
+        return _csv_text(diagnostics_rows(class_names, self.counts), self.COLUMNS)
+
+
+def diagnostics_rows(class_names, counts: torch.Tensor | None) -> list[dict]:
+    rows = []
+    for name, (seen, used, correct) in zip(class_names, counts.cpu().tolist() if counts is not None else []):
+        rows.append({"class": name, "seen": int(seen), "used": int(used), "correct": int(correct),
+                     "coverage": used / seen if seen else float("nan"),
+                     "accuracy": correct / used if used else float("nan")})
+    return rows
+
+
 class Trainer:
     """The state of one student run and its two moves: build a batch, take a step."""
 
     def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1, clips=None):
         """`clips`: the receipt of the shared clip cache's train part (svar.clip_cache), or a
         ClipStore; None decodes the run's frames into memory."""
-        s_opts, t_opts = options["student"], options["train"]
+        s_opts, t_opts = options["student"], method.train_settings(options["train"])
         self.method = method
         self.s_opts, self.t_opts = s_opts, t_opts
         self.device = resolve_device(t_opts["device"], "train.device")
@@ -198,6 +203,8 @@ class Trainer:
         self.y_l = torch.tensor(labeled["label"].to_numpy()).to(dev)
         t_l = video_features(store, labeled["video_id"])
         self.t_l = t_l.to(dev)
+        if method.needs_teacher_logits:
+            self.zs_l = zeroshot_logits(store, t_l).to(dev)
         if method.needs_frame_features:
             self.tf_l = frame_features(store, labeled["video_id"]).to(dev)
         self.pl_u = None  # teacher pseudo-labels, for the methods whose source is the teacher
@@ -208,9 +215,16 @@ class Trainer:
                 self.tf_u = frame_features(store, unlabeled["video_id"]).to(dev)
             if method.pseudo_label_source is not None:
                 self.pl_u = teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes).to(dev)
+            if method.needs_teacher_logits:
+                self.zs_u = zeroshot_logits(store, t_u).to(dev)
+        # the unlabeled videos' true labels, for the pseudo-label diagnostics only: never in a batch
+        self.diagnostics = (PseudoLabelDiagnostics(torch.tensor(unlabeled["label"].to_numpy()).to(dev), num_classes)
+                            if self.batches_unlabeled else None)
 
-        self.student = build_student(s_opts, num_classes, self.teacher_dim).to(dev)  # student.pretrained
-        self.student = self.student.to(memory_format=torch.channels_last_3d)  # see Student._input
+        self.student = method.build_model(options, store, num_classes).to(dev)  # student.pretrained
+        if isinstance(self.student, Student):
+            self.student = self.student.to(memory_format=torch.channels_last_3d)  # see Student._input
+        method.start(self.student, len(unlabeled) if self.batches_unlabeled else 0, num_classes, dev)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.optimizer = make_optimizer(self.student, t_opts)
@@ -246,6 +260,8 @@ class Trainer:
         batch.update(y_l=self.y_l[idx_l], t_l=self.t_l[idx_l])
         if self.method.needs_frame_features:
             batch["tf_l"] = self.tf_l[idx_l]
+        if self.method.needs_teacher_logits:
+            batch["zs_l"] = self.zs_l[idx_l]
         if self.batches_unlabeled:
             idx_u = self.sampler_u.take(self.b_u)
             frames_u = self._frames(self.rows_u[idx_u])
@@ -258,7 +274,10 @@ class Trainer:
                 batch["x_u_strong"] = strong_augment(to_device(centre, dev), self.generator, flip=flip,
                                                      area=t["strong_area"], cutout=t["strong_cutout"])
             idx_u = to_device(idx_u, dev)
+            batch["idx_u"] = idx_u
             batch["t_u"] = self.t_u[idx_u]
+            if self.method.needs_teacher_logits:
+                batch["zs_u"] = self.zs_u[idx_u]
             if self.method.needs_frame_features:
                 batch["tf_u"] = self.tf_u[idx_u]
             if self.pl_u is not None:
@@ -282,8 +301,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self.method.after_step(self.student)
         if self.ema is not None:
             self.ema.update(self.student)
+        pseudo_labels = logs.pop("pseudo_labels", None)
+        if pseudo_labels is not None and self.diagnostics is not None:
+            logs["pl_accuracy"] = self.diagnostics.score(batch["idx_u"], *pseudo_labels)
         return loss.detach(), {"lr": lr, **logs}
 
     def eval_state_dict(self) -> dict:
@@ -323,6 +346,8 @@ class Trainer:
             "generator": self.generator.get_state(),
             "sampler_l": self.sampler_l.state_dict(),
             "sampler_u": self.sampler_u.state_dict(),
+            "method": self.method.state_dict(),
+            "diagnostics": self.diagnostics.counts if self.diagnostics is not None else None,
             "rng_torch": torch.get_rng_state(),
             "rng_numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
             "rng_numpy_pos": int(np.random.get_state()[2]),
@@ -340,6 +365,9 @@ class Trainer:
         self.generator.set_state(state["generator"])
         self.sampler_l.load_state_dict(state["sampler_l"])
         self.sampler_u.load_state_dict(state["sampler_u"])
+        self.method.load_state_dict(state["method"])
+        if self.diagnostics is not None:
+            self.diagnostics.counts.copy_(state["diagnostics"])
         torch.set_rng_state(state["rng_torch"])
         np.random.set_state(("MT19937", state["rng_numpy"].numpy().astype(np.uint32), state["rng_numpy_pos"]))
         random.setstate(state["rng_python"])
@@ -380,7 +408,8 @@ def _numbers(pending: list) -> list[dict]:
 
 
 def train(manifest, split, store, method_name: str, options: dict, out, seed: int, run_info: dict,
-          threads: int = 1, curve_out=None, stop_after: int | None = None, clips=None) -> dict:
+          threads: int = 1, curve_out=None, stop_after: int | None = None, clips=None,
+          pseudo_labels_out=None) -> dict:
     """Train (or fit) one run; write its checkpoint to `out`, its training curve to `curve_out`.
 
     With `train.checkpoint_every` N > 0 the run's full state is saved every N steps to
@@ -390,6 +419,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     many steps, as a kill would.
     """
     curve_out = curve_out or f"{out}.curve.csv"
+    pseudo_labels_out = pseudo_labels_out or f"{out}.pseudo_labels.csv"
     torch.set_num_threads(threads)
     seed_everything(seed)
     method = get_method(method_name, options)
@@ -400,12 +430,11 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
             "n_labeled": len(labeled), "n_unlabeled": len(unlabeled), "teacher": store["meta"]}
 
     if not method.trains_student:
-        weight, bias = method.fit(video_features(store, labeled["video_id"]),
-                                  torch.tensor(labeled["label"].to_numpy()),
-                                  store["text_embeddings"], store["logit_scale"], num_classes)
-        ckpt = {"kind": "teacher_head", "weight": weight, "bias": bias, "meta": meta}
+        head, curve = method.fit_head(store, labeled, num_classes, seed)
+        ckpt = {**head, "meta": meta}
         torch_save(out, ckpt)
-        write_text(curve_out, "step,loss\n")  # nothing is trained step by step
+        write_text(curve_out, _curve_csv(curve) if curve else "step,loss\n")  # a closed-form head has no steps
+        write_text(pseudo_labels_out, _csv_text([], PseudoLabelDiagnostics.COLUMNS))  # it uses no unlabeled video
         return ckpt
 
     t_opts = options["train"]
@@ -468,10 +497,17 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     ema = trainer.ema
     meta["weights"] = (f"EMA of the weights (decay {ema.decay}, {ema.updates} updates)" if ema is not None
                        else "the final weights")
-    ckpt = {"kind": "student", "arch": options["student"]["arch"], "num_classes": num_classes,
-            "teacher_dim": trainer.teacher_dim, "state_dict": trainer.eval_state_dict(), "meta": meta}
+    model = trainer.student
+    ckpt = {"kind": "student", "arch": model.arch, "num_classes": num_classes, "teacher_dim": trainer.teacher_dim,
+            "state_dict": trainer.eval_state_dict(), "meta": meta}
+    if not isinstance(model, Student):  # how evaluation rebuilds it (svar.students.model_from_checkpoint)
+        ckpt["model"] = model.describe()
     torch_save(out, ckpt)
     write_text(curve_out, _curve_csv(curve))
+    # per true class, over the whole run (the curve has them per logged step)
+    diagnostics = trainer.diagnostics
+    write_text(pseudo_labels_out, _csv_text(diagnostics_rows(store["class_names"], diagnostics.counts)
+                                            if diagnostics is not None else [], PseudoLabelDiagnostics.COLUMNS))
     if resume_path.exists():
         resume_path.unlink()
     log.info("%s: final loss %.4f after %d steps", method_name, curve[-1]["loss"], steps)
@@ -479,9 +515,12 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
 
 
 def _curve_csv(curve: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for row in curve for k in row))
+    return _csv_text(curve, list(dict.fromkeys(k for row in curve for k in row)))
+
+
+def _csv_text(rows: list[dict], keys) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer = csv.DictWriter(buf, fieldnames=list(keys))
     writer.writeheader()
-    writer.writerows(curve)
+    writer.writerows(rows)
     return buf.getvalue()

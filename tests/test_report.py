@@ -75,7 +75,16 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
     steps = np.arange(0 if teacher_only else 20)
     curve = pd.DataFrame({"step": steps, "lr": 0.003, "loss": 2.0 / (1 + steps) + 0.01 * seed,
                           "ce": 1.5 / (1 + steps)})
+    pseudo = pd.DataFrame(columns=["class", "seen", "used", "correct", "coverage", "accuracy"])
+    if method == "distill_pl" and fraction < 1:  # it trained on pseudo-labels: the diagnostics as svar.trainer writes
+        curve["pl_mask"], curve["pl_accuracy"] = 0.5 + 0.02 * steps, 0.6 + 0.01 * seed
+        seen = np.full(len(CLASSES), 8)
+        used = np.array([8, 4, 2, 0])
+        correct = np.array([8, 2, 1, 0]) if seed == 0 else np.array([6, 4, 0, 0])
+        pseudo = pd.DataFrame({"class": CLASSES, "seen": seen, "used": used, "correct": correct,
+                               "coverage": used / seen, "accuracy": correct / np.where(used > 0, used, np.nan)})
     curve[["step", "loss"] if teacher_only else list(curve.columns)].to_csv(folder / "train_curve.csv", index=False)
+    pseudo.to_csv(folder / "pseudo_labels.csv", index=False)
     return folder / "metrics.json"
 
 
@@ -153,9 +162,10 @@ def test_latex_table_is_well_formed(report):
         else:
             assert stack and stack.pop() == env
     assert not stack
-    assert tex.count("\\begin{table}") == tex.count("\\begin{tabular}") == 1
+    # the summary table, then its paired tests (svar.significance)
+    assert tex.count("\\begin{table}") == tex.count("\\begin{tabular}") == 2
     for rule in ("\\toprule", "\\midrule", "\\bottomrule"):
-        assert tex.count(rule) == 1, rule
+        assert tex.count(rule) == 2, rule
     body = tex.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
     assert len(body) == len(ACCURACY)
     assert [line.split(" & ")[0] for line in body] == ["clip\\_zeroshot", "distill\\_pl", "supervised"]
@@ -211,19 +221,21 @@ def test_a_broken_published_row_is_named_with_its_field(tmp_path, row, field, va
 
 def test_make_report_writes_every_output(report):
     paths = report["paths"]
-    expected = {"summary_csv", "summary_md", "summary_tex", "accuracy_plot", "per_class_plot", "confusion_plot",
-                "training_curves_plot", "provenance", "html"}
+    expected = {"summary_csv", "summary_md", "summary_tex", "significance_csv", "accuracy_plot", "per_class_plot",
+                "confusion_plot", "training_curves_plot", "provenance", "html", "per_class_analysis",
+                "pseudo_labels_plot", "pseudo_labels_per_class_plot", "gain_vs_teacher_plot"}
     assert set(paths) == expected
     for path in paths.values():
         assert path.exists() and path.stat().st_size > 0, path
-    for name in ("accuracy_plot", "per_class_plot", "confusion_plot", "training_curves_plot"):
+    for name in ("accuracy_plot", "per_class_plot", "confusion_plot", "training_curves_plot", "pseudo_labels_plot",
+                 "pseudo_labels_per_class_plot", "gain_vs_teacher_plot"):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(paths["html"].parent.glob(".*.tmp")), "a temporary file was left behind"
 
 
 def test_html_embeds_the_images_and_the_table_and_needs_no_network(report):
     page = report["paths"]["html"].read_text()
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 7
     assert '<table class="summary"' in page
     for method in ACCURACY:
         assert f"<td>{method}</td>" in page
@@ -339,3 +351,26 @@ def test_the_report_takes_exactly_the_runs_of_its_table(report):
         load_runs(files[1:], metrics)
     with pytest.raises(ValueError, match="is not in the metrics table"):
         load_runs(files, metrics[metrics["seed"] == 0])
+
+
+def test_per_class_analysis_pairs_gain_teacher_and_pseudo_labels(report):
+    from svar.report import per_class_analysis
+
+    runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
+    analysis = per_class_analysis(runs)
+    assert set(analysis["method"]) == {"distill_pl"}  # the teacher and the baseline are its axes
+    row = analysis[(analysis["fraction"] == 0.1) & (analysis["class"] == "Bowling")].iloc[0]
+    per_class = lambda method, fraction: [r["per_class"]["Bowling"] for r in runs  # noqa: E731
+                                          if r["method"] == method and r["fraction"] == fraction]
+    assert row["gain"] == pytest.approx(100 * (np.mean(per_class("distill_pl", 0.1))
+                                               - np.mean(per_class("supervised", 0.1))))
+    assert row["teacher_zeroshot"] == pytest.approx(100 * np.mean(per_class("clip_zeroshot", 0.1)
+                                                                  + per_class("clip_zeroshot", 1.0)))
+    # pooled over the two seeds: (2 + 4) correct of (4 + 4) used, of 16 seen
+    assert row["pseudo_label_accuracy"] == pytest.approx(75.0) and row["pseudo_label_coverage"] == pytest.approx(50.0)
+    yo_yo = analysis[(analysis["fraction"] == 0.1) & (analysis["class"] == "Yo_Yo")].iloc[0]
+    assert np.isnan(yo_yo["pseudo_label_accuracy"]) and yo_yo["pseudo_label_coverage"] == 0
+    at_full = analysis[analysis["fraction"] == 1.0]
+    assert at_full["pseudo_label_accuracy"].isna().all()  # no unlabeled video at 100%
+    written = pd.read_csv(report["paths"]["per_class_analysis"])
+    assert len(written) == len(analysis)

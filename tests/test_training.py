@@ -25,11 +25,17 @@ OPTIONS = {
               "randaugment_ops": 2, "randaugment_magnitude": 9, "val_every": 0, "ema": 0.0, "checkpoint_every": 0},
     "distill": {"weight": 1.0, "loss": "cosine", "frame_level": False},
     # thresholds 0: every pseudo-label counts, so that a loss visibly depends on its targets
-    "teacher_pl": {"source": "teacher_zeroshot", "threshold": 0.0, "weight": 1.0, "unsup_warmup": 0},
+    "teacher_pl": {"source": "teacher_zeroshot", "threshold": 0.0, "weight": 1.0, "unsup_warmup": 0,
+                   "threshold_mode": "fixed"},
     "distill_pl": {"source": "teacher_zeroshot", "threshold": 0.0, "student_threshold": 0.0, "weight": 1.0,
-                   "unsup_warmup": 0},
-    "pseudo_label": {"threshold": 0.0, "weight": 1.0, "unsup_warmup": 0},
-    "fixmatch": {"threshold": 0.0, "weight": 1.0, "unsup_warmup": 0},
+                   "unsup_warmup": 0, "threshold_mode": "fixed"},
+    "pseudo_label": {"threshold": 0.0, "weight": 1.0, "unsup_warmup": 0, "threshold_mode": "fixed"},
+    "fixmatch": {"threshold": 0.0, "weight": 1.0, "unsup_warmup": 0, "threshold_mode": "fixed"},
+    "distill_kd": {"temperature": 2.0, "weight": 1.0},
+    "mean_teacher": {"weight": 1.0, "unsup_warmup": 0, "ema_decay": 0.9},
+    "clip_finetune": {"lr": 1e-4, "weight_decay": 0.001},
+    "temporal_probe": {"layers": 1, "heads": 2, "steps": 5, "batch_size": 4, "lr": 0.001, "weight_decay": 0.05},
+    "teacher": {"cache_dir": "data/weights", "offline": True},
     "linear_probe": {"l2": 0.001, "max_iter": 20},
     "evaluate": {"clips": 1},
 }
@@ -54,8 +60,13 @@ VARIANTS = {
     "teacher_pl": {},
     "pseudo_label": {},
     "fixmatch": {},
+    # FlexMatch's thresholds: at the first step every class's is 0, so it counts every pseudo-label
+    "fixmatch_flexmatch": {"fixmatch": {"threshold": 0.95, "threshold_mode": "flexmatch"}},
+    "distill_kd": {},
+    "mean_teacher": {},
+    "clip_finetune": {},
 }
-METHOD_OF = {v: v.rsplit("_frame_level", 1)[0].rsplit("_student", 1)[0] for v in VARIANTS}
+METHOD_OF = {v: v.rsplit("_frame_level", 1)[0].rsplit("_student", 1)[0].rsplit("_flexmatch", 1)[0] for v in VARIANTS}
 
 
 def make_batch(seed=0, classes=4, dim=8, k=3):
@@ -64,7 +75,9 @@ def make_batch(seed=0, classes=4, dim=8, k=3):
     feat = lambda *shape: torch.nn.functional.normalize(torch.randn(*shape, dim, generator=g), dim=-1)
     return {"x_l": clip(4), "y_l": torch.arange(4) % classes, "t_l": feat(4), "tf_l": feat(4, k),
             "x_u": clip(4), "x_u_strong": clip(4), "t_u": feat(4), "tf_u": feat(4, k),
-            "pl_u": torch.softmax(3 * torch.randn(4, classes, generator=g), -1)}
+            "pl_u": torch.softmax(3 * torch.randn(4, classes, generator=g), -1),
+            "zs_l": 10 * torch.randn(4, classes, generator=g), "zs_u": 10 * torch.randn(4, classes, generator=g),
+            "idx_u": torch.arange(4)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,6 +100,7 @@ def loss_of(method, batch):
     student = Student("tiny3d", 4, 8)
     student.load_state_dict(fitted_student_state())
     student.eval()  # eval: batch statistics must not blur the comparison
+    method.start(student, 4, 4)  # a fresh state (mean_teacher's EMA teacher, FlexMatch's selections)
     return method.loss(student, batch)[0].item()
 
 
@@ -107,6 +121,7 @@ def test_loss_is_finite_and_depends_on_the_right_inputs(variant):
         "teacher": {**batch, "t_l": -batch["t_l"], "t_u": -batch["t_u"]},
         "teacher_frames": {**batch, "tf_l": batch["tf_l"].roll(1, dims=1).neg(), "tf_u": -batch["tf_u"]},
         "pseudo": {**batch, "pl_u": batch["pl_u"].roll(1, dims=1)},
+        "teacher_logits": {**batch, "zs_l": batch["zs_l"].roll(1, dims=1), "zs_u": batch["zs_u"].roll(1, dims=1)},
         # the labeled clips, which the fitted student tells apart, as the unlabeled ones
         "unlabeled": {**batch, "x_u": batch["x_l"]},
         "strong": {**batch, "x_u_strong": other["x_u_strong"]},
@@ -121,6 +136,10 @@ def test_loss_is_finite_and_depends_on_the_right_inputs(variant):
         "teacher_pl": {"labels", "pseudo", "unlabeled"},
         "pseudo_label": {"labels", "unlabeled"},
         "fixmatch": {"labels", "unlabeled", "strong"},
+        "fixmatch_flexmatch": {"labels", "unlabeled", "strong"},
+        "distill_kd": {"labels", "teacher_logits", "unlabeled"},
+        "mean_teacher": {"labels", "unlabeled", "strong"},
+        "clip_finetune": {"labels"},
     }[variant]
     for what, b in changed.items():
         if what in depends:
@@ -157,8 +176,10 @@ def test_a_run_reads_only_the_keys_its_method_declares(tiny_manifest, tiny_store
     config = validate(merge({"name": "t", "fractions": [0.5], "seeds": [0], "methods": [name]}, with_options(
         train={"steps": 2}, **changes)))
     options = options_for(name, config)
-    # its own section, distillation's and the probe's: never another method's
-    assert set(options) <= {"student", "train", "distill", "linear_probe", name}
+    # its own section, distillation's and the probe's (clip_finetune: where the teacher's weights
+    # are cached): never another method's
+    assert set(options) <= {"student", "train", "distill", "linear_probe", name} | (
+        {"teacher"} if name == "clip_finetune" else set())
     if not METHODS[name].trains_student:
         assert "student" not in options and "train" not in options
     train(manifest, make_split(manifest, 0.5, seed=0), tiny_store, name, options, tmp_path / "m.pt", 0,
@@ -363,13 +384,17 @@ def test_trainer_batches_hold_what_each_method_asks_for(tiny_manifest, tiny_stor
     split = make_split(manifest, 0.5, seed=0)
     expect = {
         "supervised": ({}, {"x_l", "y_l", "t_l"}),
-        "distill": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u"}),
+        "distill": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u", "idx_u"}),
         "distill_frame_level": ({"distill": {"frame_level": True}},
-                                {"x_l", "y_l", "t_l", "tf_l", "x_u", "t_u", "tf_u"}),
-        "distill_pl_probe": ({"distill_pl": {"source": "teacher_probe"}}, {"x_l", "y_l", "t_l", "x_u", "t_u", "pl_u"}),
-        "teacher_pl": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u", "pl_u"}),
-        "pseudo_label": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u"}),
-        "fixmatch": ({}, {"x_l", "y_l", "t_l", "x_u", "x_u_strong", "t_u"}),
+                                {"x_l", "y_l", "t_l", "tf_l", "x_u", "t_u", "tf_u", "idx_u"}),
+        "distill_pl_probe": ({"distill_pl": {"source": "teacher_probe"}},
+                             {"x_l", "y_l", "t_l", "x_u", "t_u", "pl_u", "idx_u"}),
+        "teacher_pl": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u", "pl_u", "idx_u"}),
+        "pseudo_label": ({}, {"x_l", "y_l", "t_l", "x_u", "t_u", "idx_u"}),
+        "fixmatch": ({}, {"x_l", "y_l", "t_l", "x_u", "x_u_strong", "t_u", "idx_u"}),
+        "distill_kd": ({}, {"x_l", "y_l", "t_l", "zs_l", "x_u", "t_u", "zs_u", "idx_u"}),
+        "mean_teacher": ({}, {"x_l", "y_l", "t_l", "x_u", "x_u_strong", "t_u", "idx_u"}),
+        "clip_finetune": ({}, {"x_l", "y_l", "t_l"}),
     }
     k = tiny_store["frame_features"].shape[1]
     for variant, (changes, keys) in expect.items():
@@ -383,6 +408,8 @@ def test_trainer_batches_hold_what_each_method_asks_for(tiny_manifest, tiny_stor
             assert batch["tf_u"].shape[1] == k
         if "pl_u" in batch:
             assert torch.allclose(batch["pl_u"].sum(1), torch.ones(4))
+        if "zs_u" in batch:  # the teacher's zero-shot logits of exactly the batch's videos
+            assert torch.allclose(batch["zs_u"], trainer.zs_u[batch["idx_u"]])
 
 
 @pytest.mark.parametrize("name,changes", [

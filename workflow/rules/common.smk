@@ -200,6 +200,16 @@ def teacher_inputs(wildcards):
     return inputs
 
 
+def teacher_weights_input(wildcards):
+    """The teacher's weights for a method that trains the teacher's own image encoder
+    (clip_finetune): what rule teacher reads of them (checkpoint file, folder or download
+    receipt); nothing for the other methods, which read its features only."""
+    if not METHODS[wildcards.method].needs_teacher_weights:
+        return {}
+    weights = teacher_inputs(wildcards).get("weights")
+    return {"teacher_weights": weights} if weights else {}
+
+
 # what rule student_weights writes once torchvision's weights for the student are in
 # student.weights_dir (student.pretrained kinetics400 or imagenet)
 STUDENT_WEIGHTS_RECEIPT = (

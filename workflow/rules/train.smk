@@ -5,6 +5,7 @@
 rule train:
     input:
         unpack(student_weights_inputs),
+        unpack(teacher_weights_input),
         unpack(clip_cache_input("train")),
         manifest=rules.index.output.manifest,
         split=split_file("{fraction}", "{seed}"),
@@ -13,6 +14,8 @@ rule train:
     output:
         model=run_file("{method}", "{fraction}", "{seed}", "model.pt"),
         curve=run_file("{method}", "{fraction}", "{seed}", "train_curve.csv"),
+        # the pseudo-labels it trained on, per true class (header only for a method that uses none)
+        pseudo_labels=run_file("{method}", "{fraction}", "{seed}", "pseudo_labels.csv"),
     log:
         f"{RESULTS}/logs/train/{{method}}/fraction{{fraction}}_seed{{seed}}.log",
     benchmark:
@@ -32,4 +35,5 @@ rule train:
         " --teacher {input.teacher}"
         " --method {wildcards.method} --options {params.options:q} --seed {wildcards.seed}"
         " --dataset {params.dataset} --fraction {wildcards.fraction} --threads {threads}"
-        " --out {output.model} --curve {output.curve} {params.clip_cache} > {log} 2>&1"
+        " --out {output.model} --curve {output.curve} --pseudo-labels {output.pseudo_labels}"
+        " {params.clip_cache} > {log} 2>&1"
