@@ -66,11 +66,11 @@ rule all:
     input:
         all_runs("model.pt"),
         all_runs("metrics.json"),
-        rules.aggregate.output.metrics,
-        rules.aggregate.output.summary,
+        expand(rules.aggregate.output.metrics, root=ROOTS),
+        expand(rules.aggregate.output.summary, root=ROOTS),
         rules.report.output.accuracy,
         rules.report.output.html,
 
 
 onsuccess:
-    print_summary(rules.aggregate.output.summary)
+    print_summary(expand(rules.aggregate.output.summary, root=ROOTS))

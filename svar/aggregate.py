@@ -19,6 +19,24 @@ METRICS = ("top1", "top5", "mean_class")
 # what each metrics.csv row says of how its split was made (svar.splits.split_info)
 SPLIT_COLUMNS = ("convention", "list_source", "seed_varies")
 UNRECORDED = "unrecorded (trained without svar splits --info-out)"
+# what a summary row is one of: the teacher is a grid axis (config `teachers`)
+GROUP = ["dataset", "teacher", "method", "fraction"]
+
+
+def teacher_label(run: dict) -> str:
+    """The teacher a run's numbers were made with, as tables name it: model / weights."""
+    provenance = run.get("provenance") or {}
+    return f"{provenance.get('teacher_model', 'unrecorded')} / {provenance.get('teacher_weights', 'unrecorded')}"
+
+
+def with_teacher(frame: pd.DataFrame) -> pd.DataFrame:
+    """A long table as svar writes it, a teacher column included (tables older than the teacher
+    axis have none: theirs is unrecorded)."""
+    return frame if "teacher" in frame.columns else frame.assign(teacher="unrecorded")
+
+
+def several_teachers(frame: pd.DataFrame) -> bool:
+    return with_teacher(frame)["teacher"].nunique() > 1
 
 
 def collect(metric_files) -> pd.DataFrame:
@@ -35,21 +53,23 @@ def collect(metric_files) -> pd.DataFrame:
             value = float("nan") if run[metric] is None else float(run[metric])
             if not (value != value or 0.0 <= value <= 1.0):
                 raise ValueError(f"{path}: {metric} = {value} is not in [0, 1]")
-            rows.append({"dataset": run["dataset"], "method": run["method"], "fraction": float(run["fraction"]),
-                         "seed": int(run["seed"]), "metric": metric, "value": value, **made})
-    frame = pd.DataFrame(rows, columns=["dataset", "method", "fraction", "seed", "metric", "value", *SPLIT_COLUMNS])
+            rows.append({"dataset": run["dataset"], "teacher": teacher_label(run), "method": run["method"],
+                         "fraction": float(run["fraction"]), "seed": int(run["seed"]), "metric": metric,
+                         "value": value, **made})
+    frame = pd.DataFrame(rows, columns=["dataset", "teacher", "method", "fraction", "seed", "metric", "value",
+                                        *SPLIT_COLUMNS])
     mixed = frame.groupby("dataset")["convention"].nunique()
     if (mixed > 1).any():
         dataset = mixed[mixed > 1].index[0]
         raise ValueError(f"{dataset}: runs of split conventions {sorted(frame[frame.dataset == dataset].convention.unique())} "
                          "in one table; run each convention as its own config (its own `name`)")
-    return frame.sort_values(["dataset", "method", "fraction", "seed", "metric"]).reset_index(drop=True)
+    return frame.sort_values([*GROUP, "seed", "metric"]).reset_index(drop=True)
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     """Mean and (sample) standard deviation over seeds; the std of one seed is missing (NaN), not
     0, and so is every statistic of a metric that is missing."""
-    grouped = metrics.groupby(["dataset", "method", "fraction", "metric"], sort=True)["value"]
+    grouped = with_teacher(metrics).groupby([*GROUP, "metric"], sort=True)["value"]
     summary = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     return summary
 
@@ -64,18 +84,24 @@ def cell_text(mean: float, std: float, fmt: str = "{:.1f}", pm: str = " ± ") ->
 
 def format_summary(summary: pd.DataFrame) -> str:
     """The summary as a readable table: mean ± std (%) per method and fraction."""
-    frame = summary.copy()
-    frame["value"] = [cell_text(m, s) for m, s in zip(frame["mean"], frame["std"])]
-    table = frame.pivot_table(index=["dataset", "method", "fraction"], columns="metric", values="value",
-                              aggfunc="first")
+    frame = with_teacher(summary)
+    frame = frame.assign(value=[cell_text(m, s) for m, s in zip(frame["mean"], frame["std"])])
+    index = GROUP if several_teachers(frame) else [key for key in GROUP if key != "teacher"]
+    table = frame.pivot_table(index=index, columns="metric", values="value", aggfunc="first")
     return table[[m for m in METRICS if m in table.columns]].to_string()
 
 
 def summary_metrics(summary: pd.DataFrame) -> dict:
-    """The summary as nested JSON for `dvc metrics show`: dataset → method → fraction → metric."""
+    """The summary as nested JSON for `dvc metrics show`: dataset → method → fraction → metric
+    (dataset → teacher → method ... when it holds several teachers' runs)."""
     nested: dict = {}
+    summary = with_teacher(summary)
+    several = several_teachers(summary)
     for row in summary.itertuples():
-        cell = nested.setdefault(row.dataset, {}).setdefault(row.method, {}).setdefault(f"{row.fraction:g}", {})
+        top = nested.setdefault(row.dataset, {})
+        if several:
+            top = top.setdefault(row.teacher, {})
+        cell = top.setdefault(row.method, {}).setdefault(f"{row.fraction:g}", {})
         # JSON has no NaN: a missing statistic is null
         cell[row.metric] = None if row.mean != row.mean else round(float(row.mean), 6)
         cell[f"{row.metric}_std"] = None if row.std != row.std else round(float(row.std), 6)
@@ -85,9 +111,12 @@ def summary_metrics(summary: pd.DataFrame) -> dict:
 def top1_by_fraction(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean top-1 per fraction, one column per method (dataset-method when several datasets):
     the per-fraction accuracies `dvc plots` draws."""
-    top1 = summary[summary["metric"] == "top1"]
-    several = top1["dataset"].nunique() > 1
-    column = top1["dataset"] + "-" + top1["method"] if several else top1["method"]
+    top1 = with_teacher(summary[summary["metric"] == "top1"])
+    column = top1["method"]
+    if several_teachers(top1):
+        column = column + " (" + top1["teacher"] + ")"
+    if top1["dataset"].nunique() > 1:
+        column = top1["dataset"] + "-" + column
     wide = top1.assign(column=column).pivot(index="fraction", columns="column", values="mean")
     return wide.reset_index().rename_axis(columns=None)
 

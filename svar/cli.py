@@ -498,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Markdown and LaTeX (booktabs); accuracy against fraction with a band for "
                                    "seeds and published results beside ours; per-class accuracy and confusion "
                                    "matrix of one run; training curves; provenance; report.html (self-contained).")
-    p.add_argument("--metrics", required=True, help="the long table from `svar aggregate` (results/<name>/metrics.csv)")
+    p.add_argument("--metrics", required=True, nargs="+",
+                   help="the long table from `svar aggregate` (results/<name>/metrics.csv), one per teacher of the "
+                        "grid (results/<name>/teachers/<teacher>/metrics.csv): set side by side")
     p.add_argument("--runs", nargs="+", required=True,
                    help="every run's metrics.json from `svar evaluate` (its train_curve.csv beside it)")
     p.add_argument("--out-dir", required=True, help="the report's folder (results/<name>/report)")

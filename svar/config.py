@@ -207,35 +207,22 @@ def clip_problems(student: dict) -> list[str]:
     return out
 
 
-def problems(config: dict, local: bool = True) -> list[str]:
-    """What the schema cannot see, as `key: what is wrong` lines (none when all is well): the
-    dataset is a built-in one or the user's own with a root that can be laid out, the
-    teacher model and its weights tag exist, a clip takes no more frames than are cached, and a
-    CUDA device asked for is here — checked only when the jobs run on this machine (`local`), as
-    a cluster's login node has no GPU. A complete config (`validate`) goes in."""
-    out = []
-    teacher = config["teacher"]
-    model, pretrained = teacher["model"], teacher["pretrained"]
-    from .datasets import DATASETS
+def _teacher_problems(model: str, pretrained: str, key: str) -> list[str]:
+    """What is wrong with one teacher's model and weights (`key`: where the config gives them)."""
     from .teacher.weights import GENERATED, own_model_names, weights_source
 
-    out += _dataset_problems(config)
-    name = config["dataset"]["name"]
+    out = []
     if pretrained == GENERATED:
-        if not (name in DATASETS and DATASETS[name].generated):
-            out.append(f"teacher.pretrained: {GENERATED} is the generated dataset's own teacher, trained on its "
-                       f"captioned pool; {name} needs open_clip weights (a pretrained tag: teacher.model ViT-B-32, "
-                       "teacher.pretrained openai ...) or a checkpoint file")
         pretrained = "checkpoint.pt"  # a file, made by rule pretrain_teacher
     source = weights_source(model, pretrained)
     if source == "local-dir":
         folder = Path(model.split(":", 1)[1]).expanduser()
         if not (folder / "open_clip_config.json").is_file():
-            out.append(f"teacher.model: {model} needs a folder holding open_clip_config.json and the weights; "
+            out.append(f"{key}.model: {model} needs a folder holding open_clip_config.json and the weights; "
                        f"{folder / 'open_clip_config.json'} does not exist")
     elif source == "hf-hub":
         if not re.fullmatch(r"hf-hub:[\w.-]+/[\w.-]+", model):
-            out.append(f"teacher.model: {model!r} is not hf-hub:ORG/REPO")
+            out.append(f"{key}.model: {model!r} is not hf-hub:ORG/REPO")
     elif not (source in ("file", "random") and model in own_model_names()):
         # a model of svar's own with a checkpoint file (or random weights) needs no look at
         # open_clip's registry; anything else does (its models, its pretrained tags)
@@ -245,11 +232,59 @@ def problems(config: dict, local: bool = True) -> list[str]:
 
         register_model_configs()
         if model not in open_clip.list_models():
-            out.append(f"teacher.model: unknown open_clip model {model!r}; see open_clip.list_models() or "
+            out.append(f"{key}.model: unknown open_clip model {model!r}; see open_clip.list_models() or "
                        "svar/model_configs/ (or use local-dir:PATH, hf-hub:ORG/REPO)")
         elif source == "tag" and not open_clip.get_pretrained_cfg(model, pretrained):
-            out.append(f"teacher.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained tag of "
+            out.append(f"{key}.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained tag of "
                        f"{model}; its tags: {open_clip.list_pretrained_tags_by_model(model)}")
+    return out
+
+
+def safe_name(text) -> str:
+    """`text` with every character but letters, digits and -_. made _: a folder-safe name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
+
+
+def grid_teachers(config: dict) -> list[tuple[str, dict]]:
+    """(results folder, teacher section) of each teacher of the grid: `teacher` itself, whose
+    runs live in results/<name>; then each entry of `teachers`, `teacher`'s other settings with
+    its model and weights, in results/<name>/teachers/<its name, or model__pretrained>."""
+    base = results_dir(config)
+    out = [(base, config["teacher"])]
+    for extra in config.get("teachers", []):
+        tag = extra.get("name") or safe_name(f"{extra['model']}__{extra['pretrained']}")
+        out.append((f"{base}/teachers/{tag}", {**config["teacher"], "model": extra["model"],
+                                               "pretrained": extra["pretrained"]}))
+    return out
+
+
+def problems(config: dict, local: bool = True) -> list[str]:
+    """What the schema cannot see, as `key: what is wrong` lines (none when all is well): the
+    dataset is a built-in one or the user's own with a root that can be laid out, the
+    teacher model and its weights tag exist, a clip takes no more frames than are cached, and a
+    CUDA device asked for is here — checked only when the jobs run on this machine (`local`), as
+    a cluster's login node has no GPU. A complete config (`validate`) goes in."""
+    out = []
+    from .datasets import DATASETS
+    from .teacher.weights import GENERATED
+
+    out += _dataset_problems(config)
+    name = config["dataset"]["name"]
+    if config["teacher"]["pretrained"] == GENERATED and not (name in DATASETS and DATASETS[name].generated):
+        out.append(f"teacher.pretrained: {GENERATED} is the generated dataset's own teacher, trained on its "
+                   f"captioned pool; {name} needs open_clip weights (a pretrained tag: teacher.model ViT-B-32, "
+                   "teacher.pretrained openai ...) or a checkpoint file")
+    out += _teacher_problems(config["teacher"]["model"], config["teacher"]["pretrained"], "teacher")
+    folders = [folder for folder, _ in grid_teachers(config)]
+    for i, extra in enumerate(config["teachers"]):
+        key = f"teachers[{i}]"
+        if extra["pretrained"] == GENERATED:
+            out.append(f"{key}.pretrained: {GENERATED} is `teacher`'s (rule pretrain_teacher trains one per "
+                       "benchmark); give another teacher a pretrained tag, a checkpoint file or none")
+        elif folders.count(folders[i + 1]) > 1:
+            out.append(f"{key}: its folder {folders[i + 1]} is another teacher's too; give it a `name` of its own")
+        else:
+            out += _teacher_problems(extra["model"], extra["pretrained"], key)
     from .literature import CONVENTIONS as PUBLISHED
 
     convention = config["dataset"]["split_convention"]

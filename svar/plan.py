@@ -96,8 +96,8 @@ def plan_reads(config: dict) -> tuple[str, ...]:
     """The config keys a plan reads: the grid, the dataset, the teacher, the clip cache, the
     student, training, evaluation, the jobs' resources, and each method's own keys (a method's
     keys can decide the views it trains on). Rule plan's params."""
-    keys = ["dataset", "fractions", "seeds", "methods", "teacher", "clip_cache", "student", "train", "evaluate",
-            "resources"]
+    keys = ["dataset", "fractions", "seeds", "methods", "teacher", "teachers", "clip_cache", "student", "train",
+            "evaluate", "resources"]
     for method in config["methods"]:
         keys += [k for k in METHODS[method].reads(config) if k.split(".")[0] not in keys]
     return tuple(dict.fromkeys(keys))
@@ -167,7 +167,9 @@ def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFr
     shape = dataset_shape(config, manifest_path)
     methods = config["methods"]
     students = [m for m in methods if METHODS[m].trains_student]
-    runs = len(config["fractions"]) * len(config["seeds"])
+    # every teacher of the grid (config `teachers`) encodes the videos and trains every run again
+    teachers = 1 + len(config.get("teachers", []))
+    runs = len(config["fractions"]) * len(config["seeds"]) * teachers
     res = config["resources"]
     source_frames = shape.videos * shape.frames
     size = f"{shape.width}x{shape.height}"
@@ -202,8 +204,10 @@ def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFr
     gpu = lambda stage: device if stage in GPU_STAGES else "cpu"  # noqa: E731
     add("index", 1, source_frames, "source frames decoded", "decode", size, "cpu", res["index"]["threads"])
     n = t["shards"]
-    add("teacher_shard", n, shape.videos * teacher_frames, "teacher frames encoded", t["model"], "-",
-        gpu("teacher_shard"), res["teacher"]["threads"], note=f"{teacher_frames} frames a video")
+    add("teacher_shard", n * teachers, shape.videos * teacher_frames * teachers, "teacher frames encoded", t["model"],
+        "-", gpu("teacher_shard"), res["teacher"]["threads"],
+        note=f"{teacher_frames} frames a video" + (f", {teachers} teachers (rates of {t['model']})" if teachers > 1
+                                                   else ""))
     if shared:
         parts = cache_bytes(config, shape)
         k = config["clip_cache"]["shards"]
@@ -217,11 +221,12 @@ def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFr
         longest = max(clips_per_step(m, config) for m in students) * steps / max(clips, 1)
         add("train", len(methods) * runs, clips, "training clips (forward + backward)", s["arch"], clip_input,
             gpu("train"), res["train"]["threads"], per_job=longest,
-            note=f"{len(students)} student methods × {runs} runs × {steps} steps")
+            note=f"{len(students)} student methods × {runs} runs × {steps} steps"
+                 + (f" ({teachers} teachers)" if teachers > 1 else ""))
         e = config["evaluate"]
         views = len(students) * runs * shape.test_videos * e["clips"] * e["crops"]
-        add("evaluate", len(methods), views, "test views (forward)", s["arch"], clip_input, gpu("evaluate"),
-            res["evaluate"]["threads"], per_job=1 / len(students),
+        add("evaluate", len(methods) * teachers, views, "test views (forward)", s["arch"], clip_input, gpu("evaluate"),
+            res["evaluate"]["threads"], per_job=1 / (len(students) * teachers),
             note=f"{shape.test_videos} test videos × {e['clips']} clips × {e['crops']} crops × {runs} runs a method")
     table = pd.DataFrame(rows)
     table.attrs["dataset"] = shape.source

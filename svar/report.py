@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import METRICS, cell_text, summarise
+from .aggregate import GROUP, METRICS, cell_text, several_teachers, summarise, teacher_label, with_teacher
 from .atomic import atomic_path, write_csv, write_json, write_text
 from .costs import SHOWN as COST_COLUMNS, cost_cells, cost_markdown, cost_table, read_benchmarks
 from .readers import read_csv, read_json
@@ -115,18 +115,22 @@ def load_runs(run_files, metrics: pd.DataFrame) -> list[dict]:
     read from the JSON, not from folder names; a file metrics.csv does not list is an error too:
     the tables and the figures come from the same runs.
     """
-    key = lambda d, m, f, s: (d, m, round(float(f), 9), int(s))  # noqa: E731
-    wanted = {key(*row) for row in metrics[["dataset", "method", "fraction", "seed"]].itertuples(index=False)}
+    key = lambda d, t, m, f, s: (d, t, m, round(float(f), 9), int(s))  # noqa: E731
+    metrics = with_teacher(metrics)
+    recorded = "unrecorded" not in set(metrics["teacher"])  # a table older than the teacher axis: matched without
+    wanted = {key(d, t if recorded else "", m, f, s)
+              for d, t, m, f, s in metrics[["dataset", "teacher", "method", "fraction", "seed"]].itertuples(index=False)}
     runs, seen = [], set()
     for path in map(Path, run_files):
         run = read_json(path, "run's metrics", "evaluate")
-        k = key(run["dataset"], run["method"], run["fraction"], run["seed"])
+        teacher = teacher_label(run)
+        k = key(run["dataset"], teacher if recorded else "", run["method"], run["fraction"], run["seed"])
         if k not in wanted:
-            raise ValueError(f"{path}: the run {k[1]} / {k[2]:g} / seed {k[3]} is not in the metrics table")
+            raise ValueError(f"{path}: the run {k[2]} / {k[3]:g} / seed {k[4]} is not in the metrics table")
         seen.add(k)
-        runs.append({**run, "dir": path.parent})
+        runs.append({**run, "teacher": teacher, "dir": path.parent})
     if seen != wanted:
-        d, m, f, s = sorted(wanted - seen)[0]
+        d, _, m, f, s = sorted(wanted - seen)[0]
         raise ValueError(f"the metrics table lists runs with no metrics.json given, e.g. {m} / {f:g} / seed {s}")
     return runs
 
@@ -240,6 +244,16 @@ class PaperTable:
     best: dict  # (fraction, metric) -> best mean, rounded as printed
     seeds: list[int]  # distinct seed counts
     split: str = ""  # how the labeled videos were chosen (split_text)
+    teacher: str = ""  # its runs' teacher (with_teacher's label)
+    teacher_shown: bool = False  # the report sets several teachers side by side: its title names this one
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset}, teacher {self.teacher}" if self.teacher_shown else self.dataset
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.title)
 
     def cell(self, method, fraction, metric):
         return self.cells.get((method, fraction, metric))
@@ -278,8 +292,11 @@ def comparable_published(published: pd.DataFrame, metrics: pd.DataFrame) -> pd.D
 
 
 def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None) -> list[PaperTable]:
+    """One table per dataset and teacher (config `teachers`: the teacher is a grid axis)."""
     tables = []
-    for dataset, rows in summary.groupby("dataset", sort=True):
+    summary = with_teacher(summary)
+    shown = several_teachers(summary)
+    for (dataset, teacher), rows in summary.groupby(["dataset", "teacher"], sort=True):
         # a missing metric (top-5 with 5 classes or fewer) has no cell; one seed has no std (NaN)
         cells = {(r.method, r.fraction, r.metric): (100 * r.mean, 100 * r.std) for r in rows.itertuples()
                  if r.mean == r.mean}
@@ -288,20 +305,21 @@ def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None) -> 
                 for f in fractions for m in METRICS}
         tables.append(PaperTable(dataset, sorted(rows["method"].unique()), fractions, cells, best,
                                  sorted(rows.loc[rows["n_seeds"] > 0, "n_seeds"].unique().tolist()),
-                                 split_text(metrics, dataset) if metrics is not None else ""))
+                                 split_text(metrics, dataset) if metrics is not None else "", teacher, shown))
     return tables
 
 
 def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as one numeric row per dataset × method × fraction, in percent."""
     # pivot, not pivot_table: that drops a metric missing everywhere (top-5 with 5 classes or fewer)
-    wide = summary.pivot(index=["dataset", "method", "fraction"], columns="metric", values=["mean", "std"])
+    summary = with_teacher(summary)
+    wide = summary.pivot(index=GROUP, columns="metric", values=["mean", "std"])
     out = pd.DataFrame(index=wide.index)
     for metric in METRICS:
         out[f"{metric}_mean"] = 100 * wide[("mean", metric)]
         out[f"{metric}_std"] = 100 * wide[("std", metric)]
     # a missing metric counts no seed: the seeds are those of the metrics that were scored
-    out["n_seeds"] = summary.groupby(["dataset", "method", "fraction"])["n_seeds"].max()
+    out["n_seeds"] = summary.groupby(GROUP)["n_seeds"].max()
     return out.reset_index().round(4)
 
 
@@ -324,7 +342,7 @@ def to_markdown(tables: list[PaperTable], published: pd.DataFrame, warning: str 
     if warning:
         lines += [f"> **WARNING: {warning}**", ""]
     for table in tables:
-        lines += [f"## {table.dataset} ({seeds_text(table)} seeds; final model, no test-set model selection)", ""]
+        lines += [f"## {md_escape(table.title)} ({seeds_text(table)} seeds; final model, no test-set model selection)", ""]
         if table.split:
             lines += [f"{md_escape(table.split)}.", ""]
         header = ["Method"] + [f"{fraction_label(f)} {METRIC_LABELS[m]}" for f in table.fractions for m in METRICS]
@@ -333,7 +351,7 @@ def to_markdown(tables: list[PaperTable], published: pd.DataFrame, warning: str 
             cells = [_text_cell(table, method, f, m, "**{}**") for f in table.fractions for m in METRICS]
             lines.append("| " + " | ".join([md_escape(method), *cells]) + " |")
         lines.append("")
-        lines += _markdown_significance(significance, table.dataset)
+        lines += _markdown_significance(significance, table)
         rows = published[published["dataset"] == table.dataset]
         if not rows.empty:
             lines += [f"### Published results on {table.dataset} under a comparable split convention "
@@ -370,7 +388,7 @@ def to_latex(tables: list[PaperTable], warning: str | None, significance: pd.Dat
     blocks = ["% generated by svar report; needs \\usepackage{booktabs}"]
     for table in tables:
         n = len(METRICS)
-        caption = (f"Accuracy (\\%) on {latex_escape(table.dataset)}: mean $\\pm$ std over {seeds_text(table)} "
+        caption = (f"Accuracy (\\%) on {latex_escape(table.title)}: mean $\\pm$ std over {seeds_text(table)} "
                    f"seeds, final model (no test-set model selection). Best mean per column in bold.")
         if table.split:
             caption += f" {latex_escape(table.split[0].upper() + table.split[1:])}."
@@ -381,7 +399,7 @@ def to_latex(tables: list[PaperTable], warning: str | None, significance: pd.Dat
         rules = " ".join(f"\\cmidrule(lr){{{2 + i * n}-{1 + (i + 1) * n}}}" for i in range(len(table.fractions)))
         metric_row = " & ".join(METRIC_LABELS[m] for _ in table.fractions for m in METRICS)
         lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{caption}}}",
-                 f"\\label{{tab:{re.sub(r'[^A-Za-z0-9]+', '-', table.dataset)}}}",
+                 f"\\label{{tab:{table.slug}}}",
                  "\\begin{tabular}{l" + ("c" * n) * len(table.fractions) + "}", "\\toprule",
                  f" & {groups} \\\\", rules, f"Method & {metric_row} \\\\", "\\midrule"]
         for method in table.methods:
@@ -389,7 +407,7 @@ def to_latex(tables: list[PaperTable], warning: str | None, significance: pd.Dat
             lines.append(" & ".join([latex_escape(method), *cells]) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
         blocks.append("\n".join(lines))
-        tests = _latex_significance(significance, table.dataset)
+        tests = _latex_significance(significance, table)
         if tests:
             blocks.append(tests)
     return "\n\n".join(blocks) + "\n"
@@ -420,13 +438,13 @@ SIGNIFICANCE_HEADERS_LATEX = {AGAINST_BASELINE: "$\\Delta$ vs supervised ($p$)",
                               AGAINST_BEST: "$\\Delta$ vs best other ($p$)"}
 
 
-def significance_grid(significance: pd.DataFrame | None, dataset: str) -> tuple[list[str], list[float], dict]:
-    """One dataset's paired tests laid out as a table prints them: (methods, fractions, cells),
-    cells keyed by (method, fraction, against). Empty when there is nothing to compare (no
-    significance table, or supervised alone)."""
+def significance_grid(significance: pd.DataFrame | None, table: PaperTable) -> tuple[list[str], list[float], dict]:
+    """The paired tests of one summary table (its dataset and teacher) laid out as a table prints
+    them: (methods, fractions, cells), cells keyed by (method, fraction, against). Empty when there
+    is nothing to compare (no significance table, or supervised alone)."""
     if significance is None:
         return [], [], {}
-    rows = significance[significance["dataset"] == dataset]
+    rows = significance[(significance["dataset"] == table.dataset) & (significance["teacher"] == table.teacher)]
     cells = {(r.method, r.fraction, r.against): r for r in rows.itertuples(index=False)}
     return sorted(rows["method"].unique()), sorted(rows["fraction"].unique()), cells
 
@@ -443,13 +461,13 @@ def _significance_text(cells: dict, method, fraction, against, latex: bool = Fal
     return f"{latex_escape(row.other) if latex else row.other}: {text}"
 
 
-def _markdown_significance(significance: pd.DataFrame | None, dataset: str) -> list[str]:
-    methods, fractions, cells = significance_grid(significance, dataset)
+def _markdown_significance(significance: pd.DataFrame | None, table: PaperTable) -> list[str]:
+    methods, fractions, cells = significance_grid(significance, table)
     if not methods:
         return []
     header = ["Method"] + [f"{fraction_label(f)} {SIGNIFICANCE_HEADERS[a]}" for f in fractions
                            for a in SIGNIFICANCE_HEADERS]
-    lines = [f"### Paired tests on {dataset}: top-1 difference (points) against supervised and the best other",
+    lines = [f"### Paired tests on {md_escape(table.title)}: top-1 difference (points) against supervised and the best other",
              "", md_escape(SIGNIFICANCE_NOTE), "",
              "| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
     for method in methods:
@@ -458,9 +476,9 @@ def _markdown_significance(significance: pd.DataFrame | None, dataset: str) -> l
     return lines + [""]
 
 
-def _latex_significance(significance: pd.DataFrame | None, dataset: str) -> str:
-    """The paired tests as a booktabs table of their own (one per dataset), or "" when none."""
-    methods, fractions, cells = significance_grid(significance, dataset)
+def _latex_significance(significance: pd.DataFrame | None, table: PaperTable) -> str:
+    """The paired tests as a booktabs table of their own (one per summary table), or "" when none."""
+    methods, fractions, cells = significance_grid(significance, table)
     if not methods:
         return ""
     n = len(SIGNIFICANCE_HEADERS)
@@ -468,8 +486,8 @@ def _latex_significance(significance: pd.DataFrame | None, dataset: str) -> str:
     rules = " ".join(f"\\cmidrule(lr){{{2 + i * n}-{1 + (i + 1) * n}}}" for i in range(len(fractions)))
     heads = " & ".join(SIGNIFICANCE_HEADERS_LATEX[a] for _ in fractions for a in SIGNIFICANCE_HEADERS)
     lines = ["\\begin{table}[t]", "\\centering",
-             f"\\caption{{Paired tests on {latex_escape(dataset)}. {SIGNIFICANCE_NOTE_LATEX}}}",
-             f"\\label{{tab:{re.sub(r'[^A-Za-z0-9]+', '-', dataset)}-significance}}",
+             f"\\caption{{Paired tests on {latex_escape(table.title)}. {SIGNIFICANCE_NOTE_LATEX}}}",
+             f"\\label{{tab:{table.slug}-significance}}",
              "\\begin{tabular}{l" + "c" * n * len(fractions) + "}", "\\toprule",
              f" & {groups} \\\\", rules, f"Method & {heads} \\\\", "\\midrule"]
     for method in methods:
@@ -479,8 +497,8 @@ def _latex_significance(significance: pd.DataFrame | None, dataset: str) -> str:
     return "\n".join(lines)
 
 
-def _html_significance(significance: pd.DataFrame | None, dataset: str) -> str:
-    methods, fractions, cells = significance_grid(significance, dataset)
+def _html_significance(significance: pd.DataFrame | None, table: PaperTable) -> str:
+    methods, fractions, cells = significance_grid(significance, table)
     if not methods:
         return ""
     esc = html.escape
@@ -492,9 +510,10 @@ def _html_significance(significance: pd.DataFrame | None, dataset: str) -> str:
                    + "".join(f"<td>{esc(_significance_text(cells, method, f, a))}</td>"
                              for f in fractions for a in SIGNIFICANCE_HEADERS) + "</tr>"
                    for method in methods)
-    return (f"<h4>Paired tests on {esc(dataset)}</h4>"
+    key = table.slug if table.teacher_shown else table.dataset
+    return (f"<h4>Paired tests on {esc(table.title)}</h4>"
             f'<p class="note">{esc(SIGNIFICANCE_NOTE)}</p>'
-            f'<table class="significance" id="significance-{esc(dataset)}"><thead><tr><th></th>{head1}</tr>'
+            f'<table class="significance" id="significance-{esc(key)}"><thead><tr><th></th>{head1}</tr>'
             f"<tr><th>Method</th>{head2}</tr></thead><tbody>{body}</tbody></table>")
 
 
@@ -523,7 +542,9 @@ def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, ou
     import seaborn as sns
 
     plt = _pyplot()
-    top1 = metrics[metrics["metric"] == "top1"].assign(top1=lambda d: 100 * d["value"])
+    top1 = with_teacher(metrics[metrics["metric"] == "top1"]).assign(top1=lambda d: 100 * d["value"])
+    if several_teachers(top1):  # one line per method and teacher
+        top1 = top1.assign(method=top1["method"] + " [" + top1["teacher"] + "]")
     datasets = sorted(top1["dataset"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(8.5 * len(datasets), 4.8), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
@@ -618,7 +639,7 @@ def plot_training_curves(runs: list[dict], dataset: str, fraction: float, out: P
         curve = pd.read_csv(curve_path) if curve_path.exists() else pd.DataFrame()
         if curve.empty:
             continue
-        frames.append(curve.assign(method=run["method"], seed=run["seed"]))
+        frames.append(curve.assign(method=run_label(run, runs), seed=run["seed"]))
     if not frames:
         fig, ax = plt.subplots(figsize=(6.5, 2.5))
         ax.text(0.5, 0.5, f"no training curves: every run at {dataset}, {fraction_label(fraction)} labels "
@@ -658,14 +679,14 @@ def _per_class_mean(runs: list[dict], method: str, fraction: float | None) -> pd
 
 
 def per_class_analysis(runs: list[dict]) -> pd.DataFrame:
-    """One row per dataset, fraction, method and class: the teacher's zero-shot test accuracy of
+    """One row per dataset, teacher, fraction, method and class: the teacher's zero-shot test accuracy of
     the class (clip_zeroshot, mean over seeds), the method's and `supervised`'s (mean over seeds),
     the gain (method − supervised, points), and the accuracy and coverage of the pseudo-labels the
     method trained on for the class's unlabeled videos (each run's pseudo_labels.csv, pooled over
     seeds; empty for a method that uses none). In %. Empty without clip_zeroshot or supervised."""
     rows = []
-    for dataset in sorted({r["dataset"] for r in runs}):
-        at = _runs_at(runs, dataset)
+    for dataset, teacher_name in sorted({(r["dataset"], r["teacher"]) for r in runs}):
+        at = [r for r in _runs_at(runs, dataset) if r["teacher"] == teacher_name]
         teacher = _per_class_mean(at, TEACHER_METHOD, None)
         if teacher.empty:
             continue
@@ -679,13 +700,15 @@ def per_class_analysis(runs: list[dict]) -> pd.DataFrame:
                                                 and math.isclose(float(r["fraction"]), fraction)])
                 for name in acc.index:
                     row = pseudo.loc[name] if name in pseudo.index else None
-                    rows.append({"dataset": dataset, "fraction": fraction, "method": method, "class": name,
+                    rows.append({"dataset": dataset, "teacher": teacher_name, "fraction": fraction, "method": method,
+                                 "class": name,
                                  "teacher_zeroshot": 100 * teacher.get(name, float("nan")),
                                  "accuracy": 100 * acc[name], "supervised": 100 * base.get(name, float("nan")),
                                  "gain": 100 * (acc[name] - base.get(name, float("nan"))),
                                  "pseudo_label_accuracy": 100 * row["accuracy"] if row is not None else float("nan"),
                                  "pseudo_label_coverage": 100 * row["coverage"] if row is not None else float("nan")})
-    return pd.DataFrame(rows, columns=["dataset", "fraction", "method", "class", "teacher_zeroshot", "accuracy",
+    return pd.DataFrame(rows, columns=["dataset", "teacher", "fraction", "method", "class", "teacher_zeroshot",
+                                       "accuracy",
                                        "supervised", "gain", "pseudo_label_accuracy", "pseudo_label_coverage"])
 
 
@@ -730,7 +753,7 @@ def plot_pseudo_labels(runs: list[dict], dataset: str, out: Path) -> list[str]:
             continue
         smooth = curve[["pl_accuracy", "pl_mask"]].rolling(10, min_periods=1).mean()
         frames.append(pd.DataFrame({"step": curve["step"], "accuracy": 100 * smooth["pl_accuracy"],
-                                    "coverage": 100 * smooth["pl_mask"], "method": run["method"],
+                                    "coverage": 100 * smooth["pl_mask"], "method": run_label(run, runs),
                                     "fraction": fraction_label(float(run["fraction"])), "seed": run["seed"]}))
     if not frames:
         _note_figure(f"no pseudo-label diagnostics on {dataset}: no run used unlabeled videos with pseudo-labels", out)
@@ -767,7 +790,8 @@ def plot_per_class_pseudo_labels(analysis: pd.DataFrame, dataset: str, out: Path
     rows = rows[rows["fraction"] == fraction]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.scatterplot(data=rows, x="teacher_zeroshot", y="pseudo_label_accuracy", hue="method", style="method", ax=ax)
+    sns.scatterplot(data=rows, x="teacher_zeroshot", y="pseudo_label_accuracy", hue="method",
+                    style="teacher" if rows["teacher"].nunique() > 1 else "method", ax=ax)
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls=":")
     ax.set(xlim=(-3, 103), ylim=(-3, 103), xlabel="teacher zero-shot test accuracy of the class (%)",
            ylabel="accuracy of the pseudo-labels used (%)")
@@ -790,16 +814,27 @@ def plot_gain_vs_teacher(analysis: pd.DataFrame, dataset: str, out: Path) -> Non
     rows = rows[rows["fraction"] == fraction]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    sns.scatterplot(data=rows, x="teacher_zeroshot", y="gain", hue="method", style="method", ax=ax)
+    several = rows["teacher"].nunique() > 1  # then one marker per teacher, one colour per method
+    sns.scatterplot(data=rows, x="teacher_zeroshot", y="gain", hue="method", style="teacher" if several else "method",
+                    ax=ax)
     ax.axhline(0, color="grey", lw=0.8)
     for _, row in pd.concat([rows.nlargest(2, "gain"), rows.nsmallest(2, "gain")]).drop_duplicates().iterrows():
         ax.annotate(f"{row['class']} ({row['method']})", (row["teacher_zeroshot"], row["gain"]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
     ax.set(xlabel="teacher zero-shot test accuracy of the class (%)",
            ylabel=f"test accuracy gain over {BASELINE_METHOD} (points)")
-    ax.set_title(f"{dataset}, {fraction_label(fraction)} labels: per-class gain against the teacher", fontsize=10)
+    ax.set_title(f"{dataset}, {fraction_label(fraction)} labels: per-class gain against the teacher"
+                 + (f" ({rows['teacher'].nunique()} teachers)" if several else ""), fontsize=10)
+    if several:
+        ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     save_figure(fig, out)
+
+
+def run_label(run: dict, runs: list[dict]) -> str:
+    """A run's method as a figure's legend names it: with its teacher when `runs` have several."""
+    several = len({r["teacher"] for r in runs}) > 1
+    return f"{run['method']} [{run['teacher']}]" if several else run["method"]
 
 
 def run_title(run: dict) -> str:
@@ -858,7 +893,7 @@ def to_html(tables: list[PaperTable], published: pd.DataFrame, provenance: dict,
     parts.append("<h2>Summary</h2>")
     for table in tables:
         parts.append(_html_table(table))
-        parts.append(_html_significance(significance, table.dataset))
+        parts.append(_html_significance(significance, table))
         rows = published[published["dataset"] == table.dataset]
         if not rows.empty:
             parts.append(_html_published(table.dataset, rows))
@@ -887,9 +922,10 @@ def _html_table(table: PaperTable) -> str:
         cells = "".join(f"<td>{_text_cell(table, method, f, m, '<b>{}</b>')}</td>"
                         for f in table.fractions for m in METRICS)
         body.append(f"<tr><td>{esc(method)}</td>{cells}</tr>")
-    return (f'<h3>{esc(table.dataset)} ({seeds_text(table)} seeds)</h3>'
+    key = table.slug if table.teacher_shown else table.dataset
+    return (f'<h3>{esc(table.title)} ({seeds_text(table)} seeds)</h3>'
             + (f'<p class="note split">{esc(table.split)}.</p>' if table.split else "") +
-            f'<table class="summary" id="summary-{esc(table.dataset)}"><thead><tr><th></th>{head1}</tr>'
+            f'<table class="summary" id="summary-{esc(key)}"><thead><tr><th></th>{head1}</tr>'
             f"<tr><th>Method</th>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
@@ -981,7 +1017,10 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
     workflow would take as finished.
     """
     out_dir = Path(out_dir)
-    metrics = read_csv(metrics_csv, "metrics table", "aggregate", keep_default_na=True)
+    # one metrics table per teacher (svar aggregate of each teacher's runs), side by side
+    metrics = pd.concat([read_csv(path, "metrics table", "aggregate", keep_default_na=True)
+                         for path in ([metrics_csv] if isinstance(metrics_csv, (str, Path)) else metrics_csv)],
+                        ignore_index=True)
     summary = summarise(metrics)
     # only published numbers under a split convention comparable with our runs' are drawn beside them
     published = comparable_published(load_published(published_csv), metrics)

@@ -23,7 +23,7 @@ from scipy import stats
 BASELINE = "supervised"
 AGAINST_BASELINE = "supervised"
 AGAINST_BEST = "best other"
-COLUMNS = ["dataset", "fraction", "method", "against", "other", "n_pairs", "diff", "ci_low", "ci_high", "p_value"]
+COLUMNS = ["dataset", "teacher", "fraction", "method", "against", "other", "n_pairs", "diff", "ci_low", "ci_high", "p_value"]
 
 # differences closer than this are taken as equal: accuracies are ratios of counts, and the same
 # count difference over the same test set can come out of floating point a few ulps apart, which a
@@ -85,7 +85,7 @@ def significance_table(metrics: pd.DataFrame, metric: str = "top1") -> pd.DataFr
     """Paired tests of each method against `supervised` and against the best other method.
 
     metrics is `svar aggregate`'s long table (dataset, method, fraction, seed, metric, value).
-    For every dataset, fraction and method other than `supervised`, up to two rows:
+    For every dataset, teacher, fraction and method other than `supervised`, up to two rows:
 
     - against "supervised", when supervised ran at that fraction;
     - against "best other": the other method (supervised included) with the highest mean of the
@@ -97,14 +97,17 @@ def significance_table(metrics: pd.DataFrame, metric: str = "top1") -> pd.DataFr
     diff, ci_low and ci_high are in percentage points (×100), the interval 95%; see
     `paired_test` for the NaN cases. Columns: COLUMNS.
     """
+    from .aggregate import with_teacher
+
+    metrics = with_teacher(metrics)
     scored = metrics[(metrics["metric"] == metric) & metrics["value"].notna()]
-    duplicated = scored.duplicated(["dataset", "method", "fraction", "seed"])
+    duplicated = scored.duplicated(["dataset", "teacher", "method", "fraction", "seed"])
     if duplicated.any():
         first = scored[duplicated].iloc[0]
         raise ValueError(f"{metric} of {first['dataset']} / {first['method']} / {first['fraction']:g} / seed "
                          f"{first['seed']} appears more than once: the seeds cannot be paired")
     rows = []
-    for (dataset, fraction), at_fraction in scored.groupby(["dataset", "fraction"], sort=True):
+    for (dataset, teacher, fraction), at_fraction in scored.groupby(["dataset", "teacher", "fraction"], sort=True):
         by_method = {method: group.set_index("seed")["value"]
                      for method, group in at_fraction.groupby("method", sort=True)}
         means = {method: values.mean() for method, values in by_method.items()}
@@ -120,7 +123,7 @@ def significance_table(metrics: pd.DataFrame, metric: str = "top1") -> pd.DataFr
             for against, other in comparisons:
                 seeds = values.index.intersection(by_method[other].index).sort_values()
                 test = paired_test(values.loc[seeds].to_numpy(), by_method[other].loc[seeds].to_numpy())
-                rows.append({"dataset": dataset, "fraction": fraction, "method": method, "against": against,
+                rows.append({"dataset": dataset, "teacher": teacher, "fraction": fraction, "method": method, "against": against,
                              "other": other, "n_pairs": test.n, "diff": 100 * test.diff,
                              "ci_low": 100 * test.ci_low, "ci_high": 100 * test.ci_high,
                              "p_value": test.p_value})

@@ -87,7 +87,7 @@ def test_prompts_are_stored_once_and_named_from_the_config():
 @pytest.mark.parametrize("overlay,named", [
     ({"learning_rate": 0.1}, "learning_rate"),
     ({"train": {"stpes": 3}}, "stpes"),
-    ({"methods": ["supervised", "mean_teacher"]}, "methods.1"),
+    ({"methods": ["supervised", "mixmatch"]}, "methods.1"),
     ({"student": {"arch": "resnet50"}}, "student.arch"),
     ({"teacher": {"templates": ["a {} of {}."]}}, "teacher.templates"),
     ({"teacher": {"templates": "no_such_set"}}, "teacher.templates"),
@@ -129,17 +129,22 @@ def test_schema_enums_are_the_registries():
     expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention", "dataset.pool": "pool",
                 "dataset.video_archive": "video_archive", "methods": "method", "teacher.sampling.mode": "sampling_mode",
                 "teacher.templates": "prompt_set", "student.arch": "student", "distill.loss": "distill_loss",
-                "distill_pl.source": "pseudo_label_source", "teacher_pl.source": "teacher_pseudo_label"}
+                "distill_pl.source": "pseudo_label_source", "teacher_pl.source": "teacher_pseudo_label",
+                # one definition, the shape of each pseudo-label method's own <method>.threshold_mode
+                "definitions.threshold_mode": "threshold_mode"}
     assert {path: kind for path, (kind, _) in found.items()} == expected
     for path, (kind, enum) in found.items():
         assert enum == list(names(kind)), path
     for kind in REGISTRY_MODULES:  # every registry names its config key
-        assert registry(kind).config_key in {*expected, "methods"}, kind
+        key = registry(kind).config_key
+        assert key in {*expected, "methods"} or key.replace("<method>", "definitions") in expected, kind
 
 
 def test_registries_hold_what_the_code_defines():
     assert names("method") == ("supervised", "distill", "distill_pl", "teacher_pl", "pseudo_label", "fixmatch",
-                               "clip_zeroshot", "clip_linear_probe")
+                               "distill_kd", "mean_teacher", "clip_finetune", "temporal_probe", "clip_zeroshot",
+                               "clip_linear_probe")
+    assert names("threshold_mode") == ("fixed", "flexmatch")
     assert names("student") == ("tiny3d", "r3d_18", "r2plus1d_18", "mc3_18", "s3d", "mvit_v2_s", "swin3d_t")
     assert names("dataset") == ("hmdb51", "synthetic", "ucf101")
     assert names("split_convention") == ("balanced", "random", "videossl", "svformer", "sefar")

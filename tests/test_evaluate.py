@@ -37,13 +37,14 @@ def test_aggregate_tables(tmp_path):
             files.append(path)
     aggregate(files, tmp_path / "metrics.csv", tmp_path / "summary.csv")
     metrics = pd.read_csv(tmp_path / "metrics.csv")
-    assert list(metrics.columns) == ["dataset", "method", "fraction", "seed", "metric", "value", "convention",
-                                     "list_source", "seed_varies"]
+    assert list(metrics.columns) == ["dataset", "teacher", "method", "fraction", "seed", "metric", "value",
+                                     "convention", "list_source", "seed_varies"]
+    assert (metrics["teacher"] == "unrecorded / unrecorded").all()  # these runs name no teacher
     # made without `svar splits --info-out`: said so, not guessed
     assert (metrics["convention"] == "unrecorded (trained without svar splits --info-out)").all()
     assert len(metrics) == 2 * 2 * 3
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert list(summary.columns) == ["dataset", "method", "fraction", "metric", "mean", "std", "n_seeds"]
+    assert list(summary.columns) == ["dataset", "teacher", "method", "fraction", "metric", "mean", "std", "n_seeds"]
     row = summary[(summary.method == "distill") & (summary.metric == "top1")].iloc[0]
     assert row["mean"] == pytest.approx(0.6) and row["std"] == pytest.approx(0.1414213, rel=1e-5)
     assert row["n_seeds"] == 2
@@ -145,12 +146,14 @@ def test_evaluation_settings_are_its_own_not_the_checkpoints(tiny_manifest, tiny
                         lambda manifest, ids, spec, n_clips, *a, **k: decodes.append(n_clips)
                         or real(manifest, ids, spec, n_clips, *a, **k))
 
-    class Counted(evaluate_module.Student):
+    import svar.students
+
+    class Counted(svar.students.Student):
         def forward(self, clips):
             scored.append(len(clips))
             return super().forward(clips)
 
-    monkeypatch.setattr(evaluate_module, "Student", Counted)
+    monkeypatch.setattr(svar.students, "Student", Counted)  # what evaluation rebuilds a checkpoint as
     main(["evaluate", "--model", str(tmp_path / "model.pt"), "--split", str(tmp_path / "split.csv"),
           "--out", str(tmp_path / "m.json"), "--manifest", str(index_dir / "manifest.csv"),
           "--teacher", str(tmp_path / "features.pt"), "--clips", "2", "--crops", "3", "--batch-size", "3",

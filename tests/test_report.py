@@ -39,7 +39,8 @@ ACCURACY = {"clip_zeroshot": {0.1: 0.5, 1.0: 0.5}, "distill_pl": {0.1: 0.75, 1.0
             "supervised": {0.1: 0.3, 1.0: 0.85}}
 
 
-def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teacher=False, convention="balanced"):
+def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teacher=False, convention="balanced",
+              teacher_model="ViT-B-32"):
     """One run folder as svar writes it: metrics.json (with provenance) and train_curve.csv."""
     rng = np.random.default_rng([seed, int(fraction * 100), len(method)])
     labels = np.repeat(np.arange(len(CLASSES)), 10)
@@ -58,7 +59,7 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
                   "seed_varies": "split and initialisation"},
         "teacher_random_weights": random_teacher,
         "provenance": {
-            "teacher_model": "ViT-B-32",
+            "teacher_model": teacher_model,
             "teacher_weights": "random" if random_teacher else "openai",
             "student": "none (teacher only)" if teacher_only else "r2plus1d_18",
             "student_init": None if teacher_only else "kinetics400: torchvision R2Plus1D_18_Weights.KINETICS400_V1",
@@ -89,12 +90,12 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
 
 
 def write_results_tree(root, dataset="synthetic", methods=tuple(ACCURACY), random_teacher=False,
-                       convention="balanced"):
+                       convention="balanced", teacher_model="ViT-B-32"):
     """A results tree (runs/ and metrics.csv) like `svar aggregate` leaves it; returns (metrics.csv, the
     runs' metrics.json files)."""
     runs_dir = root / "runs"
     files = [write_run(runs_dir, dataset, method, fraction, seed, ACCURACY[method][fraction], random_teacher,
-                       convention)
+                       convention, teacher_model)
              for method in methods for fraction in (0.1, 1.0) for seed in (0, 1)]
     write_csv(root / "metrics.csv", collect(files))
     return root / "metrics.csv", files
@@ -374,3 +375,24 @@ def test_per_class_analysis_pairs_gain_teacher_and_pseudo_labels(report):
     assert at_full["pseudo_label_accuracy"].isna().all()  # no unlabeled video at 100%
     written = pd.read_csv(report["paths"]["per_class_analysis"])
     assert len(written) == len(analysis)
+
+
+def test_two_teachers_get_a_table_each_and_share_the_gain_plot(tmp_path):
+    """Two teachers' results trees (config `teachers`: a grid axis) in one report: a summary and a
+    significance table per teacher, the per-class analysis per teacher, the figures drawn."""
+    first = write_results_tree(tmp_path / "a")
+    second = write_results_tree(tmp_path / "b", random_teacher=True, teacher_model="svar-tiny-clip")
+    paths = make_report([first[0], second[0]], first[1] + second[1], tmp_path / "report")
+    markdown = paths["summary_md"].read_text()
+    assert "## synthetic, teacher ViT-B-32 / openai (2 seeds" in markdown
+    assert "## synthetic, teacher svar-tiny-clip / random (2 seeds" in markdown
+    assert markdown.count("### Paired tests on synthetic, teacher") == 2
+    significance = pd.read_csv(paths["significance_csv"])
+    assert set(significance["teacher"]) == {"ViT-B-32 / openai", "svar-tiny-clip / random"}
+    summary = pd.read_csv(paths["summary_csv"])
+    assert len(summary) == 2 * len(ACCURACY) * 2  # teachers × methods × fractions
+    analysis = pd.read_csv(paths["per_class_analysis"])
+    assert set(analysis["teacher"]) == {"ViT-B-32 / openai", "svar-tiny-clip / random"}
+    page = paths["html"].read_text()
+    assert 'id="summary-synthetic-teacher-ViT-B-32-openai"' in page
+    assert paths["gain_vs_teacher_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

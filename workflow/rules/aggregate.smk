@@ -1,16 +1,17 @@
-# Stage 7 — aggregate: the tables over every run of this config (the figures are the report's).
+# Stage 7 — aggregate: the tables over every run of this config with one teacher (in its results
+# folder `root`; the figures, and the teachers side by side, are the report's).
 
 
 rule aggregate:
     input:
-        all_runs("metrics.json"),
+        lambda w: teacher_runs(w.root, "metrics.json"),
     output:
-        metrics=report(f"{RESULTS}/metrics.csv", caption="../report/metrics.rst", category="Tables"),
-        summary=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="Tables"),
-        summary_json=f"{RESULTS}/summary.json",
-        top1_csv=f"{RESULTS}/top1_by_fraction.csv",
+        metrics=report("{root}/metrics.csv", caption="../report/metrics.rst", category="Tables"),
+        summary=report("{root}/summary.csv", caption="../report/summary.rst", category="Tables"),
+        summary_json="{root}/summary.json",
+        top1_csv="{root}/top1_by_fraction.csv",
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        "{root}/logs/aggregate.log",
     # seconds of pandas on files the runs wrote: under SLURM on the submit host, not worth a job
     # in the queue
     localrule: True

@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 
 from svar.clip_cache import PARTS as CLIP_CACHE_PARTS, cache_reads
-from svar.config import canonical, results_dir, subset
+from svar.config import canonical, grid_teachers, results_dir, safe_name, subset
 from svar.datasets import DATASETS, archive_names, archive_paths, dataset_folder
 from svar.datasets.user import is_csv
 from svar.manifest import files_digest, index_inputs
@@ -20,6 +20,8 @@ from svar.teacher.weights import pretrained_file, weights_source
 from svar.student_weights import NAMED as STUDENT_WEIGHTS_NAMED, pretrained_source
 
 DATASET = config["dataset"]["name"]
+# `teacher`: the settings every teacher of the grid shares (sampling, templates, shards ...) and
+# the first teacher's model and weights
 TEACHER = config["teacher"]
 # the dataset's folder, named by what makes its videos (another generated spec: another folder;
 # the user's own videos, dataset.root: data/<dataset.name>)
@@ -28,8 +30,22 @@ DATA = f"data/{dataset_folder(config)}"
 DATASET_ROOT = config["dataset"]["root"]
 # everything this config makes: another config's name, another folder
 RESULTS = results_dir(config)
-# the teacher's weights: rule pretrain_teacher's checkpoint for `generated`
+# the grid's teachers by the folder their features and runs go to (svar.config.grid_teachers):
+# `teacher`'s in RESULTS, each of `teachers` in RESULTS/teachers/<name>; `root` in file patterns
+TEACHERS = dict(grid_teachers(config))
+ROOTS = list(TEACHERS)
+# the first teacher's weights: rule pretrain_teacher's checkpoint for `generated`
 TEACHER_PRETRAINED = pretrained_file(TEACHER["pretrained"], RESULTS)
+
+
+def teacher_of(wildcards):
+    """The teacher section of the job's results folder (its `root`)."""
+    return TEACHERS[wildcards.root]
+
+
+def teacher_pretrained(teacher):
+    """A teacher's weights as a loadable source (`generated`: rule pretrain_teacher's file)."""
+    return pretrained_file(teacher["pretrained"], RESULTS)
 
 
 def fraction_tag(fraction):
@@ -56,6 +72,7 @@ wildcard_constraints:
     shard=r"[0-9]{3}",
     shards=r"[0-9]{3}",
     part=one_of(CLIP_CACHE_PARTS),
+    root=one_of(ROOTS),
 
 
 def flags(values):
@@ -105,9 +122,11 @@ def splits_args(wildcards):
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
 
-def job_benchmark(stage, job=""):
-    """<stage>.tsv for a stage of one job, <stage>/<job>.tsv for a stage of many."""
-    return f"{BENCHMARKS}/{stage}/{job}.tsv" if job else f"{BENCHMARKS}/{stage}.tsv"
+def job_benchmark(stage, job="", root=RESULTS):
+    """<stage>.tsv for a stage of one job, <stage>/<job>.tsv for a stage of many, in the results
+    folder `root` (a teacher's, "{root}", for the stages run once per teacher)."""
+    folder = f"{root}/benchmarks"
+    return f"{folder}/{stage}/{job}.tsv" if job else f"{folder}/{stage}.tsv"
 
 
 def plan_rates(wildcards):
@@ -130,9 +149,10 @@ def plan_device(wildcards):
     return "cuda" if config["train"]["device"].startswith("cuda") else "cpu"
 
 
-def run_file(method, fraction, seed, name):
-    """One file of one run; any argument may be a wildcard ("{method}")."""
-    return f"{RESULTS}/runs/{method}/fraction{fraction}_seed{seed}/{name}"
+def run_file(root, method, fraction, seed, name):
+    """One file of one run of the teacher whose results folder is `root`; any argument may be a
+    wildcard ("{method}")."""
+    return f"{root}/runs/{method}/fraction{fraction}_seed{seed}/{name}"
 
 
 def split_file(fraction, seed, ext="csv"):
@@ -140,14 +160,19 @@ def split_file(fraction, seed, ext="csv"):
     return f"{RESULTS}/splits/fraction{fraction}_seed{seed}.{ext}"
 
 
-def run_files(method, name):
-    """One file of every run of a method, in RUNS order."""
-    return [run_file(method, fraction, seed, name) for fraction, seed in RUNS]
+def run_files(root, method, name):
+    """One file of every run of a method with one teacher, in RUNS order."""
+    return [run_file(root, method, fraction, seed, name) for fraction, seed in RUNS]
+
+
+def teacher_runs(root, name):
+    """One file of every run with the teacher of results folder `root`, method by method."""
+    return [path for method in config["methods"] for path in run_files(root, method, name)]
 
 
 def all_runs(name):
-    """One file of every run of the grid, method by method."""
-    return [path for method in config["methods"] for path in run_files(method, name)]
+    """One file of every run of the grid, teacher by teacher."""
+    return [path for root in ROOTS for path in teacher_runs(root, name)]
 
 
 def train_options(wildcards):
@@ -158,7 +183,7 @@ def train_options(wildcards):
 def evaluate_inputs(wildcards):
     """A method's checkpoints and the splits they were trained on, run by run."""
     return {
-        "models": run_files(wildcards.method, "model.pt"),
+        "models": run_files(wildcards.root, wildcards.method, "model.pt"),
         "splits": [split_file(fraction, seed) for fraction, seed in RUNS],
     }
 
@@ -173,26 +198,30 @@ def evaluate_settings(wildcards):
     return flags(subset(config, METHODS[wildcards.method].evaluate_reads()).get("evaluate", {}))
 
 
-def _safe_name(text):
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
+def weights_receipt_name(teacher):
+    """<model>__<pretrained>, folder-safe: the name of a teacher's download receipt."""
+    return f"{safe_name(teacher['model'])}__{safe_name(teacher['pretrained'])}"
 
 
-# what rule teacher_weights writes once the weights are in teacher.cache_dir (a rerun finds them
-# there and downloads nothing)
-TEACHER_WEIGHTS_RECEIPT = (
-    f"results/teacher_weights/{_safe_name(TEACHER['model'])}__{_safe_name(TEACHER['pretrained'])}.json"
-)
+# what rule teacher_weights writes once a teacher's weights are in teacher.cache_dir (a rerun
+# finds them there and downloads nothing), by receipt name
+WEIGHTS_RECEIPTS = {weights_receipt_name(teacher): teacher for teacher in TEACHERS.values()}
+
+
+def teacher_weights_receipt(teacher):
+    return f"results/teacher_weights/{weights_receipt_name(teacher)}.json"
 
 
 def teacher_inputs(wildcards):
-    """Manifest and class list, plus the weights: the checkpoint file when `teacher.pretrained`
-    names one (rule pretrain_teacher builds the generated set's); the folder of a local-dir
-    model; for a pretrained tag or an hf-hub model, the receipt of rule teacher_weights."""
+    """Manifest and class list, plus the job's teacher's weights: the checkpoint file when its
+    `pretrained` names one (rule pretrain_teacher builds the generated set's); the folder of a
+    local-dir model; for a pretrained tag or an hf-hub model, the receipt of rule teacher_weights."""
     inputs = {"manifest": f"{RESULTS}/manifest.csv", "classes": f"{RESULTS}/classes.csv"}
-    model, pretrained = TEACHER["model"], TEACHER_PRETRAINED
+    teacher = teacher_of(wildcards)
+    model, pretrained = teacher["model"], teacher_pretrained(teacher)
     source = weights_source(model, pretrained)
     if source in ("tag", "hf-hub"):
-        inputs["weights"] = TEACHER_WEIGHTS_RECEIPT
+        inputs["weights"] = teacher_weights_receipt(teacher)
     elif source == "local-dir":
         inputs["weights"] = model.split(":", 1)[1]
     elif source == "file":
@@ -213,8 +242,8 @@ def teacher_weights_input(wildcards):
 # what rule student_weights writes once torchvision's weights for the student are in
 # student.weights_dir (student.pretrained kinetics400 or imagenet)
 STUDENT_WEIGHTS_RECEIPT = (
-    f"results/student_weights/{_safe_name(config['student']['arch'])}__"
-    f"{_safe_name(config['student']['pretrained'])}.json"
+    f"results/student_weights/{safe_name(config['student']['arch'])}__"
+    f"{safe_name(config['student']['pretrained'])}.json"
 )
 
 
@@ -272,20 +301,27 @@ def clip_cache_arg(wildcards, input):
     return f"--clip-cache {input.clip_cache}" if "clip_cache" in input.keys() else ""
 
 
-def teacher_shards(wildcards):
+def teacher_shards(wildcards, root=None):
+    """The shard files of a teacher's feature store (its results folder: the job's, or `root`)."""
     n = TEACHER["shards"]
-    return [f"{RESULTS}/teacher/shards/shard_{i:03d}_of_{n:03d}.pt" for i in range(n)]
+    root = root or wildcards.root
+    return [f"{root}/teacher/shards/shard_{i:03d}_of_{n:03d}.pt" for i in range(n)]
 
 
 def teacher_args(wildcards, threads):
-    """Every teacher setting a shard job reads, as `svar teacher` flags in a fixed order. On CPU
-    the decoding workers and the encoder share the job's cores: the encoder gets what is left."""
+    """Every setting of the job's teacher a shard job reads, as `svar teacher` flags in a fixed
+    order. On CPU the decoding workers and the encoder share the job's cores: the encoder gets
+    what is left."""
+    teacher = teacher_of(wildcards)
     sampling = TEACHER["sampling"]
     templates = TEACHER["templates"]
     templates = [templates] if isinstance(templates, str) else templates
     args = [
         flags(
-            {**{k: TEACHER[k] for k in ("model", "batch_size", "device", "workers")}, "pretrained": TEACHER_PRETRAINED}
+            {
+                **{k: teacher[k] for k in ("model", "batch_size", "device", "workers")},
+                "pretrained": teacher_pretrained(teacher),
+            }
         ),
         flags(
             {
@@ -313,13 +349,16 @@ def res(stage, key):
     return config["resources"][stage][key]
 
 
-def print_summary(path):
+def print_summary(paths):
+    """The summary of each teacher's runs (its aggregate's summary.csv)."""
     import pandas as pd
 
     from svar.aggregate import format_summary
 
-    if Path(path).exists():
-        print(f"\nsvar summary (mean ± std over seeds, %):\n{format_summary(pd.read_csv(path))}")
+    for root, path in zip(ROOTS, paths):
+        if Path(path).exists():
+            whose = f", teacher {TEACHERS[root]['model']} / {TEACHERS[root]['pretrained']}" if len(ROOTS) > 1 else ""
+            print(f"\nsvar summary (mean ± std over seeds, %{whose}):\n{format_summary(pd.read_csv(path))}")
 
 
 def guard_outputs():
@@ -332,8 +371,9 @@ def guard_outputs():
 
     from svar.readers import is_intact
 
-    shared = {rules.teacher.output[0]: ("teacher feature store", "teacher")}
-    shared.update({path: ("teacher shard", "teacher_shard") for path in teacher_shards(None)})
+    shared = {rules.teacher.output[0].format(root=root): ("teacher feature store", "teacher") for root in ROOTS}
+    for root in ROOTS:
+        shared.update({path: ("teacher shard", "teacher_shard") for path in teacher_shards(None, root)})
     if TEACHER["pretrained"] == "generated":
         shared[TEACHER_PRETRAINED] = ("generated dataset's teacher", "pretrain_teacher")
     for path, (what, rule) in shared.items():

@@ -1,5 +1,5 @@
 # Stage 6 — evaluate: accuracy of each final model on the official test list. One job per
-# method scores all of its (fraction, seed) runs: the test list is the same for every run, so
+# teacher and method scores all of its (fraction, seed) runs: the test list is the same for every run, so
 # its clips are read once per run from the clip cache's test part, batch by batch, and the grid
 # needs a few jobs here, not one per run. How a
 # student is scored is the config's `evaluate` section (a teacher-only head reads none of it).
@@ -12,11 +12,11 @@ rule evaluate:
         manifest=rules.index.output.manifest,
         teacher=rules.teacher.output[0],
     output:
-        run_files("{method}", "metrics.json"),
+        run_files("{root}", "{method}", "metrics.json"),
     log:
-        f"{RESULTS}/logs/evaluate/{{method}}.log",
+        "{root}/logs/evaluate/{method}.log",
     benchmark:
-        job_benchmark("evaluate", "{method}")
+        job_benchmark("evaluate", "{method}", "{root}")
     conda:
         "../envs/svar.yaml"
     threads: res("evaluate", "threads")

@@ -4,7 +4,7 @@
 
 rule report:
     input:
-        metrics=rules.aggregate.output.metrics,
+        metrics=expand(rules.aggregate.output.metrics, root=ROOTS),
         runs=all_runs("metrics.json"),
         curves=all_runs("train_curve.csv"),
         pseudo_labels=all_runs("pseudo_labels.csv"),

@@ -1,4 +1,5 @@
-# Stage 4 — teacher: open_clip features of every video, once per dataset, whatever the grid.
+# Stage 4 — teacher: open_clip features of every video, once per dataset and teacher, whatever
+# the rest of the grid. `root` is a teacher's results folder (common.smk's TEACHERS).
 
 
 # The generated dataset's own CLIP-style teacher, trained on its captioned frames. Its output is
@@ -33,10 +34,12 @@ rule pretrain_teacher:
 # SLURM profile it runs on the login node, which has internet; compute nodes then read the cache
 # offline. Only in the DAG when the teacher needs a download (a pretrained tag or an hf-hub: model).
 rule teacher_weights:
+    wildcard_constraints:
+        receipt=one_of(WEIGHTS_RECEIPTS),
     output:
-        TEACHER_WEIGHTS_RECEIPT,
+        "results/teacher_weights/{receipt}.json",
     log:
-        "results/logs/teacher_weights.log",
+        "results/logs/teacher_weights/{receipt}.log",
     localrule: True
     conda:
         "../envs/svar.yaml"
@@ -45,8 +48,8 @@ rule teacher_weights:
         mem_mb=2000,
         runtime=60,
     params:
-        model=TEACHER["model"],
-        pretrained=TEACHER["pretrained"],
+        model=lambda w: WEIGHTS_RECEIPTS[w.receipt]["model"],
+        pretrained=lambda w: WEIGHTS_RECEIPTS[w.receipt]["pretrained"],
         cache_dir=TEACHER["cache_dir"],
     shell:
         "python -m svar teacher-weights --model {params.model:q} --pretrained {params.pretrained:q}"
@@ -58,11 +61,11 @@ rule teacher_shard:
     input:
         unpack(teacher_inputs),
     output:
-        f"{RESULTS}/teacher/shards/shard_{{shard}}_of_{{shards}}.pt",
+        "{root}/teacher/shards/shard_{shard}_of_{shards}.pt",
     log:
-        f"{RESULTS}/logs/teacher/shard_{{shard}}_of_{{shards}}.log",
+        "{root}/logs/teacher/shard_{shard}_of_{shards}.log",
     benchmark:
-        job_benchmark("teacher_shard", "shard_{shard}_of_{shards}")
+        job_benchmark("teacher_shard", "shard_{shard}_of_{shards}", "{root}")
     conda:
         "../envs/svar.yaml"
     threads: res("teacher", "threads")
@@ -79,16 +82,16 @@ rule teacher_shard:
         " > {log} 2>&1"
 
 
-# The one feature store every run of the grid reads.
+# The one feature store every run with this teacher reads.
 rule teacher:
     input:
         teacher_shards,
     output:
-        f"{RESULTS}/teacher/features.pt",
+        "{root}/teacher/features.pt",
     log:
-        f"{RESULTS}/logs/teacher/gather.log",
+        "{root}/logs/teacher/gather.log",
     benchmark:
-        job_benchmark("teacher")
+        job_benchmark("teacher", root="{root}")
     conda:
         "../envs/svar.yaml"
     threads: 1

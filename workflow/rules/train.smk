@@ -1,4 +1,4 @@
-# Stage 5 — train: one run per (method, fraction, seed); teacher-only baselines fit a head.
+# Stage 5 — train: one run per (teacher, method, fraction, seed); teacher-only baselines fit a head.
 # A run is passed the config keys its method reads (svar.methods), and no others.
 
 
@@ -12,14 +12,14 @@ rule train:
         split_info=split_file("{fraction}", "{seed}", "json"),
         teacher=rules.teacher.output[0],
     output:
-        model=run_file("{method}", "{fraction}", "{seed}", "model.pt"),
-        curve=run_file("{method}", "{fraction}", "{seed}", "train_curve.csv"),
+        model=run_file("{root}", "{method}", "{fraction}", "{seed}", "model.pt"),
+        curve=run_file("{root}", "{method}", "{fraction}", "{seed}", "train_curve.csv"),
         # the pseudo-labels it trained on, per true class (header only for a method that uses none)
-        pseudo_labels=run_file("{method}", "{fraction}", "{seed}", "pseudo_labels.csv"),
+        pseudo_labels=run_file("{root}", "{method}", "{fraction}", "{seed}", "pseudo_labels.csv"),
     log:
-        f"{RESULTS}/logs/train/{{method}}/fraction{{fraction}}_seed{{seed}}.log",
+        "{root}/logs/train/{method}/fraction{fraction}_seed{seed}.log",
     benchmark:
-        job_benchmark("train", "{method}/fraction{fraction}_seed{seed}")
+        job_benchmark("train", "{method}/fraction{fraction}_seed{seed}", "{root}")
     conda:
         "../envs/svar.yaml"
     threads: res("train", "threads")
