@@ -77,7 +77,7 @@ def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: 
             model_rates.append(window(model_only, steps, "model"))
     ratios = [r / m for r, m in zip(real_rates, model_rates)]
     return {
-        "method": method, "arch": options["student"]["arch"], "device": str(device), "threads": threads,
+        "method": method, "arch": trainer.student.arch, "device": str(device), "threads": threads,
         "clips_per_step": trainer.clips_per_step, "labeled_per_step": trainer.b_l,
         "unlabeled_per_step": trainer.b_u, "steps_per_window": steps, "windows": windows,
         "model_clips_per_s": statistics.median(model_rates), "real_clips_per_s": statistics.median(real_rates),
@@ -98,6 +98,11 @@ def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str
     from .splits import load_split
     from .teacher.store import load_store
 
+    from .methods import METHODS
+
+    if not METHODS[method].trains_student:
+        raise ValueError(f"--method: {method} fits a head on the teacher's stored features, no training step to time; "
+                         "give a method that trains a model")
     config = load_workflow_config(*overlays)
     results = Path(results_dir(config))
     fraction, seed = config["fractions"][0], config["seeds"][0]

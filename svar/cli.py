@@ -214,7 +214,7 @@ def _bench(args):
     elif args.what == "train":
         from .bench_train import main_bench_train
 
-        main_bench_train(args.configfile)
+        main_bench_train(args.configfile, method=args.method)
     else:
         from .bench_scale import main_bench_scale
 
@@ -561,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="teacher: videos per batch (default: the config's)")
     p.add_argument("--workers", type=int, default=None, help="teacher: decoding processes (default: the config's)")
     p.add_argument("--rounds", type=int, default=7, help="teacher: interleaved measurement rounds")
+    p.add_argument("--method", default="distill", choices=names_of("method"),
+                   help="train: the method whose steps are timed (default %(default)s; clip_finetune times the "
+                        "teacher's image encoder)")
     p.add_argument("--videos", type=int, default=400, help="scale: N, the smaller size (default %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="scale: each stage's threads (default %(default)s)")
     p.add_argument("--work", default=None, help="scale: folder for the videos and outputs (default: a temporary one)")

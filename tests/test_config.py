@@ -171,7 +171,7 @@ def test_cli_choices_are_the_registries():
     from svar.cli import main
 
     with pytest.raises(SystemExit):
-        main(["train", "--manifest", "m", "--split", "s", "--teacher", "t", "--method", "mean_teacher",
+        main(["train", "--manifest", "m", "--split", "s", "--teacher", "t", "--method", "mixmatch",
               "--options", "{}", "--seed", "0", "--dataset", "d", "--fraction", "1", "--out", "o"])
 
 

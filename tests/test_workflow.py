@@ -79,6 +79,11 @@ def teacher_dags(tmp_path_factory):
     teacher = {**yaml.safe_load(TINY.read_text())["teacher"], "model": "ViT-B-32", "pretrained": "openai", "shards": 3}
     runs["tag"] = (folder, "-n", "-p", "--cores", "1", "--configfile", str(write_config(folder / "tag.yaml",
                                                                                          teacher=teacher)))
+    folder = tmp_path_factory.mktemp("teachers")
+    teachers = [{"name": "vitb", "model": "ViT-B-32", "pretrained": "openai"},
+                {"model": "svar-tiny-clip", "pretrained": "none"}]
+    runs["teachers"] = (folder, "-n", "--cores", "1", "--configfile", str(write_config(
+        folder / "teachers.yaml", teachers=teachers, methods=["supervised", "clip_finetune", "clip_zeroshot"])))
     return snakemake_side_by_side(runs)
 
 
@@ -132,9 +137,32 @@ def test_teacher_weights_are_fetched_once_before_the_shards(teacher_dags):
                for block in re.findall(r"rule teacher_shard:\n(.*?)\n\n", result.stdout, re.S))
 
 
+def test_each_teacher_of_the_grid_runs_it_again_in_its_own_folder(teacher_dags):
+    """`teachers`: two more beside `teacher` (a tag, random weights): each its own feature store,
+    runs, evaluation and tables under results/<name>/teachers/<its name>/; one report; the tag's
+    weights fetched once; clip_finetune reads its own teacher's weights."""
+    result = teacher_dags["teachers"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    grid = 2 * 2 * 3  # tiny's fractions × seeds × 3 methods
+    assert counts["teacher"] == 3 and counts["teacher_shard"] == 3 * 2  # tiny: 2 shards
+    assert counts["train"] == 3 * grid and counts["evaluate"] == 3 * 3 and counts["aggregate"] == 3
+    assert counts["report"] == 1 and counts["teacher_weights"] == 1 and counts["pretrain_teacher"] == 1
+    assert counts["splits"] == 4 and counts["clip_cache"] == 2  # shared by every teacher
+    jobs = scheduled(result.stdout)
+    roots = sorted({w["root"] for rule, w in jobs if rule == "teacher"})
+    assert roots == ["results/tiny", "results/tiny/teachers/svar-tiny-clip__none", "results/tiny/teachers/vitb"]
+    finetune = [b for b in re.split(r"\n(?=\[|(?:local)?rule \w+:)", result.stdout)
+                if b.strip().startswith("rule train:") and "clip_finetune" in b]
+    inputs = [re.search(r"input: (.*)$", b, re.M).group(1) for b in finetune]
+    assert sum("results/tiny/teacher/pretrained.pt" in i for i in inputs) == 4
+    assert sum("results/teacher_weights/ViT-B-32__openai.json" in i for i in inputs) == 4
+    assert sum("teacher_weights" not in i and "pretrained.pt" not in i for i in inputs) == 4  # random: no file
+
+
 BAD_CONFIGS = [
     ({"learning_rate": 0.1}, "learning_rate"),
-    ({"methods": ["supervised", "mean_teacher"]}, "mean_teacher"),
+    ({"methods": ["supervised", "mixmatch"]}, "mixmatch"),
     ({"fractions": [0.1, 1.5]}, "fractions"),
 ]
 
@@ -329,9 +357,10 @@ def test_a_changed_setting_reruns_only_the_jobs_that_read_it(tiny_run, tmp_path,
                                           *(["clip_cache_shard", "clip_cache"] if cached else [])}
 
 
-@pytest.mark.parametrize("shards", SHARD_COUNTS)
+@pytest.mark.parametrize("shards", [*SHARD_COUNTS, "teachers"])
 def test_the_plan_counts_the_jobs_the_workflow_schedules(teacher_dags, shards):
-    """svar plan's jobs per stage are the dry run's (the same grid, the same shard counts)."""
+    """svar plan's jobs per stage are the dry run's (the same grid, the same shard counts; with
+    three teachers, each teacher's)."""
     from svar.config import load_workflow_config
     from svar.plan import plan
 

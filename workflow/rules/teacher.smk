@@ -34,12 +34,12 @@ rule pretrain_teacher:
 # SLURM profile it runs on the login node, which has internet; compute nodes then read the cache
 # offline. Only in the DAG when the teacher needs a download (a pretrained tag or an hf-hub: model).
 rule teacher_weights:
-    wildcard_constraints:
-        receipt=one_of(WEIGHTS_RECEIPTS),
     output:
         "results/teacher_weights/{receipt}.json",
     log:
         "results/logs/teacher_weights/{receipt}.log",
+    wildcard_constraints:
+        receipt=one_of(WEIGHTS_RECEIPTS),
     localrule: True
     conda:
         "../envs/svar.yaml"
