@@ -263,7 +263,9 @@ class UnlabeledTerm:
     def start(self, student, n_unlabeled=0, num_classes=0, device=None):
         super().start(student, n_unlabeled, num_classes, device)
         mode = self.options[self.name]["threshold_mode"]
-        THRESHOLD_MODES[mode]  # an unknown mode is an error naming the key
+        if mode not in THRESHOLD_MODES:
+            raise ValueError(f"{self.name}.threshold_mode: unknown threshold mode {mode!r}; choose from "
+                             f"{', '.join(THRESHOLD_MODES)}")
         if mode == "flexmatch":
             self.thresholds = FlexMatchThresholds(n_unlabeled, num_classes, self.threshold(), device)
 

@@ -796,7 +796,7 @@ def plot_per_class_pseudo_labels(analysis: pd.DataFrame, dataset: str, out: Path
     ax.set(xlim=(-3, 103), ylim=(-3, 103), xlabel="teacher zero-shot test accuracy of the class (%)",
            ylabel="accuracy of the pseudo-labels used (%)")
     ax.set_title(f"{dataset}, {fraction_label(fraction)} labels: pseudo-labels per class", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, frameon=False)
     ax.grid(alpha=0.3)
     save_figure(fig, out)
 
@@ -826,7 +826,7 @@ def plot_gain_vs_teacher(analysis: pd.DataFrame, dataset: str, out: Path) -> Non
            ylabel=f"test accuracy gain over {BASELINE_METHOD} (points)")
     ax.set_title(f"{dataset}, {fraction_label(fraction)} labels: per-class gain against the teacher"
                  + (f" ({rows['teacher'].nunique()} teachers)" if several else ""), fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # clear of the points
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, frameon=False)  # clear of the points
     ax.grid(alpha=0.3)
     save_figure(fig, out)
 

@@ -23,7 +23,8 @@ from scipy import stats
 BASELINE = "supervised"
 AGAINST_BASELINE = "supervised"
 AGAINST_BEST = "best other"
-COLUMNS = ["dataset", "teacher", "fraction", "method", "against", "other", "n_pairs", "diff", "ci_low", "ci_high", "p_value"]
+COLUMNS = ["dataset", "teacher", "fraction", "method", "against", "other", "n_pairs", "diff", "ci_low", "ci_high",
+           "p_value"]
 
 # differences closer than this are taken as equal: accuracies are ratios of counts, and the same
 # count difference over the same test set can come out of floating point a few ulps apart, which a
