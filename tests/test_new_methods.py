@@ -219,3 +219,23 @@ def test_temporal_probe_heads_must_divide_the_feature_width(tiny_manifest, tiny_
     with pytest.raises(ValueError, match="temporal_probe.heads: 5 does not divide"):
         train(manifest, make_split(manifest, 0.5, seed=0), tiny_store, "temporal_probe",
               with_options(temporal_probe={"heads": 5}), tmp_path / "m.pt", 0, RUN)
+
+
+def test_temporal_probe_learns_from_the_labeled_videos_frame_features_only(tiny_manifest, tiny_store):
+    """Its head depends on the labeled videos' stored frame features and labels, and on nothing
+    of the other videos (unlabeled, validation, test) nor on their labels."""
+    manifest, _ = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+    labeled = split[split["role"] == "labeled"]
+    method = get_method("temporal_probe", OPTIONS)
+    fit = lambda store, rows=labeled: method.fit_head(store, rows, len(store["class_names"]), 0)[0]["state_dict"]  # noqa: E731
+    base = fit(tiny_store)
+    rows = [tiny_store["video_ids"].index(v) for v in labeled["video_id"]]
+    others = [i for i in range(len(tiny_store["video_ids"])) if i not in rows]
+    changed = {**tiny_store, "frame_features": tiny_store["frame_features"].clone()}
+    changed["frame_features"][others] = -changed["frame_features"][others]
+    assert all(torch.equal(base[k], v) for k, v in fit(changed).items())
+    changed["frame_features"][rows] = -changed["frame_features"][rows]
+    assert not all(torch.equal(base[k], v) for k, v in fit(changed).items())
+    relabeled = labeled.assign(label=(labeled["label"] + 1) % len(tiny_store["class_names"]))
+    assert not all(torch.equal(base[k], v) for k, v in fit(tiny_store, relabeled).items())

@@ -68,8 +68,10 @@ def test_rendered_dom_has_the_loaded_images_and_the_summary_table(report_html, t
                    profile=tmp_path / "profile").stdout
     body = re.search(r"<body[^>]*>", dom).group()
     assert 'data-images-loaded="all"' in body, body
-    assert 'data-image-count="4"' in body, body
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) == 4
+    figures = len(list(report_html.parent.glob("*.png")))  # every figure the report drew is on the page
+    assert figures == 7
+    assert f'data-image-count="{figures}"' in body, body
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) == figures
     assert '<table class="summary"' in dom
     for method in ACCURACY:
         assert f"<td>{method}</td>" in dom
