@@ -200,9 +200,9 @@ def _report(args):
 
 
 def _plan(args):
-    from .plan import main_plan
+    from .plan import RATES_PATH, main_plan
 
-    main_plan(args.configfile, args.device, args.rates, args.out, args.config_json, args.manifest)
+    main_plan(args.configfile, args.device, args.rates or RATES_PATH, args.out, args.config_json, args.manifest)
 
 
 def _bench(args):
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "CSV with the header path,label,split (a symlink per video, split 1's lists "
                                    "written); the videos stay where they are.")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--name", default=default("dataset.name"), choices=names_of("dataset"))
+    source.add_argument("--name", default=default("dataset.name"), choices=names_of("dataset"), metavar="DATASET")
     source.add_argument("--root", default=None, help="your own videos: a folder in UCF101's layout, or a CSV "
                                                       "path,label,split (README, \"Your own videos\")")
     p.add_argument("--split", type=int, default=None,
@@ -324,10 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, required=True, help="labeled fraction in (0, 1]")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--split", type=int, default=default("dataset.split"), help="official split number (1..3)")
-    p.add_argument("--convention", default=default("dataset.split_convention"), choices=names_of("split_convention"),
+    p.add_argument("--convention", default=default("dataset.split_convention"), choices=names_of("split_convention"), metavar="CONVENTION",
                    help=description("dataset.split_convention"))
     p.add_argument("--lists-dir", default=None, help="folder of published lists, for the conventions that import them")
-    p.add_argument("--pool", default=default("dataset.pool"), choices=names_of("pool"), help=description("dataset.pool"))
+    p.add_argument("--pool", default=default("dataset.pool"), choices=names_of("pool"), metavar="POOL", help=description("dataset.pool"))
     p.add_argument("--val-per-class", type=int, default=default("dataset.val_per_class"),
                    help=description("dataset.val_per_class"))
     p.add_argument("--out", required=True)
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where tag / hf-hub weights are cached (`svar teacher-weights`; default %(default)s)")
     p.add_argument("--offline", action="store_true",
                    help="never touch the network: weights come from the cache or a file, else a clear error")
-    p.add_argument("--sampling", default=default("teacher.sampling.mode"), choices=names_of("sampling_mode"),
+    p.add_argument("--sampling", default=default("teacher.sampling.mode"), choices=names_of("sampling_mode"), metavar="MODE",
                    help=description("teacher.sampling.mode"))
     for key, kind in (("frames", int), ("fps", float), ("clips", int)):
         p.add_argument(f"--{key}", type=kind, default=default(f"teacher.sampling.{key}"),
@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True, help="split table from `svar splits`")
     p.add_argument("--split-info", default=None, help="how that split was made (`svar splits --info-out`)")
     p.add_argument("--teacher", required=True, help="feature store from `svar teacher`")
-    p.add_argument("--method", required=True, choices=names_of("method"))
+    p.add_argument("--method", required=True, choices=names_of("method"), metavar="METHOD")
     p.add_argument("--options", required=True,
                    help="JSON: the config keys the method reads (svar.methods.options_for; the workflow passes them)")
     p.add_argument("--seed", type=int, required=True)
@@ -519,15 +519,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "features (run the workflow first), and print each variant's validation top-1, "
                                    "mean ± std over seeds. No test video is scored; the checkpoints are deleted.")
     p.add_argument("--config", nargs="*", default=[], help="the config's overlays (config.yaml is always read)")
-    p.add_argument("--method", required=True, choices=names_of("method"))
+    p.add_argument("--method", required=True, choices=names_of("method"), metavar="METHOD")
     p.add_argument("--fraction", type=float, required=True, help="a fraction of the config's grid")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an alternative value of one setting (YAML), e.g. train.strong_area=[0.35,1.0]; repeatable")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the config's seeds")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_sweep, outputs=(), output_dirs=())
-
-    from .plan import RATES_PATH
 
     p = sub.add_parser("plan", help="the jobs a config makes and their estimated cost, before anything runs",
                        description="For each stage: its jobs, its work (frames decoded, teacher frames, training "
@@ -539,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="where the GPU rules (teacher_shard, train, evaluate) run (default %(default)s)")
-    p.add_argument("--rates", default=str(RATES_PATH), help="the rates file (default: svar's own)")
+    p.add_argument("--rates", default=None, help="the rates file (default: svar's own, svar/data/rates.csv)")
     p.add_argument("--manifest", default=None, help="the dataset's manifest (default results/<name>/manifest.csv)")
     p.add_argument("--config-json", default=None, help="the resolved config's keys as JSON (rule plan passes them)")
     p.add_argument("--out", default=None, help="the plan as CSV")
@@ -561,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="teacher: videos per batch (default: the config's)")
     p.add_argument("--workers", type=int, default=None, help="teacher: decoding processes (default: the config's)")
     p.add_argument("--rounds", type=int, default=7, help="teacher: interleaved measurement rounds")
-    p.add_argument("--method", default="distill", choices=names_of("method"),
+    p.add_argument("--method", default="distill", choices=names_of("method"), metavar="METHOD",
                    help="train: the method whose steps are timed (default %(default)s; clip_finetune times the "
                         "teacher's image encoder)")
     p.add_argument("--videos", type=int, default=400, help="scale: N, the smaller size (default %(default)s)")

@@ -160,3 +160,26 @@ def test_debug_shows_the_traceback(files):
     with pytest.raises(FileNotFoundError):
         main(["--debug", "splits", "--manifest", str(files["root"] / "missing.csv"), "--fraction", "0.5", "--seed",
               "0", "--out", str(files["root"] / "s.csv")])
+
+
+def test_building_the_parser_imports_no_heavy_library():
+    """Every Snakemake job starts a `python -m svar`: the parser lists registries' names lazily
+    (metavar given, so argparse never iterates them), so that a job that needs neither torch nor
+    pandas (splits, aggregate, report, plan) does not pay their import (~3 s on this CPU) for
+    the parser of the others. A subcommand's own module imports what it uses."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from svar.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'pandas', 'scipy', 'matplotlib', 'open_clip') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_a_lazily_listed_choice_is_still_checked(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--method", "mixmatch"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "mixmatch" in err and "distill_pl" in err  # the registered names, listed when one is wrong
