@@ -17,7 +17,7 @@ from svar import config as cfg
 from svar.registry import REGISTRY_MODULES, names, registry
 
 CONFIGS = ROOT / "workflow" / "config"
-OVERLAYS = ["tiny.yaml", "full.yaml", "ucf101.yaml", "hmdb51.yaml"]
+OVERLAYS = ["tiny.yaml", "full.yaml", "ucf101.yaml", "hmdb51.yaml", "two-teachers.yaml"]
 GRID = ("name", "fractions", "seeds", "methods")  # set by workflow/config/config.yaml, no default
 
 
@@ -69,6 +69,16 @@ def test_the_base_config_holds_the_grid_and_the_overlays_only_their_differences(
         assert len(text.splitlines()) <= 50, name
         assert list(differences(cfg.read_yaml(CONFIGS / name), resolved_base)), name
         cfg.load_workflow_config(CONFIGS / name)  # valid once merged
+
+
+def test_the_two_teacher_overlay_adds_a_random_vit_b_32_to_the_tiny_grid():
+    config = cfg.load_workflow_config(CONFIGS / "tiny.yaml", CONFIGS / "two-teachers.yaml")
+    cfg.check(config)
+    teachers = cfg.grid_teachers(config)
+    assert [root for root, _ in teachers] == ["results/two-teachers", "results/two-teachers/teachers/vit-b-32-random"]
+    assert [(t["model"], t["pretrained"]) for _, t in teachers] == [("svar-tiny-clip", "generated"),
+                                                                    ("ViT-B-32", "none")]
+    assert teachers[1][1]["sampling"] == config["teacher"]["sampling"]  # tiny's other teacher settings
 
 
 def test_prompts_are_stored_once_and_named_from_the_config():
