@@ -819,9 +819,14 @@ def plot_gain_vs_teacher(analysis: pd.DataFrame, dataset: str, out: Path) -> Non
     sns.scatterplot(data=rows, x="teacher_zeroshot", y="gain", hue="method", style="teacher" if several else "method",
                     ax=ax)
     ax.axhline(0, color="grey", lw=0.8)
+    placed = []  # points already labelled: a label near one of them steps down a line, not over it
     for _, row in pd.concat([rows.nlargest(2, "gain"), rows.nsmallest(2, "gain")]).drop_duplicates().iterrows():
-        ax.annotate(f"{row['class']} ({row['method']})", (row["teacher_zeroshot"], row["gain"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
+        x, y = row["teacher_zeroshot"], row["gain"]
+        line = sum(abs(x - px) < 30 and abs(y - py) < 8 for px, py in placed)  # a label spans ~25 points of x
+        placed.append((x, y))
+        right = x > 70  # near the right edge the label runs leftwards, inside the axes
+        ax.annotate(f"{row['class']} ({row['method']})", (x, y), fontsize=7, ha="right" if right else "left",
+                    xytext=(-4 if right else 4, 3 - 9 * line), textcoords="offset points")
     ax.set(xlabel="teacher zero-shot test accuracy of the class (%)",
            ylabel=f"test accuracy gain over {BASELINE_METHOD} (points)")
     ax.set_title(f"{dataset}, {fraction_label(fraction)} labels: per-class gain against the teacher"
