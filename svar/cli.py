@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 
 from .config import default, description
-from .registry import names_of
+from .registry import lazy_choices
 
 
 def _download(args):
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "resumable (HTTP Range), retried with back-off, checksum-verified, written "
                                    "atomically. With --archives-dir holding the file, it is verified and used "
                                    "without touching the network.")
-    p.add_argument("--archive", required=True, choices=names_of("archive"), metavar="ARCHIVE",
+    p.add_argument("--archive", required=True, **lazy_choices("archive", "ARCHIVE"),
                    help="archive file name, one a registered dataset is built from: %(choices)s")
     p.add_argument("--out-dir", default="data/archives")
     p.add_argument("--archives-dir", default=None, help="folder of archives already on disk")
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "CSV with the header path,label,split (a symlink per video, split 1's lists "
                                    "written); the videos stay where they are.")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--name", default=default("dataset.name"), choices=names_of("dataset"), metavar="DATASET")
+    source.add_argument("--name", default=default("dataset.name"), **lazy_choices("dataset", "DATASET"))
     source.add_argument("--root", default=None, help="your own videos: a folder in UCF101's layout, or a CSV "
                                                       "path,label,split (README, \"Your own videos\")")
     p.add_argument("--split", type=int, default=None,
@@ -324,10 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, required=True, help="labeled fraction in (0, 1]")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--split", type=int, default=default("dataset.split"), help="official split number (1..3)")
-    p.add_argument("--convention", default=default("dataset.split_convention"), choices=names_of("split_convention"), metavar="CONVENTION",
-                   help=description("dataset.split_convention"))
+    p.add_argument("--convention", default=default("dataset.split_convention"),
+                   **lazy_choices("split_convention", "CONVENTION"), help=description("dataset.split_convention"))
     p.add_argument("--lists-dir", default=None, help="folder of published lists, for the conventions that import them")
-    p.add_argument("--pool", default=default("dataset.pool"), choices=names_of("pool"), metavar="POOL", help=description("dataset.pool"))
+    p.add_argument("--pool", default=default("dataset.pool"), **lazy_choices("pool", "POOL"),
+                   help=description("dataset.pool"))
     p.add_argument("--val-per-class", type=int, default=default("dataset.val_per_class"),
                    help=description("dataset.val_per_class"))
     p.add_argument("--out", required=True)
@@ -355,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "verified against the sha256 prefix that name carries; a file already there is "
                                    "verified and kept. Run where there is internet (a login node): training reads "
                                    "the folder offline. Writes a JSON receipt: weights, url, file, bytes, sha256.")
-    p.add_argument("--arch", required=True, choices=names_of("student"), metavar="ARCH",
+    p.add_argument("--arch", required=True, **lazy_choices("student", "ARCH"),
                    help="student.arch: %(choices)s")
     p.add_argument("--pretrained", required=True,
                    help="student.pretrained, naming torchvision's weights (kinetics400 or imagenet)")
@@ -388,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where tag / hf-hub weights are cached (`svar teacher-weights`; default %(default)s)")
     p.add_argument("--offline", action="store_true",
                    help="never touch the network: weights come from the cache or a file, else a clear error")
-    p.add_argument("--sampling", default=default("teacher.sampling.mode"), choices=names_of("sampling_mode"), metavar="MODE",
+    p.add_argument("--sampling", default=default("teacher.sampling.mode"), **lazy_choices("sampling_mode", "MODE"),
                    help=description("teacher.sampling.mode"))
     for key, kind in (("frames", int), ("fps", float), ("clips", int)):
         p.add_argument(f"--{key}", type=kind, default=default(f"teacher.sampling.{key}"),
@@ -446,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True, help="split table from `svar splits`")
     p.add_argument("--split-info", default=None, help="how that split was made (`svar splits --info-out`)")
     p.add_argument("--teacher", required=True, help="feature store from `svar teacher`")
-    p.add_argument("--method", required=True, choices=names_of("method"), metavar="METHOD")
+    p.add_argument("--method", required=True, **lazy_choices("method", "METHOD"))
     p.add_argument("--options", required=True,
                    help="JSON: the config keys the method reads (svar.methods.options_for; the workflow passes them)")
     p.add_argument("--seed", type=int, required=True)
@@ -519,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "features (run the workflow first), and print each variant's validation top-1, "
                                    "mean ± std over seeds. No test video is scored; the checkpoints are deleted.")
     p.add_argument("--config", nargs="*", default=[], help="the config's overlays (config.yaml is always read)")
-    p.add_argument("--method", required=True, choices=names_of("method"), metavar="METHOD")
+    p.add_argument("--method", required=True, **lazy_choices("method", "METHOD"))
     p.add_argument("--fraction", type=float, required=True, help="a fraction of the config's grid")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an alternative value of one setting (YAML), e.g. train.strong_area=[0.35,1.0]; repeatable")
@@ -559,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="teacher: videos per batch (default: the config's)")
     p.add_argument("--workers", type=int, default=None, help="teacher: decoding processes (default: the config's)")
     p.add_argument("--rounds", type=int, default=7, help="teacher: interleaved measurement rounds")
-    p.add_argument("--method", default="distill", choices=names_of("method"), metavar="METHOD",
+    p.add_argument("--method", default="distill", **lazy_choices("method", "METHOD"),
                    help="train: the method whose steps are timed (default %(default)s; clip_finetune times the "
                         "teacher's image encoder)")
     p.add_argument("--videos", type=int, default=400, help="scale: N, the smaller size (default %(default)s)")

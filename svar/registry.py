@@ -113,5 +113,8 @@ def names(kind: str) -> tuple[str, ...]:
     return registry(kind).names()
 
 
-def names_of(kind: str) -> LazyChoices:
-    return LazyChoices(lambda: names(kind))
+def lazy_choices(kind: str, metavar: str) -> dict:
+    """add_argument's `choices` and `metavar` for one kind's names. The metavar is what keeps
+    them lazy: without one, argparse iterates the choices to build it when the argument is
+    added."""
+    return {"choices": LazyChoices(lambda: names(kind)), "metavar": metavar}

@@ -183,3 +183,4 @@ def test_a_lazily_listed_choice_is_still_checked(capsys):
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert "mixmatch" in err and "distill_pl" in err  # the registered names, listed when one is wrong
+
