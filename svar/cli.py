@@ -38,6 +38,12 @@ from .config import default, description
 from .registry import lazy_choices
 
 
+def schema_help(key: str) -> str:
+    """A config key's schema description as argparse help text: argparse %-formats help (for
+    %(default)s), so a literal % in a description is doubled."""
+    return description(key).replace("%", "%%")
+
+
 def _download(args):
     from .download import fetch_archive
 
@@ -282,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     for key in ("seed", "classes", "size", "width", "height", "min_frames", "max_frames", "groups", "clips_per_group",
                 "test_groups", "pretrain_videos"):
         p.add_argument(f"--{key.replace('_', '-')}", type=int, default=default(f"dataset.synthetic.{key}"),
-                       help=f"synthetic: {description(f'dataset.synthetic.{key}')} (default %(default)s)")
+                       help=f"synthetic: {schema_help(f'dataset.synthetic.{key}')} (default %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="synthetic: processes writing videos (the same bytes with any number)")
     p.set_defaults(func=_dataset, outputs=(), output_dirs=('out',))
@@ -297,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=default("teacher.model"), help="open_clip model name (default %(default)s)")
     for key, kind in (("steps", int), ("batch_size", int), ("lr", float), ("weight_decay", float), ("seed", int)):
         p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=default(f"pretrain_teacher.{key}"),
-                       help=f"{description(f'pretrain_teacher.{key}')} (default %(default)s)")
+                       help=f"{schema_help(f'pretrain_teacher.{key}')} (default %(default)s)")
     p.add_argument("--device", default=default("teacher.device"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--curve", default=None, help="CSV of the contrastive loss per step")
@@ -325,12 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--split", type=int, default=default("dataset.split"), help="official split number (1..3)")
     p.add_argument("--convention", default=default("dataset.split_convention"),
-                   **lazy_choices("split_convention", "CONVENTION"), help=description("dataset.split_convention"))
+                   **lazy_choices("split_convention", "CONVENTION"), help=schema_help("dataset.split_convention"))
     p.add_argument("--lists-dir", default=None, help="folder of published lists, for the conventions that import them")
     p.add_argument("--pool", default=default("dataset.pool"), **lazy_choices("pool", "POOL"),
-                   help=description("dataset.pool"))
+                   help=schema_help("dataset.pool"))
     p.add_argument("--val-per-class", type=int, default=default("dataset.val_per_class"),
-                   help=description("dataset.val_per_class"))
+                   help=schema_help("dataset.val_per_class"))
     p.add_argument("--out", required=True)
     p.add_argument("--info-out", default=None,
                    help="output JSON: how the split was made (convention, list source and sha256, counts)")
@@ -361,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", required=True,
                    help="student.pretrained, naming torchvision's weights (kinetics400 or imagenet)")
     p.add_argument("--weights-dir", default=default("student.weights_dir"),
-                   help=f"{description('student.weights_dir')} (default %(default)s)")
+                   help=f"{schema_help('student.weights_dir')} (default %(default)s)")
     p.add_argument("--out", required=True, help="the receipt (JSON)")
     p.set_defaults(func=_student_weights, outputs=('out',), output_dirs=('weights_dir',))
 
@@ -390,12 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true",
                    help="never touch the network: weights come from the cache or a file, else a clear error")
     p.add_argument("--sampling", default=default("teacher.sampling.mode"), **lazy_choices("sampling_mode", "MODE"),
-                   help=description("teacher.sampling.mode"))
+                   help=schema_help("teacher.sampling.mode"))
     for key, kind in (("frames", int), ("fps", float), ("clips", int)):
         p.add_argument(f"--{key}", type=kind, default=default(f"teacher.sampling.{key}"),
-                       help=f"{description(f'teacher.sampling.{key}')} (default %(default)s)")
+                       help=f"{schema_help(f'teacher.sampling.{key}')} (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=default("teacher.batch_size"), help="videos per batch")
-    p.add_argument("--workers", type=int, default=default("teacher.workers"), help=description("teacher.workers"))
+    p.add_argument("--workers", type=int, default=default("teacher.workers"), help=schema_help("teacher.workers"))
     p.add_argument("--threads", type=int, default=None, help="torch threads for the encoder (default: torch's)")
     p.add_argument("--device", default=default("teacher.device"), help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--templates", nargs="+", default=default("teacher.templates"),
@@ -475,11 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--teacher", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--clips", type=int, default=default("evaluate.clips"), help=description("evaluate.clips"))
-    p.add_argument("--crops", type=int, default=default("evaluate.crops"), help=description("evaluate.crops"))
+    p.add_argument("--clips", type=int, default=default("evaluate.clips"), help=schema_help("evaluate.clips"))
+    p.add_argument("--crops", type=int, default=default("evaluate.crops"), help=schema_help("evaluate.crops"))
     p.add_argument("--batch-size", type=int, default=default("evaluate.batch_size"),
-                   help=description("evaluate.batch_size"))
-    p.add_argument("--device", default=default("evaluate.device"), help=description("evaluate.device"))
+                   help=schema_help("evaluate.batch_size"))
+    p.add_argument("--device", default=default("evaluate.device"), help=schema_help("evaluate.device"))
     p.add_argument("--clip-cache", default=None,
                    help="receipt of the shared clip cache's test part (`svar clip-cache-gather`); without it the "
                         "test clips are decoded into memory")

@@ -2,6 +2,7 @@
 that cannot be written gives one line naming the file, option or value (exit status 2), no
 traceback; `--debug` shows the traceback."""
 
+import argparse
 import json
 
 import pytest
@@ -184,3 +185,15 @@ def test_a_lazily_listed_choice_is_still_checked(capsys):
     err = capsys.readouterr().err
     assert "mixmatch" in err and "distill_pl" in err  # the registered names, listed when one is wrong
 
+
+def test_every_subcommand_prints_its_help(capsys):
+    """Help text comes partly from the config schema's descriptions; argparse %-formats it, so a
+    literal % there once made `svar splits --help` crash."""
+    from svar.cli import build_parser
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name in subcommands:
+        with pytest.raises(SystemExit) as stopped:
+            main([name, "--help"])
+        assert stopped.value.code == 0, name
+        assert f"usage: svar {name}" in capsys.readouterr().out, name
