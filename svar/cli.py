@@ -59,6 +59,11 @@ def _dataset(args):
 
         lay_out(args.root, args.out, args.split)
         return
+    if args.extracted:
+        from .datasets import prepare_extracted
+
+        prepare_extracted(args.name, args.extracted, args.out)
+        return
     if not DATASETS[args.name].generated:
         prepare(args.name, args.archives or archive_paths(args.name, args.archives_dir), args.out)
         return
@@ -284,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ucf101/hmdb51: the video archive and the split archive")
     p.add_argument("--archives-dir", default="data/archives",
                    help="ucf101/hmdb51: folder holding the official archives (when --archives is not given)")
+    p.add_argument("--extracted", default=None, metavar="FOLDER",
+                   help=f"ucf101/hmdb51: {schema_help('dataset.extracted_dir')}")
     p.add_argument("--out", required=True, help="output folder, e.g. data/synthetic")
     for key in ("seed", "classes", "size", "width", "height", "min_frames", "max_frames", "groups", "clips_per_group",
                 "test_groups", "pretrain_videos"):

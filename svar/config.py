@@ -165,6 +165,15 @@ def _dataset_problems(config: dict) -> list[str]:
     from .datasets import DATASETS
 
     name, root = config["dataset"]["name"], config["dataset"]["root"]
+    extracted = config["dataset"]["extracted_dir"]
+    if extracted:
+        if root or name not in DATASETS or DATASETS[name].generated:
+            return [f"dataset.extracted_dir: {extracted} is set, but {name} is not a dataset svar builds from "
+                    f"official archives ({', '.join(n for n in DATASETS if not DATASETS[n].generated)}); your own "
+                    "videos go in dataset.root"]
+        if not Path(extracted).expanduser().is_dir():
+            return [f"dataset.extracted_dir: {extracted} is not a folder; point it at the folder holding {name}'s "
+                    "extracted archives, or set it to \"\" to build the dataset from its archives"]
     if not root:
         if name == "synthetic":
             s = config["dataset"]["synthetic"]

@@ -34,31 +34,6 @@ def test_snakefmt_finds_nothing_to_change():
 # parameters (and of both teacher tests) two at a time, conftest.snakemake_side_by_side: each
 # stops at the DAG or at the config check, one busy core for ~8 s, and this machine has two.
 
-REAL_CONFIGS = [("ucf101", "ucf101", 5), ("hmdb51", "hmdb51", 3)]
-
-
-@pytest.fixture(scope="module")
-def real_dags(tmp_path_factory):
-    """name: the dry run of workflow/config/<name>.yaml, in an empty folder of its own."""
-    config = ROOT / "workflow" / "config"
-    return snakemake_side_by_side({name: (tmp_path_factory.mktemp(name), "-n", "--cores", "8", "--configfile",
-                                          str(config / f"{name}.yaml")) for name, _, _ in REAL_CONFIGS})
-
-
-@pytest.mark.parametrize("name,dataset,fractions", REAL_CONFIGS)
-def test_real_dataset_configs_build_their_dag(real_dags, name, dataset, fractions):
-    """An overlay of a few lines gives the whole UCF101 / HMDB51 grid: archives downloaded once,
-    the weights fetched once, 5 (3) fractions × 3 seeds × every method."""
-    result = real_dags[name]
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = job_counts(result.stdout)
-    methods = yaml.safe_load((ROOT / "workflow" / "config" / "config.yaml").read_text())["methods"]
-    assert counts["download"] == 2 and counts["dataset"] == 1 and counts["teacher_weights"] == 1
-    assert counts["train"] == fractions * 3 * len(methods) and counts["evaluate"] == len(methods)
-    assert "pretrain_teacher" not in counts
-    assert f"data/{dataset}" in result.stdout and f"results/{name}/runs/" in result.stdout
-
-
 SHARD_COUNTS = [1, 3]
 
 

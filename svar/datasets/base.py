@@ -8,6 +8,7 @@ are published, their digests) and turns them into that layout; the generated one
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..download import ArchiveInfo
@@ -43,9 +44,30 @@ class Dataset:
         return (*cls.video_archives, *([cls.split_archive] if cls.split_archive else []))
 
     @staticmethod
-    def lay_out(videos_archive: Path, splits_archive: Path, out: Path, work: Path) -> None:
-        """Extract the archives (into `work`, kept across interruptions) and write `out`."""
+    def write_splits(split_root: Path, out: Path) -> None:
+        """Write `out`/splits in UCF101's format from the dataset's own split files, found
+        anywhere under `split_root` (the split archive extracted, or a folder holding it)."""
         raise NotImplementedError
+
+    @staticmethod
+    def extract(videos_archive: Path, splits_archive: Path, work: Path) -> None:
+        """Extract the archives into `work`/videos and `work`/splits (kept across interruptions)."""
+        raise NotImplementedError
+
+    @classmethod
+    def lay_out(cls, videos_archive: Path, splits_archive: Path, out: Path, work: Path) -> None:
+        """Extract the archives (into `work`) and write `out`: the videos moved there."""
+        cls.extract(videos_archive, splits_archive, work)
+        cls.write_splits(work / "splits", out)
+        os.replace(class_dirs(work / "videos"), out / "videos")
+
+    @classmethod
+    def lay_out_extracted(cls, folder: Path, out: Path) -> None:
+        """Write `out` from a folder where the archives are already extracted (a cluster's shared
+        copy, dataset.extracted_dir): the splits converted, `out`/videos an absolute symlink to
+        its folder of class folders, so the videos stay where they are."""
+        cls.write_splits(folder, out)
+        os.symlink(class_dirs(folder).resolve(), out / "videos", target_is_directory=True)
 
 
 def class_dirs(root: Path) -> Path:

@@ -6,14 +6,13 @@ Its archive is a RAR of 51 RARs, one per class; its split files (one per class a
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from ..archives import extract, extract_nested
 from ..atomic import write_text
 from ..download import ArchiveInfo
-from .base import DATASETS, Dataset, class_dirs
+from .base import DATASETS, Dataset
 
 # sha256 as recorded by torchvision's prototype datasets (torchvision/prototype/datasets/_builtin/hmdb51.py)
 HMDB51_RAR = ArchiveInfo("http://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/hmdb51_org.rar",
@@ -35,7 +34,7 @@ def hmdb_split_lists(split_dir: Path) -> tuple[list[str], dict[int, tuple[list[s
         if match:
             files[(match["cls"], int(match["k"]))] = path
     if not files:
-        raise FileNotFoundError(f"{split_dir}: no <class>_test_split<k>.txt files; is this test_train_splits.rar?")
+        raise FileNotFoundError(f"{split_dir}: no <class>_test_split<k>.txt files (HMDB51's split files, as test_train_splits.rar's testTrainMulti_7030_splits/ holds them)")
     classes = sorted({cls for cls, _ in files})
     splits = {}
     for k in sorted({k for _, k in files}):
@@ -67,14 +66,16 @@ class HMDB51(Dataset):
     split_archive = HMDB51_SPLITS
 
     @staticmethod
-    def lay_out(videos_archive: Path, splits_archive: Path, out: Path, work: Path) -> None:
+    def extract(videos_archive: Path, splits_archive: Path, work: Path) -> None:
         extract_nested(videos_archive, work / "videos")
         extract(splits_archive, work / "splits")
-        classes, splits = hmdb_split_lists(work / "splits")
+
+    @staticmethod
+    def write_splits(split_root: Path, out: Path) -> None:
+        classes, splits = hmdb_split_lists(split_root)
         for k, (train, test, unused) in splits.items():
             write_text(out / "splits" / f"trainlist0{k}.txt", "".join(f"{line}\n" for line in train))
             write_text(out / "splits" / f"testlist0{k}.txt", "".join(f"{line}\n" for line in test))
             # svar's addition to UCF101's format: the videos split k neither trains nor tests on
             write_text(out / "splits" / f"unusedlist0{k}.txt", "".join(f"{line}\n" for line in unused))
         write_text(out / "splits" / "classInd.txt", "".join(f"{i} {c}\n" for i, c in enumerate(classes, 1)))
-        os.replace(class_dirs(work / "videos"), out / "videos")

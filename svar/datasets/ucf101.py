@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from ..archives import extract
 from ..download import ArchiveInfo
-from .base import DATASETS, Dataset, class_dirs
+from .base import DATASETS, Dataset
 
 # Full sha256 values as recorded by TensorFlow Datasets (tensorflow_datasets/url_checksums/ucf101.txt);
 # each agrees with the ends of the digest published with the benchmark's data notes.
@@ -26,7 +25,7 @@ UCF101_SPLITS = ArchiveInfo("https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTes
 def _find_one(root: Path, name: str) -> Path:
     found = sorted(root.rglob(name))
     if not found:
-        raise FileNotFoundError(f"{root}: the split archive holds no {name}")
+        raise FileNotFoundError(f"{root}: holds no {name} (UCF101's split lists, UCF101TrainTestSplits-RecognitionTask.zip's ucfTrainTestlist/)")
     return found[0]
 
 
@@ -37,13 +36,15 @@ class UCF101(Dataset):
     split_archive = UCF101_SPLITS
 
     @staticmethod
-    def lay_out(videos_archive: Path, splits_archive: Path, out: Path, work: Path) -> None:
+    def extract(videos_archive: Path, splits_archive: Path, work: Path) -> None:
         extract(videos_archive, work / "videos")
         extract(splits_archive, work / "splits")
+
+    @staticmethod
+    def write_splits(split_root: Path, out: Path) -> None:
         (out / "splits").mkdir(parents=True, exist_ok=True)
         for k in (1, 2, 3):
             for role in ("train", "test"):
-                src = _find_one(work / "splits", f"{role}list0{k}.txt")
+                src = _find_one(split_root, f"{role}list0{k}.txt")
                 shutil.copyfile(src, out / "splits" / src.name)
-        shutil.copyfile(_find_one(work / "splits", "classInd.txt"), out / "splits" / "classInd.txt")
-        os.replace(class_dirs(work / "videos"), out / "videos")
+        shutil.copyfile(_find_one(split_root, "classInd.txt"), out / "splits" / "classInd.txt")

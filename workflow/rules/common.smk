@@ -28,6 +28,8 @@ TEACHER = config["teacher"]
 DATA = f"data/{dataset_folder(config)}"
 # the user's own videos: a folder in UCF101's layout or a CSV ("": a built-in dataset)
 DATASET_ROOT = config["dataset"]["root"]
+# a built-in dataset's archives already extracted on a shared disk ("": built from its archives)
+EXTRACTED = config["dataset"]["extracted_dir"]
 # everything this config makes: another config's name, another folder
 RESULTS = results_dir(config)
 # the grid's teachers by the folder their features and runs go to (svar.config.grid_teachers):
@@ -83,12 +85,13 @@ def flags(values):
 
 def dataset_archives(wildcards):
     """The official archives a dataset is built from: on disk in dataset.archives_dir, or
-    downloaded into data/archives by rule download. The generated dataset needs none. A CSV
+    downloaded into data/archives by rule download. The generated dataset needs none, nor one
+    whose archives are already extracted (dataset.extracted_dir: linked, as a folder root is). A CSV
     root is its own input (edited, it is laid out again); a folder root is none: rule index
     reads its files through data/<name>'s links, and its params digest them."""
     if DATASET_ROOT:
         return [os.path.expanduser(DATASET_ROOT)] if is_csv(DATASET_ROOT) else []
-    if DATASETS[DATASET].generated:
+    if DATASETS[DATASET].generated or EXTRACTED:
         return []
     folder = config["dataset"]["archives_dir"] or "data/archives"
     return [str(p) for p in archive_paths(DATASET, folder, config["dataset"]["video_archive"])]
@@ -97,6 +100,8 @@ def dataset_archives(wildcards):
 def dataset_args(wildcards, input):
     if DATASET_ROOT:
         return f"--root {shlex.quote(DATASET_ROOT)}"
+    if EXTRACTED:
+        return f"--name {DATASET} --extracted {shlex.quote(EXTRACTED)}"
     if not DATASETS[DATASET].generated:
         return f"--archives {input[0]} {input[1]}"
     return flags(config["dataset"]["synthetic"])

@@ -18,11 +18,13 @@ rule download:
         "python -m svar download --archive {wildcards.archive} --out-dir data/archives > {log} 2>&1"
 
 
-if DATASET_ROOT:
+if DATASET_ROOT or EXTRACTED:
 
     # Your own videos: data/<name> links to a folder in UCF101's layout, or to each video a CSV
     # lists (its split lists written); the CSV is the input, so editing it lays it out again.
-    # Links and a few lists only: a local rule (the root is on the login node's disk too).
+    # UCF101 / HMDB51 extracted on a shared disk (dataset.extracted_dir): data/<name>/videos
+    # links to its class folders, the split lists converted. Links and a few lists only: a local
+    # rule (the folder is on the login node's disk too).
     rule dataset:
         input:
             dataset_archives,

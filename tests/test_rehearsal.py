@@ -1,0 +1,181 @@
+"""Every shipped config, rehearsed: each file of workflow/config/ resolves, validates, builds its
+DAG and plans (fast tier), and runs end to end at toy size, report included (slow tier), on
+toy videos in its dataset's own layout (tests/rehearsal.py). A new config without a rehearsal
+fails here."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, TINY, job_counts, snakemake, snakemake_side_by_side
+from rehearsal import REHEARSALS, config_files, make_layouts, shipped_configs, site_overlay
+
+CONFIGS = shipped_configs()
+
+
+def test_every_shipped_config_has_a_rehearsal():
+    """A config added to workflow/config/ without an entry in tests/rehearsal.py's REHEARSALS (or
+    an entry whose file is gone) fails here: every shipped config is rehearsed."""
+    assert set(CONFIGS) == set(REHEARSALS), (
+        f"without a rehearsal: {sorted(set(CONFIGS) - set(REHEARSALS))}; "
+        f"rehearsals without a config: {sorted(set(REHEARSALS) - set(CONFIGS))}")
+
+
+@pytest.fixture(scope="session")
+def layouts(tmp_path_factory) -> dict:
+    """The toy videos in every layout (UCF101's and HMDB51's extracted archives, a user's folder
+    and CSV), made once a session."""
+    return make_layouts(tmp_path_factory.mktemp("layouts"))
+
+
+@pytest.fixture(scope="session")
+def sites(layouts, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("sites")
+    return {name: site_overlay(name, layouts, folder) for name in REHEARSALS}
+
+
+def shipped_files(name: str, sites: dict) -> list[str]:
+    """A shipped config as a user runs it (no smoke.yaml): with the site overlay only where it
+    cannot resolve without one (a user's dataset.root must exist)."""
+    needs_site = REHEARSALS[name].layout.startswith("user")
+    return list(config_files(name, sites[name] if needs_site else None, smoke=False))
+
+
+def configfile_args(files) -> list[str]:
+    return ["--configfile", *files] if files else []
+
+
+# --------------------------------------------------------------------------- fast tier
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_config_resolves_and_validates(name, sites):
+    from svar.config import check, load_workflow_config
+
+    config = check(load_workflow_config(*shipped_files(name, sites)), name, local=True)
+    assert config["methods"] and config["fractions"] and config["seeds"]
+
+
+@pytest.fixture(scope="module")
+def shipped_dags(sites, tmp_path_factory) -> dict:
+    """name: the dry run of each shipped config as a user runs it, in an empty folder of its own."""
+    return snakemake_side_by_side({name: (tmp_path_factory.mktemp(Path(name).stem), "-n", "--cores", "64",
+                                          *configfile_args(shipped_files(name, sites))) for name in CONFIGS})
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_config_builds_its_dag(name, shipped_dags, sites):
+    """The whole grid: every (teacher, method, fraction, seed) a train job, one evaluate job per
+    teacher and method; a built-in dataset's archives downloaded once and its weights fetched
+    once; the generated set's teacher pretrained once."""
+    from svar.config import load_workflow_config
+    from svar.datasets import DATASETS
+
+    result = shipped_dags[name]
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = load_workflow_config(*shipped_files(name, sites))
+    counts = job_counts(result.stdout)
+    teachers = 1 + len(config["teachers"])
+    methods = config["methods"]
+    assert counts["train"] == len(config["fractions"]) * len(config["seeds"]) * len(methods) * teachers
+    assert counts["evaluate"] == len(methods) * teachers and counts["report"] == 1
+    dataset = config["dataset"]["name"]
+    generated = dataset in DATASETS and DATASETS[dataset].generated
+    assert ("pretrain_teacher" in counts) == generated
+    if dataset in DATASETS and not generated:
+        assert counts["download"] == 2 and counts["dataset"] == 1 and counts["teacher_weights"] == teachers
+    assert f"results/{config['name']}/runs/" in result.stdout
+
+
+@pytest.fixture(scope="session")
+def user_manifests(layouts, tmp_path_factory) -> dict:
+    """layout: the manifest of a user's toy dataset (a user's dataset has no shape before index)."""
+    from svar.datasets.user import lay_out
+    from svar.manifest import write_index
+
+    out = {}
+    for layout in ("user_folder", "user_csv"):
+        folder = tmp_path_factory.mktemp(layout)
+        data = lay_out(layouts[layout], folder / "data")
+        write_index(data / "videos", data / "splits", folder / "manifest.csv", folder / "exclusions.csv",
+                    folder / "classes.csv")
+        out[layout] = folder / "manifest.csv"
+    return out
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_config_plans(name, device, sites, user_manifests, capsys):
+    """svar plan prints a plan for every shipped config on either device: every stage a row, every
+    estimate a number or 'unknown' (never a blank counted as 0)."""
+    from svar.config import load_workflow_config
+    from svar.plan import plan, plan_markdown
+
+    config = load_workflow_config(*shipped_files(name, sites))
+    table = plan(config, user_manifests.get(REHEARSALS[name].layout), device)
+    text = plan_markdown(table)
+    assert {"teacher_shard", "train"} <= set(table["stage"]) and "total:" in text
+
+
+# --------------------------------------------------------------------------- slow tier
+
+# the distinct runs: configs whose rehearsals are the same files share one (config.yaml is
+# implied by every --configfile, so `config.yaml + smoke.yaml` is smoke.yaml's rehearsal too)
+TIMES = ROOT / "test-artifacts" / "rehearsals.tsv"
+
+
+def rehearsal_files(name: str, sites: dict) -> tuple[str, ...]:
+    return config_files(name, sites[name])
+
+
+@pytest.fixture(scope="session")
+def rehearsal_runs(sites, tmp_path_factory, request):
+    """Runs each distinct rehearsal once, when first asked for: (folder, result, seconds). The
+    tiny config's is conftest's tiny_run, which other tests share."""
+    done: dict = {}
+
+    def run(name):
+        files = rehearsal_files(name, sites)
+        if files == (str(TINY),) and files not in done:
+            start = time.monotonic()
+            done[files] = (*request.getfixturevalue("tiny_run"), time.monotonic() - start)
+        if files not in done:
+            folder = tmp_path_factory.mktemp(f"rehearse-{Path(name).stem}")
+            start = time.monotonic()
+            result = snakemake(folder, "--cores", "2", "--configfile", *files, timeout=1200)
+            seconds = time.monotonic() - start
+            done[files] = (folder, result, seconds)
+            TIMES.parent.mkdir(exist_ok=True)
+            with open(TIMES, "a") as f:
+                f.write(f"{name}\t{seconds:.0f}\t{' '.join(Path(p).name for p in files)}\n")
+        return done[files]
+
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFIGS)
+def test_rehearsal_runs_end_to_end(name, rehearsal_runs, sites):
+    """The shipped config at toy size, every stage to the report: a metrics row for every
+    (teacher, method, fraction, seed, metric), the report's page and tables, and nothing left to
+    do after it."""
+    from svar.config import load_workflow_config
+
+    folder, result, seconds = rehearsal_runs(name)
+    print(f"rehearsal of {name}: {seconds:.0f} s")
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
+    config = load_workflow_config(*rehearsal_files(name, sites))
+    results = folder / "results" / config["name"]
+    metrics = pd.read_csv(results / "metrics.csv")
+    teachers = 1 + len(config["teachers"])
+    runs = len(config["methods"]) * len(config["fractions"]) * len(config["seeds"]) * teachers
+    assert len(metrics) == 3 * runs and set(metrics["method"]) == set(config["methods"])
+    assert set(metrics["dataset"]) == {config["dataset"]["name"]}
+    for page in ("report.html", "summary.md", "cost.md", "accuracy_vs_fraction.png"):
+        assert (results / "report" / page).stat().st_size > 0, page
+    again = snakemake(folder, "-n", "--cores", "1", "--configfile", *rehearsal_files(name, sites))
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
