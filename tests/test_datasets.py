@@ -226,3 +226,50 @@ def test_balanced_convention_counts(pool, fraction, labeled):
     rows += [{"video_id": f"t{c}", "label": c, "split1": "test"} for c in range(classes)]
     table = build_split(pd.DataFrame(rows), fraction, 0)
     assert (table["role"] == "labeled").sum() == labeled
+
+
+@pytest.mark.parametrize("name", ["ucf101", "hmdb51"])
+def test_extracted_dir_is_laid_out_by_links_with_the_same_roles(name, tmp_path):
+    """dataset.extracted_dir: the archives already extracted (a cluster's shared copy, in the
+    layout the archives extract to) give the dataset its archives would: the same videos, split
+    files converted (HMDB51's 0/1/2 files, UCF101's CRLF lists), the videos linked, not copied."""
+    import os
+
+    from rehearsal import hmdb51_extracted, ucf101_extracted
+    from svar.datasets import prepare_extracted
+    from svar.datasets.synthetic import DEFAULT_CLASSES, generate
+    from conftest import tiny_spec
+
+    spec = tiny_spec(DEFAULT_CLASSES)
+    generated = generate(tmp_path / "generated", spec)
+    make = {"ucf101": ucf101_extracted, "hmdb51": hmdb51_extracted}[name]
+    extracted = make(generated, tmp_path / "extracted", spec.groups)
+    out = prepare_extracted(name, extracted, tmp_path / "data" / name)
+    assert (out / "videos").is_symlink() and os.path.isabs(os.readlink(out / "videos"))
+    assert (out / "videos").resolve().parent == extracted.resolve()
+    mine = build_manifest(out / "videos", out / "splits")
+    reference = build_manifest(generated / "videos", generated / "splits")
+    assert sorted(mine["video_id"]) == sorted(reference["video_id"])
+    roles = mine.set_index("video_id")["split1"]
+    expected = reference.set_index("video_id")["split1"]
+    if name == "hmdb51":  # the last training video of each class is marked 0: unused in every split
+        assert (roles == "unused").sum() == len(DEFAULT_CLASSES[:4]) and set(roles[roles == "unused"].index) <= set(
+            expected[expected == "train"].index)
+        roles = roles[roles != "unused"]
+    assert (roles == expected[roles.index]).all()
+    assert {"split2", "split3"} <= set(mine.columns)
+
+
+def test_extracted_dir_errors_name_the_key(tmp_path):
+    from svar.config import ConfigError, check, load_workflow_config
+
+    base = load_workflow_config()
+    for dataset, match in (({"name": "ucf101", "extracted_dir": str(tmp_path / "nowhere")}, "is not a folder"),
+                           ({"name": "synthetic", "extracted_dir": str(tmp_path)}, "not a dataset svar builds")):
+        with pytest.raises(ConfigError, match=rf"dataset.extracted_dir: .*{match}"):
+            check({**base, "dataset": {**base["dataset"], **dataset}})
+    from svar.datasets import prepare_extracted
+
+    with pytest.raises(FileNotFoundError, match="UCF101's split lists"):
+        (tmp_path / "empty" / "UCF-101" / "A").mkdir(parents=True)
+        prepare_extracted("ucf101", tmp_path / "empty", tmp_path / "out")
