@@ -36,13 +36,14 @@ PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 TEST_PROFILE = ROOT / "workflow" / "profiles" / "slurm-test"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# written by svar scripts/slurm-local.sh"
-# the rule whose first job fails on purpose, and the `svar` subcommand that rule runs: a split,
-# a job beside the chain's longest path (the teacher's pretraining runs beside it, the teacher's
-# shards beside its retry), so that the retry adds no step to the run. Each step of jobs that
+# the rule whose first job fails on purpose, and the `svar` subcommand that rule runs: a clip
+# cache shard, a job beside the chain's longest path (the teacher's pretraining runs beside it,
+# the teacher's shards beside its retry), so that the retry adds no step to the run (a split,
+# the job once failed here, is a local rule now: not an sbatch job). Each step of jobs that
 # wait for each other costs ~36 s here: the plugin's status queries come 2, 14 and 36 s after
 # the last one that found a job finished (+10 s after each that finds none), and a job takes ~20 s
-FAIL_ONCE_RULE = "splits"
-FAIL_ONCE_COMMAND = "splits"
+FAIL_ONCE_RULE = "clip_cache_shard"
+FAIL_ONCE_COMMAND = "clip-cache"
 
 
 def alive(pid: int, comm: str | None = None) -> bool:
@@ -267,9 +268,9 @@ def test_slurm_run_completes(runs):
     print(f"tiny benchmark through SLURM: {runs['seconds']:.0f} s")
 
 
-# the rules that run on the submit host (`localrule: True`): the target, the clip cache's gather
-# (a receipt from a few index files), the plan, and the seconds-long tables and report
-LOCAL_RULES = ("clip_cache", "plan", "aggregate", "report", "all")
+# the rules that run on the submit host (`localrule: True`): the target, the splits, the clip
+# cache's and the teacher's gathers, the plan, and the seconds-long tables and report
+LOCAL_RULES = ("splits", "clip_cache", "teacher", "plan", "aggregate", "report", "all")
 
 
 def test_every_job_but_the_local_rules_goes_through_sbatch(runs):
@@ -305,7 +306,7 @@ def test_job_failing_once_is_retried(runs):
     failed = [j for j, code in exits.items() if code != 0]
     assert len(failed) == 1 and failed[0] in rule_jobs
     assert all(exits[j] == 0 for j in rule_jobs if j != failed[0])
-    assert list((runs["slurm_dir"] / "results" / "tiny" / "splits").glob("fraction*_seed*.csv"))  # the retry's output
+    assert list((runs["slurm_dir"] / "results" / "tiny" / "clip_cache").glob("*/shard_*.npy"))  # the retry's output
 
 
 def test_metrics_equal_a_local_run(runs):

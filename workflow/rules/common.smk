@@ -354,6 +354,19 @@ def res(stage, key):
     return config["resources"][stage][key]
 
 
+def method_res(stage, key):
+    """resources.<stage>.<key> of a train or evaluate job (a callable of its wildcards): the
+    stage's own for a method that runs a network on clips (a GPU job under SLURM); resources.head's
+    for a teacher-only head (clip_zeroshot, clip_linear_probe, temporal_probe), which fits or
+    scores a head on the stored teacher features in seconds to minutes of CPU."""
+    return lambda wildcards: res(stage if METHODS[wildcards.method].trains_student else "head", key)
+
+
+def method_gpus(wildcards):
+    """GPUs a train or evaluate job runs on: 1 for a network on clips, none for a teacher-only head."""
+    return 1 if METHODS[wildcards.method].trains_student else 0
+
+
 def print_summary(paths):
     """The summary of each teacher's runs (its aggregate's summary.csv)."""
     import pandas as pd

@@ -3,11 +3,14 @@
 # what makes it>.
 
 
+# An official archive from the internet: under SLURM on the login node, which has internet
+# (compute nodes often have none); dataset.archives_dir or dataset.extracted_dir skip it.
 rule download:
     output:
         "data/archives/{archive}",
     log:
         "results/logs/download/{archive}.log",
+    localrule: True
     conda:
         "../envs/svar.yaml"
     threads: 1

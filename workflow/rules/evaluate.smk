@@ -19,10 +19,11 @@ rule evaluate:
         job_benchmark("evaluate", "{method}", "{root}")
     conda:
         "../envs/svar.yaml"
-    threads: res("evaluate", "threads")
+    threads: method_res("evaluate", "threads")
     resources:
-        mem_mb=res("evaluate", "mem_mb"),
-        runtime=res("evaluate", "runtime"),
+        mem_mb=method_res("evaluate", "mem_mb"),
+        runtime=method_res("evaluate", "runtime"),
+        gpu=method_gpus,
     params:
         runs=evaluate_args,
         settings=evaluate_settings,

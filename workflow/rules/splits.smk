@@ -9,6 +9,8 @@ rule splits:
         info=split_file("{fraction}", "{seed}", "json"),
     log:
         f"{RESULTS}/logs/splits/fraction{{fraction}}_seed{{seed}}.log",
+    # a second of pandas on the manifest: under SLURM on the submit host, not a job in the queue
+    localrule: True
     conda:
         "../envs/svar.yaml"
     threads: 1

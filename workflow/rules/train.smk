@@ -22,10 +22,11 @@ rule train:
         job_benchmark("train", "{method}/fraction{fraction}_seed{seed}", "{root}")
     conda:
         "../envs/svar.yaml"
-    threads: res("train", "threads")
+    threads: method_res("train", "threads")
     resources:
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("train", "runtime"),
+        mem_mb=method_res("train", "mem_mb"),
+        runtime=method_res("train", "runtime"),
+        gpu=method_gpus,
     params:
         options=train_options,
         dataset=DATASET,

@@ -1,0 +1,104 @@
+"""The SLURM profile sized to each job, read from a dry run of the UCF101 grid: teacher-only heads
+are CPU jobs of resources.head's size, the network jobs ask one GPU each, the seconds-long jobs
+run on the login node, and every memory request covers the peak its stage was measured at."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, snakemake
+
+CONFIGS = ROOT / "workflow" / "config"
+SLURM = ROOT / "workflow" / "profiles" / "slurm"
+# the rules whose jobs take seconds (or need the internet): under SLURM on the login node
+LOCAL = {"splits", "download", "teacher_weights", "student_weights", "teacher", "clip_cache", "aggregate", "plan",
+         "report"}
+
+
+def jobs_of(output: str) -> list[dict]:
+    """rule, wildcards, threads and resources of every job a dry run lists."""
+    jobs = []
+    for block in re.split(r"\n(?=\[|(?:local)?rule \w+:)", output):
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not m:
+            continue
+        w = re.search(r"^\s*wildcards: (.*)$", block, re.M)
+        r = re.search(r"^\s*resources: (.*)$", block, re.M)
+        t = re.search(r"^\s*threads: (\d+)$", block, re.M)
+        resources = dict(kv.split("=", 1) for kv in r.group(1).split(", ")) if r else {}
+        jobs.append({"rule": m.group(1), "wildcards": dict(kv.split("=", 1) for kv in w.group(1).split(", ")) if w
+                     else {}, "threads": int(t.group(1)) if t else 1, "resources": resources})
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def ucf101_slurm(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("slurm-dry")
+    result = snakemake(folder, "-n", "--cores", "64", "--profile", str(SLURM), "--configfile",
+                       str(CONFIGS / "ucf101.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, jobs_of(result.stdout)
+
+
+def test_teacher_only_jobs_ask_no_gpu_and_little(ucf101_slurm):
+    from svar.config import load_workflow_config
+    from svar.methods import METHODS
+
+    config = load_workflow_config(CONFIGS / "ucf101.yaml")
+    head = config["resources"]["head"]
+    _, jobs = ucf101_slurm
+    seen = set()
+    for job in jobs:
+        if job["rule"] not in ("train", "evaluate"):
+            continue
+        method = job["wildcards"]["method"]
+        res = job["resources"]
+        if METHODS[method].trains_student:
+            assert res["gpu"] == "1", job
+        else:
+            seen.add(method)
+            assert res["gpu"] == "0" and int(res["mem_mb"]) == head["mem_mb"] <= 4000, job
+            assert int(res["runtime"]) == head["runtime"] <= 60 and job["threads"] == head["threads"], job
+    assert seen == {m for m in config["methods"] if not METHODS[m].trains_student} != set()
+    assert all(j["resources"]["gpu"] == "1" for j in jobs if j["rule"] == "teacher_shard")
+
+
+def test_seconds_long_jobs_run_on_the_login_node(ucf101_slurm):
+    """splits, the gathers, download and the weights rules are local rules (Snakemake's dry run
+    does not print it, so the workflow's own list is read)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    folder, jobs = ucf101_slurm
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=64), snakefile=ROOT / "Snakefile",
+                                config_settings=ConfigSettings(configfiles=[CONFIGS / "ucf101.yaml"]), workdir=folder)
+        local = set(workflow._workflow._localrules)
+    assert LOCAL <= local, LOCAL - local
+    # and nothing that runs a network or decodes the whole dataset is local
+    assert not local & {"teacher_shard", "train", "evaluate", "clip_cache_shard", "index", "pretrain_teacher"}
+    assert {"splits", "download", "teacher_weights", "teacher", "clip_cache"} <= {j["rule"] for j in jobs}
+
+
+def test_every_memory_request_covers_its_stage_measured_peak(ucf101_slurm):
+    """The plan's peak-RSS column (svar/data/rates.csv: what svar bench measured a job of the
+    stage at, at the config's input sizes) is below every job's request of that stage."""
+    from svar.config import load_workflow_config
+    from svar.methods import METHODS
+    from svar.plan import plan
+
+    config = load_workflow_config(CONFIGS / "ucf101.yaml")
+    peaks = plan(config, None, "cpu").set_index("stage")["peak_rss_mb_measured"].dropna().astype(float)
+    assert {"index", "clip_cache_shard", "train", "evaluate"} <= set(peaks.index), peaks
+    _, jobs = ucf101_slurm
+    checked = set()
+    for job in jobs:
+        stage = job["rule"]
+        if stage in peaks.index and (stage not in ("train", "evaluate")
+                                     or METHODS[job["wildcards"]["method"]].trains_student):
+            assert int(job["resources"]["mem_mb"]) >= peaks[stage], (job, peaks[stage])
+            checked.add(stage)
+    assert checked == set(peaks.index)
