@@ -32,6 +32,7 @@ import pandas as pd
 
 from .clip_cache import cache_reads
 from .config import canonical, load_workflow_config, subset
+from .device import resolve_device
 from .methods import METHODS, options_for
 from .plan import RATE_COLUMNS, clips_per_step
 
@@ -195,12 +196,18 @@ def rate_rows(config: dict, small: dict, large: dict, threads: int, command: str
              ("teacher_shard", "teacher", config["teacher"]["model"], "-", "teacher frame encoded", 1),
              ("train", "train", s["arch"], clip, "training clip (forward + backward)", 1),
              ("evaluate", "evaluate", s["arch"], clip, "test view (forward)", 1)]
+    # the device each stage's job ran on (the teacher, training and evaluation: their config's
+    # device, auto = cuda where there is one); a CPU stage's unit cost is in core-seconds
+    ran_on = {stage: resolve_device(config[section]["device"]).type
+              for stage, section in (("teacher_shard", "teacher"), ("train", "train"), ("evaluate", "evaluate"))}
     rows = []
     for stage, measured, model, input_, unit, jobs in specs:
         key = "clip_cache_train" if measured == "clip_cache" else measured
         b, a = fit(wall(small, measured), wall(large, measured), u_small[key], u_large[key], jobs)
-        rows.append({"stage": stage, "model": model, "input": input_, "device": "cpu", "unit": unit,
-                     "seconds_per_unit": b * threads, "seconds_per_job": a, "peak_rss_mb": peak(measured),
+        device = ran_on.get(stage, "cpu")
+        rows.append({"stage": stage, "model": model, "input": input_, "device": device, "unit": unit,
+                     "seconds_per_unit": b * threads if device == "cpu" else b, "seconds_per_job": a,
+                     "peak_rss_mb": peak(measured),
                      "measured_by": f"{where}, {u_small[key]:,} and {u_large[key]:,} units, {threads} threads"})
     return rows
 

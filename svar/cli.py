@@ -544,9 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="the jobs a config makes and their estimated cost, before anything runs",
                        description="For each stage: its jobs, its work (frames decoded, teacher frames, training "
                                    "clips, test views), the measured rate (svar/data/rates.csv, written by `svar "
-                                   "bench scale`) and the estimated wall time, GPU- or CPU-hours and disk. The "
-                                   "dataset's shape: its manifest when `svar index` has run, else its settings or "
-                                   "published counts.")
+                                   "bench scale`) and the estimated wall time, GPU- or CPU-hours and disk; a stage "
+                                   "without a rate is unknown and names the command that measures it. With "
+                                   "--device cuda, the estimated peak GPU memory of a train job. The dataset's "
+                                   "shape: its manifest when `svar index` has run, else its settings or published "
+                                   "counts.")
     p.add_argument("--configfile", nargs="*", default=[],
                    help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",

@@ -75,7 +75,9 @@ def cost_table(jobs: pd.DataFrame, plan: pd.DataFrame | None = None) -> pd.DataF
     columns = ["stage", "jobs", *SHOWN]
     if jobs.empty:
         return pd.DataFrame(columns=columns)
-    estimate = {} if plan is None else plan.set_index("stage")["est_wall_s_total"].to_dict()
+    # a plan read back from plan.csv holds a stage without a rate as an empty cell ("" with
+    # keep_default_na=False): numbers are read as numbers, anything else as NaN (unknown)
+    estimate = {} if plan is None else pd.to_numeric(plan.set_index("stage")["est_wall_s_total"], errors="coerce").to_dict()
     rows = [{"stage": stage, **_totals(group), "est_wall_s_total": estimate.get(stage, float("nan"))}
             for stage, group in sorted(jobs.groupby("stage"), key=lambda item: stage_rank(item[0]))]
     rows.append({"stage": "total", **_totals(jobs),
@@ -83,10 +85,18 @@ def cost_table(jobs: pd.DataFrame, plan: pd.DataFrame | None = None) -> pd.DataF
     return pd.DataFrame(rows, columns=columns)
 
 
+def _number(value) -> float:
+    """A cell as a number: NaN for a blank or anything that is not one (a cost table read back
+    from CSV with empty cells kept as "")."""
+    number = pd.to_numeric(value, errors="coerce")
+    return float("nan") if number is None or pd.isna(number) else float(number)
+
+
 def cost_cells(row) -> list[str]:
-    """A cost table row's shown values, `–` where nothing was measured."""
+    """A cost table row's shown values, `–` where nothing was measured or estimated."""
+    values = {c: _number(row[c]) for c in SHOWN}
     return [str(row["stage"]), str(row["jobs"])] + [
-        "–" if pd.isna(row[c]) else f"{row[c]:.{digits}f}" for c, (_, digits) in SHOWN.items()]
+        "–" if pd.isna(values[c]) else f"{values[c]:.{digits}f}" for c, (_, digits) in SHOWN.items()]
 
 
 def cost_markdown(table: pd.DataFrame) -> str:

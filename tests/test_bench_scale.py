@@ -58,3 +58,24 @@ def test_the_rates_written_are_the_rates_the_plan_reads(tmp_path):
     assert unit_s == pytest.approx(cost * 2 * 2) and job_s == pytest.approx(start)
     unit_s, job_s, _, _ = lookup(table, "train", "r3d_18", "16x112", "cpu")
     assert job_s == 0 and unit_s == pytest.approx((start + cost * work[808]["train"]) * 2 / work[808]["train"])
+
+
+def test_a_rate_measured_on_a_gpu_is_labelled_with_its_device(monkeypatch):
+    """The teacher, training and evaluation run on their config's device (auto: cuda where there is
+    one): their rows say so, in seconds a unit on the device; decoding stays core-seconds on cpu."""
+    import torch
+
+    import svar.bench_scale as bench
+
+    config = load_workflow_config(SCALE)
+    shapes = {n: {"videos": n, "train": n // 2, "test": n // 2, "frames": n * 175, "size": "320x240",
+                  "method": "supervised"} for n in (202, 808)}
+    results = {n: {"_shape": shapes[n], **{s: {"wall_s": 5.0 + 0.002 * units(config, shapes[n])[s], "peak_rss_mb": 9.0}
+                                           for s in ("index", "clip_cache_train", "clip_cache_test", "teacher",
+                                                     "train", "evaluate")}} for n in shapes}
+    monkeypatch.setattr(bench, "resolve_device", lambda name, key="device": torch.device("cuda"))
+    rows = {r["stage"]: r for r in rate_rows(config, results[202], results[808], 2, "test")}
+    assert {s: r["device"] for s, r in rows.items()} == {"index": "cpu", "clip_cache_shard": "cpu",
+                                                         "teacher_shard": "cuda", "train": "cuda", "evaluate": "cuda"}
+    assert rows["evaluate"]["seconds_per_unit"] == pytest.approx(0.002)  # not ×2 threads: one device
+    assert rows["index"]["seconds_per_unit"] == pytest.approx(0.002 * 2)

@@ -67,3 +67,35 @@ def test_the_report_writes_the_cost_table(benchmarks, tmp_path):
     html = paths["html"].read_text()
     # the plan's estimate beside the actual time
     assert 'id="costs"' in html and "<td>train</td><td>3</td><td>30.0</td><td>36.0</td>" in html
+
+
+def test_a_plan_with_an_unknown_stage_reads_back_into_the_cost_table(benchmarks, tmp_path):
+    """plan.csv as rule plan writes it, with a stage that has no rate (its estimate an empty cell),
+    read back as the report reads it: the number stays a number, the blank is `–`, never 0."""
+    import pandas as pd
+
+    from svar.atomic import write_csv
+    from svar.config import load_workflow_config
+    from svar.plan import RATE_COLUMNS, plan
+    from svar.readers import read_csv
+
+    rates = pd.DataFrame([("index", "decode", "64x64", "cpu", "frame", 0.001, 2.0, 300, "hand"),
+                          ("evaluate", "tiny3d", "4x24", "cpu", "view", 0.01, 1.0, 300, "hand")], columns=RATE_COLUMNS)
+    written = plan(load_workflow_config(), rates=rates)
+    assert written.set_index("stage")["est_wall_s_total"].isna().to_dict() == {
+        "index": False, "teacher_shard": True, "clip_cache_shard": True, "train": True, "evaluate": False}
+    write_csv(tmp_path / "plan.csv", written)
+    back = read_csv(tmp_path / "plan.csv", "plan", "plan")  # the report's reader: empty cells stay ""
+    assert (back.set_index("stage").loc["train", "est_wall_s_total"]) == ""
+    table = cost_table(read_benchmarks(benchmarks), back).set_index("stage")
+    estimate = written.set_index("stage")["est_wall_s_total"]
+    assert table.loc["evaluate", "est_wall_s_total"] == pytest.approx(estimate["evaluate"])
+    assert pd.isna(table.loc["train", "est_wall_s_total"])
+    assert table.loc["total", "est_wall_s_total"] == pytest.approx(estimate["index"] + estimate["evaluate"])
+    text = cost_markdown(table.reset_index())
+    assert "| train | 3 | – | 36.0 |" in text and f"| evaluate | 1 | {estimate['evaluate']:.1f} | 4.0 |" in text
+    metrics_csv, run_files = write_results_tree(tmp_path / "results")
+    paths = make_report(metrics_csv, run_files, tmp_path / "report", benchmarks_dir=benchmarks,
+                        plan_csv=tmp_path / "plan.csv")
+    assert paths["cost_md"].read_text() == text
+    assert "<td>train</td><td>3</td><td>–</td><td>36.0</td>" in paths["html"].read_text()
