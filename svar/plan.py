@@ -260,10 +260,12 @@ def _device_hours(v: float) -> str:
     return f"{v:.2f}" if v >= 0.01 or v == 0 else f"{v:.2g}"
 
 
-def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFrame | None = None) -> pd.DataFrame:
+def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFrame | None = None,
+         gpu_memory: bool = True) -> pd.DataFrame:
     """One row per stage: jobs, work, rate, estimated wall seconds (all jobs, and the longest job),
     device-hours and disk written (NaN where unknown: a stage without a rate); on cuda, the train
-    stage's estimated peak GPU memory."""
+    stage's estimated peak GPU memory (`gpu_memory`: seconds of building the student on the meta
+    device, which the workflow's run-time requests do without)."""
     rates = read_rates() if rates is None else rates
     shape = dataset_shape(config, manifest_path)
     methods = config["methods"]
@@ -333,7 +335,7 @@ def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFr
                  + (f" ({teachers} teachers)" if teachers > 1 else "")
                  + ("; clip_finetune's clips at the student's rate (none for the teacher's encoder)"
                     if "clip_finetune" in students else ""))
-        memory = train_memory(config, students) if on == "cuda" else None
+        memory = train_memory(config, students) if on == "cuda" and gpu_memory else None
         if memory is not None:
             rows[-1].update(est_peak_gpu_mb=memory[0] / 1e6, memory_note=memory[1])
         e = config["evaluate"]
@@ -414,6 +416,24 @@ def plan_markdown(table: pd.DataFrame) -> str:
             totals.append(f"{_device_hours(stages['est_device_h'].sum())} {kind}{left}")
     lines.append("total: " + ", ".join(totals))
     return "\n".join(lines)
+
+
+# a job's run time request when its resources.<stage>.runtime is 0 (svar.plan.runtime_minutes):
+# the plan's estimate of the stage's longest job × RUNTIME_MARGIN + RUNTIME_SLACK_MIN (a queue
+# start, imports, a GPU slower than the rate's, a busy file system), or RUNTIME_UNKNOWN_MIN, a
+# day, where the plan has no rate for the stage
+RUNTIME_MARGIN = 4
+RUNTIME_SLACK_MIN = 15
+RUNTIME_UNKNOWN_MIN = 1440
+
+
+def runtime_minutes(table: pd.DataFrame, stage: str) -> int:
+    """Minutes a job of `stage` asks for, from a plan (svar.plan.plan) of the device it runs on."""
+    rows = table[table["stage"] == stage]
+    longest = float(rows["est_wall_s_longest"].iloc[0]) if len(rows) else float("nan")
+    if not _known(longest):
+        return RUNTIME_UNKNOWN_MIN
+    return math.ceil(longest * RUNTIME_MARGIN / 60) + RUNTIME_SLACK_MIN
 
 
 def main_plan(overlays=(), device: str = "cpu", rates_path=RATES_PATH, out=None, config_json=None,

@@ -102,3 +102,37 @@ def test_every_memory_request_covers_its_stage_measured_peak(ucf101_slurm):
             assert int(job["resources"]["mem_mb"]) >= peaks[stage], (job, peaks[stage])
             checked.add(stage)
     assert checked == set(peaks.index)
+
+
+def test_run_time_requests_come_from_the_plan(ucf101_slurm):
+    """ucf101.yaml's runtime 0: each planned stage's jobs ask for the plan's estimate of the
+    stage's longest job on the device it runs on (the GPU rules on cuda), with the margin."""
+    from svar.config import load_workflow_config
+    from svar.methods import METHODS
+    from svar.plan import RUNTIME_MARGIN, plan, runtime_minutes
+
+    config = load_workflow_config(CONFIGS / "ucf101.yaml")
+    on = {"index": "cpu", "clip_cache_shard": "cpu", "teacher_shard": "cuda", "train": "cuda", "evaluate": "cuda"}
+    tables = {device: plan(config, None, device, gpu_memory=False) for device in ("cpu", "cuda")}
+    _, jobs = ucf101_slurm
+    seen = set()
+    for job in jobs:
+        stage = job["rule"]
+        if stage not in on or (stage in ("train", "evaluate") and not METHODS[job["wildcards"]["method"]].trains_student):
+            continue
+        table = tables[on[stage]].set_index("stage")
+        minutes = int(job["resources"]["runtime"])
+        assert minutes == runtime_minutes(tables[on[stage]], stage), job
+        assert table.loc[stage, "est_wall_s_longest"] * RUNTIME_MARGIN / 60 < minutes < 1440, (job, table.loc[stage])
+        seen.add(stage)
+    assert seen == set(on)
+
+
+def test_runtime_minutes_margin_and_unknown():
+    import pandas as pd
+
+    from svar.plan import RUNTIME_MARGIN, RUNTIME_SLACK_MIN, RUNTIME_UNKNOWN_MIN, runtime_minutes
+
+    table = pd.DataFrame({"stage": ["train", "evaluate"], "est_wall_s_longest": [600.0, float("nan")]})
+    assert runtime_minutes(table, "train") == 10 * RUNTIME_MARGIN + RUNTIME_SLACK_MIN
+    assert runtime_minutes(table, "evaluate") == runtime_minutes(table, "index") == RUNTIME_UNKNOWN_MIN

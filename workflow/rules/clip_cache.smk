@@ -20,7 +20,7 @@ rule clip_cache_shard:
     threads: res("clip_cache", "threads")
     resources:
         mem_mb=res("clip_cache", "mem_mb"),
-        runtime=res("clip_cache", "runtime"),
+        runtime=lambda w: runtime_request("clip_cache"),
     params:
         options=clip_cache_options,
     shell:

@@ -3,6 +3,7 @@
 # in a canonical written form (flags in a fixed order, JSON with sorted keys), so a job reruns
 # exactly when a setting it reads changes, whatever the key order of the config files.
 
+import functools
 import os
 import re
 import shlex
@@ -359,7 +360,47 @@ def method_res(stage, key):
     stage's own for a method that runs a network on clips (a GPU job under SLURM); resources.head's
     for a teacher-only head (clip_zeroshot, clip_linear_probe, temporal_probe), which fits or
     scores a head on the stored teacher features in seconds to minutes of CPU."""
+    if key == "runtime":
+        return lambda wildcards: runtime_request(stage) if METHODS[wildcards.method].trains_student else res("head", key)
     return lambda wildcards: res(stage if METHODS[wildcards.method].trains_student else "head", key)
+
+
+# by the config's `resources` section of a rule whose stage svar plan estimates: the device key
+# of its jobs when they ask for a GPU (none: CPU jobs; `cpu` there keeps them on CPUs), the stage
+PLANNED = {
+    "index": (None, "index"),
+    "clip_cache": (None, "clip_cache_shard"),
+    "teacher": ("teacher", "teacher_shard"),
+    "train": ("train", "train"),
+    "evaluate": ("evaluate", "evaluate"),
+}
+
+
+@functools.cache
+def stage_plan(device):
+    """svar plan's table for this config on `device`, once a Snakemake process (None for a
+    user's dataset before rule index has written its manifest: its shape is unknown)."""
+    from svar.plan import plan
+
+    manifest = f"{RESULTS}/manifest.csv"
+    try:
+        return plan(config, manifest if os.path.exists(manifest) else None, device, gpu_memory=False)
+    except ValueError:
+        return None
+
+
+def runtime_request(section):
+    """Minutes a job of resources.<section> asks for: its `runtime`, or with 0 the plan's estimate
+    with a margin (svar.plan.runtime_minutes) on the device its jobs run on."""
+    from svar.plan import RUNTIME_UNKNOWN_MIN, runtime_minutes
+
+    minutes = res(section, "runtime")
+    if minutes or section not in PLANNED:
+        return minutes or RUNTIME_UNKNOWN_MIN
+    device_key, stage = PLANNED[section]
+    device = "cuda" if device_key and config[device_key]["device"] != "cpu" else "cpu"
+    table = stage_plan(device)
+    return RUNTIME_UNKNOWN_MIN if table is None else runtime_minutes(table, stage)
 
 
 def method_gpus(wildcards):

@@ -17,7 +17,7 @@ rule index:
     threads: res("index", "threads")
     resources:
         mem_mb=res("index", "mem_mb"),
-        runtime=res("index", "runtime"),
+        runtime=lambda w: runtime_request("index"),
     params:
         # the lists and the videos they name: a video added to a list or a list edited reruns it
         reads=read_digest(index_inputs),

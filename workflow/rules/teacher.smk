@@ -19,7 +19,7 @@ rule pretrain_teacher:
     threads: res("pretrain_teacher", "threads")
     resources:
         mem_mb=res("pretrain_teacher", "mem_mb"),
-        runtime=res("pretrain_teacher", "runtime"),
+        runtime=lambda w: runtime_request("pretrain_teacher"),
         gpu=1,
     params:
         model=TEACHER["model"],
@@ -72,7 +72,7 @@ rule teacher_shard:
     threads: res("teacher", "threads")
     resources:
         mem_mb=res("teacher", "mem_mb"),
-        runtime=res("teacher", "runtime"),
+        runtime=lambda w: runtime_request("teacher"),
         gpu=1,
     params:
         args=teacher_args,
