@@ -41,6 +41,7 @@ from .report_figures import (BASELINE_METHOD, per_class_analysis, plot_accuracy_
 from .report_html import to_html
 from .report_tables import distinct, fraction_label, paper_tables, summary_frame, to_latex, to_markdown
 from .significance import significance_table
+from .wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 PUBLISHED_CSV = DATA_DIR / "published_results.csv"
 PUBLISHED_SCHEMA = DATA_DIR / "published_results.schema.json"
 
-RANDOM_TEACHER_WARNING = ("TEACHER WEIGHTS ARE RANDOM in {n} of {total} runs: "
+RANDOM_TEACHER_WARNING = ("TEACHER WEIGHTS ARE RANDOM in {n} of {total}: "
                           "these numbers do not measure the methods")
 
 
@@ -81,7 +82,7 @@ def load_published(path=None) -> pd.DataFrame:
                             f"{error.message}")
         records.append(record)
     if problems:
-        raise PublishedResultsError(f"{path}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+        raise PublishedResultsError(f"{path}: {counted(len(problems), 'problem')}\n  " + "\n  ".join(problems))
     return pd.DataFrame(records, columns=list(schema["properties"]))
 
 
@@ -179,7 +180,7 @@ def collect_provenance(runs: list[dict]) -> dict:
         "final_model_accuracy": all(str(a).startswith("final model") for a in accuracy_of),
     }
     if random_runs:
-        provenance["WARNING"] = RANDOM_TEACHER_WARNING.format(n=len(random_runs), total=len(runs))
+        provenance["WARNING"] = RANDOM_TEACHER_WARNING.format(n=len(random_runs), total=counted(len(runs), "run"))
     return provenance
 
 
@@ -266,7 +267,7 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
     warning = provenance.get("WARNING")
     if warning:
         log.warning(warning)
-    tables = paper_tables(summary, metrics)
+    tables = paper_tables(summary, metrics, runs)
     significance = significance_table(metrics)
     dataset, method, fraction, seed = choose_run(metrics, run)
     chosen_run = find_run(runs, dataset, method, fraction, seed)
@@ -296,7 +297,8 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
     write_json(paths["provenance"], {**provenance, "per_class_and_confusion_run": chosen})
     figures = [
         ("Top-1 against labeled fraction: ours (solid, ± sd over seeds) and published results for the same "
-         "dataset under a comparable split convention (hollow, dashed; dotted: zero-shot)", paths["accuracy_plot"]),
+         "dataset under a comparable split convention (hollow, dashed; dotted: zero-shot). The markers at one "
+         "fraction stand side by side around its tick, so that tied methods stay visible", paths["accuracy_plot"]),
         (f"Per-class accuracy: {chosen['title']}", paths["per_class_plot"]),
         (f"Confusion matrix: {chosen['title']}", paths["confusion_plot"]),
         (f"Training curves at {fraction_label(fraction)} labels, mean ± sd over seeds "
@@ -305,9 +307,11 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
          f"reads) and their coverage, per labeled fraction ({', '.join(pseudo_methods) or 'no method uses any'})",
          paths["pseudo_labels_plot"]),
         ("Per class: accuracy of the pseudo-labels each method trained on against the teacher's zero-shot test "
-         "accuracy of the class (lowest labeled fraction)", paths["pseudo_labels_per_class_plot"]),
+         "accuracy of the class (lowest labeled fraction; the methods' markers of one class side by side)",
+         paths["pseudo_labels_per_class_plot"]),
         (f"Per class: test accuracy gain over {BASELINE_METHOD} against the teacher's zero-shot accuracy of the "
-         "class (lowest labeled fraction; per_class_analysis.csv holds every fraction)", paths["gain_vs_teacher_plot"]),
+         "class (lowest labeled fraction; per_class_analysis.csv holds every fraction; the methods' markers of one "
+         "class side by side)", paths["gain_vs_teacher_plot"]),
     ]
     costs = None
     if benchmarks_dir is not None:

@@ -13,6 +13,7 @@ from .aggregate import several_teachers, with_teacher
 from .atomic import atomic_path
 from .readers import read_csv
 from .report_tables import fraction_label
+from .wording import counted
 
 
 # --------------------------------------------------------------------------- figures
@@ -33,10 +34,54 @@ def save_figure(fig, out: Path) -> None:
     _pyplot().close(fig)
 
 
+MARKERS = "osD^vP*Xph<>"
+# Series with markers at shared x positions (methods at each label fraction, methods over the same
+# class's teacher accuracy) are dodged sideways, so that tied ones sit side by side instead of one
+# hiding the other: series i of n is drawn (i - (n - 1) / 2) steps off its x, a step being one
+# marker's width in points, narrowed so that all of them span at most DODGE_SPREAD points. The
+# offset is in points, not data: the same on a log axis and at any zoom.
+DODGE_STEP = 6.0
+DODGE_SPREAD = 48.0
+
+
+def dodge(ax, index: int, count: int):
+    """The transform that draws series `index` of `count` at its data, shifted sideways. Set it on
+    an artist once drawn (set_transform, a scatter's set_offset_transform), not when drawing: the
+    axes' limits are computed from data drawn with ax.transData, and from nothing drawn with this."""
+    from matplotlib.transforms import ScaledTranslation
+
+    step = min(DODGE_STEP, DODGE_SPREAD / max(count - 1, 1))
+    return ax.transData + ScaledTranslation((index - (count - 1) / 2) * step / 72, 0, ax.figure.dpi_scale_trans)
+
+
+def colours(n: int) -> list:
+    """n distinct colours: seaborn's default palette, or evenly spaced hues beyond its 10."""
+    import seaborn as sns
+
+    return sns.color_palette(n_colors=n) if n <= 10 else sns.color_palette("husl", n)
+
+
+def say_why_empty(ax, text: str, fontsize: float = 9) -> None:
+    """In place of axes with nothing to draw: the reason, centred, so an empty panel never passes
+    for a plot of zeros or a drawing error. Wrapped to the axes' width (matplotlib's own wrap
+    fills the figure's width, past the panel's edge)."""
+    import textwrap
+
+    width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
+    chars = max(20, int(0.85 * width_pt / (0.55 * fontsize)))  # a character is about 0.55 em wide
+    ax.text(0.5, 0.5, textwrap.fill(text, chars), ha="center", va="center", transform=ax.transAxes,
+            fontsize=fontsize, color="#333", bbox={"facecolor": "white", "edgecolor": "#999", "boxstyle": "round"})
+
+
 def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, out: Path) -> None:
     """Top-1 against label fraction: ours solid with filled markers and a ± sd band over seeds,
     published numbers for the same dataset hollow and dashed, labelled 'method (venue year)'.
-    Zero-shot rows (no labels) cannot sit on a log axis and are drawn as dotted levels."""
+    Zero-shot rows (no labels) cannot sit on a log axis and are drawn as dotted levels. Markers
+    are dodged sideways (dodge): the x tick they gather round is their fraction."""
+    save_figure(accuracy_figure(metrics, published), out)
+
+
+def accuracy_figure(metrics: pd.DataFrame, published: pd.DataFrame):
     import seaborn as sns
 
     plt = _pyplot()
@@ -47,13 +92,27 @@ def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, ou
     fig, axes = plt.subplots(1, len(datasets), figsize=(8.5 * len(datasets), 4.8), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         ours = top1[top1["dataset"] == dataset]
-        sns.lineplot(data=ours, x="fraction", y="top1", hue="method", style="method", markers=True, dashes=False,
-                     errorbar="sd", ax=ax)
-        fractions = set(ours["fraction"])
+        # mean and sample sd over seeds (a single seed has no band)
+        stats = ours.groupby(["method", "fraction"])["top1"].agg(["mean", "std"]).reset_index()
+        methods = sorted(stats["method"].unique())
         theirs = published[published["dataset"] == dataset]
-        palette = sns.color_palette("dark", max(1, theirs.groupby(["method", "venue", "year"]).ngroups))
-        markers = "osD^vP*Xph"
-        for i, ((method, venue, year), rows) in enumerate(theirs.groupby(["method", "venue", "year"], sort=True)):
+        groups = list(theirs.groupby(["method", "venue", "year"], sort=True))
+        series = len(methods) + sum((rows["label_fraction"] > 0).any() for _, rows in groups)
+        for i, (method, colour) in enumerate(zip(methods, colours(len(methods)))):
+            rows = stats[stats["method"] == method].sort_values("fraction")
+            shift = dodge(ax, i, series)
+            line, = ax.plot(rows["fraction"], rows["mean"], marker=MARKERS[i % len(MARKERS)], color=colour,
+                            label=method)
+            band = ax.fill_between(rows["fraction"], rows["mean"] - rows["std"], rows["mean"] + rows["std"],
+                                   color=colour, alpha=0.2, linewidth=0)
+            line.set_transform(shift)
+            band.set_transform(shift)
+        if stats["mean"].notna().sum() == 0:
+            say_why_empty(ax, f"no top-1 accuracy recorded on {dataset}")
+        fractions = set(ours["fraction"])
+        palette = sns.color_palette("dark", max(1, len(groups)))
+        drawn = len(methods)
+        for i, ((method, venue, year), rows) in enumerate(groups):
             first = rows.iloc[0]
             label = f"{method} ({venue} {year}; {first['backbone']}, {first['pretraining']}; published)"
             zero_shot = rows[rows["label_fraction"] == 0]
@@ -61,8 +120,11 @@ def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, ou
                 ax.axhline(value, color=palette[i], linestyle=":", linewidth=1.5, label=label)
             labelled = rows[rows["label_fraction"] > 0].sort_values("label_fraction")
             if not labelled.empty:
-                ax.plot(labelled["label_fraction"], labelled["top1"], linestyle="--", marker=markers[i % len(markers)],
-                        markerfacecolor="none", markersize=8, color=palette[i], linewidth=1.2, label=label)
+                line, = ax.plot(labelled["label_fraction"], labelled["top1"], linestyle="--",
+                                marker=MARKERS[i % len(MARKERS)], markerfacecolor="none", markersize=8,
+                                color=palette[i], linewidth=1.2, label=label)
+                line.set_transform(dodge(ax, drawn, series))
+                drawn += 1
                 fractions |= set(labelled["label_fraction"])
         ax.set_xscale("log")
         ax.set_xticks(sorted(fractions), [fraction_label(f) for f in sorted(fractions)])
@@ -73,14 +135,16 @@ def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, ou
         ax.set_title(f"{dataset}: top-1 vs labeled fraction (ours: mean ± sd over seeds)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         ax.grid(alpha=0.3)
-    save_figure(fig, out)
+    return fig
 
 
 def plot_per_class(run: dict, out: Path) -> None:
     """Per-class accuracy of one run, sorted, so the classes a method fails on stand out."""
     plt = _pyplot()
     per_class = pd.Series(run["per_class"], dtype=float).dropna().sort_values() * 100
-    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.22 * len(per_class)))
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 1.0 + 0.22 * len(per_class))))
+    if per_class.empty:
+        say_why_empty(ax, "no class has a test video: no per-class accuracy")
     ax.barh(per_class.index, per_class.values, color="#4C72B0")
     ax.axvline(100 * run["top1"], color="black", linestyle="--", linewidth=1, label=f"top-1 {100 * run['top1']:.1f}%")
     ax.set_xlim(0, 100)
@@ -151,6 +215,8 @@ def plot_training_curves(runs: list[dict], dataset: str, fraction: float, out: P
     for ax, column in zip(axes[0], columns):
         sns.lineplot(data=curves, x="step", y=column, hue="method", errorbar="sd", ax=ax)
         what = "total loss" if column == "loss" else "labeled cross-entropy"
+        if curves[column].notna().sum() == 0:
+            say_why_empty(ax, f"no run logged a {what} value")
         ax.set_title(f"{dataset}, {fraction_label(fraction)} labels: {what} (mean ± sd over seeds)", fontsize=10)
         ax.grid(alpha=0.3)
     save_figure(fig, out)
@@ -229,9 +295,10 @@ def _pooled_pseudo_labels(runs: list[dict]) -> pd.DataFrame:
 
 
 def _note_figure(text: str, out: Path) -> None:
+    """A figure that is only its reason for having nothing to draw."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 2.0))
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    say_why_empty(ax, text)
     ax.set_axis_off()
     save_figure(fig, out)
 
@@ -259,11 +326,18 @@ def plot_pseudo_labels(runs: list[dict], dataset: str, out: Path) -> list[str]:
     data = pd.concat(frames, ignore_index=True)
     fractions = sorted(data["fraction"].unique(), key=lambda f: float(f.rstrip("%")))
     fig, axes = plt.subplots(2, len(fractions), figsize=(5.5 * len(fractions), 7), squeeze=False, sharex=True)
+    legend = True  # on the first panel with a line: the methods are named once
     for col, fraction in enumerate(fractions):
         part = data[data["fraction"] == fraction]
         for row, what in enumerate(("accuracy", "coverage")):
             ax = axes[row][col]
-            sns.lineplot(data=part, x="step", y=what, hue="method", errorbar="sd", ax=ax, legend=(row, col) == (0, 0))
+            drawn = part[what].notna().any()
+            sns.lineplot(data=part, x="step", y=what, hue="method", errorbar="sd", ax=ax, legend=legend and drawn)
+            legend &= not drawn
+            if not drawn:
+                say_why_empty(ax, f"no pseudo-label was used at any step at {fraction} labels (coverage 0%: none "
+                              "passed the method's threshold, or its unlabeled term never ran): nothing to score"
+                              if what == "accuracy" else f"no pseudo-label coverage logged at {fraction} labels")
             ax.set_ylim(-2, 102)  # a method whose soft targets reach every clip sits at 100% coverage: on view
             ax.set_ylabel(f"pseudo-label {what} (%)")
             ax.set_title(f"{dataset}, {fraction} labels", fontsize=10)
@@ -274,22 +348,41 @@ def plot_pseudo_labels(runs: list[dict], dataset: str, out: Path) -> list[str]:
     return sorted(data["method"].unique().tolist())
 
 
+def scatter_by_method(ax, rows: pd.DataFrame, x: str, y: str) -> dict:
+    """One marker series per method (and teacher, when rows hold several: a colour per method, a
+    marker per teacher), dodged sideways (dodge) so that methods tied on a class stay visible.
+    Returns each series' transform by (method, teacher), for labels placed at its points."""
+    methods, teachers = sorted(rows["method"].unique()), sorted(rows["teacher"].unique())
+    several = len(teachers) > 1
+    palette = colours(len(methods))
+    groups = list(rows.groupby(["method", "teacher"], sort=True))
+    shifts = {}
+    for i, ((method, teacher), part) in enumerate(groups):
+        shifts[(method, teacher)] = dodge(ax, i, len(groups))
+        marker = MARKERS[(teachers.index(teacher) if several else methods.index(method)) % len(MARKERS)]
+        ax.scatter(part[x], part[y], color=palette[methods.index(method)], marker=marker, s=30,
+                   label=f"{method} [{teacher}]" if several else method).set_offset_transform(shifts[(method, teacher)])
+    return shifts
+
+
 def plot_per_class_pseudo_labels(analysis: pd.DataFrame, dataset: str, out: Path) -> None:
     """Per class: the accuracy of the pseudo-labels each method trained on against the teacher's
     zero-shot test accuracy of the class, at the lowest labeled fraction, one marker per method."""
-    import seaborn as sns
-
-    rows = analysis[(analysis["dataset"] == dataset) & analysis["pseudo_label_accuracy"].notna()]
+    at = analysis[analysis["dataset"] == dataset]
+    rows = at[at["pseudo_label_accuracy"].notna()]
     if rows.empty:
-        _note_figure(f"no per-class pseudo-label accuracy on {dataset}: it needs clip_zeroshot, supervised and a "
-                     "method that trains on pseudo-labels in the grid", out)
+        why = ("no method trains on pseudo-labels" if at["pseudo_label_coverage"].isna().all()
+               else "no pseudo-label was used (coverage 0% in every class: none passed the method's threshold, or its "
+                    "unlabeled term never ran): nothing to score")
+        if at.empty:
+            why = "it needs clip_zeroshot, supervised and a method that trains on pseudo-labels in the grid"
+        _note_figure(f"no per-class pseudo-label accuracy on {dataset}: {why}", out)
         return
     fraction = rows["fraction"].min()
     rows = rows[rows["fraction"] == fraction]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.scatterplot(data=rows, x="teacher_zeroshot", y="pseudo_label_accuracy", hue="method",
-                    style="teacher" if rows["teacher"].nunique() > 1 else "method", ax=ax)
+    scatter_by_method(ax, rows, "teacher_zeroshot", "pseudo_label_accuracy")
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls=":")
     ax.set(xlim=(-3, 103), ylim=(-3, 103), xlabel="teacher zero-shot test accuracy of the class (%)",
            ylabel="accuracy of the pseudo-labels used (%)")
@@ -303,8 +396,6 @@ def plot_gain_vs_teacher(analysis: pd.DataFrame, dataset: str, out: Path) -> Non
     """Per class: each method's gain over `supervised` (test accuracy, points, mean over seeds)
     against the teacher's zero-shot accuracy of the class, at the lowest labeled fraction; the
     classes with the largest gain and loss named."""
-    import seaborn as sns
-
     rows = analysis[analysis["dataset"] == dataset]
     if rows.empty:
         _note_figure(f"no per-class gains on {dataset}: they need clip_zeroshot and supervised in the grid", out)
@@ -314,8 +405,9 @@ def plot_gain_vs_teacher(analysis: pd.DataFrame, dataset: str, out: Path) -> Non
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     several = rows["teacher"].nunique() > 1  # then one marker per teacher, one colour per method
-    sns.scatterplot(data=rows, x="teacher_zeroshot", y="gain", hue="method", style="teacher" if several else "method",
-                    ax=ax)
+    shifts = scatter_by_method(ax, rows, "teacher_zeroshot", "gain")
+    if rows["gain"].notna().sum() == 0:
+        say_why_empty(ax, f"no class has both a {BASELINE_METHOD} and another method's accuracy: no gain to draw")
     ax.axhline(0, color="grey", lw=0.8)
     placed = []  # points already labelled: a label near one of them steps down a line, not over it
     for _, row in pd.concat([rows.nlargest(2, "gain"), rows.nsmallest(2, "gain")]).drop_duplicates().iterrows():
@@ -323,12 +415,14 @@ def plot_gain_vs_teacher(analysis: pd.DataFrame, dataset: str, out: Path) -> Non
         line = sum(abs(x - px) < 30 and abs(y - py) < 8 for px, py in placed)  # a label spans ~25 points of x
         placed.append((x, y))
         right = x > 70  # near the right edge the label runs leftwards, inside the axes
-        ax.annotate(f"{row['class']} ({row['method']})", (x, y), fontsize=7, ha="right" if right else "left",
-                    xytext=(-4 if right else 4, 3 - 9 * line), textcoords="offset points")
+        # at its point as drawn: dodged
+        ax.annotate(f"{row['class']} ({row['method']})", (x, y), xycoords=shifts[(row["method"], row["teacher"])],
+                    fontsize=7, ha="right" if right else "left", xytext=(-4 if right else 4, 3 - 9 * line),
+                    textcoords="offset points")
     ax.set(xlabel="teacher zero-shot test accuracy of the class (%)",
            ylabel=f"test accuracy gain over {BASELINE_METHOD} (points)")
     ax.set_title(f"{dataset}, {fraction_label(fraction)} labels: per-class gain against the teacher"
-                 + (f" ({rows['teacher'].nunique()} teachers)" if several else ""), fontsize=10)
+                 + (f" ({counted(rows['teacher'].nunique(), 'teacher')})" if several else ""), fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, frameon=False)  # clear of the points
     ax.grid(alpha=0.3)
     save_figure(fig, out)

@@ -13,6 +13,7 @@ from .aggregate import METRICS
 from .costs import SHOWN as COST_COLUMNS, cost_cells
 from .report_tables import (METRIC_LABELS, SIGNIFICANCE_HEADERS, SIGNIFICANCE_NOTE, PaperTable, distinct,
                             fraction_label, seeds_text, significance_grid, significance_text, text_cell)
+from .wording import counted
 
 
 # --------------------------------------------------------------------------- HTML
@@ -28,6 +29,9 @@ thead tr:first-child th { border-top: 2px solid #222; } thead tr:last-child th {
 tbody tr:last-child td { border-bottom: 2px solid #222; }
 table.published td, table.published th { text-align: left; }
 .warning { background: #b00020; color: #fff; padding: 1em; font-size: 1.3em; font-weight: bold; border-radius: 4px; }
+/* inline beside its text: a badge's padding stays inside its own line, never over the next one's */
+.badge { display: inline-block; background: #b00020; color: #fff; font-weight: bold; font-size: 0.85em;
+         line-height: 1.3; padding: 0 0.4em; margin-right: 0.4em; border-radius: 3px; }
 .note { color: #555; font-size: 0.9em; }
 img { max-width: 100%; height: auto; display: block; margin: 0.5em 0 1.5em; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.3em 1em; }
@@ -97,10 +101,11 @@ def _html_table(table: PaperTable) -> str:
                         for f in table.fractions for m in METRICS)
         body.append(f"<tr><td>{esc(method)}</td>{cells}</tr>")
     key = table.slug if table.teacher_shown else table.dataset
-    return (f'<h3>{esc(table.title)} ({seeds_text(table)} seeds)</h3>'
+    return (f'<h3>{esc(table.title)} ({esc(seeds_text(table))})</h3>'
             + (f'<p class="note split">{esc(table.split)}.</p>' if table.split else "") +
             f'<table class="summary" id="summary-{esc(key)}"><thead><tr><th></th>{head1}</tr>'
-            f"<tr><th>Method</th>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+            f"<tr><th>Method</th>{head2}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + (f'<p class="note settings">{esc(table.settings)}.</p>' if table.settings else ""))
 
 
 def _html_costs(costs: pd.DataFrame) -> str:
@@ -141,7 +146,10 @@ def _html_provenance(provenance: dict, chosen: dict) -> str:
 
     weights = listed(provenance["teacher_weights"])
     if provenance["teacher_random_weights"]:
-        weights = f'<span class="warning">{weights}</span>'
+        others = [w for w in provenance["teacher_weights"] if w != "RANDOM"]
+        weights = (f'<span class="badge" id="random-teacher-badge">RANDOM</span> in '
+                   f'{provenance["runs_with_random_teacher"]} of {counted(provenance["runs"], "run")}'
+                   + (f"; the others: {listed(others)}" if others else ""))
     decoders = "; ".join(", ".join(f"{k} {v}" for k, v in sorted(d.items())) for d in provenance["decoders"])
     students = "<br>".join(f"{esc(m)}: {listed(s)}" for m, s in provenance["student"].items())
     evaluation = "<br>".join(f"{esc(m)}: {listed(['teacher features' if e is None else e for e in s])}"

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .aggregate import GROUP, METRICS, cell_text, several_teachers, with_teacher
 from .significance import AGAINST_BASELINE, AGAINST_BEST, significance_cell
+from .wording import counted, noun
 
 METRIC_LABELS = {"top1": "Top-1", "top5": "Top-5", "mean_class": "Mean-class"}
 
@@ -44,6 +45,7 @@ class PaperTable:
     split: str = ""  # how the labeled videos were chosen (split_text)
     teacher: str = ""  # its runs' teacher (with_teacher's label)
     teacher_shown: bool = False  # the report sets several teachers side by side: its title names this one
+    settings: str = ""  # what its runs were trained and scored with (settings_text)
 
     @property
     def title(self) -> str:
@@ -67,16 +69,66 @@ def split_text(metrics: pd.DataFrame, dataset: str) -> str:
     if "convention" not in rows.columns:
         return "split convention unrecorded"
     sources = sorted(rows["list_source"].unique())
-    source = sources[0] if len(sources) == 1 else f"{len(sources)} list sources (one per seed/fraction)"
+    source = sources[0] if len(sources) == 1 else f"{counted(len(sources), 'list source')} (one per seed/fraction)"
     if all(s.startswith("drawn with seed") for s in sources):
         source = "labeled videos drawn with each run's seed"
     return (f"split convention {', '.join(sorted(rows['convention'].unique()))}; {source}; "
             f"the seed varies {', '.join(sorted(rows['seed_varies'].unique()))}")
 
 
+# What a student run was trained and scored with, each read from its metrics.json (svar.evaluate's
+# provenance: the options the run was given, its clips, the test views averaged), worded as the
+# settings line under a table says it; None where a run has no such setting (μ of supervised).
+RUN_SETTINGS = (
+    lambda p: _train(p, "steps", lambda v: counted(v, "step")),
+    lambda p: _train(p, "batch_size", lambda v: f"batch {v}"),
+    lambda p: _train(p, "lr", lambda v: f"lr {v:g}"),
+    lambda p: _train(p, "unlabeled_ratio", lambda v: f"μ = {v:g} unlabeled per labeled clip"),
+    lambda p: f"test views {p['views']}" if p.get("views") else None,
+    lambda p: _clips_text(p.get("clips")),
+)
 
-def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None) -> list[PaperTable]:
-    """One table per dataset and teacher (config `teachers`: the teacher is a grid axis)."""
+
+def _train(provenance: dict, key: str, text) -> str | None:
+    value = (provenance.get("options") or {}).get("train", {}).get(key)
+    return None if value is None else text(value)
+
+
+def _clips_text(clips: dict | None) -> str | None:
+    """'clips of 8 frames at 112×112 px, dense sampling (stride 4)'"""
+    if not clips:
+        return None
+    stride = f" (stride {clips['stride']})" if clips["sampling"] == "dense" else ""
+    return (f"clips of {counted(clips['frames'], 'frame')} at {clips['size']}×{clips['size']} px, "
+            f"{clips['sampling']} sampling{stride}")
+
+
+def settings_text(runs: list[dict]) -> str:
+    """One table's training and evaluation settings as its runs record them (never the config's):
+    steps, batch, lr, μ (train.unlabeled_ratio), the test views (clips × crops) and the student's
+    clips. A setting every student run shares is said once; one that differs names its methods
+    beside each value, as does one only some methods have (μ); teacher-only heads are listed."""
+    students = [r for r in runs if r["provenance"].get("evaluate") is not None]  # teacher-only: scored on features
+    every = {r["method"] for r in students}
+    parts = []
+    for read in RUN_SETTINGS:
+        methods_of: dict[str, set] = {}
+        for run in students:
+            text = read(run["provenance"])
+            if text is not None:
+                methods_of.setdefault(text, set()).add(run["method"])
+        parts += [text if methods == every else f"{text} ({', '.join(sorted(methods))})"
+                  for text, methods in sorted(methods_of.items(), key=lambda item: sorted(item[1]))]
+    teacher_only = sorted({r["method"] for r in runs} - every)
+    if teacher_only:
+        parts.append(f"teacher-only, no student trained: {', '.join(teacher_only)}")
+    return "Settings as run (from the runs' metrics.json): " + "; ".join(parts) if parts else ""
+
+
+def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None,
+                 runs: list[dict] | None = None) -> list[PaperTable]:
+    """One table per dataset and teacher (config `teachers`: the teacher is a grid axis); with the
+    runs (svar.report.load_runs), each table carries the settings its runs were made with."""
     tables = []
     summary = with_teacher(summary)
     shown = several_teachers(summary)
@@ -87,9 +139,12 @@ def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None) -> 
         fractions = sorted(rows["fraction"].unique())
         best = {(f, m): round(100 * rows[(rows["fraction"] == f) & (rows["metric"] == m)]["mean"].max(), 1)
                 for f in fractions for m in METRICS}
+        # a table older than the teacher axis (teacher unrecorded) takes its dataset's runs
+        its_runs = [r for r in runs or () if r["dataset"] == dataset and teacher in ("unrecorded", r["teacher"])]
         tables.append(PaperTable(dataset, sorted(rows["method"].unique()), fractions, cells, best,
                                  sorted(rows.loc[rows["n_seeds"] > 0, "n_seeds"].unique().tolist()),
-                                 split_text(metrics, dataset) if metrics is not None else "", teacher, shown))
+                                 split_text(metrics, dataset) if metrics is not None else "", teacher, shown,
+                                 settings_text(its_runs)))
     return tables
 
 
@@ -112,8 +167,9 @@ def fraction_label(fraction: float) -> str:
 
 
 def seeds_text(table: PaperTable) -> str:
+    """'1 seed', '3 seeds', '2–3 seeds' (methods with different numbers of seeds)."""
     low, high = table.seeds[0], table.seeds[-1]
-    return f"{low}–{high}" if low != high else str(low)
+    return f"{low}–{high} {noun(high, 'seed')}" if low != high else counted(low, "seed")
 
 
 def md_escape(text) -> str:
@@ -126,7 +182,7 @@ def to_markdown(tables: list[PaperTable], published: pd.DataFrame, warning: str 
     if warning:
         lines += [f"> **WARNING: {warning}**", ""]
     for table in tables:
-        lines += [f"## {md_escape(table.title)} ({seeds_text(table)} seeds; final model, no test-set model selection)", ""]
+        lines += [f"## {md_escape(table.title)} ({seeds_text(table)}; final model, no test-set model selection)", ""]
         if table.split:
             lines += [f"{md_escape(table.split)}.", ""]
         header = ["Method"] + [f"{fraction_label(f)} {METRIC_LABELS[m]}" for f in table.fractions for m in METRICS]
@@ -135,6 +191,8 @@ def to_markdown(tables: list[PaperTable], published: pd.DataFrame, warning: str 
             cells = [text_cell(table, method, f, m, "**{}**") for f in table.fractions for m in METRICS]
             lines.append("| " + " | ".join([md_escape(method), *cells]) + " |")
         lines.append("")
+        if table.settings:
+            lines += [f"{md_escape(table.settings)}.", ""]
         lines += _markdown_significance(significance, table)
         rows = published[published["dataset"] == table.dataset]
         if not rows.empty:
@@ -172,8 +230,10 @@ def to_latex(tables: list[PaperTable], warning: str | None, significance: pd.Dat
     blocks = ["% generated by svar report; needs \\usepackage{booktabs}"]
     for table in tables:
         n = len(METRICS)
-        caption = (f"Accuracy (\\%) on {latex_escape(table.title)}: mean $\\pm$ std over {seeds_text(table)} "
-                   f"seeds, final model (no test-set model selection). Best mean per column in bold.")
+        spread = (f"mean $\\pm$ std over {seeds_text(table)}" if table.seeds[-1] > 1
+                  else f"{seeds_text(table)}, no std")
+        caption = (f"Accuracy (\\%) on {latex_escape(table.title)}: {spread}, final model (no test-set model "
+                   "selection). Best mean per column in bold.")
         if table.split:
             caption += f" {latex_escape(table.split[0].upper() + table.split[1:])}."
         if warning:
