@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
 from .atomic import write_csv, write_json
@@ -72,7 +73,8 @@ def measured(values: pd.Series) -> pd.Series:
     top-1 of 0.2 arrives as 0.20000000298023224 (float32's 0.2 read as a double). Each value
     becomes the shortest decimal that reads back as the same float32 (0.2); digits beyond float32's
     are noise, and so are those of a mean or std of such values. NaN stays NaN."""
-    return values.astype("float32").map(lambda v: float(str(v))).astype("float64")
+    # numpy's str of a float32 is its shortest round-trip form; pandas' map would box it as a double
+    return pd.Series([float(str(v)) for v in values.to_numpy(dtype=np.float32)], index=values.index, dtype="float64")
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:

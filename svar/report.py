@@ -4,7 +4,8 @@
 train_curve.csv) into what goes into a paper or a review:
 
 - the summary table (mean ± std over seeds of top-1, top-5 and mean-class accuracy, in %)
-  as CSV, Markdown and LaTeX (booktabs): methods as rows, one column group per label fraction;
+  as CSV, Markdown and LaTeX (booktabs): methods as rows, one column group per label fraction,
+  and under it the settings its runs were trained and scored with, read from their metrics.json;
 - under each, paired t-tests over seeds of top-1 against supervised and against the best other
   method (svar.significance), with their 95% intervals in significance.csv;
 - top-1 against label fraction (log axis, one line per method, a band of ± one sd over seeds),
@@ -18,9 +19,9 @@ train_curve.csv) into what goes into a paper or a review:
 
 Published numbers come from `svar/data/published_results.csv`, validated row by row against
 `published_results.schema.json`, so a row without a source or a split convention never
-reaches a figure.
+reaches a figure. The tables are svar.report_tables', the figures svar.report_figures' and the
+page svar.report_html's; this module reads the runs and writes every file.
 """
-
 
 from __future__ import annotations
 

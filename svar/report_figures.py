@@ -69,8 +69,9 @@ def say_why_empty(ax, text: str, fontsize: float = 9) -> None:
 
     width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
     chars = max(20, int(0.85 * width_pt / (0.55 * fontsize)))  # a character is about 0.55 em wide
-    ax.text(0.5, 0.5, textwrap.fill(text, chars), ha="center", va="center", transform=ax.transAxes,
-            fontsize=fontsize, color="#333", bbox={"facecolor": "white", "edgecolor": "#999", "boxstyle": "round"})
+    ax.text(0.5, 0.5, textwrap.fill(text, chars, break_on_hyphens=False), ha="center", va="center",
+            transform=ax.transAxes, fontsize=fontsize, color="#333",
+            bbox={"facecolor": "white", "edgecolor": "#999", "boxstyle": "round"})
 
 
 def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, out: Path) -> None:

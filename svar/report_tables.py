@@ -117,7 +117,8 @@ def settings_text(runs: list[dict]) -> str:
             text = read(run["provenance"])
             if text is not None:
                 methods_of.setdefault(text, set()).add(run["method"])
-        parts += [text if methods == every else f"{text} ({', '.join(sorted(methods))})"
+        shared = len(methods_of) == 1 and every in methods_of.values()
+        parts += [text if shared else f"{text} ({', '.join(sorted(methods))})"
                   for text, methods in sorted(methods_of.items(), key=lambda item: sorted(item[1]))]
     teacher_only = sorted({r["method"] for r in runs} - every)
     if teacher_only:
