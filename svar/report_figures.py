@@ -143,7 +143,7 @@ def plot_per_class(run: dict, out: Path) -> None:
     """Per-class accuracy of one run, sorted, so the classes a method fails on stand out."""
     plt = _pyplot()
     per_class = pd.Series(run["per_class"], dtype=float).dropna().sort_values() * 100
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 1.0 + 0.22 * len(per_class))))
+    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.22 * len(per_class) if len(per_class) else 2.5))
     if per_class.empty:
         say_why_empty(ax, "no class has a test video: no per-class accuracy")
     ax.barh(per_class.index, per_class.values, color="#4C72B0")
