@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
 from .atomic import write_csv, write_json
 from .readers import read_json
+from .wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +68,23 @@ def collect(metric_files) -> pd.DataFrame:
     return frame.sort_values([*GROUP, "seed", "metric"]).reset_index(drop=True)
 
 
+def measured(values: pd.Series) -> pd.Series:
+    """Accuracies to the precision they were measured with: svar.evaluate counts in float32, so a
+    top-1 of 0.2 arrives as 0.20000000298023224 (float32's 0.2 read as a double). Each value
+    becomes the shortest decimal that reads back as the same float32 (0.2); digits beyond float32's
+    are noise, and so are those of a mean or std of such values. NaN stays NaN."""
+    # numpy's str of a float32 is its shortest round-trip form; pandas' map would box it as a double
+    return pd.Series([float(str(v)) for v in values.to_numpy(dtype=np.float32)], index=values.index, dtype="float64")
+
+
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     """Mean and (sample) standard deviation over seeds; the std of one seed is missing (NaN), not
-    0, and so is every statistic of a metric that is missing."""
-    grouped = with_teacher(metrics).groupby([*GROUP, "metric"], sort=True)["value"]
+    0, and so is every statistic of a metric that is missing. Values, means and stds are taken to
+    float32's precision (measured): the long table (metrics.csv) keeps the values as the runs wrote them."""
+    metrics = with_teacher(metrics)
+    grouped = metrics.assign(value=measured(metrics["value"])).groupby([*GROUP, "metric"], sort=True)["value"]
     summary = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
-    return summary
+    return summary.assign(mean=measured(summary["mean"]), std=measured(summary["std"]))
 
 
 def cell_text(mean: float, std: float, fmt: str = "{:.1f}", pm: str = " ± ") -> str:
@@ -132,6 +145,6 @@ def aggregate(metric_files, metrics_out, summary_out, summary_json_out=None, top
         write_csv(top1_csv_out, top1_by_fraction(summary))
     random = [f for f in metric_files if read_json(f, "run's metrics", "evaluate").get("teacher_random_weights")]
     if random:
-        log.warning("%d of %d runs used a teacher with RANDOM weights", len(random), len(metric_files))
+        log.warning("%d of %s used a teacher with RANDOM weights", len(random), counted(len(metric_files), "run"))
     print(format_summary(summary))
     return summary

@@ -23,6 +23,7 @@ from .readers import load_torch
 from .methods import teacher_head_logits
 from .students import model_from_checkpoint
 from .video import decoder_versions
+from .wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def evaluate_settings(clips: int = default("evaluate.clips"), batch_size: int = 
 def views_text(settings: dict) -> str:
     """'10 clips × 3 crops': the test views whose logits are averaged."""
     clips, crops = settings["clips"], settings["crops"]
-    return f"{clips} clip{'s' * (clips > 1)} × {crops} crop{'s' * (crops > 1)}"
+    return f"{counted(clips, 'clip')} × {counted(crops, 'crop')}"
 
 
 def model_clips(ckpt: dict) -> ClipSpec:
@@ -103,13 +104,17 @@ def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: Test
     # batch by batch of test videos, every view of a batch before the next: memory holds one batch
     # of clips whatever the number of test videos or of runs
     outs = []
-    for first in tqdm(range(0, len(ids), settings["batch_size"]), desc="score test videos", unit="batch"):
-        batch, total = ids[first:first + settings["batch_size"]], 0
-        for c in range(n_clips):
-            for view in eval_views(store.view_clips(batch, spec, c, n_clips), spec.size, n_crops):
-                with autocast(device):
-                    total = total + student(to_device(view.contiguous(), device))[0].float().cpu()
-        outs.append(total)
+    # counted in videos, the unit a test list is sized in: a bar of batches read 0/1 for the minutes
+    # one batch of 64 videos × every view takes
+    with tqdm(total=len(ids), desc="score test videos", unit="video") as progress:
+        for first in range(0, len(ids), settings["batch_size"]):
+            batch, total = ids[first:first + settings["batch_size"]], 0
+            for c in range(n_clips):
+                for view in eval_views(store.view_clips(batch, spec, c, n_clips), spec.size, n_crops):
+                    with autocast(device):
+                        total = total + student(to_device(view.contiguous(), device))[0].float().cpu()
+            outs.append(total)
+            progress.update(len(batch))
     if not outs:
         return torch.zeros((0, ckpt["num_classes"]))
     return torch.cat(outs) / (n_clips * n_crops)

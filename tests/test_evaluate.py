@@ -1,6 +1,7 @@
 """Evaluation metrics and aggregation into tables and a plot."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -166,3 +167,68 @@ def test_evaluation_settings_are_its_own_not_the_checkpoints(tiny_manifest, tiny
     assert result["provenance"]["views"] == "2 clips × 3 crops"
     assert result["provenance"]["clips"]["sampling"] == "segments"
     assert "evaluate" not in result["provenance"]["options"]  # training never saw them
+
+
+def test_summary_is_written_without_float32_noise_and_metrics_csv_as_the_runs_wrote_it(tmp_path):
+    """svar.evaluate counts in float32: a top-1 of 0.2 arrives as 0.20000000298023224. metrics.csv
+    keeps each value as the run wrote it (its bytes are the benchmark's record); summary.csv and
+    top1_by_fraction.csv say 0.2, and a mean or std of such values carries float32's digits, not
+    double noise."""
+    import numpy as np
+
+    paths = []
+    for seed, top1 in ((0, 0.1), (1, 0.2)):
+        value = float(np.float32(top1))  # what .float().mean().item() returns
+        for method in ("supervised", "distill"):
+            path = tmp_path / f"{method}{seed}.json"
+            path.write_text(json.dumps({"dataset": "s", "method": method, "fraction": 0.2, "seed": seed,
+                                        "top1": value, "top5": None, "mean_class": value}))
+            paths.append(path)
+    aggregate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv", top1_csv_out=tmp_path / "top1.csv")
+    metrics = (tmp_path / "metrics.csv").read_text()
+    assert ",0.2,1,top1,0.20000000298023224," in metrics and ",0.2,0,top1,0.10000000149011612," in metrics
+    summary = (tmp_path / "summary.csv").read_text()
+    # mean of the two: 0.15000000223517418 from the doubles; std 0.07071067811865477 → float32's 0.07071068
+    assert "s,unrecorded / unrecorded,supervised,0.2,top1,0.15,0.07071068,2\n" in summary
+    assert not re.search(r"\d\.\d{9,}", summary), summary
+    assert (tmp_path / "top1.csv").read_text() == "fraction,distill,supervised\n0.2,0.15,0.15\n"
+
+
+def test_evaluation_progress_counts_videos(tiny_manifest, tiny_store, tmp_path, monkeypatch):
+    """The bar's total is the test videos and it moves by each batch's videos, not by batches."""
+    from svar import evaluate as evaluate_module
+    from svar.splits import make_split
+    from svar.trainer import train
+    from test_training import with_options
+
+    manifest, _ = tiny_manifest
+    split = make_split(manifest, 0.5, seed=0)
+    options = {k: v for k, v in with_options(train={"steps": 1}).items() if k in ("student", "train")}
+    train(manifest, split, tiny_store, "supervised", options, tmp_path / "model.pt", 0,
+          {"dataset": "synthetic", "fraction": 0.5})
+    bars = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            self.kwargs, self.updates = kwargs, []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.updates.append(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(evaluate_module, "tqdm", Bar)
+    settings = evaluate_module.evaluate_settings(clips=1, batch_size=3, device="cpu")
+    test = split[split["role"] == "test"]
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    logits = evaluate_module.test_logits(ckpt, manifest, test, tiny_store, settings=settings)
+    n_test = len(test)
+    assert n_test > 3 and len(logits) == n_test
+    (bar,) = bars
+    assert bar.kwargs["total"] == n_test and bar.kwargs["unit"] == "video"
+    assert bar.updates == [3] * (n_test // 3) + ([n_test % 3] if n_test % 3 else [])

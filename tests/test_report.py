@@ -7,6 +7,7 @@ GPU and know every number in advance.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -63,8 +64,16 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
             "teacher_weights": "random" if random_teacher else "openai",
             "student": "none (teacher only)" if teacher_only else "r2plus1d_18",
             "student_init": None if teacher_only else "kinetics400: torchvision R2Plus1D_18_Weights.KINETICS400_V1",
-            "options": {"train": {"steps": 20, "lr": 0.003}, "student": {"arch": "r2plus1d_18"}},
+            # what each method reads (svar.methods.options_for): a teacher-only head no train section,
+            # supervised no unlabeled_ratio
+            "options": ({} if teacher_only else
+                        {"train": {"steps": 20, "lr": 0.003, "batch_size": 8,
+                                   **({"unlabeled_ratio": 7} if method != "supervised" else {})},
+                         "student": {"arch": "r2plus1d_18"}}),
             "evaluate": None if teacher_only else {"clips": 3, "batch_size": 64, "device": "auto"},
+            "views": "the teacher's stored video features" if teacher_only else "3 clips × 1 crop",
+            "clips": None if teacher_only else {"sampling": "dense", "frames": 16, "stride": 4, "size": 112,
+                                                 "cache_frames": 16, "cache_size": [128, 171]},
             "split_convention": convention,
             "decoders": {"av": "14.0.0", "decord": "3.4.0"},
             "git_commit": "0123456789abcdef0123456789abcdef01234567",
@@ -90,13 +99,13 @@ def write_run(runs_dir, dataset, method, fraction, seed, accuracy, random_teache
 
 
 def write_results_tree(root, dataset="synthetic", methods=tuple(ACCURACY), random_teacher=False,
-                       convention="balanced", teacher_model="ViT-B-32"):
+                       convention="balanced", teacher_model="ViT-B-32", seeds=(0, 1)):
     """A results tree (runs/ and metrics.csv) like `svar aggregate` leaves it; returns (metrics.csv, the
     runs' metrics.json files)."""
     runs_dir = root / "runs"
     files = [write_run(runs_dir, dataset, method, fraction, seed, ACCURACY[method][fraction], random_teacher,
                        convention, teacher_model)
-             for method in methods for fraction in (0.1, 1.0) for seed in (0, 1)]
+             for method in methods for fraction in (0.1, 1.0) for seed in seeds]
     write_csv(root / "metrics.csv", collect(files))
     return root / "metrics.csv", files
 
@@ -396,3 +405,198 @@ def test_two_teachers_get_a_table_each_and_share_the_gain_plot(tmp_path):
     page = paths["html"].read_text()
     assert 'id="summary-synthetic-teacher-ViT-B-32-openai"' in page
     assert paths["gain_vs_teacher_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- what a reader sees
+
+
+def test_each_table_says_the_settings_its_runs_were_made_with(report):
+    """Under each summary table (Markdown and HTML): steps, batch, lr, μ, test views and the
+    student's clips, read from the runs' metrics.json; μ names the methods that have one."""
+    line = ("Settings as run (from the runs' metrics.json): 20 steps; batch 8; lr 0.003; "
+            "μ = 7 unlabeled per labeled clip (distill_pl); test views 3 clips × 1 crop; "
+            "clips of 16 frames at 112×112 px, dense sampling (stride 4); "
+            "teacher-only, no student trained: clip_zeroshot.")
+    markdown = report["paths"]["summary_md"].read_text()
+    table, tests = markdown.split("### Paired tests")
+    assert line in table and table.index("| supervised |") < table.index(line)
+    page = report["paths"]["html"].read_text()
+    summary_table = page.index('<table class="summary" id="summary-synthetic"')
+    assert page.index(f'<p class="note settings">{html.escape(line)}</p>') > summary_table
+
+
+def test_settings_that_differ_name_their_methods():
+    from svar.report_tables import settings_text
+
+    def run(method, lr, steps=100, views="1 clip × 1 crop"):
+        return {"method": method, "provenance": {"options": {"train": {"lr": lr, "steps": steps, "batch_size": 4}},
+                                                  "evaluate": {"clips": 1}, "views": views, "clips": None}}
+
+    text = settings_text([run("a", 0.01), run("b", 0.003), run("b", 0.003, views="2 clips × 3 crops"),
+                          run("c", 0.01, steps=1)])
+    assert text == ("Settings as run (from the runs' metrics.json): 100 steps (a, b); 1 step (c); batch 4; "
+                    "lr 0.01 (a, c); lr 0.003 (b); test views 1 clip × 1 crop (a, b, c); "
+                    "test views 2 clips × 3 crops (b)")
+    assert settings_text([]) == ""
+
+
+def test_counts_are_worded_in_the_singular_for_one(tmp_path):
+    """One seed and one run with a random teacher: no "1 seeds", "1 runs" anywhere in the report's text."""
+    from svar.wording import counted
+
+    assert [counted(n, "seed") for n in (0, 1, 2)] == ["0 seeds", "1 seed", "2 seeds"]
+    assert counted(1, "class", "classes") == "1 class" and counted(3, "class", "classes") == "3 classes"
+    metrics_csv, run_files = write_results_tree(tmp_path, methods=("supervised",), random_teacher=True, seeds=(0,))
+    paths = make_report(metrics_csv, run_files[:1] + run_files[1:], tmp_path / "report")
+    texts = {name: paths[name].read_text() for name in ("summary_md", "summary_tex", "html")}
+    for name, text in texts.items():
+        wrong = re.findall(r"\b1 (?:seeds|runs|clips|crops|frames|steps|teachers|problems|list sources)\b", text)
+        assert not wrong, (name, wrong)
+    assert "## synthetic (1 seed;" in texts["summary_md"]
+    assert "<h3>synthetic (1 seed)</h3>" in texts["html"]
+    assert "synthetic: 1 seed, no std, final model" in texts["summary_tex"]
+    assert "TEACHER WEIGHTS ARE RANDOM in 2 of 2 runs" in texts["summary_md"]  # one seed, two fractions
+    assert "20 steps" in texts["summary_md"] and "3 clips × 1 crop" in texts["summary_md"]
+
+
+def test_the_random_badge_is_an_inline_badge_beside_the_weights(tmp_path):
+    """The RANDOM flag in the provenance list is a small inline badge followed by its count, not
+    the warning banner's style (1em padding, which spilled over the teacher's name above it)."""
+    metrics_csv, run_files = write_results_tree(tmp_path, methods=("supervised",), random_teacher=True)
+    page = make_report(metrics_csv, run_files, tmp_path / "report")["html"].read_text()
+    weights = re.search(r"<dt>teacher weights</dt><dd>(.*?)</dd>", page).group(1)
+    assert weights == '<span class="badge" id="random-teacher-badge">RANDOM</span> in 4 of 4 runs'
+    badge_css = re.search(r"\.badge \{([^}]*)\}", page).group(1)
+    assert "display: inline-block" in badge_css and "padding: 0 0.4em" in badge_css
+
+
+def figures_of(monkeypatch):
+    """The figures the report draws, kept open instead of written (svar.report_figures.save_figure)."""
+    from svar import report_figures
+
+    figures = []
+    monkeypatch.setattr(report_figures, "save_figure", lambda fig, out: figures.append(fig))
+    return figures
+
+
+def marker_positions(ax) -> dict:
+    """Where each labelled series' markers are drawn, in display pixels, read back from the artists."""
+    positions = {}
+    for line in ax.get_lines():
+        if not line.get_label().startswith("_"):
+            positions[line.get_label()] = line.get_transform().transform(line.get_xydata())
+    for points in ax.collections:
+        if not points.get_label().startswith("_") and len(points.get_offsets()):
+            positions[points.get_label()] = points.get_offset_transform().transform(points.get_offsets())
+    return positions
+
+
+def test_tied_methods_markers_stand_apart_in_the_accuracy_plot():
+    """Two methods with the same top-1 at every fraction and seed: their markers are drawn side by
+    side (dodged sideways by a few points), at the same height, not one over the other."""
+    import matplotlib.pyplot as plt
+
+    from svar.report_figures import accuracy_figure
+
+    rows = [{"dataset": "d", "teacher": "t", "method": method, "fraction": fraction, "seed": seed, "metric": "top1",
+             "value": value}
+            for method in ("a_tied", "b_tied", "c_other") for fraction in (0.1, 1.0)
+            for seed, value in ((0, 0.5), (1, 0.7 if method != "c_other" else 0.2))]
+    fig = accuracy_figure(pd.DataFrame(rows), load_published().iloc[:0])
+    fig.canvas.draw()
+    positions = marker_positions(fig.axes[0])
+    plt.close(fig)
+    tied, other = positions["a_tied"], positions["b_tied"]
+    assert len(tied) == 2 and np.allclose(tied[:, 1], other[:, 1])  # the same accuracy, at the same height
+    assert (np.abs(tied[:, 0] - other[:, 0]) >= 4).all(), "tied markers drawn over each other"
+    # beside its fraction's tick: less than half a decade away on a log axis
+    ax_width = fig.axes[0].get_window_extent().width
+    assert (np.abs(tied[:, 0] - other[:, 0]) < 0.05 * ax_width).all()
+
+
+def test_tied_methods_markers_stand_apart_in_the_per_class_plots(report, monkeypatch):
+    """The per-class scatter plots (gain against the teacher, pseudo-label accuracy): a second method
+    with the same numbers as the first is drawn beside it, class by class."""
+    import matplotlib.pyplot as plt
+
+    from svar.report_figures import per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels
+
+    runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
+    analysis = per_class_analysis(runs)
+    twin = analysis[analysis["method"] == "distill_pl"].assign(method="distill_pl_twin")
+    analysis = pd.concat([analysis, twin], ignore_index=True)
+    figures = figures_of(monkeypatch)
+    plot_gain_vs_teacher(analysis, "synthetic", None)
+    plot_per_class_pseudo_labels(analysis, "synthetic", None)
+    assert len(figures) == 2
+    for fig in figures:
+        fig.canvas.draw()
+        positions = marker_positions(fig.axes[0])
+        plt.close(fig)
+        first, second = positions["distill_pl"], positions["distill_pl_twin"]
+        finite = np.isfinite(first).all(1)  # a class with no pseudo-label used has no point
+        assert finite.sum() >= len(CLASSES) - 1
+        assert np.allclose(first[finite, 1], second[finite, 1])
+        assert (np.abs(first[finite, 0] - second[finite, 0]) >= 4).all(), "tied markers drawn over each other"
+
+
+def centred_notes(fig) -> list[str]:
+    """The texts drawn at the centre of an axes of fig (say_why_empty's, _note_figure's)."""
+    return [text.get_text().replace("\n", " ") for ax in fig.axes for text in ax.texts
+            if text.get_transform() == ax.transAxes and text.get_position() == (0.5, 0.5)
+            and text.get_ha() == "center" and text.get_va() == "center"]
+
+
+def test_a_pseudo_label_panel_with_nothing_to_score_says_why(tmp_path, monkeypatch):
+    """Runs that logged pseudo-label diagnostics but used none (coverage 0, accuracy NaN at every
+    step, as a threshold never reached or an unlabeled term that never ran leaves them): the
+    accuracy panel says so in its centre; the coverage panel, which has its zeros, draws them."""
+    import matplotlib.pyplot as plt
+
+    from svar.report_figures import plot_pseudo_labels
+
+    metrics_csv, run_files = write_results_tree(tmp_path, methods=("distill_pl",))
+    for path in run_files:
+        curve_path = path.parent / "train_curve.csv"
+        curve = pd.read_csv(curve_path)
+        if "pl_accuracy" in curve.columns:
+            curve.assign(pl_accuracy=np.nan, pl_mask=0.0).to_csv(curve_path, index=False)
+    runs = load_runs(run_files, pd.read_csv(metrics_csv))
+    figures = figures_of(monkeypatch)
+    assert plot_pseudo_labels(runs, "synthetic", None) == ["distill_pl"]
+    (fig,) = figures
+    accuracy, coverage = fig.axes[0], fig.axes[1]
+    assert centred_notes(fig) == ["no pseudo-label was used at any step at 10% labels (coverage 0%: none passed the "
+                                  "method's threshold, or its unlabeled term never ran): nothing to score"]
+    assert accuracy.texts and not coverage.texts
+    assert any(np.isfinite(line.get_ydata()).any() for line in coverage.get_lines())
+    plt.close(fig)
+
+
+def test_figures_with_nothing_to_draw_say_why(report, monkeypatch):
+    """No method with pseudo-labels, no gain to draw: a centred reason, never bare axes."""
+    import matplotlib.pyplot as plt
+
+    from svar.report_figures import (per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels,
+                                     plot_pseudo_labels)
+
+    runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
+    without = [r for r in runs if r["method"] != "distill_pl"]
+    analysis = per_class_analysis(runs)
+    used_none = analysis.assign(pseudo_label_accuracy=np.nan, pseudo_label_coverage=0.0)
+    no_gain = analysis.assign(gain=np.nan)
+    figures = figures_of(monkeypatch)
+    assert plot_pseudo_labels(without, "synthetic", None) == []
+    plot_per_class_pseudo_labels(analysis[analysis["method"] == "none"], "synthetic", None)
+    plot_per_class_pseudo_labels(used_none, "synthetic", None)
+    plot_gain_vs_teacher(no_gain, "synthetic", None)
+    notes = [centred_notes(fig) for fig in figures]
+    for fig in figures:
+        plt.close(fig)
+    assert notes == [
+        ["no pseudo-label diagnostics on synthetic: no run used unlabeled videos with pseudo-labels"],
+        ["no per-class pseudo-label accuracy on synthetic: it needs clip_zeroshot, supervised and a method that "
+         "trains on pseudo-labels in the grid"],
+        ["no per-class pseudo-label accuracy on synthetic: no pseudo-label was used (coverage 0% in every class: "
+         "none passed the method's threshold, or its unlabeled term never ran): nothing to score"],
+        ["no class has both a supervised and another method's accuracy: no gain to draw"]]

@@ -75,3 +75,47 @@ def test_rendered_dom_has_the_loaded_images_and_the_summary_table(report_html, t
     assert '<table class="summary"' in dom
     for method in ACCURACY:
         assert f"<td>{method}</td>" in dom
+
+
+# Run after the load event: the RANDOM flag's box (whatever element holds that text in the
+# provenance list) against every other entry's box, and what is drawn at the centre of the
+# teacher model's text; the answers go onto <body> for --dump-dom to show.
+BADGE_PROBE = """
+<script>
+window.addEventListener("load", function () {
+  var entries = Array.prototype.slice.call(document.querySelectorAll("#provenance dt, #provenance dd"));
+  var flag = Array.prototype.slice.call(document.querySelectorAll("#provenance dd *"))
+    .filter(function (e) { return e.textContent.trim() === "RANDOM"; })[0];
+  flag.scrollIntoView({block: "center"});  // elementFromPoint sees the viewport only
+  var box = flag.getBoundingClientRect();
+  var own = flag.closest("dd");
+  var hit = entries.filter(function (e) {
+    if (e === own || e === own.previousElementSibling) return false;
+    var r = e.getBoundingClientRect();
+    return r.bottom > box.top && r.top < box.bottom && r.right > box.left && r.left < box.right;
+  });
+  var model = entries.filter(function (e) { return e.textContent === "teacher model"; })[0].nextElementSibling;
+  var range = document.createRange();
+  range.selectNodeContents(model);
+  var text = range.getBoundingClientRect();
+  var seen = document.elementFromPoint(text.left + text.width / 2, text.top + text.height / 2);
+  document.body.setAttribute("data-badge-overlaps", String(hit.length));
+  document.body.setAttribute("data-teacher-model-visible", String(model.contains(seen)));
+});
+</script>
+"""
+
+
+def test_the_random_badge_covers_no_other_provenance_entry(tmp_path):
+    """Rendered: the RANDOM flag beside the teacher's weights overlaps no other entry of the
+    provenance list, and the teacher model's name above it is what the page shows at its place."""
+    root = tmp_path / "results"
+    metrics_csv, run_files = write_results_tree(root, dataset="ucf101", random_teacher=True)
+    page = make_report(metrics_csv, run_files, root / "report")["html"]
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text().replace("</body>", BADGE_PROBE + "</body>"))
+    dom = chromium("--dump-dom", "--virtual-time-budget=5000", "--window-size=1280,2400", probed.as_uri(),
+                   profile=tmp_path / "profile").stdout
+    body = re.search(r"<body[^>]*>", dom).group()
+    assert 'data-badge-overlaps="0"' in body, body
+    assert 'data-teacher-model-visible="true"' in body, body
