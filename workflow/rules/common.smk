@@ -349,6 +349,21 @@ def res(stage, key):
     return config["resources"][stage][key]
 
 
+# the device setting each rule's jobs compute on (svar.device.job_device); pretrain_teacher's
+# command passes none, so it runs on teacher.device's default, auto
+GPU_DEVICE_SETTING = {"teacher_shard": "teacher", "pretrain_teacher": None, "train": "train", "evaluate": "evaluate"}
+
+
+def gpu_jobs(rule):
+    """Resource `gpu` of a rule's jobs, as a function of the job's wildcards: 1 for a job that
+    may compute on CUDA (its device setting is not cpu), else 0. `snakemake --resources gpu=N`
+    then runs at most N at once (each takes a free GPU: svar.gpu_slots), and the SLURM profile
+    asks SLURM for a GPU for those jobs only."""
+    section = GPU_DEVICE_SETTING[rule]
+    uses_gpu = int(section is None or config[section]["device"] != "cpu")
+    return lambda wildcards: uses_gpu
+
+
 def print_summary(paths):
     """The summary of each teacher's runs (its aggregate's summary.csv)."""
     import pandas as pd

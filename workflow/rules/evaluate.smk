@@ -23,6 +23,7 @@ rule evaluate:
     resources:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
+        gpu=gpu_jobs("evaluate"),
     params:
         runs=evaluate_args,
         settings=evaluate_settings,

@@ -20,6 +20,7 @@ rule pretrain_teacher:
     resources:
         mem_mb=res("pretrain_teacher", "mem_mb"),
         runtime=res("pretrain_teacher", "runtime"),
+        gpu=gpu_jobs("pretrain_teacher"),
     params:
         model=TEACHER["model"],
         args=flags(config["pretrain_teacher"]),
@@ -72,6 +73,7 @@ rule teacher_shard:
     resources:
         mem_mb=res("teacher", "mem_mb"),
         runtime=res("teacher", "runtime"),
+        gpu=gpu_jobs("teacher_shard"),
     params:
         args=teacher_args,
         env=teacher_env,

@@ -26,6 +26,7 @@ rule train:
     resources:
         mem_mb=res("train", "mem_mb"),
         runtime=res("train", "runtime"),
+        gpu=gpu_jobs("train"),
     params:
         options=train_options,
         dataset=DATASET,
