@@ -18,6 +18,7 @@ from svar.plan import RATES_PATH, plan_reads
 from svar.teacher.pretrain import pool_inputs
 from svar.teacher.weights import pretrained_file, weights_source
 from svar.student_weights import NAMED as STUDENT_WEIGHTS_NAMED, pretrained_source
+from svar.weights_files import student_receipt, teacher_receipt
 
 DATASET = config["dataset"]["name"]
 # `teacher`: the settings every teacher of the grid shares (sampling, templates, shards ...) and
@@ -200,7 +201,7 @@ def evaluate_settings(wildcards):
 
 def weights_receipt_name(teacher):
     """<model>__<pretrained>, folder-safe: the name of a teacher's download receipt."""
-    return f"{safe_name(teacher['model'])}__{safe_name(teacher['pretrained'])}"
+    return Path(teacher_receipt(teacher)).stem
 
 
 # what rule teacher_weights writes once a teacher's weights are in teacher.cache_dir (a rerun
@@ -209,7 +210,7 @@ WEIGHTS_RECEIPTS = {weights_receipt_name(teacher): teacher for teacher in TEACHE
 
 
 def teacher_weights_receipt(teacher):
-    return f"results/teacher_weights/{weights_receipt_name(teacher)}.json"
+    return teacher_receipt(teacher)
 
 
 def teacher_inputs(wildcards):
@@ -241,10 +242,7 @@ def teacher_weights_input(wildcards):
 
 # what rule student_weights writes once torchvision's weights for the student are in
 # student.weights_dir (student.pretrained kinetics400 or imagenet)
-STUDENT_WEIGHTS_RECEIPT = (
-    f"results/student_weights/{safe_name(config['student']['arch'])}__"
-    f"{safe_name(config['student']['pretrained'])}.json"
-)
+STUDENT_WEIGHTS_RECEIPT = student_receipt(config["student"])
 
 
 def student_weights_inputs(wildcards):
