@@ -112,8 +112,8 @@ def _fetch_weights(args):
     config = load_workflow_config(*args.configfile)
     if args.list:
         entries = required(config)
-        print(table(entries) if entries else "nothing to download: no teacher tag or hf-hub model, no torchvision "
-                                              "student weights in this config")
+        print(table(entries).rstrip("\n") if entries else "nothing to download: no teacher tag or hf-hub model, no "
+                                                           "torchvision student weights in this config")
         return
     receipts = fetch_all(config)
     logging.info("%d receipt(s): %s", len(receipts), " ".join(receipts) or "none (nothing to download)")

@@ -148,7 +148,9 @@ def table(entries: list[WeightFile]) -> str:
     lines = ["| weights (config key) | file | folder (config key) | URL | sha256 |", "|---|---|---|---|---|"]
     for e in entries:
         name = " or ".join(f"`{n}`" for n in e.names)
-        digest = f"`{e.sha256}…` (the first hex digits, in the file's name)" if e.sha256 else \
-            "not in the registry (the Hub shows it on the file's page)"
+        if e.sha256:
+            digest = f"`{e.sha256}`" if len(e.sha256) == 64 else f"starts with `{e.sha256}` (the file's name says)"
+        else:
+            digest = "not in open_clip's registry (the Hub shows it on the file's page)" if e.repo else "not published"
         lines.append(f"| {e.what} (`{e.key}`) | {name} | `{e.folder}` (`{e.folder_key}`) | {e.url} | {digest} |")
     return "\n".join(lines) + "\n"

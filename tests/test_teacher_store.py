@@ -96,7 +96,8 @@ def test_checkpoint_file_and_local_dir_load_offline(tmp_path, no_network):
 
 def test_offline_tag_and_hub_name_never_touch_the_network(tmp_path, no_network):
     cache = tmp_path / "cache"
-    with pytest.raises(FileNotFoundError, match=r"ViT-B-32 / openai weights: .*cache.* does not exist.*teacher_weights"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"ViT-B-32 / openai weights: .*cache.* does not exist.*teacher_weights"):
         create_teacher("ViT-B-32", "openai", CPU, cache_dir=str(cache), offline=True)
     # hf-hub: names are looked for in cache_dir too, and never on the hub
     with pytest.raises(FileNotFoundError, match="teacher_weights"):
@@ -132,7 +133,8 @@ def test_hf_hub_model_placed_in_the_cache_dir_loads_offline(tmp_path, no_network
 
     folder = tmp_path / "cache" / "someorg" / "tiny-clip"
     folder.mkdir(parents=True)
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": open_clip.get_model_config("svar-tiny-clip")}))
+    config = {"model_cfg": open_clip.get_model_config("svar-tiny-clip")}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
     with pytest.raises(FileNotFoundError, match=r"teacher.model: .*\(its weights\): .*tiny-clip/open_clip_model"):
         create_teacher("hf-hub:someorg/tiny-clip", None, CPU, cache_dir=str(tmp_path / "cache"), offline=False)
     torch.manual_seed(2)
@@ -170,7 +172,8 @@ def test_fetch_weights_puts_hub_files_in_their_folder(monkeypatch, tmp_path):
     assert fetch_weights("ViT-B-32", "openai", str(tmp_path)) == str(expected)
     assert calls == [(repo, "open_clip_model.safetensors", str(tmp_path / repo))]
     assert fetch_weights("ViT-B-32", "openai", str(tmp_path)) == str(expected) and len(calls) == 1  # kept
-    assert fetch_weights("hf-hub:org/repo", None, str(tmp_path)) == str(tmp_path / "org/repo/open_clip_pytorch_model.bin")
+    weights = fetch_weights("hf-hub:org/repo", None, str(tmp_path))
+    assert weights == str(tmp_path / "org/repo/open_clip_pytorch_model.bin")
     assert calls[1:] == [("org/repo", "open_clip_config.json", str(tmp_path / "org/repo")),
                          ("org/repo", "open_clip_model.safetensors", str(tmp_path / "org/repo")),
                          ("org/repo", "open_clip_pytorch_model.bin", str(tmp_path / "org/repo"))]

@@ -2,9 +2,10 @@
 
 `create_teacher` is open_clip's one entry point, wrapped so that it never touches the network
 when offline (weights come from `teacher.cache_dir`, filled by rule teacher_weights or `svar
-fetch-weights` where there is internet, or by hand) and never runs code from a checkpoint: weights are loaded with `weights_only=True`
-(open_clip's default, which svar never turns off), so a checkpoint that holds pickled objects
-other than tensors is refused without running them.
+fetch-weights` where there is internet, or by hand: `teacher_files` says where each file goes)
+and never runs code from a checkpoint: weights are loaded with `weights_only=True` (open_clip's
+default, which svar never turns off), so a checkpoint that holds pickled objects other than
+tensors is refused without running them.
 """
 
 from __future__ import annotations
