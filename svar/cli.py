@@ -8,6 +8,7 @@ Stages, in the order the workflow runs them:
   splits    labeled / unlabeled / test roles for one (fraction, seed)
   teacher-weights  download an open_clip teacher's weights into a cache (where there is internet)
   student-weights  download a student's torchvision weights into student.weights_dir (where there is internet)
+  fetch-weights  every weights file a config needs, at once (where there is internet); --list: what to copy by hand
   teacher   open_clip features of every video (or one shard of them) and class-prompt embeddings
   teacher-gather  merge the teacher's shards into the one feature store every run reads
   clip-cache  decode one shard of the frames training or evaluation reads, once, to disk
@@ -107,6 +108,20 @@ def _student_weights(args):
     from .student_weights import weights_receipt
 
     weights_receipt(args.arch, args.pretrained, args.weights_dir, args.out)
+
+
+def _fetch_weights(args):
+    from .config import load_workflow_config
+    from .weights_files import fetch_all, required, table
+
+    config = load_workflow_config(*args.configfile)
+    if args.list:
+        entries = required(config)
+        print(table(entries).rstrip("\n") if entries else "nothing to download: no teacher tag or hf-hub model, no "
+                                                           "torchvision student weights in this config")
+        return
+    receipts = fetch_all(config)
+    logging.info("%d receipt(s): %s", len(receipts), " ".join(receipts) or "none (nothing to download)")
 
 
 def _teacher(args):
@@ -377,6 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{schema_help('student.weights_dir')} (default %(default)s)")
     p.add_argument("--out", required=True, help="the receipt (JSON)")
     p.set_defaults(func=_student_weights, outputs=('out',), output_dirs=('weights_dir',))
+
+    p = sub.add_parser("fetch-weights", help="fetch every weights file a config needs (where there is internet)",
+                       description="Download each teacher's open_clip weights (`teacher`, `teachers:`) into "
+                                   "teacher.cache_dir and the student's torchvision weights (student.pretrained "
+                                   "kinetics400, imagenet) into student.weights_dir, as rules teacher_weights and "
+                                   "student_weights do, writing their receipts (results/teacher_weights/, "
+                                   "results/student_weights/: Snakemake then finds them done). Run it on a login "
+                                   "node with internet from the checkout's root; compute nodes read the folders "
+                                   "offline. --list prints, for each file, its place, the URL to copy it from and "
+                                   "its published checksum, without the network: for a machine that has none.")
+    p.add_argument("--configfile", nargs="*", default=[],
+                   help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
+    p.add_argument("--list", action="store_true",
+                   help="print the files as a Markdown table (file, folder, URL, sha256) instead of fetching them")
+    p.set_defaults(func=_fetch_weights, outputs=(), output_dirs=())
 
     p = sub.add_parser("teacher", help="teacher features of every video (or of one shard), once per dataset",
                        description="Encode sampled frames of each decodable video with an open_clip image encoder, "

@@ -20,6 +20,21 @@ def resolve_device(name: str = "auto", key: str = "device") -> torch.device:
     return device
 
 
+def job_device(name: str = "auto", key: str = "device") -> torch.device:
+    """The device a job of the workflow computes on: `resolve_device`'s, and when that is CUDA
+    with no index given (auto, cuda), a GPU this process holds alone (svar.gpu_slots), made the
+    current device before any CUDA work. An explicit index (cuda:1) is the user's choice and used
+    as given, without a slot."""
+    device = resolve_device(name, key)
+    if device.type != "cuda" or (name != "auto" and torch.device(name).index is not None):
+        return device
+    from .gpu_slots import hold
+
+    slot = hold()
+    torch.cuda.set_device(slot.index)
+    return torch.device("cuda", slot.index)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA); a no-op on the CPU. For timings."""
     if device.type == "cuda":

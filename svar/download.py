@@ -19,8 +19,10 @@ import http.client
 import logging
 import os
 import re
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,11 @@ USER_AGENT = "svar-download/0.1 (Python urllib)"
 HASH_CHUNK = 1 << 20
 # 4xx answers that say "try again later" rather than "this request is wrong"
 RETRYABLE_CLIENT_ERRORS = {408, 425, 429}
+# what to do about an archive svar cannot download (the default of download()'s `by_hand`)
+ARCHIVE_BY_HAND = "download the archive by other means and point `archives_dir:` at the folder that holds it"
+# seconds a machine without a route to a host takes to say so: refusals and DNS failures come at
+# once; a firewall that drops packets silently is waited for this long
+PROBE_TIMEOUT_S = 10.0
 
 
 class DownloadError(RuntimeError):
@@ -114,9 +121,10 @@ def file_digests(path: str | os.PathLike, algorithms: list[str], progress: bool 
 
 
 def verify(path: str | os.PathLike, checksums: list[Checksum], url: str | None = None,
-           progress: bool = False, advice: str = "") -> None:
+           progress: bool = False, advice: str = "", what: str = "the archive") -> None:
     """Raise ChecksumError unless the file matches every checksum (a no-op when none is known);
-    `advice`, what the user should do about it, ends the message."""
+    `what` names the file the checksum was published for, `advice` (what the user should do
+    about it) ends the message."""
     if not checksums:
         return
     actual = file_digests(path, [c.algorithm for c in checksums], progress)
@@ -124,7 +132,7 @@ def verify(path: str | os.PathLike, checksums: list[Checksum], url: str | None =
         if not check.matches(actual[check.algorithm]):
             source = f" (downloaded from {url})" if url else ""
             message = (f"{path}{source}: {check.algorithm} is {actual[check.algorithm]}, expected {check}. "
-                       "The file is corrupt, truncated or a different version of the archive.")
+                       f"The file is corrupt, truncated or a different version of {what}.")
             raise ChecksumError(f"{message} {advice}" if advice else message)
 
 
@@ -150,7 +158,27 @@ def _total_size(response, offset: int) -> int | None:
     return int(length) + (offset if response.status == 206 else 0)
 
 
-def _open(url: str, part: Path, offset: int, timeout: float):
+def offline_reason(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why `url` cannot be downloaded from this machine right now, said at once (None: it can be
+    tried): HF_HUB_OFFLINE=1 is set (svar's and Hugging Face's switch for offline machines), or
+    the URL's host (or the proxy the environment names for it) refuses, cannot be resolved or
+    cannot be routed to. Saves the retries with back-off that a download would spend first."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE=1 is set, which says this machine is offline"
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host or ""):
+        proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxied.hostname, proxied.port or 80
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        return f"{host}:{port} cannot be reached ({type(err).__name__}: {err})"
+    return None
+
+
+def _open(url: str, part: Path, offset: int, timeout: float, by_hand: str = ARCHIVE_BY_HAND):
     """Send the request (with `Range` when resuming); the response, or None when `part` is already whole."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if offset:
@@ -171,14 +199,14 @@ def _open(url: str, part: Path, offset: int, timeout: float):
         if 400 <= err.code < 500 and err.code not in RETRYABLE_CLIENT_ERRORS:
             raise DownloadError(
                 f"{url}: the server answered HTTP {err.code} {err.reason}. Check the URL (the host may have "
-                "moved or removed the file), or download the archive by other means and point "
-                "`archives_dir:` at the folder that holds it.") from None
+                f"moved or removed the file), or {by_hand}.") from None
         raise _Transient(f"HTTP {err.code} {err.reason}") from None
     except (OSError, http.client.HTTPException) as err:  # URLError, refused, reset, timeout
         raise _Transient(f"{type(err).__name__}: {err}") from None
 
 
-def _attempt(url: str, part: Path, timeout: float, chunk: int, progress: bool, desc: str) -> None:
+def _attempt(url: str, part: Path, timeout: float, chunk: int, progress: bool, desc: str,
+             by_hand: str = ARCHIVE_BY_HAND) -> None:
     """One request: append to `part` from its current size until the server's body ends.
 
     Returns once the body is complete (as far as Content-Length / Content-Range tell); raises
@@ -186,7 +214,7 @@ def _attempt(url: str, part: Path, timeout: float, chunk: int, progress: bool, d
     `part` (disk full, permissions) propagate: retrying the network would not help.
     """
     offset = part.stat().st_size if part.exists() else 0
-    response = _open(url, part, offset, timeout)
+    response = _open(url, part, offset, timeout, by_hand)
     if response is None:
         return
     with response:
@@ -224,7 +252,7 @@ def _attempt(url: str, part: Path, timeout: float, chunk: int, progress: bool, d
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: str | None = None,
              retries: int = 5, backoff: float = 1.0, timeout: float = 60, chunk: int = 1 << 20,
              progress: bool = True, *, sha256_prefix: str | None = None,
-             sha256_suffix: str | None = None) -> Path:
+             sha256_suffix: str | None = None, what: str = "the archive", by_hand: str = ARCHIVE_BY_HAND) -> Path:
     """Download `url` to `dest`, resuming and retrying; return `dest` once it verifies.
 
     `sha256` / `md5` are full digests; when only the ends of a sha256 are recorded, pass them
@@ -236,12 +264,14 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: 
     finishes, while one that makes no progress gives up after `retries` more attempts.
     Attempt k waits `backoff * 2**(k-1)` seconds first. `timeout` is the socket timeout in
     seconds: a server silent that long (while connecting or mid-body) counts as a failure.
+    `what` names the file in a checksum error; `by_hand`, how to get it otherwise, ends the
+    errors no retry can fix.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     checksums = expected_checksums(sha256, md5, sha256_prefix, sha256_suffix)
     if dest.exists():
-        verify(dest, checksums, url, progress, advice=f"Delete {dest} to download it again.")
+        verify(dest, checksums, url, progress, advice=f"Delete {dest} to download it again.", what=what)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
 
@@ -251,7 +281,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: 
     furthest, failures = part_size(), 0
     while True:
         try:
-            _attempt(url, part, timeout, chunk, progress, dest.name)
+            _attempt(url, part, timeout, chunk, progress, dest.name, by_hand)
             break
         except _Transient as err:
             if part_size() > furthest:
@@ -260,14 +290,14 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: 
             if failures > retries:
                 raise DownloadError(
                     f"{url}: giving up after {failures} failed attempt(s) in a row; last error: {err}. "
-                    f"{part} keeps the {part_size()} bytes received: run again to resume, or download the "
-                    "archive by other means and point `archives_dir:` at its folder.") from None
+                    f"{part} keeps the {part_size()} bytes received: run again to resume, or {by_hand}.") from None
             delay = backoff * 2 ** (failures - 1)
             log.warning("%s: %s; retry %d of %d in %.1f s", url, err, failures, retries, delay)
             time.sleep(delay)
 
     try:
-        verify(part, checksums, url, progress, advice=f"{part} was deleted: run again to download it afresh.")
+        verify(part, checksums, url, progress, advice=f"{part} was deleted: run again to download it afresh.",
+               what=what)
     except ChecksumError:
         part.unlink()
         raise

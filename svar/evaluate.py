@@ -17,7 +17,7 @@ from .atomic import write_json
 from .clip_cache import ClipStore, memory_test_store
 from .clips import ClipSpec, eval_views, to_device
 from .config import default
-from .device import autocast, resolve_device
+from .device import autocast, job_device
 from .provenance import source_version
 from .readers import load_torch
 from .methods import teacher_head_logits
@@ -95,7 +95,7 @@ def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: Test
     settings = settings or evaluate_settings()
     clips = clips or TestClips(manifest, threads)
     spec = model_clips(ckpt)
-    device = resolve_device(settings["device"], "evaluate.device")
+    device = job_device(settings["device"], "evaluate.device")
     student = model_from_checkpoint(ckpt).to(device).eval()
     n_clips, n_crops = settings["clips"], settings["crops"]
     ids = list(test["video_id"])

@@ -9,7 +9,8 @@
   model.pt: its backbone and input normalisation are taken).
 
 torchvision's weights are fetched once, where there is internet, by rule student_weights
-(`svar student-weights`) into student.weights_dir under torchvision's own file name; training
+(`svar student-weights`, or `svar fetch-weights` for a whole config) into student.weights_dir
+under torchvision's own file name (or copied there by hand: `svar fetch-weights --list`); training
 jobs read them from there and never touch the network (they never ask torchvision or torch.hub
 for weights). torchvision's file names carry the first hex digits of the file's sha256, checked
 after the download and again when a run reads the file. Every file is read with
@@ -29,6 +30,7 @@ import torch
 
 from .config import default
 from .students import STUDENTS, Student, StudentArch, torchvision_weights
+from .weights_files import WeightFile
 
 log = logging.getLogger(__name__)
 
@@ -109,19 +111,56 @@ def hash_prefix(url: str) -> str:
     return match.group(1)
 
 
+def describe(arch: str, pretrained: str) -> str:
+    """The torchvision weights student.pretrained names for arch, in words."""
+    name = weights_name(arch, pretrained)
+    if pretrained_source(pretrained) == KINETICS400:
+        return f"torchvision's {arch} Kinetics-400 weights ({name})"
+    return f"torchvision's ResNet-18 ImageNet weights ({name}, inflated into {arch})"
+
+
+def student_files(arch: str, pretrained: str, weights_dir) -> list[WeightFile]:
+    """The file of torchvision's weights for (arch, pretrained): in weights_dir under torchvision's
+    own file name, whose NAME-<hex>.pth carries the first hex digits of its sha256."""
+    url = weights_url(weights_name(arch, pretrained))
+    return [WeightFile("student.pretrained", "student.weights_dir", describe(arch, pretrained), Path(weights_dir),
+                       (os.path.basename(url),), url, sha256=hash_prefix(url), rule=RULE)]
+
+
 def cached_file(arch: str, pretrained: str, weights_dir) -> Path:
     """Where torchvision's weights for (arch, pretrained) lie in weights_dir: torchvision's file name."""
-    return Path(weights_dir) / os.path.basename(weights_url(weights_name(arch, pretrained)))
+    return student_files(arch, pretrained, weights_dir)[0].path
+
+
+def check_file(path: Path, arch: str, pretrained: str) -> str:
+    """The sha256 of the file in student.weights_dir, which must start with the digits its name
+    carries (torchvision's published prefix); a file that does not is named for what it is."""
+    from .download import file_digests
+
+    entry = student_files(arch, pretrained, path.parent)[0]
+    sha256 = file_digests(path, ["sha256"])["sha256"]
+    if not sha256.startswith(entry.sha256):
+        raise ValueError(f"{entry.key}: {os.path.abspath(path)} does not match the published sha256 prefix of "
+                         f"{entry.what} (in {entry.folder_key}): expected {entry.sha256}…, got {sha256}; it is "
+                         f"corrupt, cut short or another file. Copy it again from {entry.url}")
+    return sha256
 
 
 def fetch(arch: str, pretrained: str, weights_dir, progress: bool = True) -> Path:
     """Download torchvision's weights for (arch, pretrained) into weights_dir, verified against the
-    sha256 prefix of their name; a file already there is verified and kept (no network)."""
-    from .download import download
+    sha256 prefix of their name; a file already there is verified and kept (no network). A
+    machine that cannot download says so at once, with the URL and the file to copy by hand."""
+    from .download import download, offline_reason
 
-    url = weights_url(weights_name(arch, pretrained))
-    return download(url, Path(weights_dir) / os.path.basename(url), sha256_prefix=hash_prefix(url),
-                    progress=progress)
+    entry = student_files(arch, pretrained, weights_dir)[0]
+    if entry.path.exists():
+        check_file(entry.path, arch, pretrained)
+        return entry.path
+    reason = offline_reason(entry.url)
+    if reason:
+        raise entry.unreachable(reason)
+    return download(entry.url, entry.path, sha256_prefix=entry.sha256, progress=progress, what=entry.what,
+                    by_hand=entry.by_hand())
 
 
 def weights_receipt(arch: str, pretrained: str, weights_dir, out) -> dict:
@@ -210,15 +249,6 @@ def inflate(state2d: dict, backbone: torch.nn.Module, path="the 2D weights") -> 
     return _fit(backbone, out, path)
 
 
-def _checked_file(path: Path, arch: str, pretrained: str, url: str) -> None:
-    """The file rule student_weights put in student.weights_dir is there and is torchvision's."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"student.pretrained: {pretrained}: {path} is not in student.weights_dir, and training never downloads; "
-            f"run rule {RULE} where there is internet (snakemake {RULE}, or svar student-weights --arch {arch} "
-            f"--pretrained {pretrained} --weights-dir {path.parent} --out receipt.json), or copy {url} there")
-
-
 def load_pretrained(student: Student, pretrained: str, path) -> str:
     """Load student.pretrained, read from `path` (`resolve_file`), into the student's backbone and
     set its input normalisation; returns how it was initialised, as Student.init says it."""
@@ -244,12 +274,9 @@ def load_pretrained(student: Student, pretrained: str, path) -> str:
         return f"file {path} (sha256 {sha256})"
 
     name = weights_name(arch, pretrained)
-    url = weights_url(name)
-    _checked_file(path, arch, pretrained, url)
-    sha256 = file_digests(path, ["sha256"])["sha256"]
-    if not sha256.startswith(hash_prefix(url)):
-        raise ValueError(f"student.pretrained: {path} is not torchvision's {name}: its sha256 {sha256} does not "
-                         f"start with {hash_prefix(url)}, as its name says; delete it and rerun rule {RULE}")
+    if not path.is_file():
+        raise student_files(arch, pretrained, path.parent)[0].missing("training")
+    sha256 = check_file(path, arch, pretrained)
     state = read_state_dict(path)
     if source == KINETICS400:
         student.backbone.load_state_dict(_fit(student.backbone, state, path, head))

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from .atomic import torch_save, write_text
 from .clip_cache import ClipStore, memory_train_store
 from .clips import ClipSpec, eval_views, randaugment, strong_augment, take_clips, to_device, train_crops
-from .device import autocast, resolve_device
+from .device import autocast, job_device
 from .ema import EMA
 from .methods import ClipLinearProbe, get_method
 from .readers import CorruptFileError, load_torch
@@ -168,7 +168,7 @@ class Trainer:
         s_opts, t_opts = options["student"], method.train_settings(options["train"])
         self.method = method
         self.s_opts, self.t_opts = s_opts, t_opts
-        self.device = resolve_device(t_opts["device"], "train.device")
+        self.device = job_device(t_opts["device"], "train.device")
         labeled = split[split["role"] == "labeled"]
         unlabeled = split[split["role"] == "unlabeled"]
         # with every training video labeled (fraction 1) a batch has no unlabeled part, and the

@@ -94,6 +94,7 @@ def cases(f):
                    ["--metrics", str(r / "garbage.pt"), "--runs", missing, "--out-dir", str(r / "rep")],
                    ["--metrics", missing, "--runs", missing, "--out-dir", under]),
         "config": ([missing], [str(r / "bad.yaml")], None),
+        "fetch-weights": (["--configfile", missing], ["--list", "--configfile", str(r / "bad.yaml")], None),
         "plan": (["--rates", missing], ["--configfile", str(r / "bad.yaml")], ["--out", under]),
         "bench": (["train", "--configfile", missing], ["train", "--configfile", str(r / "bad.yaml")], None),
         "probe": ([missing], ["--workers", "x", missing], None),
@@ -112,7 +113,7 @@ def test_every_subcommand_is_covered(files):
 @pytest.mark.parametrize("kind", [0, 1, 2], ids=["missing input", "malformed value", "output under a file"])
 @pytest.mark.parametrize("command", ["download", "dataset", "pretrain-teacher", "index", "splits", "teacher-weights",
                                      "student-weights", "teacher", "teacher-gather", "train", "evaluate", "aggregate", "report",
-                                     "config", "bench", "probe", "sweep"])
+                                     "config", "fetch-weights", "bench", "probe", "sweep"])
 def test_a_bad_call_is_one_line_without_a_traceback(files, capsys, command, kind):
     argv = cases(files)[command][kind]
     if argv is None:

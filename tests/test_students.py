@@ -189,13 +189,7 @@ def test_kinetics400_weights_load_from_weights_dir_without_the_network(tmp_path,
         assert torch.equal(student.backbone.forward_features(x), net.features(x))
         assert student.feature_map(torch.zeros(1, 4, 16, 16, 3, dtype=torch.uint8)).shape == (1, 1024, 1, 1, 1)
     assert student.init == f"kinetics400: torchvision S3D_Weights.KINETICS400_V1 (sha256 {_sha256(path)})"
-    # a file under that name that is not the published one, and a missing one, say what to do
-    torch.save({"x": torch.zeros(1)}, path)
-    with pytest.raises(ValueError, match=r"is not torchvision's S3D_Weights.KINETICS400_V1.*rule student_weights"):
-        build_student(_options("s3d", "kinetics400", tmp_path / "weights"), 4, 8)
-    path.unlink()
-    with pytest.raises(FileNotFoundError, match=r"not in student.weights_dir.*run rule student_weights"):
-        build_student(_options("s3d", "kinetics400", tmp_path / "weights"), 4, 8)
+    # a wrong or missing file: tests/test_weights_files.py, for every source of weights
 
 
 def test_imagenet_inflation_gives_a_static_clip_the_2d_response(tmp_path, monkeypatch, no_network):
@@ -242,6 +236,7 @@ def test_weights_that_do_not_fit_the_arch_are_a_config_error():
 
 
 def test_student_weights_fetches_verifies_and_writes_a_receipt(host, tmp_path, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # this machine is online: to the loopback server
     data = b"torchvision's published weights, as far as this test is concerned"
     digest = hashlib.sha256(data).hexdigest()
     url = host.serve(f"/models/r3d_18-{digest[:8]}.pth", data)

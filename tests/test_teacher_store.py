@@ -96,44 +96,87 @@ def test_checkpoint_file_and_local_dir_load_offline(tmp_path, no_network):
 
 def test_offline_tag_and_hub_name_never_touch_the_network(tmp_path, no_network):
     cache = tmp_path / "cache"
-    with pytest.raises(FileNotFoundError, match=r"ViT-B-32 / openai is not in the cache .*cache.*`teacher_weights`"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"ViT-B-32 / openai weights: .*cache.* does not exist.*teacher_weights"):
         create_teacher("ViT-B-32", "openai", CPU, cache_dir=str(cache), offline=True)
-    # hf-hub: names pass the model-name check and go to open_clip, which finds nothing cached
+    # hf-hub: names are looked for in cache_dir too, and never on the hub
     with pytest.raises(FileNotFoundError, match="teacher_weights"):
         create_teacher("hf-hub:nobody/no-such-clip", None, CPU, cache_dir=str(cache), offline=True)
     with pytest.raises(ValueError, match="neither a checkpoint file nor a pretrained tag"):
         create_teacher("ViT-B-32", "no-such-tag", CPU, offline=True)
 
 
-def test_offline_tag_loads_from_the_cache_dir(tmp_path, no_network):
-    """A tag whose weights sit in cache_dir (as rule teacher_weights leaves them) loads offline."""
+@pytest.mark.parametrize("offline", [True, False])
+def test_offline_tag_loads_from_the_cache_dir(tmp_path, no_network, offline):
+    """A tag's weights placed in cache_dir by hand (or by rule teacher_weights), under the name and
+    folder `svar fetch-weights --list` gives, load without the network, offline or not."""
     import open_clip
+    from safetensors.torch import save_file
 
     cfg = open_clip.get_pretrained_cfg("ViT-B-32", "openai")
     cache = tmp_path / "cache"
-    cache.mkdir()
+    repo = cfg["hf_hub"].rstrip("/")  # timm/vit_base_patch32_clip_224.openai/: the repo's default file
+    (cache / repo).mkdir(parents=True)
     torch.manual_seed(0)
     state = open_clip.create_model("ViT-B-32").state_dict()
-    torch.save(state, cache / os.path.basename(cfg["url"]))  # the URL download's place in the cache
-    model, pre, _ = create_teacher("ViT-B-32", "openai", CPU, cache_dir=str(cache), offline=True)
+    save_file(state, cache / repo / "open_clip_model.safetensors")  # the Hub's file name
+    model, pre, _ = create_teacher("ViT-B-32", "openai", CPU, cache_dir=str(cache), offline=offline)
     assert torch.equal(model.visual.proj, state["visual.proj"])
     assert tuple(pre["mean"]) == tuple(cfg["mean"])
 
 
-def test_fetch_weights_plumbs_cache_dir(monkeypatch, tmp_path):
-    from open_clip import pretrained as oc_pretrained
+def test_hf_hub_model_placed_in_the_cache_dir_loads_offline(tmp_path, no_network):
+    """An hf-hub: model's config and weights in <cache_dir>/<org>/<repo>/ load without the network."""
+    register_model_configs()
+    import open_clip
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "cache" / "someorg" / "tiny-clip"
+    folder.mkdir(parents=True)
+    config = {"model_cfg": open_clip.get_model_config("svar-tiny-clip")}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    with pytest.raises(FileNotFoundError, match=r"teacher.model: .*\(its weights\): .*tiny-clip/open_clip_model"):
+        create_teacher("hf-hub:someorg/tiny-clip", None, CPU, cache_dir=str(tmp_path / "cache"), offline=False)
+    torch.manual_seed(2)
+    state = open_clip.create_model("svar-tiny-clip").state_dict()
+    save_file(state, folder / "open_clip_model.safetensors")
+    model, _, tokenizer = create_teacher("hf-hub:someorg/tiny-clip", None, CPU, cache_dir=str(tmp_path / "cache"),
+                                         offline=True)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert tokenizer(["a red square"]).shape[-1] == 24
+
+
+def test_fetch_weights_puts_hub_files_in_their_folder(monkeypatch, tmp_path):
+    """Rule teacher_weights: a tag's or an hf-hub: model's files from the hub into
+    <cache_dir>/<repo>/ (the place `svar fetch-weights --list` names), safetensors first, as
+    open_clip tries them; a file already there is kept without the network."""
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from svar import download
 
     calls = []
-    monkeypatch.setattr(oc_pretrained, "download_pretrained",
-                        lambda cfg, cache_dir=None, **kw: calls.append(("tag", cfg.get("hf_hub"), cache_dir)) or "w")
-    monkeypatch.setattr(oc_pretrained, "download_pretrained_from_hf",
-                        lambda repo, filename=None, cache_dir=None, **kw: calls.append(("hub", repo, filename,
-                                                                                        cache_dir)) or "h")
-    assert fetch_weights("ViT-B-32", "openai", str(tmp_path)) == "w"
-    assert calls[-1] == ("tag", "timm/vit_base_patch32_clip_224.openai/", str(tmp_path))
-    assert fetch_weights("hf-hub:org/repo", None, str(tmp_path)) == "h"
-    assert calls[-2:] == [("hub", "org/repo", "open_clip_config.json", str(tmp_path)),
-                          ("hub", "org/repo", None, str(tmp_path))]
+
+    def hub_download(repo, filename, local_dir=None, **kw):
+        calls.append((repo, filename, str(local_dir)))
+        if filename == "open_clip_model.safetensors" and repo == "org/repo":
+            raise EntryNotFoundError("not published as safetensors")
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+        (Path(local_dir) / filename).write_bytes(b"weights")
+        return str(Path(local_dir) / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub_download)
+    monkeypatch.setattr(download, "offline_reason", lambda url: None)
+    repo = "timm/vit_base_patch32_clip_224.openai"
+    expected = tmp_path / repo / "open_clip_model.safetensors"
+    assert fetch_weights("ViT-B-32", "openai", str(tmp_path)) == str(expected)
+    assert calls == [(repo, "open_clip_model.safetensors", str(tmp_path / repo))]
+    assert fetch_weights("ViT-B-32", "openai", str(tmp_path)) == str(expected) and len(calls) == 1  # kept
+    weights = fetch_weights("hf-hub:org/repo", None, str(tmp_path))
+    assert weights == str(tmp_path / "org/repo/open_clip_pytorch_model.bin")
+    assert calls[1:] == [("org/repo", "open_clip_config.json", str(tmp_path / "org/repo")),
+                         ("org/repo", "open_clip_model.safetensors", str(tmp_path / "org/repo")),
+                         ("org/repo", "open_clip_pytorch_model.bin", str(tmp_path / "org/repo"))]
     assert fetch_weights("svar-tiny-clip", "none", str(tmp_path)) is None
     checkpoint = tmp_path / "x" / "pretrained.pt"
     with pytest.raises(FileNotFoundError, match="pretrained.pt does not exist"):
@@ -141,7 +184,7 @@ def test_fetch_weights_plumbs_cache_dir(monkeypatch, tmp_path):
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"weights")
     assert fetch_weights("svar-tiny-clip", str(checkpoint), str(tmp_path)) == str(checkpoint)  # nothing to fetch
-    assert len(calls) == 3
+    assert len(calls) == 4
 
 
 def test_sampling_modes():

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..atomic import torch_save
 from ..config import default
 from ..readers import CorruptFileError, load_torch
-from ..device import autocast, resolve_device
+from ..device import autocast, job_device
 from .preprocess import FrameDataset, collate_frames, image_size, to_model_input
 from .prompts import class_prompts, resolve_templates
 from .sampling import frames_per_store_row, sampling_spec
@@ -110,7 +110,7 @@ def _store_meta(model_name, pretrained, spec, templates, size) -> dict:
 
 
 def _setup(model_name, pretrained, device, cache_dir, offline, threads):
-    device = resolve_device(device, "teacher.device")
+    device = job_device(device, "teacher.device")
     if threads:
         torch.set_num_threads(int(threads))
     if weights_source(model_name, pretrained) == "random":

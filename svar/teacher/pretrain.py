@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..atomic import torch_save, write_text
 from ..clip_cache import decode_frames
 from ..config import default
-from ..device import autocast, resolve_device
+from ..device import autocast, job_device
 from ..video import uniform_indices
 from .preprocess import normalize
 from .weights import register_model_configs
@@ -71,7 +71,7 @@ def pretrain(pool_dir, out, model_name: str = default("teacher.model"), steps: i
                                 "generated dataset (data/synthetic-*/pretrain)")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    device = resolve_device(device, "teacher.device")
+    device = job_device(device, "teacher.device")
     register_model_configs()
     model = open_clip.create_model(model_name, pretrained=None, device=device)
     tokenizer = open_clip.get_tokenizer(model_name)

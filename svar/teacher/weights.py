@@ -1,10 +1,11 @@
 """The teacher's weights: an open_clip model from a name and a pretrained tag, file or folder.
 
 `create_teacher` is open_clip's one entry point, wrapped so that it never touches the network
-when offline (weights come from `teacher.cache_dir`, filled by rule teacher_weights where there
-is internet) and never runs code from a checkpoint: weights are loaded with `weights_only=True`
-(open_clip's default, which svar never turns off), so a checkpoint that holds pickled objects
-other than tensors is refused without running them.
+when offline (weights come from `teacher.cache_dir`, filled by rule teacher_weights or `svar
+fetch-weights` where there is internet, or by hand: `teacher_files` says where each file goes)
+and never runs code from a checkpoint: weights are loaded with `weights_only=True` (open_clip's
+default, which svar never turns off), so a checkpoint that holds pickled objects other than
+tensors is refused without running them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 from pathlib import Path
 
 import torch
+
+from ..weights_files import WeightFile
 
 log = logging.getLogger(__name__)
 
@@ -79,67 +82,137 @@ def _offline_env(offline: bool | None) -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _missing_weights(what: str, cache_dir) -> FileNotFoundError:
-    where = cache_dir or "open_clip's default cache (~/.cache/clip, ~/.cache/huggingface)"
-    return FileNotFoundError(
-        f"teacher.pretrained: {what} is not in the cache {where}, and svar is offline, so it will not "
-        "download it. Run the `teacher_weights` rule where there is internet (it fills teacher.cache_dir; "
-        "the same teacher.cache_dir must be set here), or point teacher.pretrained at a checkpoint file")
+# ------------------------------------------------------------------ where downloaded weights lie
 
 
-def _cached_pretrained(cfg: dict, cache_dir=None, what: str = "weights") -> str:
-    """The local file of an open_clip pretrained tag, from the cache only: never the network."""
+def _cache_root(cache_dir) -> Path:
+    """teacher.cache_dir; open_clip's own default cache folder when none is given."""
+    return Path(cache_dir or "~/.cache/clip").expanduser()
+
+
+def _hub_names(filename: str) -> tuple[str, ...]:
+    """The names open_clip accepts for a weights file on the hub: safetensors first, as open_clip
+    tries them (open_clip.pretrained.download_pretrained_from_hf)."""
+    from open_clip.constants import HF_WEIGHTS_NAME
+    from open_clip.pretrained import _get_safe_alternatives
+
+    filename = filename or HF_WEIGHTS_NAME
+    return (*_get_safe_alternatives(filename), filename)
+
+
+def _hub_file(repo: str, names, cache_dir, key: str, what: str) -> WeightFile:
+    from huggingface_hub import hf_hub_url
+
+    names = tuple(names)
+    return WeightFile(key, "teacher.cache_dir", what, _cache_root(cache_dir) / repo, names,
+                      hf_hub_url(repo, names[0]), repo=repo, rule="teacher_weights")
+
+
+def _tag_files(cfg: dict, cache_dir, what: str) -> list[WeightFile]:
+    """Where an open_clip pretrained tag's weights lie: <cache_dir>/<hub repo>/<file> for the
+    Hugging Face file open_clip takes (every tag of open_clip 3.3 names one), else <cache_dir>/
+    <the URL's file name>."""
+    if cfg.get("hf_hub"):
+        # "org/repo/file", or "org/repo/" for the repo's default weights file (open_clip's convention)
+        repo, filename = os.path.split(cfg["hf_hub"])
+        return [_hub_file(repo, _hub_names(filename), cache_dir, "teacher.pretrained", what)]
+    url = cfg.get("url", "")
+    return [WeightFile("teacher.pretrained", "teacher.cache_dir", what, _cache_root(cache_dir),
+                       (os.path.basename(url),), url, rule="teacher_weights")] if url else []
+
+
+def teacher_files(model_name: str, pretrained: str | None, cache_dir) -> list[WeightFile]:
+    """The files a teacher's weights are downloaded as (none for a checkpoint file, a local-dir
+    folder or random weights): a tag's weights, or an hf-hub: model's config and weights, each in
+    <cache_dir>/<its Hugging Face repo>/."""
+    import open_clip
+
+    source = weights_source(model_name, pretrained)
+    if source == "hf-hub":
+        from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+        repo = model_name.split(":", 1)[1]
+        what = f"open_clip model {model_name}"
+        return [_hub_file(repo, (HF_CONFIG_NAME,), cache_dir, "teacher.model", f"{what} (its config)"),
+                _hub_file(repo, (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME), cache_dir, "teacher.model",
+                          f"{what} (its weights)")]
+    if source != "tag":
+        return []
+    register_model_configs()
+    cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+    if not cfg:
+        raise ValueError(f"teacher.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained tag of "
+                         f"{model_name}; its tags: {open_clip.list_pretrained_tags_by_model(model_name)}")
+    return _tag_files(cfg, cache_dir, f"open_clip's {model_name} / {pretrained} weights")
+
+
+def _cached_pretrained(cfg: dict, cache_dir=None, what: str = "the weights", offline: bool = True,
+                       download=None) -> str:
+    """The local file of an open_clip pretrained tag: its place in cache_dir (`_tag_files`), else
+    where open_clip's own download left it in cache_dir (the Hugging Face cache layout, or the
+    URL's file name). Missing: offline, an error naming the file, its folder key and its URL;
+    online, `download(cfg)` (open_clip's)."""
     if "file" in cfg:
         return cfg["file"]
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        from huggingface_hub import hf_hub_download
+    files = _tag_files(cfg, cache_dir, what)
+    for entry in files:
+        if entry.placed():
+            return str(entry.placed())
+    for entry in files:
+        if entry.repo:
+            from huggingface_hub import hf_hub_download
 
-        repo, filename = os.path.split(hub)
-        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        if filename.endswith((".bin", ".pth")):
-            names.insert(0, filename[:-4] + ".safetensors")
-        for name in names:
-            try:
-                return hf_hub_download(repo_id=repo, filename=name, cache_dir=cache_dir, local_files_only=True)
-            except Exception:  # not cached under this name: try the next
-                pass
+            for name in entry.names:
+                try:
+                    return hf_hub_download(repo_id=entry.repo, filename=name, cache_dir=cache_dir,
+                                           local_files_only=True)
+                except Exception:  # not cached under this name: try the next
+                    pass
     url = cfg.get("url", "")
-    if url:
-        path = os.path.join(cache_dir or os.path.expanduser("~/.cache/clip"), os.path.basename(url))
-        if os.path.isfile(path):
-            return path
-    raise _missing_weights(what, cache_dir)
+    if url and (_cache_root(cache_dir) / os.path.basename(url)).is_file():
+        return str(_cache_root(cache_dir) / os.path.basename(url))
+    if not offline and download is not None:
+        return download(cfg)
+    if not files:
+        raise FileNotFoundError(f"teacher.pretrained: {what}: open_clip names no file to download for it")
+    raise files[0].missing("a teacher job with teacher.offline true")
 
 
 @contextlib.contextmanager
-def _no_network(cache_dir=None):
-    """Inside: open_clip resolves tags from the cache only and the HF hub client is offline."""
+def _weights_from_cache(cache_dir=None, offline: bool = True):
+    """Inside: open_clip takes a tag's weights from cache_dir when they are there; offline, from
+    there only (the Hugging Face client offline too), else it downloads them as usual."""
     import open_clip.factory
 
     saved_download = open_clip.factory.download_pretrained
     hub_constants, saved_flag = None, None
-    try:
-        import huggingface_hub.constants as hub_constants
-
-        saved_flag = hub_constants.HF_HUB_OFFLINE
-        hub_constants.HF_HUB_OFFLINE = True
-    except ImportError:
-        pass
     saved_env = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    open_clip.factory.download_pretrained = (
-        lambda cfg, prefer_hf_hub=True, cache_dir=cache_dir: _cached_pretrained(cfg, cache_dir))
+    if offline:
+        try:
+            import huggingface_hub.constants as hub_constants
+
+            saved_flag = hub_constants.HF_HUB_OFFLINE
+            hub_constants.HF_HUB_OFFLINE = True
+        except ImportError:
+            pass
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+    def download(cfg, prefer_hf_hub=True, cache_dir=cache_dir):
+        return _cached_pretrained(cfg, cache_dir, offline=offline,
+                                  download=lambda c: saved_download(c, prefer_hf_hub, cache_dir))
+
+    open_clip.factory.download_pretrained = download
     try:
         yield
     finally:
         open_clip.factory.download_pretrained = saved_download
         if hub_constants is not None:
             hub_constants.HF_HUB_OFFLINE = saved_flag
-        if saved_env is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved_env
+        if offline:
+            if saved_env is None:
+                os.environ.pop("HF_HUB_OFFLINE", None)
+            else:
+                os.environ["HF_HUB_OFFLINE"] = saved_env
 
 
 def _unsafe_pickle(exc: BaseException) -> bool:
@@ -189,14 +262,25 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
     if source == "file" and not os.path.exists(pretrained):
         raise FileNotFoundError(f"teacher.pretrained: checkpoint {pretrained} does not exist; "
                                 "produce it first (rule pretrain_teacher) or fix the path")
+    guard = contextlib.nullcontext()
     if source == "tag":
+        what = f"open_clip's {model_name} / {pretrained} weights"
         tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
         if not tag_cfg:
             raise ValueError(f"teacher.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained "
                              f"tag of {model_name}; its tags: {open_clip.list_pretrained_tags_by_model(model_name)}")
         if offline:  # fail early and clearly, before building the model
-            _cached_pretrained(tag_cfg, cache_dir, f"the weights of {model_name} / {pretrained}")
-    guard = _no_network(cache_dir) if offline else contextlib.nullcontext()
+            _cached_pretrained(tag_cfg, cache_dir, what)
+        guard = _weights_from_cache(cache_dir, offline)
+    if source == "hf-hub":
+        config_file, weights_file = teacher_files(model_name, pretrained, cache_dir)
+        if config_file.placed() or offline:
+            for entry in (config_file, weights_file):
+                if not entry.placed():
+                    raise entry.missing("a teacher job with teacher.offline true" if offline else
+                                        "svar, with part of the model in place,")
+            # fetched (or placed by hand) into cache_dir: open_clip reads the folder as it is
+            model_name, source = f"local-dir:{config_file.folder}", "local-dir"
     random_weights = source == "random"
     try:
         with guard, torch.random.fork_rng(devices=[], enabled=random_weights):
@@ -210,41 +294,55 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
                 f"teacher.pretrained: {_weights_file(model_name, pretrained)} holds objects that are not tensors; "
                 "svar loads weights only (torch.load weights_only=True) and never runs code from a checkpoint. "
                 "Save a plain state dict (torch.save(model.state_dict(), ...)) or safetensors instead") from None
-        if offline and source == "hf-hub":
-            raise _missing_weights(f"{model_name} (config and weights)", cache_dir) from exc
         raise
     model.eval().requires_grad_(False)
     return model, open_clip.get_model_preprocess_cfg(model), open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
 
 
+def _fetch_file(entry: WeightFile) -> Path:
+    """A file of downloaded weights where it belongs (`teacher_files`): kept when it is there,
+    else downloaded, from the hub (under each of its names in turn, as open_clip tries them) or
+    from its URL. A machine that cannot download says so at once, with what to do instead."""
+    from ..download import download, offline_reason
+
+    placed = entry.placed()
+    if placed:
+        return placed
+    reason = offline_reason(entry.url)
+    if reason:
+        raise entry.unreachable(reason)
+    if not entry.repo:
+        return download(entry.url, entry.path, what=entry.what, by_hand=entry.by_hand())
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    for name in entry.names:
+        try:  # local_dir: the file itself at <folder>/<name>, not the hub's cache layout
+            return Path(huggingface_hub.hf_hub_download(entry.repo, name, local_dir=entry.folder))
+        except EntryNotFoundError:  # not published under this name: the next
+            pass
+    raise FileNotFoundError(f"{entry.key}: {entry.what}: the Hugging Face repo {entry.repo} has none of "
+                            f"{', '.join(entry.names)}; check the model or tag (open_clip's registry names it)")
+
+
 def fetch_weights(model_name: str, pretrained: str | None, cache_dir: str | None) -> str | None:
-    """Download a teacher's weights into cache_dir (rule teacher_weights, run with internet).
+    """Download a teacher's weights into cache_dir (rule teacher_weights, `svar fetch-weights`:
+    where there is internet): the files `teacher_files` lists, each in its place.
 
     Returns the local file (or folder) that `create_teacher(..., cache_dir=cache_dir, offline=True)`
     then reads; None for random weights. Checkpoint files and local-dir folders need no download.
     """
-    import open_clip
-    from open_clip import pretrained as oc_pretrained
-
-    register_model_configs()
     source = weights_source(model_name, pretrained)
     if source == "local-dir":
         return model_name.split(":", 1)[1]
-    if source == "hf-hub":
-        repo = model_name.split(":", 1)[1]
-        oc_pretrained.download_pretrained_from_hf(repo, filename="open_clip_config.json", cache_dir=cache_dir)
-        return oc_pretrained.download_pretrained_from_hf(repo, cache_dir=cache_dir)
     if source == "random":
         return None
     if source == "file":
         if not os.path.isfile(pretrained):
             raise FileNotFoundError(f"teacher.pretrained: checkpoint {pretrained} does not exist")
         return pretrained
-    cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-    if not cfg:
-        raise ValueError(f"teacher.pretrained: {pretrained!r} is not a pretrained tag of {model_name}; "
-                         f"its tags: {open_clip.list_pretrained_tags_by_model(model_name)}")
-    return oc_pretrained.download_pretrained(cfg, cache_dir=cache_dir)
+    # a tag's weights; an hf-hub: model's config, then its weights (the file the receipt names)
+    return str([_fetch_file(entry) for entry in teacher_files(model_name, pretrained, cache_dir)][-1])
 
 
 def weights_receipt(model_name: str, pretrained: str | None, cache_dir: str | None, out) -> dict:

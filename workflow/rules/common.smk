@@ -19,6 +19,7 @@ from svar.plan import RATES_PATH, plan_reads
 from svar.teacher.pretrain import pool_inputs
 from svar.teacher.weights import pretrained_file, weights_source
 from svar.student_weights import NAMED as STUDENT_WEIGHTS_NAMED, pretrained_source
+from svar.weights_files import student_receipt, teacher_receipt
 
 DATASET = config["dataset"]["name"]
 # `teacher`: the settings every teacher of the grid shares (sampling, templates, shards ...) and
@@ -206,7 +207,7 @@ def evaluate_settings(wildcards):
 
 def weights_receipt_name(teacher):
     """<model>__<pretrained>, folder-safe: the name of a teacher's download receipt."""
-    return f"{safe_name(teacher['model'])}__{safe_name(teacher['pretrained'])}"
+    return Path(teacher_receipt(teacher)).stem
 
 
 # what rule teacher_weights writes once a teacher's weights are in teacher.cache_dir (a rerun
@@ -215,7 +216,7 @@ WEIGHTS_RECEIPTS = {weights_receipt_name(teacher): teacher for teacher in TEACHE
 
 
 def teacher_weights_receipt(teacher):
-    return f"results/teacher_weights/{weights_receipt_name(teacher)}.json"
+    return teacher_receipt(teacher)
 
 
 def teacher_inputs(wildcards):
@@ -247,10 +248,7 @@ def teacher_weights_input(wildcards):
 
 # what rule student_weights writes once torchvision's weights for the student are in
 # student.weights_dir (student.pretrained kinetics400 or imagenet)
-STUDENT_WEIGHTS_RECEIPT = (
-    f"results/student_weights/{safe_name(config['student']['arch'])}__"
-    f"{safe_name(config['student']['pretrained'])}.json"
-)
+STUDENT_WEIGHTS_RECEIPT = student_receipt(config["student"])
 
 
 def student_weights_inputs(wildcards):
@@ -361,7 +359,9 @@ def method_res(stage, key):
     for a teacher-only head (clip_zeroshot, clip_linear_probe, temporal_probe), which fits or
     scores a head on the stored teacher features in seconds to minutes of CPU."""
     if key == "runtime":
-        return lambda wildcards: runtime_request(stage) if METHODS[wildcards.method].trains_student else res("head", key)
+        return lambda wildcards: (
+            runtime_request(stage) if METHODS[wildcards.method].trains_student else res("head", key)
+        )
     return lambda wildcards: res(stage if METHODS[wildcards.method].trains_student else "head", key)
 
 
@@ -403,9 +403,21 @@ def runtime_request(section):
     return RUNTIME_UNKNOWN_MIN if table is None else runtime_minutes(table, stage)
 
 
-def method_gpus(wildcards):
-    """GPUs a train or evaluate job runs on: 1 for a network on clips, none for a teacher-only head."""
-    return 1 if METHODS[wildcards.method].trains_student else 0
+# the device setting each rule's jobs compute on (svar.device.job_device); pretrain_teacher's
+# command passes none, so it runs on teacher.device's default, auto
+GPU_DEVICE_SETTING = {"teacher_shard": "teacher", "pretrain_teacher": None, "train": "train", "evaluate": "evaluate"}
+
+
+def gpu_jobs(rule):
+    """Resource `gpu` of a rule's jobs, as a function of the job's wildcards: 1 for a job that
+    may compute on CUDA (its device setting is not cpu; not a teacher-only head), else 0.
+    `snakemake --resources gpu=N` then runs at most N at once (each takes a free GPU: svar.gpu_slots), and the SLURM profile
+    asks SLURM for a GPU for those jobs only."""
+    section = GPU_DEVICE_SETTING[rule]
+    uses_gpu = int(section is None or config[section]["device"] != "cpu")
+    if rule in ("train", "evaluate"):  # a teacher-only head fits or scores on the CPU
+        return lambda wildcards: uses_gpu if METHODS[wildcards.method].trains_student else 0
+    return lambda wildcards: uses_gpu
 
 
 def print_summary(paths):

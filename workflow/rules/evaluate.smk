@@ -23,7 +23,7 @@ rule evaluate:
     resources:
         mem_mb=method_res("evaluate", "mem_mb"),
         runtime=method_res("evaluate", "runtime"),
-        gpu=method_gpus,
+        gpu=gpu_jobs("evaluate"),
     params:
         runs=evaluate_args,
         settings=evaluate_settings,

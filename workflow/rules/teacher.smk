@@ -20,7 +20,7 @@ rule pretrain_teacher:
     resources:
         mem_mb=res("pretrain_teacher", "mem_mb"),
         runtime=lambda w: runtime_request("pretrain_teacher"),
-        gpu=1,
+        gpu=gpu_jobs("pretrain_teacher"),
     params:
         model=TEACHER["model"],
         args=flags(config["pretrain_teacher"]),
@@ -73,7 +73,7 @@ rule teacher_shard:
     resources:
         mem_mb=res("teacher", "mem_mb"),
         runtime=lambda w: runtime_request("teacher"),
-        gpu=1,
+        gpu=gpu_jobs("teacher_shard"),
     params:
         args=teacher_args,
         env=teacher_env,

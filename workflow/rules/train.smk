@@ -26,7 +26,7 @@ rule train:
     resources:
         mem_mb=method_res("train", "mem_mb"),
         runtime=method_res("train", "runtime"),
-        gpu=method_gpus,
+        gpu=gpu_jobs("train"),
     params:
         options=train_options,
         dataset=DATASET,
