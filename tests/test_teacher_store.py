@@ -123,6 +123,10 @@ def test_offline_tag_loads_from_the_cache_dir(tmp_path, no_network, offline):
     model, pre, _ = create_teacher("ViT-B-32", "openai", CPU, cache_dir=str(cache), offline=offline)
     assert torch.equal(model.visual.proj, state["visual.proj"])
     assert tuple(pre["mean"]) == tuple(cfg["mean"])
+    # OpenAI's weights run with the activation they were trained with (open_clip's ViT-B-32
+    # config has GELU and only warns of the mismatch)
+    activation = model.visual.transformer.resblocks[0].mlp.gelu
+    assert cfg["quick_gelu"] and isinstance(activation, open_clip.transformer.QuickGELU)
 
 
 def test_hf_hub_model_placed_in_the_cache_dir_loads_offline(tmp_path, no_network):

@@ -263,6 +263,7 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
         raise FileNotFoundError(f"teacher.pretrained: checkpoint {pretrained} does not exist; "
                                 "produce it first (rule pretrain_teacher) or fix the path")
     guard = contextlib.nullcontext()
+    quick_gelu = False
     if source == "tag":
         what = f"open_clip's {model_name} / {pretrained} weights"
         tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
@@ -272,6 +273,10 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
         if offline:  # fail early and clearly, before building the model
             _cached_pretrained(tag_cfg, cache_dir, what)
         guard = _weights_from_cache(cache_dir, offline)
+        # OpenAI's CLIP weights (tag openai) were trained with QuickGELU; open_clip's ViT-B-32,
+        # ViT-B-16 ... configs use GELU and only warn of the mismatch, which runs the weights with
+        # the wrong activation: build the model the tag was trained as
+        quick_gelu = bool(tag_cfg.get("quick_gelu", False))
     if source == "hf-hub":
         config_file, weights_file = teacher_files(model_name, pretrained, cache_dir)
         if config_file.placed() or offline:
@@ -287,7 +292,8 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
             if random_weights:  # the same random teacher in every job and shard, and the caller's RNG untouched
                 torch.manual_seed(0)
             model = open_clip.create_model(model_name, pretrained=pretrained if source in ("file", "tag") else None,
-                                           device=device, cache_dir=cache_dir, weights_only=True)
+                                           device=device, cache_dir=cache_dir, weights_only=True,
+                                           force_quick_gelu=quick_gelu)
     except Exception as exc:
         if _unsafe_pickle(exc):
             raise ValueError(
