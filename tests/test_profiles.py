@@ -5,7 +5,6 @@ run on the login node, and every memory request covers the peak its stage was me
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
