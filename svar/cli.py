@@ -266,6 +266,13 @@ def _aggregate(args):
     aggregate(args.metrics, args.metrics_out, args.summary_out, args.summary_json_out, args.top1_csv_out)
 
 
+def add_configfile(p: argparse.ArgumentParser) -> None:
+    """--configfile: the workflow's config with overlays, as the subcommands that read a whole
+    config take it (plan, fetch-weights, bench)."""
+    p.add_argument("--configfile", nargs="*", default=[],
+                   help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svar", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -402,8 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "node with internet from the checkout's root; compute nodes read the folders "
                                    "offline. --list prints, for each file, its place, the URL to copy it from and "
                                    "its published checksum, without the network: for a machine that has none.")
-    p.add_argument("--configfile", nargs="*", default=[],
-                   help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
+    add_configfile(p)
     p.add_argument("--list", action="store_true",
                    help="print the files as a Markdown table (file, folder, URL, sha256) instead of fetching them")
     p.set_defaults(func=_fetch_weights, outputs=(), output_dirs=())
@@ -579,8 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--device cuda, the estimated peak GPU memory of a train job. The dataset's "
                                    "shape: its manifest when `svar index` has run, else its settings or published "
                                    "counts.")
-    p.add_argument("--configfile", nargs="*", default=[],
-                   help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
+    add_configfile(p)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="where the GPU rules (teacher_shard, train, evaluate) run (default %(default)s)")
     p.add_argument("--rates", default=None, help="the rates file (default: svar's own, svar/data/rates.csv)")
@@ -597,8 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(default workflow/config/scale.yaml, UCF101-shaped) and their ratios; the last "
                                    "line reads `growth <value>`.")
     p.add_argument("what", choices=["teacher", "train", "scale"])
-    p.add_argument("--configfile", nargs="*", default=[],
-                   help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
+    add_configfile(p)
     p.add_argument("--model", default=None,
                    help="teacher, scale: another open_clip model than the config's, with random weights (the same "
                         "speed)")
