@@ -220,7 +220,7 @@ def _bench(args):
     elif args.what == "train":
         from .bench_train import main_bench_train
 
-        main_bench_train(args.configfile, method=args.method)
+        main_bench_train(args.configfile, method=args.method, prefetch=args.prefetch)
     else:
         from .bench_scale import main_bench_scale
 
@@ -569,6 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="distill", **lazy_choices("method", "METHOD"),
                    help="train: the method whose steps are timed (default %(default)s; clip_finetune times the "
                         "teacher's image encoder)")
+    p.add_argument("--prefetch", choices=["on", "off", "auto"], default="on",
+                   help="train: cut the next batch in a background thread while the step runs (on: the path "
+                        "training takes on CUDA or with more than one thread), build each in line (off: a "
+                        "one-thread CPU run's), or as this config's training would (auto); default %(default)s")
     p.add_argument("--videos", type=int, default=400, help="scale: N, the smaller size (default %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="scale: each stage's threads (default %(default)s)")
     p.add_argument("--work", default=None, help="scale: folder for the videos and outputs (default: a temporary one)")
