@@ -2,7 +2,8 @@
 
 One cache per (dataset, part, cache options). Part `train` holds the videos outside the test list
 of `dataset.split` (the training pool and the validation videos): the frames a training clip is
-drawn from (`ClipSpec.cached_indices`) and those of the centre view validation scores. Part
+drawn from (`ClipSpec.cached_indices`) and those of the centre view validation scores
+(`ClipSpec.val_indices`: for dense clips one of the training clips, so nothing more). Part
 `test` holds the test list: the frames of the `evaluate.clips` test clips. Which frames a video
 keeps is known before decoding (its frame count is in the manifest), so a shard job
 (`svar clip-cache`, rule clip_cache_shard) writes its every-N-th video into one .npy file of
@@ -72,7 +73,7 @@ def kept_frames(options: dict, part: str, n_frames: int) -> np.ndarray:
     """The sorted frame numbers of an n-frame video that a part's cache keeps."""
     spec = _clip_spec(options)
     if part == "train":
-        wanted = [spec.cached_indices(n_frames), spec.test_indices(n_frames, 0, 1)]
+        wanted = [spec.cached_indices(n_frames), spec.val_indices(n_frames)]  # dense: the latter within the former
     else:
         n_clips = int(options["evaluate"]["clips"])
         wanted = [spec.test_indices(n_frames, c, n_clips) for c in range(n_clips)]
@@ -370,7 +371,14 @@ class ClipStore:
 
     def view_clips(self, video_ids, spec: ClipSpec, clip: int, n_clips: int) -> torch.Tensor:
         """uint8 [N, frames, H, W, 3] at the cache size: test clip `clip` of `n_clips` of each video."""
-        rows = [self.rows_of(v, spec.test_indices(self.video_frames(v), clip, n_clips)) for v in video_ids]
+        return self._clips(video_ids, spec, lambda n: spec.test_indices(n, clip, n_clips))
+
+    def validation_clips(self, video_ids, spec: ClipSpec) -> torch.Tensor:
+        """uint8 [N, frames, H, W, 3] at the cache size: the clip validation scores (`spec.val_indices`)."""
+        return self._clips(video_ids, spec, spec.val_indices)
+
+    def _clips(self, video_ids, spec: ClipSpec, frames_of) -> torch.Tensor:
+        rows = [self.rows_of(v, frames_of(self.video_frames(v))) for v in video_ids]
         if not rows:
             return torch.zeros((0, spec.frames, *self.frames.shape[1:]), dtype=torch.uint8)
         return torch.from_numpy(self.frames[np.concatenate(rows)]).view(len(rows), spec.frames, *self.frames.shape[1:])
@@ -385,7 +393,7 @@ def memory_train_store(manifest, trained_ids, val_ids, spec: ClipSpec, workers: 
     kept = []
     for video_id, n in zip(rows["video_id"], rows["frames"]):
         wanted = [spec.cached_indices(int(n))] if video_id in trained_set else []
-        wanted += [spec.test_indices(int(n), 0, 1)] if video_id in val_set else []
+        wanted += [spec.val_indices(int(n))] if video_id in val_set else []
         kept.append(np.unique(np.concatenate(wanted)))
     return ClipStore.decode(rows, kept, spec.cache_size, workers, desc="decode training clips")
 

@@ -169,7 +169,7 @@ class Trainer:
         self.clips = clips.training_cache(ids, self.spec)
         # validation videos (split role val): their centre view, to log accuracy on; never trained on
         self.y_val = torch.tensor(val["label"].to_numpy())
-        self.x_val = (eval_views(clips.view_clips(val["video_id"], self.spec, 0, 1), self.spec.size, 1)[0]
+        self.x_val = (eval_views(clips.validation_clips(val["video_id"], self.spec), self.spec.size, 1)[0]
                       if len(val) else None)
         row = {v: i for i, v in enumerate(ids)}
         rows_l = torch.tensor([row[v] for v in labeled["video_id"]], dtype=torch.long)

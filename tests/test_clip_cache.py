@@ -63,27 +63,42 @@ def test_kept_frames_hold_every_training_clip_and_view(student):
     for n in (3, 10, 37):
         train, test = kept_frames(options["train"], "train", n), kept_frames(options["test"], "test", n)
         assert (np.diff(train) > 0).all() and (np.diff(test) > 0).all()
-        assert set(spec.cached_indices(n)) | set(spec.test_indices(n, 0, 1)) == set(train)
+        assert set(spec.cached_indices(n)) | set(spec.val_indices(n)) == set(train)
         assert set().union(*(spec.test_indices(n, c, 3) for c in range(3))) == set(test)
+        if spec.sampling == "dense":  # validation scores a training clip: the cache holds nothing more for it
+            assert set(train) == set(spec.cached_indices(n))
 
 
-def test_the_shared_cache_holds_what_decoding_in_memory_gives(tiny_manifest, tmp_path):
+@pytest.mark.parametrize("n,first", [(37, 5), (10, 0), (3, 0)])
+def test_dense_validation_is_the_centre_training_clip(n, first):
+    """Consecutive cached frames (stride 3 apart) from the centre of the starts training draws from,
+    looped over the cached frames when the video is shorter than a clip; segments: the test view."""
+    spec = ClipSpec.from_options({**OPTIONS["student"], "sampling": "dense", "stride": 3})
+    cached = spec.cached_indices(n)
+    assert first == int(0.5 * max(len(cached) - spec.frames + 1, 1))
+    assert spec.val_indices(n).tolist() == [cached[(first + k) % len(cached)] for k in range(spec.frames)]
+    segments = ClipSpec.from_options(OPTIONS["student"])
+    assert np.array_equal(segments.val_indices(n), segments.test_indices(n, 0, 1))
+
+
+@pytest.mark.parametrize("student", [{}, {"sampling": "dense", "stride": 3}])
+def test_the_shared_cache_holds_what_decoding_in_memory_gives(tiny_manifest, tmp_path, student):
     """Two shards a part, memory-mapped, give the frames `memory_train_store` / `memory_test_store` decode:
     training clips drawn with the same generator, validation and test views."""
     manifest, _ = tiny_manifest
-    receipts = build(manifest, tmp_path, cache_options())
+    receipts = build(manifest, tmp_path, cache_options(student))
     shared = {part: ClipStore.open(receipts[part]) for part in receipts}
     train_ids = list(part_videos(manifest, "train", SPLIT)["video_id"])
     test_ids = list(part_videos(manifest, "test", SPLIT)["video_id"])
     assert len(shared["train"]) == len(train_ids) and len(shared["test"]) == len(test_ids)
     assert set(train_ids).isdisjoint(test_ids) and len(train_ids) + len(test_ids) == len(manifest)
-    spec = ClipSpec.from_options(OPTIONS["student"])
+    spec = ClipSpec.from_options({**OPTIONS["student"], **student})
     memory = memory_train_store(manifest, train_ids[:5], train_ids[5:8], spec)
     rows = torch.arange(5)
     assert torch.equal(take_clips(shared["train"].training_cache(train_ids[:5], spec), rows, spec,
                                   torch.Generator().manual_seed(0)),
                        take_clips(memory.training_cache(train_ids[:5], spec), rows, spec, torch.Generator().manual_seed(0)))
-    assert torch.equal(shared["train"].view_clips(train_ids[5:8], spec, 0, 1), memory.view_clips(train_ids[5:8], spec, 0, 1))
+    assert torch.equal(shared["train"].validation_clips(train_ids[5:8], spec), memory.validation_clips(train_ids[5:8], spec))
     in_memory = memory_test_store(manifest, test_ids, spec, 2)
     for clip in (0, 1):
         assert torch.equal(shared["test"].view_clips(test_ids, spec, clip, 2), in_memory.view_clips(test_ids, spec, clip, 2))
