@@ -429,10 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=int, default=0)
     p.add_argument("--shards", type=int, default=default("clip_cache.shards"))
     p.add_argument("--chunk", type=int, default=0,
-                   help="videos decoded and written at a time (default 0: as many as a quarter of --memory-mb holds)")
+                   help="videos decoded and written at a time (default 0: as many as --memory-mb holds beside "
+                        "what the job measures it holds once its decoders are loaded)")
     p.add_argument("--memory-mb", type=float, default=default("resources.clip_cache.mem_mb"),
-                   help="the job's memory, MB (default %(default)s)")
-    p.add_argument("--workers", type=int, default=1, help="decoding processes")
+                   help="the job's memory, MB, its decoding workers included: the workers and the chunk are fitted "
+                        "to it (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="decoding processes at most (fewer when --memory-mb does not hold them)")
     p.add_argument("--out", required=True, help="the shard's .npy file")
     p.set_defaults(func=_clip_cache, outputs=('out',), output_dirs=())
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import svar.clip_cache
-from svar.clip_cache import (ClipStore, build_shard, cache_reads, gather, index_path, kept_frames, part_videos,
-                             memory_test_store, memory_train_store)
+from svar.clip_cache import (TEARDOWN, WINDOW, ClipStore, ShardMemory, build_shard, cache_reads, gather, index_path,
+                             kept_frames, memory_test_store, memory_train_store, part_videos)
 from svar.clips import ClipSpec, take_clips
 from svar.config import subset
 from svar.splits import make_split
@@ -234,3 +234,100 @@ def test_a_shard_job_killed_mid_way_resumes_to_the_same_bytes(big_manifests, tmp
     with np.load(index_path(resumed)) as a, np.load(index_path(clean)) as b:
         assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
     assert not partial.exists() and not list(tmp_path.glob(".*progress*"))
+
+
+def test_the_workers_and_the_chunk_fit_the_request():
+    """As many decoding workers as leave room for a chunk of one video (each worker as large as the
+    measured process, its window of videos waiting), else decoding in the job's own process; the
+    chunk what is left, at least one video."""
+    memory = ShardMemory(fixed=1000, decode=100, video=10)
+    process = 1000 * (1 + TEARDOWN)
+    held = lambda k: process + k * (process + 100) + (k * WINDOW + 1) * 10
+    assert memory.plan(5000, 2) == (2, (5000 - held(2)) // 10)
+    assert memory.plan(8000, 4) == (4, (8000 - held(4)) // 10)
+    assert held(3) > 5000 and memory.plan(5000, 4)[0] == 2   # 3 or 4 workers do not fit
+    assert memory.plan(3000, 2) == (1, (3000 - process - 110) // 10)  # no worker fits: in this process
+    assert memory.plan(5000, 1) == (1, (5000 - process - 110) // 10)  # one decoding process asked for
+    assert memory.plan(1000, 2) == (1, 1) and memory.floor() > 1000
+
+
+def test_a_request_below_the_measured_floor_is_named(tiny_manifest, tmp_path, caplog):
+    manifest, _ = tiny_manifest
+    with caplog.at_level("WARNING"):
+        build_shard(manifest, "train", cache_options()["train"], 0, 2, tmp_path / "s.npy", memory_mb=10)
+    assert "raise resources.clip_cache.mem_mb to" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def ucf_shaped(tmp_path_factory):
+    """8 training videos of UCF101's shape (320×240, 150–200 frames: workflow/config/scale.yaml's
+    dataset.synthetic) and their manifest."""
+    from svar.datasets.synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
+    from svar.manifest import write_index
+
+    out = tmp_path_factory.mktemp("ucf_shaped")
+    generate(out / "synthetic", SyntheticSpec(classes=DEFAULT_CLASSES[:4], width=320, height=240, min_frames=150,
+                                              max_frames=200, groups=3, clips_per_group=1, test_groups=1,
+                                              pretrain_videos=0), workers=2)
+    write_index(out / "synthetic" / "videos", out / "synthetic" / "splits", out / "manifest.csv",
+                out / "exclusions.csv", out / "classes.csv")
+    return out / "manifest.csv"
+
+
+def _tree_peak_mb(pid: int, stop, peaks: dict) -> None:
+    """Until `stop` is set: each descendant's peak RSS (the kernel's VmHWM), by pid, into `peaks`."""
+    from pathlib import Path
+
+    while not stop.is_set():
+        todo = [pid]
+        while todo:
+            p = todo.pop()
+            for task in Path(f"/proc/{p}/task").glob("*"):
+                try:
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+                except OSError:
+                    pass
+            if p != pid:
+                try:
+                    hwm = next(line for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                               if line.startswith("VmHWM:"))
+                    peaks[p] = max(peaks.get(p, 0), int(hwm.split()[1]) / 1024)
+                except (OSError, StopIteration):
+                    pass
+        stop.wait(0.02)
+
+
+# the UCF101 student's clips (workflow/config/scale.yaml): dense 16 × 4, cached at 128 × 171
+UCF_SHAPED = cache_options({"sampling": "dense", "stride": 4, "frames": 16, "cache_size": [128, 171],
+                            "size": 112}, clips=1)["train"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the process tree's memory from /proc")
+def test_a_shard_job_with_its_workers_stays_within_its_request(ucf_shaped, tmp_path):
+    """`svar clip-cache --workers 2` on UCF101-shaped videos: the job's peak memory — its own
+    (wait4) plus each decoding worker's (sampled from /proc) — stays under --memory-mb; 2000 MB
+    does not hold two workers beside the job (each loads torch and the decoders: about 1 GB here),
+    5000 MB does; the bytes are the same either way."""
+    import threading
+
+    peaks_mb, logs, plans = {}, {}, {}
+    for request in (2000, 5000):
+        out = tmp_path / f"shard_{request}.npy"
+        proc = subprocess.Popen([sys.executable, "-m", "svar", "clip-cache", "--manifest", str(ucf_shaped),
+                                 "--part", "train", "--options", json.dumps(UCF_SHAPED), "--workers", "2",
+                                 "--memory-mb", str(request), "--out", str(out)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        workers, stop = {}, threading.Event()
+        sampler = threading.Thread(target=_tree_peak_mb, args=(proc.pid, stop, workers), daemon=True)
+        sampler.start()
+        logs[request] = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        stop.set()
+        sampler.join()
+        assert os.waitstatus_to_exitcode(status) == 0, logs[request][-2000:]
+        peaks_mb[request] = usage.ru_maxrss / 1024 + sum(workers.values())
+        plans[request] = next(line for line in logs[request].splitlines() if "memory: this process" in line)
+        assert peaks_mb[request] < request, (request, peaks_mb[request], workers, plans[request])
+    assert "decoding in this process" in plans[2000] and "2 decoding workers" in plans[5000], plans
+    assert (tmp_path / "shard_2000.npy").read_bytes() == (tmp_path / "shard_5000.npy").read_bytes()
