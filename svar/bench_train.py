@@ -11,9 +11,11 @@ windows on the same student, so that a noisy machine slows both alike:
                   then the same step
 
 The data path is timed with the next batch cut in a background thread while the step runs
-(`prefetch` on: what training does on CUDA and with more than one thread, svar.batches), or built
-in line before each step (off: what a one-thread CPU run does); auto picks what this config's
-training would. A prefetched window ends when the batch it started for the next window is cut, so
+(`prefetch` on: what training does on CUDA, svar.batches), or built in line before each step
+(off: what a CPU run does); auto picks what this config's training would. On a CPU, `on` measures
+the cut on a core of its own beside the step, as a GPU job's host runs it beside the GPU's step:
+the ratio then says how much of the step's speed training keeps when the data path has its own
+core, not what a CPU run gets. A prefetched window ends when the batch it started for the next window is cut, so
 every window pays for as many batches as it takes steps and no model-only window shares the CPU
 with a cut.
 
@@ -151,10 +153,10 @@ def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str
           f"student {r['arch']} ({s['frames']}x{s['size']}x{s['size']}), {r['labeled_per_step']} labeled + "
           f"{r['unlabeled_per_step']} unlabeled clips a step, device {r['device']}, {r['threads']} thread(s), "
           f"clip cache: {r['cache']}")
-    training = "prefetches" if prefetch_pays(torch.device(r["device"]), threads) else "builds its batches in line"
+    training = "prefetches" if prefetch_pays(torch.device(r["device"])) else "builds its batches in line"
     print("data path: " + ("the next batch cut in a background thread while the step runs" if r["prefetch"] else
                            "each batch built in line before its step")
-          + f" (--prefetch {prefetch}; training with this device and {threads} thread(s) {training})")
+          + f" (--prefetch {prefetch}; training on {r['device']} {training})")
     print(f"{r['windows']} alternating pairs of windows of {r['steps_per_window']} steps")
     print("model only, clips/s per window:     " + " ".join(f"{v:.0f}" for v in r["model_rates"]))
     print("real data path, clips/s per window: " + " ".join(f"{v:.0f}" for v in r["real_rates"]))

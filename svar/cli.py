@@ -574,8 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "teacher's image encoder)")
     p.add_argument("--prefetch", choices=["on", "off", "auto"], default="on",
                    help="train: cut the next batch in a background thread while the step runs (on: the path "
-                        "training takes on CUDA or with more than one thread), build each in line (off: a "
-                        "one-thread CPU run's), or as this config's training would (auto); default %(default)s")
+                        "training takes on CUDA), build each in line (off: a CPU run's), or as this config's "
+                        "training would (auto); default %(default)s")
     p.add_argument("--videos", type=int, default=400, help="scale: N, the smaller size (default %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="scale: each stage's threads (default %(default)s)")
     p.add_argument("--work", default=None, help="scale: folder for the videos and outputs (default: a temporary one)")

@@ -217,7 +217,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.b_l = t_opts["batch_size"]
         self.b_u = t_opts["batch_size"] * t_opts["unlabeled_ratio"] if self.batches_unlabeled else 0
-        self.prefetch = prefetch_pays(dev, threads) if prefetch is None else bool(prefetch)
+        self.prefetch = prefetch_pays(dev) if prefetch is None else bool(prefetch)
         self.batches = Batches(self.clips, self.spec, t_opts, method, self.generator, rows_l, rows_u, self.b_l,
                                self.b_u, per_labeled, per_unlabeled, dev, self.prefetch, pool_u=len(unlabeled))
         self._eval_model = None  # the EMA weights' model for validation, built once

@@ -44,7 +44,7 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_manifest, tiny_
     like one that builds in line."""
     options = with_options(**changes)
     in_line = run(tiny_manifest, tiny_store, tmp_path / "in_line.pt", name, options) if prefetch else None
-    monkeypatch.setattr(svar.trainer, "prefetch_pays", lambda device, threads: prefetch)
+    monkeypatch.setattr(svar.trainer, "prefetch_pays", lambda device: prefetch)
     whole = run(tiny_manifest, tiny_store, tmp_path / "whole.pt", name, options)
     if in_line is not None:
         assert all(torch.equal(in_line["state_dict"][k], whole["state_dict"][k]) for k in whole["state_dict"])
