@@ -181,8 +181,9 @@ def draw_train_crops(n: int, height: int, width: int, size: int, generator: torc
             padded = tv_tensors.Video(torch.empty((0, 3, height + 2 * padding, width + 2 * padding), dtype=torch.uint8))
             draw = v2.RandomCrop(size)
             boxes = [draw.make_params([padded]) for _ in range(n)]
-            rows = (torch.tensor([b["top"] for b in boxes])[:, None] + torch.arange(size) - padding).clamp(0, height - 1)
-            cols = (torch.tensor([b["left"] for b in boxes])[:, None] + torch.arange(size) - padding).clamp(0, width - 1)
+            shift = torch.arange(size) - padding
+            rows = (torch.tensor([b["top"] for b in boxes])[:, None] + shift).clamp(0, height - 1)
+            cols = (torch.tensor([b["left"] for b in boxes])[:, None] + shift).clamp(0, width - 1)
             draws = CropDraws(n, size, None, rows=rows, cols=cols)
         else:
             transform = v2.RandomResizedCrop(size, scale=tuple(scale), antialias=True)
