@@ -10,9 +10,20 @@ windows on the same student, so that a noisy machine slows both alike:
                   shared cache reads the same rows), sampled, augmented, copied to the device,
                   then the same step
 
+The data path is timed with the next batch cut in a background thread while the step runs
+(`prefetch` on: what training does on CUDA, svar.batches), or built in line before each step
+(off: what a CPU run does); auto picks what this config's training would. On a CPU, `on` measures
+the cut on a core of its own beside the step, as a GPU job's host runs it beside the GPU's step:
+the ratio then says how much of the step's speed training keeps when the data path has its own
+core, not what a CPU run gets. A prefetched window ends when the batch it started for the next window is cut, so
+every window pays for as many batches as it takes steps and no model-only window shares the CPU
+with a cut.
+
 The ratio (real / model only, the median of the windows' paired wall-clock ratios) is the share
-of the model's speed that training keeps; 1.0 means the data path costs nothing. The same ratio in
-the process's CPU time is printed too: on a machine busy with other work it is the steadier one.
+of the model's speed that training keeps; 1.0 means the data path costs nothing. In line, the same
+ratio in the process's CPU time is printed too: on a machine busy with other work it is the
+steadier one (prefetched, the cut's CPU time runs beside the step's, and only wall-clock time says
+what the overlap saves).
 """
 
 from __future__ import annotations
@@ -23,27 +34,41 @@ from pathlib import Path
 
 import torch
 
+from .batches import prefetch_pays
 from .device import synchronize
 from .methods import get_method, options_for
 from .trainer import Trainer, seed_everything
 
+PREFETCH = {"on": True, "off": False, "auto": None}
+
 
 def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: int = 1, windows: int = 20,
-                method: str = "distill", warmup: int = 5, seed: int = 0) -> dict:
+                method: str = "distill", warmup: int = 5, seed: int = 0, prefetch: str = "on") -> dict:
     """Clips per second of training steps, model only and with the real data path.
 
     `windows` pairs of windows of `steps` steps each, alternating (model only first in odd pairs,
-    data path first in even ones), after `warmup` steps of each kind. Returns the medians, the
-    ratio (median of the per-pair ratios) and every window's rate.
+    data path first in even ones), after `warmup` steps of each kind. `prefetch` (on, off, auto):
+    the data path's next batch cut in a background thread. Returns the medians, the ratio (median
+    of the per-pair ratios) and every window's rate.
     """
+    if prefetch not in PREFETCH:
+        raise ValueError(f"--prefetch: {prefetch!r} is not one of {sorted(PREFETCH)}")
     torch.set_num_threads(threads)
     seed_everything(seed)
-    trainer = Trainer(manifest, split, store, get_method(method, options), options, seed, threads)
+    trainer = Trainer(manifest, split, store, get_method(method, options), options, seed, threads,
+                      prefetch=PREFETCH[prefetch])
+    try:
+        return _timed(trainer, steps, windows, method, warmup, options["train"]["steps"], threads)
+    finally:
+        trainer.close()
+
+
+def _timed(trainer: Trainer, steps: int, windows: int, method: str, warmup: int, total: int, threads: int) -> dict:
     trainer.student.train()
     device = trainer.device
-    fixed = trainer.next_batch()  # built once: from here on the model-only steps pay nothing for data
+    # built once: from here on the model-only steps pay nothing for data
+    fixed = trainer.next_batch(prefetch_next=False)
     position = [0]
-    total = options["train"]["steps"]
 
     def model_only():
         trainer.step(fixed, position[0] % total)
@@ -60,6 +85,8 @@ def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: 
         start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             fn()
+        if fn is real:  # the batch this window started for the next one is cut within its time
+            trainer.batches.settle()
         synchronize(device)
         if kind:
             cpu[kind] += time.process_time() - start_cpu
@@ -84,12 +111,15 @@ def bench_train(options: dict, manifest, split, store, steps: int = 5, threads: 
         "ratio": statistics.median(ratios),
         "model_rates": model_rates, "real_rates": real_rates, "ratios": ratios,
         # the same comparison in this process's CPU time: what the steps cost, whatever else runs
-        "cpu_ratio": cpu["model"] / cpu["real"] if device.type == "cpu" else None,
+        # (in line only: a prefetched cut's CPU time runs beside the step's)
+        "cpu_ratio": cpu["model"] / cpu["real"] if device.type == "cpu" and not trainer.prefetch else None,
         "cache": "memory",  # the frames: decoded into memory by the bench's Trainer
+        "prefetch": trainer.prefetch,
     }
 
 
-def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str = "distill") -> None:
+def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str = "distill",
+                     prefetch: str = "on") -> None:
     """The comparison for the workflow's config (workflow/config/config.yaml with `overlays`, as
     `snakemake --configfile` merges them), its student and train settings, on the first fraction
     and seed of its grid; the last line is `ratio <value>`."""
@@ -116,12 +146,17 @@ def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str
     options = options_for(method, config)
     threads = config["resources"]["train"]["threads"]
     r = bench_train(options, load_manifest(paths["manifest"]), load_split(paths["split"]),
-                    load_store(paths["teacher"]), steps=steps, threads=threads, windows=windows, method=method)
+                    load_store(paths["teacher"]), steps=steps, threads=threads, windows=windows, method=method,
+                    prefetch=prefetch)
     s = options["student"]
     print(f"bench train: {config['dataset']['name']} fraction {float(fraction):g} seed {seed}, method {r['method']}, "
           f"student {r['arch']} ({s['frames']}x{s['size']}x{s['size']}), {r['labeled_per_step']} labeled + "
           f"{r['unlabeled_per_step']} unlabeled clips a step, device {r['device']}, {r['threads']} thread(s), "
           f"clip cache: {r['cache']}")
+    training = "prefetches" if prefetch_pays(torch.device(r["device"])) else "builds its batches in line"
+    print("data path: " + ("the next batch cut in a background thread while the step runs" if r["prefetch"] else
+                           "each batch built in line before its step")
+          + f" (--prefetch {prefetch}; training on {r['device']} {training})")
     print(f"{r['windows']} alternating pairs of windows of {r['steps_per_window']} steps")
     print("model only, clips/s per window:     " + " ".join(f"{v:.0f}" for v in r["model_rates"]))
     print("real data path, clips/s per window: " + " ".join(f"{v:.0f}" for v in r["real_rates"]))

@@ -240,7 +240,7 @@ def _bench(args):
     elif args.what == "train":
         from .bench_train import main_bench_train
 
-        main_bench_train(args.configfile, method=args.method)
+        main_bench_train(args.configfile, method=args.method, prefetch=args.prefetch)
     else:
         from .bench_scale import main_bench_scale
 
@@ -472,10 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=int, default=0)
     p.add_argument("--shards", type=int, default=default("clip_cache.shards"))
     p.add_argument("--chunk", type=int, default=0,
-                   help="videos decoded and written at a time (default 0: as many as a quarter of --memory-mb holds)")
+                   help="videos decoded and written at a time (default 0: as many as --memory-mb holds beside "
+                        "what the job measures it holds once its decoders are loaded)")
     p.add_argument("--memory-mb", type=float, default=default("resources.clip_cache.mem_mb"),
-                   help="the job's memory, MB (default %(default)s)")
-    p.add_argument("--workers", type=int, default=1, help="decoding processes")
+                   help="the job's memory, MB, its decoding workers included: the workers and the chunk are fitted "
+                        "to it (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="decoding processes at most (fewer when --memory-mb does not hold them)")
     p.add_argument("--out", required=True, help="the shard's .npy file")
     p.set_defaults(func=_clip_cache, outputs=('out',), output_dirs=())
 
@@ -612,6 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="distill", **lazy_choices("method", "METHOD"),
                    help="train: the method whose steps are timed (default %(default)s; clip_finetune times the "
                         "teacher's image encoder)")
+    p.add_argument("--prefetch", choices=["on", "off", "auto"], default="on",
+                   help="train: cut the next batch in a background thread while the step runs (on: the path "
+                        "training takes on CUDA), build each in line (off: a CPU run's), or as this config's "
+                        "training would (auto); default %(default)s")
     p.add_argument("--videos", type=int, default=400, help="scale: N, the smaller size (default %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="scale: each stage's threads (default %(default)s)")
     p.add_argument("--work", default=None, help="scale: folder for the videos and outputs (default: a temporary one)")

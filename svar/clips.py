@@ -18,7 +18,10 @@ long side, of `clips` clips spread over the video (`eval_views`).
 The cached frames come from svar.clip_cache (decoded once by rule clip_cache, or into memory by
 the job with `clip_cache.mode: memory`). Every random draw comes from the trainer's CPU
 generator (transforms.v2 draws from torch's global generator, seeded from it), so the same seed
-gives the same batches on any device.
+gives the same batches on any device. Each random step is two functions: `draw_*` makes its
+draws from the frames' size alone, before any pixel is read, and `cut_*` / `apply_*` applies them
+and draws nothing, so the trainer can make every draw in order on its own thread and cut the
+next batch in the background (svar.trainer.Trainer's prefetch).
 """
 
 from __future__ import annotations
@@ -67,6 +70,19 @@ class ClipSpec:
         start = int(max(n_frames - span, 0) * (clip + 0.5) / n_clips)
         return (start + self.stride * np.arange(self.frames, dtype=np.int64)) % n_frames  # looped when short
 
+    def val_indices(self, n_frames: int) -> np.ndarray:
+        """The frames of the view validation scores. segments: the centre test clip. dense: the
+        centre one of the clips training draws (`clip_indices` at offset 0.5: `frames` consecutive
+        cached frames, looped over them when the video is short), so it lies on the cached stride
+        grid and the cache keeps no frame for it alone (the centre test clip starts anywhere: for
+        UCF101 its frames were 10.0 of the train part's 38.2 GB, `svar plan --configfile
+        workflow/config/ucf101.yaml`)."""
+        if self.sampling == "segments":
+            return self.test_indices(n_frames, 0, 1)
+        cached = self.cached_indices(n_frames)
+        first = int(0.5 * max(len(cached) - self.frames + 1, 1))
+        return cached[(first + np.arange(self.frames)) % len(cached)]
+
     def describe(self) -> dict:
         return asdict(self)
 
@@ -106,14 +122,19 @@ def clip_indices(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator
     return starts[:, None] + within
 
 
+def read_clips(cache: ClipCache, indices: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, frames, H, W, 3]: the clips whose rows `clip_indices` drew ([N, frames]), reading
+    only those frames of the cache. Draws nothing."""
+    idx = indices.numpy().reshape(-1)
+    if cache.rows is not None:
+        idx = cache.rows[idx]
+    return torch.from_numpy(np.ascontiguousarray(cache.frames[idx])).view(*indices.shape, *cache.frames.shape[1:])
+
+
 def take_clips(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator: torch.Generator) -> torch.Tensor:
     """uint8 [len(rows), frames, H, W, 3]: one training clip of each video in `rows` (its frames
     drawn by `clip_indices`), reading only those frames of the cache."""
-    idx = clip_indices(cache, rows, spec, generator).numpy().reshape(-1)
-    if cache.rows is not None:
-        idx = cache.rows[idx]
-    return torch.from_numpy(np.ascontiguousarray(cache.frames[idx])).view(
-        len(rows), spec.frames, *cache.frames.shape[1:])
+    return read_clips(cache, clip_indices(cache, rows, spec, generator))
 
 
 # --------------------------------------------------------------------------- spatial views
@@ -121,6 +142,79 @@ def take_clips(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator: 
 
 def _seeded(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+
+
+@dataclass
+class CropDraws:
+    """The random draws of a batch's training crops (`draw_train_crops`), made before any pixel is
+    read; `cut_train_crops` applies them and draws nothing."""
+
+    n: int
+    size: int
+    flips: torch.Tensor | None        # bool [n]: which clips to flip, None when flipping is off
+    rows: torch.Tensor | None = None  # crop random: [n, size] source rows (clamped: the replicated border)
+    cols: torch.Tensor | None = None
+    boxes: list | None = None         # crop random_resized: v2's parameters of each clip
+    transform: object = None          # ... and the v2.RandomResizedCrop that applies them
+
+
+def draw_train_crops(n: int, height: int, width: int, size: int, generator: torch.Generator, crop: str = "random",
+                     padding: int = 0, scale=(0.25, 1.0), flip: bool = False) -> CropDraws:
+    """The draws of `train_crops` for `n` clips of `height` × `width` frames (see there)."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    if crop not in enum_of("train.crop"):
+        raise ValueError(f"train.crop: {crop!r} is not one of {enum_of('train.crop')}")
+    seed = _seeded(generator)
+    if not n:
+        return CropDraws(0, size, None)
+    # v2 draws from torch's default generator: seeded here, and put back as it was afterwards.
+    # Only the frame's size is read (an empty video of that size stands for the clips), so the
+    # draws can be made before the pixels are read, and apart from them (Trainer's prefetch)
+    state = torch.get_rng_state()
+    try:
+        torch.default_generator.manual_seed(seed)
+        if crop == "random":
+            # boxes drawn in the padded frame; replicate padding is the source index clamped to
+            # the frame, so the batch is cut by one gather
+            padded = tv_tensors.Video(torch.empty((0, 3, height + 2 * padding, width + 2 * padding), dtype=torch.uint8))
+            draw = v2.RandomCrop(size)
+            boxes = [draw.make_params([padded]) for _ in range(n)]
+            shift = torch.arange(size) - padding
+            rows = (torch.tensor([b["top"] for b in boxes])[:, None] + shift).clamp(0, height - 1)
+            cols = (torch.tensor([b["left"] for b in boxes])[:, None] + shift).clamp(0, width - 1)
+            draws = CropDraws(n, size, None, rows=rows, cols=cols)
+        else:
+            transform = v2.RandomResizedCrop(size, scale=tuple(scale), antialias=True)
+            frame = tv_tensors.Video(torch.empty((0, 3, height, width), dtype=torch.uint8))
+            draws = CropDraws(n, size, None, boxes=[transform.make_params([frame]) for _ in range(n)],
+                              transform=transform)
+        flips = torch.rand(n) < 0.5
+    finally:
+        torch.set_rng_state(state)
+    draws.flips = flips if flip else None
+    return draws
+
+
+def cut_train_crops(clips: torch.Tensor, draws: CropDraws) -> torch.Tensor:
+    """The training view `draws` describes of uint8 clips [N, T, H, W, 3]; [N, T, size, size, 3]."""
+    n, t = clips.shape[:2]
+    if n != draws.n:
+        raise ValueError(f"crops drawn for {draws.n} clips, given {n}")
+    if not n:
+        return clips.new_zeros((0, t, draws.size, draws.size, 3))
+    if draws.rows is not None:
+        out = clips[torch.arange(n)[:, None, None, None], torch.arange(t)[None, :, None, None],
+                    draws.rows[:, None, :, None], draws.cols[:, None, None, :]]
+    else:
+        from torchvision import tv_tensors
+
+        out = torch.stack([draws.transform.transform(tv_tensors.Video(clip.permute(0, 3, 1, 2)), box)
+                           .as_subclass(torch.Tensor) for clip, box in zip(clips, draws.boxes)]).permute(0, 1, 3, 4, 2)
+    if draws.flips is not None:
+        out = torch.where(draws.flips.view(n, 1, 1, 1, 1), out.flip(3), out)
+    return out
 
 
 def train_crops(clips: torch.Tensor, size: int, generator: torch.Generator, crop: str = "random",
@@ -136,67 +230,84 @@ def train_crops(clips: torch.Tensor, size: int, generator: torch.Generator, crop
     clip by clip, with the replicated border as clamped source indices: v2 clip by clip cost the
     default benchmark's training loop a quarter of its speed (`svar bench train`: real-data /
     model-only ratio 0.74), and v2's own padding_mode="edge" on uint8 video took 217 ms a batch
-    against 3.4 ms for padding by indexing (measured side by side here).
+    against 3.4 ms for padding by indexing (measured side by side here). The draws
+    (`draw_train_crops`) and the cut (`cut_train_crops`) are apart, so that the trainer can make
+    the draws in order and cut in the background.
 
     uint8 [N, T, H, W, 3] in, uint8 [N, T, size, size, 3] out.
     """
-    from torchvision import tv_tensors
+    n, _, h, w = clips.shape[:4]
+    return cut_train_crops(clips, draw_train_crops(n, h, w, size, generator, crop, padding, scale, flip))
+
+
+def _recording_randaugment(num_ops: int, magnitude: int):
+    """v2.RandAugment that records the ops its forward draws instead of applying them: its draws
+    (from torch's global generator) are v2's own, and `apply_randaugment` applies them later."""
     from torchvision.transforms import v2
 
-    if crop not in enum_of("train.crop"):
-        raise ValueError(f"train.crop: {crop!r} is not one of {enum_of('train.crop')}")
-    n, t, h, w = clips.shape[:4]
+    class Recording(v2.RandAugment):
+        def _apply_image_or_video_transform(self, image, transform_id, magnitude, interpolation, fill):
+            self.drawn.append((transform_id, magnitude, interpolation, fill))
+            return image
+
+    return Recording(num_ops=num_ops, magnitude=magnitude)
+
+
+def draw_randaugment(n: int, height: int, width: int, generator: torch.Generator, num_ops: int,
+                     magnitude: int) -> list | None:
+    """The draws of `randaugment` for `n` clips of `height` × `width` frames: each clip's ops and
+    magnitudes, v2.RandAugment's own (only the frame's size is read); None when `num_ops` is 0."""
+    if num_ops == 0:
+        return None
+    from torchvision import tv_tensors
+
     seed = _seeded(generator)
-    if not n:
-        return clips.new_zeros((0, t, size, size, 3))
-    # v2 draws from torch's default generator: seeded here, and put back as it was afterwards
+    recorder = _recording_randaugment(num_ops, magnitude)
+    frame = tv_tensors.Video(torch.empty((0, 3, height, width), dtype=torch.uint8))
+    drawn = []
     state = torch.get_rng_state()
     try:
         torch.default_generator.manual_seed(seed)
-        if crop == "random":
-            # boxes drawn in the padded frame (only its size is read); replicate padding is the
-            # source index clamped to the frame, so the batch is cut by one gather
-            padded = tv_tensors.Video(torch.empty((0, 3, h + 2 * padding, w + 2 * padding), dtype=torch.uint8))
-            draw = v2.RandomCrop(size)
-            boxes = [draw.make_params([padded]) for _ in range(n)]
-            rows = (torch.tensor([b["top"] for b in boxes])[:, None] + torch.arange(size) - padding).clamp(0, h - 1)
-            cols = (torch.tensor([b["left"] for b in boxes])[:, None] + torch.arange(size) - padding).clamp(0, w - 1)
-            out = clips[torch.arange(n)[:, None, None, None], torch.arange(t)[None, :, None, None],
-                        rows[:, None, :, None], cols[:, None, None, :]]
-        else:
-            transform = v2.RandomResizedCrop(size, scale=tuple(scale), antialias=True)
-            out = torch.stack([transform(tv_tensors.Video(clip.permute(0, 3, 1, 2))).as_subclass(torch.Tensor)
-                               for clip in clips]).permute(0, 1, 3, 4, 2)
-        flips = torch.rand(n) < 0.5
+        for _ in range(n):
+            recorder.drawn = []
+            recorder(frame)
+            drawn.append(recorder.drawn)
     finally:
         torch.set_rng_state(state)
-    if flip:
-        out = torch.where(flips.view(n, 1, 1, 1, 1), out.flip(3), out)
-    return out
+    return drawn
+
+
+def apply_randaugment(clips: torch.Tensor, drawn: list | None) -> torch.Tensor:
+    """The ops `draw_randaugment` drew applied to uint8 clips [N, T, H, W, 3], each clip's to all of
+    its frames (v2's kernels: v2.RandAugment's own application of an op). Draws nothing."""
+    if drawn is None or not len(clips):
+        return clips
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    if len(drawn) != len(clips):
+        raise ValueError(f"RandAugment drawn for {len(drawn)} clips, given {len(clips)}")
+    apply = v2.RandAugment()._apply_image_or_video_transform  # what v2.RandAugment.forward applies an op with
+    out = []
+    for clip, ops in zip(clips, drawn):
+        video = tv_tensors.Video(clip.permute(0, 3, 1, 2))
+        for transform_id, magnitude, interpolation, fill in ops:
+            video = apply(video, transform_id, magnitude, interpolation=interpolation, fill=fill)
+        out.append(video.as_subclass(torch.Tensor))
+    return torch.stack(out).permute(0, 1, 3, 4, 2)
 
 
 def randaugment(clips: torch.Tensor, generator: torch.Generator, num_ops: int, magnitude: int) -> torch.Tensor:
     """torchvision.transforms.v2.RandAugment on each clip as one video: the ops and their signs
     are drawn once a clip and applied to all of its frames (v2 transforms a Video's frames with
     one draw), from torch's global generator seeded from `generator` inside a saved RNG state,
-    as `train_crops` does. `num_ops` 0 returns the clips and draws nothing.
+    as `train_crops` does (`draw_randaugment`, then `apply_randaugment`). `num_ops` 0 returns the
+    clips and draws nothing.
 
     uint8 [N, T, H, W, 3] in and out (on the CPU: the ops are cheap next to the student).
     """
-    if num_ops == 0:
-        return clips
-    from torchvision import tv_tensors
-    from torchvision.transforms import v2
-
-    seed = _seeded(generator)
-    transform = v2.RandAugment(num_ops=num_ops, magnitude=magnitude)
-    state = torch.get_rng_state()
-    try:
-        torch.default_generator.manual_seed(seed)
-        out = [transform(tv_tensors.Video(clip.permute(0, 3, 1, 2))).as_subclass(torch.Tensor) for clip in clips]
-    finally:
-        torch.set_rng_state(state)
-    return torch.stack(out).permute(0, 1, 3, 4, 2) if out else clips
+    n, _, h, w = clips.shape[:4]
+    return apply_randaugment(clips, draw_randaugment(n, h, w, generator, num_ops, magnitude))
 
 
 def crop_boxes(height: int, width: int, size: int, n_crops: int) -> list[tuple[int, int]]:
@@ -240,18 +351,11 @@ def _uniform(n: int, lo_hi, generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=generator)
 
 
-def strong_augment(clips: torch.Tensor, generator: torch.Generator, flip: bool = False, area=(0.5, 1.0),
-                   cutout=(0.2, 0.4)) -> torch.Tensor:
-    """Strong augmentation, the same for every frame of a clip: random resized crop (scale and
-    aspect ratio, anywhere in the frame), optional flip, brightness, contrast and saturation
-    jitter, random grayscale, and a cutout square filled with grey. `area`: the fraction of the
-    frame the crop keeps; `cutout`: the square's side as a fraction of the frame's.
-
-    uint8 [N, T, H, W, 3] in and out; the work runs batched on the clips' device, the random
-    parameters are drawn on the CPU from `generator`.
-    """
-    n, t, h, w, c = clips.shape
-    dev = clips.device
+def draw_strong(n: int, height: int, width: int, generator: torch.Generator, flip: bool = False, area=(0.5, 1.0),
+                cutout=(0.2, 0.4)) -> torch.Tensor:
+    """The draws of `strong_augment` for `n` clips of `height` × `width` frames, as the parameters
+    `apply_strong` reads: float [n, 22] on the CPU (affine, colour matrix, luma, offset, cutout)."""
+    h, w = height, width
     # --- draws, in a fixed order
     area = _uniform(n, area, generator)
     log_ratio = _uniform(n, [math.log(r) for r in STRONG["ratio"]], generator)
@@ -286,10 +390,15 @@ def strong_augment(clips: torch.Tensor, generator: torch.Generator, flip: bool =
     # --- cutout: one grey square at the same place in every frame
     half = side * min(h, w) / 2
     cy, cx = centre[:, 0] * h, centre[:, 1] * w
+    return torch.cat([theta, matrix.view(n, 9), luma.expand(n, 3), torch.stack([offset_scale, half, cy, cx], 1)], 1)
 
-    # every parameter to the device in one copy
-    params = to_device(torch.cat([theta, matrix.view(n, 9), luma.expand(n, 3),
-                                  torch.stack([offset_scale, half, cy, cx], 1)], 1), dev)
+
+def apply_strong(clips: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """The strong view `draw_strong`'s parameters describe of uint8 clips [N, T, H, W, 3], computed
+    batched on the clips' device. Draws nothing."""
+    n, t, h, w, c = clips.shape
+    dev = clips.device
+    params = to_device(params, dev)  # every parameter to the device in one copy
     theta, matrix, luma = params[:, :6].view(n, 2, 3), params[:, 6:15].view(n, 1, 3, 3), params[0, 15:18]
     offset_scale, half, cy, cx = params[:, 18], params[:, 19], params[:, 20], params[:, 21]
 
@@ -307,3 +416,17 @@ def strong_augment(clips: torch.Tensor, generator: torch.Generator, flip: bool =
     x = x.masked_fill(box, 127.5)
 
     return x.clamp_(0, 255).round_().to(torch.uint8).permute(0, 1, 3, 4, 2)  # channel-planar memory
+
+
+def strong_augment(clips: torch.Tensor, generator: torch.Generator, flip: bool = False, area=(0.5, 1.0),
+                   cutout=(0.2, 0.4)) -> torch.Tensor:
+    """Strong augmentation, the same for every frame of a clip: random resized crop (scale and
+    aspect ratio, anywhere in the frame), optional flip, brightness, contrast and saturation
+    jitter, random grayscale, and a cutout square filled with grey. `area`: the fraction of the
+    frame the crop keeps; `cutout`: the square's side as a fraction of the frame's.
+
+    uint8 [N, T, H, W, 3] in and out; the work runs batched on the clips' device, the random
+    parameters are drawn on the CPU from `generator` (`draw_strong`, then `apply_strong`).
+    """
+    n, _, h, w, _ = clips.shape
+    return apply_strong(clips, draw_strong(n, h, w, generator, flip, area, cutout))

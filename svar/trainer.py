@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from .atomic import torch_save, write_text
 from .clip_cache import ClipStore, memory_train_store
-from .clips import ClipSpec, eval_views, randaugment, strong_augment, take_clips, to_device, train_crops
+from .batches import Batches, prefetch_pays
+from .clips import ClipSpec, eval_views, to_device
 from .device import autocast, job_device
 from .ema import EMA
 from .methods import ClipLinearProbe, get_method
@@ -87,32 +88,6 @@ def make_optimizer(model: torch.nn.Module, opts: dict):
     raise ValueError(f"train.optimizer: unknown optimizer {opts['optimizer']!r}; choose adamw or sgd")
 
 
-class EpochSampler:
-    """Indices in shuffled passes over a pool, drawn from the shared generator."""
-
-    def __init__(self, n: int, generator: torch.Generator):
-        self.n, self.generator, self.order, self.pos = n, generator, torch.empty(0, dtype=torch.long), 0
-
-    def take(self, k: int) -> torch.Tensor:
-        out = []
-        while k > 0:
-            if self.pos >= len(self.order):
-                self.order, self.pos = torch.randperm(self.n, generator=self.generator), 0
-            chunk = self.order[self.pos:self.pos + k]
-            self.pos += len(chunk)
-            k -= len(chunk)
-            out.append(chunk)
-        return torch.cat(out)
-
-    def state_dict(self) -> dict:
-        return {"n": self.n, "order": self.order.clone(), "pos": self.pos}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["n"] != self.n:
-            raise ValueError(f"sampler state is for a pool of {state['n']}, not {self.n}")
-        self.order, self.pos = state["order"].clone(), int(state["pos"])
-
-
 def teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes) -> torch.Tensor:
     """pl_u: probabilities over classes for the unlabeled videos from the method's source; t_l,
     t_u are the teacher's video features of the labeled and of the unlabeled videos."""
@@ -162,9 +137,11 @@ def diagnostics_rows(class_names, counts: torch.Tensor | None) -> list[dict]:
 class Trainer:
     """The state of one student run and its two moves: build a batch, take a step."""
 
-    def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1, clips=None):
+    def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1, clips=None,
+                 prefetch: bool | None = None):
         """`clips`: the receipt of the shared clip cache's train part (svar.clip_cache), or a
-        ClipStore; None decodes the run's frames into memory."""
+        ClipStore; None decodes the run's frames into memory. `prefetch`: cut the next batch in a
+        background thread while a step runs (`next_batch`); None: where that pays (`prefetch_pays`)."""
         s_opts, t_opts = options["student"], method.train_settings(options["train"])
         self.method = method
         self.s_opts, self.t_opts = s_opts, t_opts
@@ -192,14 +169,15 @@ class Trainer:
         self.clips = clips.training_cache(ids, self.spec)
         # validation videos (split role val): their centre view, to log accuracy on; never trained on
         self.y_val = torch.tensor(val["label"].to_numpy())
-        self.x_val = (eval_views(clips.view_clips(val["video_id"], self.spec, 0, 1), self.spec.size, 1)[0]
+        self.x_val = (eval_views(clips.validation_clips(val["video_id"], self.spec), self.spec.size, 1)[0]
                       if len(val) else None)
         row = {v: i for i, v in enumerate(ids)}
-        self.rows_l = torch.tensor([row[v] for v in labeled["video_id"]], dtype=torch.long)
-        self.rows_u = torch.tensor([row[v] for v in unlabeled["video_id"]] if self.batches_unlabeled else [],
-                                   dtype=torch.long)
+        rows_l = torch.tensor([row[v] for v in labeled["video_id"]], dtype=torch.long)
+        rows_u = torch.tensor([row[v] for v in unlabeled["video_id"]] if self.batches_unlabeled else [],
+                              dtype=torch.long)
 
         dev = self.device
+        # what a batch takes of each sampled video besides its clip (the method's needs), on the device
         self.y_l = torch.tensor(labeled["label"].to_numpy()).to(dev)
         t_l = video_features(store, labeled["video_id"])
         self.t_l = t_l.to(dev)
@@ -217,6 +195,10 @@ class Trainer:
                 self.pl_u = teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes).to(dev)
             if method.needs_teacher_logits:
                 self.zs_u = zeroshot_logits(store, t_u).to(dev)
+        # a batch's keys, in the order it has always held them: the rows of these that it samples
+        per_labeled = {key: getattr(self, key) for key in ("y_l", "t_l", "tf_l", "zs_l") if hasattr(self, key)}
+        per_unlabeled = {key: getattr(self, key) for key in ("t_u", "zs_u", "tf_u", "pl_u")
+                         if getattr(self, key, None) is not None}
         # the unlabeled videos' true labels, for the pseudo-label diagnostics only: never in a batch
         self.diagnostics = (PseudoLabelDiagnostics(torch.tensor(unlabeled["label"].to_numpy()).to(dev), num_classes)
                             if self.batches_unlabeled else None)
@@ -233,56 +215,24 @@ class Trainer:
             raise ValueError(f"train.ema: EMA decay must be in [0, 1) (0 = off), got {decay}")
         self.ema = EMA(self.student, decay) if decay > 0 else None
         self.generator = torch.Generator().manual_seed(seed)
-        self.sampler_l = EpochSampler(len(labeled), self.generator)
-        self.sampler_u = EpochSampler(len(unlabeled), self.generator)
         self.b_l = t_opts["batch_size"]
         self.b_u = t_opts["batch_size"] * t_opts["unlabeled_ratio"] if self.batches_unlabeled else 0
+        self.prefetch = prefetch_pays(dev) if prefetch is None else bool(prefetch)
+        self.batches = Batches(self.clips, self.spec, t_opts, method, self.generator, rows_l, rows_u, self.b_l,
+                               self.b_u, per_labeled, per_unlabeled, dev, self.prefetch, pool_u=len(unlabeled))
         self._eval_model = None  # the EMA weights' model for validation, built once
 
     # ------------------------------------------------------------------ batches
 
-    def _frames(self, rows: torch.Tensor) -> torch.Tensor:
-        """uint8 clips of the cached frames (CPU, cache size), drawn by the sampling mode."""
-        return take_clips(self.clips, rows, self.spec, self.generator)
+    def next_batch(self, prefetch_next: bool = True) -> dict:
+        """The batch the method asks for; the generator's draws always in the same order. With
+        `prefetch` on, the batch after it is cut in a background thread while the caller's step
+        runs (svar.batches), and the batches are those of in-line building."""
+        return self.batches.next(prefetch_next)
 
-    def _weak(self, frames: torch.Tensor) -> torch.Tensor:
-        """The training view (train.crop, flip) of cached clips, on the device."""
-        t = self.t_opts
-        return to_device(train_crops(frames, self.spec.size, self.generator, t["crop"], t.get("crop_padding", 0),
-                                     t.get("crop_scale", (0.25, 1.0)), t["flip"]), self.device)
-
-    def next_batch(self) -> dict:
-        """The batch the method asks for; the generator's draws always in the same order."""
-        flip, dev = self.t_opts["flip"], self.device
-        idx_l = self.sampler_l.take(self.b_l)
-        batch = {"x_l": self._weak(self._frames(self.rows_l[idx_l]))}
-        idx_l = to_device(idx_l, dev)
-        batch.update(y_l=self.y_l[idx_l], t_l=self.t_l[idx_l])
-        if self.method.needs_frame_features:
-            batch["tf_l"] = self.tf_l[idx_l]
-        if self.method.needs_teacher_logits:
-            batch["zs_l"] = self.zs_l[idx_l]
-        if self.batches_unlabeled:
-            idx_u = self.sampler_u.take(self.b_u)
-            frames_u = self._frames(self.rows_u[idx_u])
-            batch["x_u"] = self._weak(frames_u)
-            if self.method.needs_strong_view:
-                # the strong view makes its own random resized crop: from the centre of the same frames
-                t = self.t_opts
-                centre = randaugment(eval_views(frames_u, self.spec.size, 1)[0].contiguous(), self.generator,
-                                     t["randaugment_ops"], t["randaugment_magnitude"])
-                batch["x_u_strong"] = strong_augment(to_device(centre, dev), self.generator, flip=flip,
-                                                     area=t["strong_area"], cutout=t["strong_cutout"])
-            idx_u = to_device(idx_u, dev)
-            batch["idx_u"] = idx_u
-            batch["t_u"] = self.t_u[idx_u]
-            if self.method.needs_teacher_logits:
-                batch["zs_u"] = self.zs_u[idx_u]
-            if self.method.needs_frame_features:
-                batch["tf_u"] = self.tf_u[idx_u]
-            if self.pl_u is not None:
-                batch["pl_u"] = self.pl_u[idx_u]
-        return batch
+    def close(self) -> None:
+        """Stop the batches' background thread, if any."""
+        self.batches.close()
 
     @property
     def clips_per_step(self) -> int:
@@ -343,9 +293,7 @@ class Trainer:
             "model": self.student.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "generator": self.generator.get_state(),
-            "sampler_l": self.sampler_l.state_dict(),
-            "sampler_u": self.sampler_u.state_dict(),
+            **self.batches.state_dict(),  # generator, samplers: from before a batch in flight
             "method": self.method.state_dict(),
             "diagnostics": self.diagnostics.counts if self.diagnostics is not None else None,
             "rng_torch": torch.get_rng_state(),
@@ -362,9 +310,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
-        self.generator.set_state(state["generator"])
-        self.sampler_l.load_state_dict(state["sampler_l"])
-        self.sampler_u.load_state_dict(state["sampler_u"])
+        self.batches.load_state_dict(state)
         self.method.load_state_dict(state["method"])
         if self.diagnostics is not None:
             self.diagnostics.counts.copy_(state["diagnostics"])
@@ -472,22 +418,26 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
         curve.extend(rows)
 
     trainer.student.train()
-    for step in tqdm(range(start, steps), desc=f"train {method_name}", unit="step", initial=start, total=steps):
-        loss, logs = trainer.step(trainer.next_batch(), step)
-        lr = logs.pop("lr")
-        pending.append({"step": step, "lr": lr, "loss": loss, "logs": logs})
-        done = step + 1
-        if len(pending) >= LOG_EVERY or done == steps:
-            flush()
-        if trainer.x_val is not None and (done == steps or (val_every and done % val_every == 0)):
-            flush()
-            curve[-1]["val_top1"] = trainer.validation_accuracy()
-        if every and done % every == 0 and done < steps:
-            flush()
-            torch_save(resume_path, {"version": 1, "fingerprint": fingerprint, "step": done,
-                                     "trainer": trainer.state_dict(), "curve": curve})
-        if stop_after is not None and done >= stop_after and done < steps:
-            raise TrainingStopped(f"{method_name}: stopped after step {done} (stop_after)")
+    try:
+        for step in tqdm(range(start, steps), desc=f"train {method_name}", unit="step", initial=start, total=steps):
+            # the batch after this one is cut in the background while this step runs (Trainer.prefetch)
+            loss, logs = trainer.step(trainer.next_batch(prefetch_next=step + 1 < steps), step)
+            lr = logs.pop("lr")
+            pending.append({"step": step, "lr": lr, "loss": loss, "logs": logs})
+            done = step + 1
+            if len(pending) >= LOG_EVERY or done == steps:
+                flush()
+            if trainer.x_val is not None and (done == steps or (val_every and done % val_every == 0)):
+                flush()
+                curve[-1]["val_top1"] = trainer.validation_accuracy()
+            if every and done % every == 0 and done < steps:
+                flush()
+                torch_save(resume_path, {"version": 1, "fingerprint": fingerprint, "step": done,
+                                         "trainer": trainer.state_dict(), "curve": curve})
+            if stop_after is not None and done >= stop_after and done < steps:
+                raise TrainingStopped(f"{method_name}: stopped after step {done} (stop_after)")
+    finally:
+        trainer.close()
 
     meta["n_val"] = len(trainer.y_val)
     # the last validation accuracy: what hyperparameters are chosen on (never the test list)

@@ -231,10 +231,17 @@ def probe_video(path: str, decoders: tuple[str, ...] = PROBE_ORDER) -> VideoInfo
 
 
 def decoder_versions() -> dict[str, str]:
+    """The installed version of each decoder's module, from its distribution's metadata: importing
+    a decoder to ask would load it into a process that may decode nothing (decord2 3.4.0 loads
+    every CUDA library of the environment when imported; with PyAV they took a clip cache shard
+    job of the default config from 556 to 987 MB)."""
+    from importlib import metadata
+
+    distributions = metadata.packages_distributions()
     versions = {}
     for module in ("decord", "av"):
         try:
-            versions[module] = __import__(module).__version__
-        except Exception:
+            versions[module] = metadata.version(distributions[module][0])
+        except (KeyError, IndexError, metadata.PackageNotFoundError):
             versions[module] = "missing"
     return versions

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import svar.clip_cache
-from svar.clip_cache import (ClipStore, build_shard, cache_reads, gather, index_path, kept_frames, part_videos,
-                             memory_test_store, memory_train_store)
+from svar.clip_cache import (TEARDOWN, WINDOW, ClipStore, ShardMemory, build_shard, cache_reads, gather, index_path,
+                             kept_frames, memory_test_store, memory_train_store, part_videos)
 from svar.clips import ClipSpec, take_clips
 from svar.config import subset
 from svar.splits import make_split
@@ -63,27 +63,43 @@ def test_kept_frames_hold_every_training_clip_and_view(student):
     for n in (3, 10, 37):
         train, test = kept_frames(options["train"], "train", n), kept_frames(options["test"], "test", n)
         assert (np.diff(train) > 0).all() and (np.diff(test) > 0).all()
-        assert set(spec.cached_indices(n)) | set(spec.test_indices(n, 0, 1)) == set(train)
+        assert set(spec.cached_indices(n)) | set(spec.val_indices(n)) == set(train)
         assert set().union(*(spec.test_indices(n, c, 3) for c in range(3))) == set(test)
+        if spec.sampling == "dense":  # validation scores a training clip: the cache holds nothing more for it
+            assert set(train) == set(spec.cached_indices(n))
 
 
-def test_the_shared_cache_holds_what_decoding_in_memory_gives(tiny_manifest, tmp_path):
+@pytest.mark.parametrize("n,first", [(37, 5), (10, 0), (3, 0)])
+def test_dense_validation_is_the_centre_training_clip(n, first):
+    """Consecutive cached frames (stride 3 apart) from the centre of the starts training draws from,
+    looped over the cached frames when the video is shorter than a clip; segments: the test view."""
+    spec = ClipSpec.from_options({**OPTIONS["student"], "sampling": "dense", "stride": 3})
+    cached = spec.cached_indices(n)
+    assert first == int(0.5 * max(len(cached) - spec.frames + 1, 1))
+    assert spec.val_indices(n).tolist() == [cached[(first + k) % len(cached)] for k in range(spec.frames)]
+    segments = ClipSpec.from_options(OPTIONS["student"])
+    assert np.array_equal(segments.val_indices(n), segments.test_indices(n, 0, 1))
+
+
+@pytest.mark.parametrize("student", [{}, {"sampling": "dense", "stride": 3}])
+def test_the_shared_cache_holds_what_decoding_in_memory_gives(tiny_manifest, tmp_path, student):
     """Two shards a part, memory-mapped, give the frames `memory_train_store` / `memory_test_store` decode:
     training clips drawn with the same generator, validation and test views."""
     manifest, _ = tiny_manifest
-    receipts = build(manifest, tmp_path, cache_options())
+    receipts = build(manifest, tmp_path, cache_options(student))
     shared = {part: ClipStore.open(receipts[part]) for part in receipts}
     train_ids = list(part_videos(manifest, "train", SPLIT)["video_id"])
     test_ids = list(part_videos(manifest, "test", SPLIT)["video_id"])
     assert len(shared["train"]) == len(train_ids) and len(shared["test"]) == len(test_ids)
     assert set(train_ids).isdisjoint(test_ids) and len(train_ids) + len(test_ids) == len(manifest)
-    spec = ClipSpec.from_options(OPTIONS["student"])
+    spec = ClipSpec.from_options({**OPTIONS["student"], **student})
     memory = memory_train_store(manifest, train_ids[:5], train_ids[5:8], spec)
     rows = torch.arange(5)
     assert torch.equal(take_clips(shared["train"].training_cache(train_ids[:5], spec), rows, spec,
                                   torch.Generator().manual_seed(0)),
                        take_clips(memory.training_cache(train_ids[:5], spec), rows, spec, torch.Generator().manual_seed(0)))
-    assert torch.equal(shared["train"].view_clips(train_ids[5:8], spec, 0, 1), memory.view_clips(train_ids[5:8], spec, 0, 1))
+    val_ids = train_ids[5:8]
+    assert torch.equal(shared["train"].validation_clips(val_ids, spec), memory.validation_clips(val_ids, spec))
     in_memory = memory_test_store(manifest, test_ids, spec, 2)
     for clip in (0, 1):
         assert torch.equal(shared["test"].view_clips(test_ids, spec, clip, 2), in_memory.view_clips(test_ids, spec, clip, 2))
@@ -142,15 +158,15 @@ def test_training_and_evaluation_read_the_cache_and_decode_nothing(tiny_manifest
 
 # a shard job, as rule clip_cache_shard runs it, in a child whose peak memory this process reads
 CHILD = textwrap.dedent("""
-    import json, os, resource, signal, sys
+    import json, os, signal, sys
     sys.path.insert(0, {root!r})
-    from svar.clip_cache import build_shard
+    from svar.clip_cache import build_shard, rss_mb
     from svar.manifest import load_manifest
     kill_after = int(sys.argv[3])
     on_chunk = (lambda done: os.kill(os.getpid(), signal.SIGKILL) if done >= kill_after else None) if kill_after else None
     build_shard(load_manifest(sys.argv[1]), "train", json.loads(sys.argv[2]), 0, 1, sys.argv[4], chunk=2,
                 on_chunk=on_chunk)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(rss_mb()[1])  # its own peak (getrusage's would be this test process's, larger, kept from the fork)
 """)
 
 
@@ -165,7 +181,7 @@ def shard_job(manifest_csv, options, out, kill_after=0):
         assert result.returncode == -9, result.stderr[-2000:]
         return None
     assert result.returncode == 0, result.stderr[-2000:]
-    return int(result.stdout.split()[-1]) / 1024
+    return float(result.stdout.split()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +235,100 @@ def test_a_shard_job_killed_mid_way_resumes_to_the_same_bytes(big_manifests, tmp
     with np.load(index_path(resumed)) as a, np.load(index_path(clean)) as b:
         assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
     assert not partial.exists() and not list(tmp_path.glob(".*progress*"))
+
+
+def test_the_workers_and_the_chunk_fit_the_request():
+    """As many decoding workers as leave room for a chunk of one video (each worker as large as the
+    measured process, its window of videos waiting), else decoding in the job's own process; the
+    chunk what is left, at least one video."""
+    memory = ShardMemory(fixed=1000, decode=100, video=10)
+    process = 1000 * (1 + TEARDOWN)
+    held = lambda k: process + k * (process + 100) + (k * WINDOW + 1) * 10
+    assert memory.plan(5000, 2) == (2, (5000 - held(2)) // 10)
+    assert memory.plan(8000, 4) == (4, (8000 - held(4)) // 10)
+    assert held(3) > 5000 and memory.plan(5000, 4)[0] == 2   # 3 or 4 workers do not fit
+    assert memory.plan(3000, 2) == (1, (3000 - process - 110) // 10)  # no worker fits: in this process
+    assert memory.plan(5000, 1) == (1, (5000 - process - 110) // 10)  # one decoding process asked for
+    assert memory.plan(1000, 2) == (1, 1) and memory.floor() > 1000
+
+
+def test_a_request_below_the_measured_floor_is_named(tiny_manifest, tmp_path, caplog):
+    manifest, _ = tiny_manifest
+    with caplog.at_level("WARNING"):
+        build_shard(manifest, "train", cache_options()["train"], 0, 2, tmp_path / "s.npy", memory_mb=10)
+    assert "raise resources.clip_cache.mem_mb to" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def ucf_shaped(tmp_path_factory):
+    """8 training videos of UCF101's shape (320×240, 150–200 frames: workflow/config/scale.yaml's
+    dataset.synthetic) and their manifest."""
+    from svar.datasets.synthetic import DEFAULT_CLASSES, SyntheticSpec, generate
+    from svar.manifest import write_index
+
+    out = tmp_path_factory.mktemp("ucf_shaped")
+    generate(out / "synthetic", SyntheticSpec(classes=DEFAULT_CLASSES[:4], width=320, height=240, min_frames=150,
+                                              max_frames=200, groups=3, clips_per_group=1, test_groups=1,
+                                              pretrain_videos=0), workers=2)
+    write_index(out / "synthetic" / "videos", out / "synthetic" / "splits", out / "manifest.csv",
+                out / "exclusions.csv", out / "classes.csv")
+    return out / "manifest.csv"
+
+
+def _tree_peak_mb(pid: int, stop, peaks: dict) -> None:
+    """Until `stop` is set, every 5 ms: the peak RSS (the kernel's VmHWM) of `pid` and of each of
+    its descendants, by pid, into `peaks`. (Not wait4's ru_maxrss: a child keeps its parent's at
+    the fork, here this test process's.)"""
+    from pathlib import Path
+
+    while not stop.is_set():
+        todo = [pid]
+        while todo:
+            p = todo.pop()
+            for task in Path(f"/proc/{p}/task").glob("*"):
+                try:
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+                except OSError:
+                    pass
+            try:
+                hwm = next(line for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                           if line.startswith("VmHWM:"))
+                peaks[p] = max(peaks.get(p, 0), int(hwm.split()[1]) / 1024)
+            except (OSError, StopIteration):
+                pass
+        stop.wait(0.005)
+
+
+# the UCF101 student's clips (workflow/config/scale.yaml): dense 16 × 4, cached at 128 × 171
+UCF_SHAPED = cache_options({"sampling": "dense", "stride": 4, "frames": 16, "cache_size": [128, 171],
+                            "size": 112}, clips=1)["train"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the process tree's memory from /proc")
+def test_a_shard_job_with_its_workers_stays_within_its_request(ucf_shaped, tmp_path):
+    """`svar clip-cache --workers 2` on UCF101-shaped videos: the job's peak memory — the sum of
+    its own peak and each decoding worker's (sampled from /proc) — stays under --memory-mb; 2000 MB
+    does not hold two workers beside the job (each loads torch and the decoders: about 1 GB here),
+    5000 MB does; the bytes are the same either way."""
+    import threading
+
+    peaks_mb, logs, plans = {}, {}, {}
+    for request in (2000, 5000):
+        out = tmp_path / f"shard_{request}.npy"
+        proc = subprocess.Popen([sys.executable, "-m", "svar", "clip-cache", "--manifest", str(ucf_shaped),
+                                 "--part", "train", "--options", json.dumps(UCF_SHAPED), "--workers", "2",
+                                 "--memory-mb", str(request), "--out", str(out)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        processes, stop = {}, threading.Event()
+        sampler = threading.Thread(target=_tree_peak_mb, args=(proc.pid, stop, processes), daemon=True)
+        sampler.start()
+        logs[request] = proc.stdout.read()
+        assert proc.wait() == 0, logs[request][-2000:]
+        stop.set()
+        sampler.join()
+        peaks_mb[request] = sum(processes.values())
+        plans[request] = next(line for line in logs[request].splitlines() if "memory: this process" in line)
+        assert peaks_mb[request] < request, (request, peaks_mb[request], processes, plans[request])
+    assert "decoding in this process" in plans[2000] and "2 decoding workers" in plans[5000], plans
+    assert (tmp_path / "shard_2000.npy").read_bytes() == (tmp_path / "shard_5000.npy").read_bytes()

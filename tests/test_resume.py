@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+import svar.trainer
 from svar.evaluate import evaluate
 from svar.splits import make_split
 from svar.trainer import TrainingStopped, train
@@ -28,6 +29,7 @@ def metrics(tiny_manifest, tiny_store, model, out):
     return {k: result[k] for k in ("top1", "top5", "mean_class", "test_predictions", "weights")}
 
 
+@pytest.mark.parametrize("prefetch", [False, True], ids=["in_line", "prefetched"])
 @pytest.mark.parametrize("name,changes,stop", [
     # killed right after a checkpoint
     ("distill_pl", {"train": {"steps": 6, "checkpoint_every": 2}}, 4),
@@ -35,10 +37,18 @@ def metrics(tiny_manifest, tiny_store, model, out):
     # and strong views
     ("fixmatch", {"train": {"steps": 5, "checkpoint_every": 3, "ema": 0.8}}, 4),
 ])
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_manifest, tiny_store, tmp_path, name, changes,
-                                                             stop):
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_manifest, tiny_store, tmp_path, monkeypatch, name,
+                                                             changes, stop, prefetch):
+    """In line, and with each next batch cut in the background (a checkpoint is then saved with
+    a batch in flight): the resumed run ends like the uninterrupted one, and a prefetching run
+    like one that builds in line."""
     options = with_options(**changes)
+    in_line = run(tiny_manifest, tiny_store, tmp_path / "in_line.pt", name, options) if prefetch else None
+    monkeypatch.setattr(svar.trainer, "prefetch_pays", lambda device: prefetch)
     whole = run(tiny_manifest, tiny_store, tmp_path / "whole.pt", name, options)
+    if in_line is not None:
+        assert all(torch.equal(in_line["state_dict"][k], whole["state_dict"][k]) for k in whole["state_dict"])
+        assert (tmp_path / "in_line.pt.curve.csv").read_text() == (tmp_path / "whole.pt.curve.csv").read_text()
     assert not (tmp_path / "whole.pt.resume.pt").exists()
 
     out = tmp_path / "resumed.pt"

@@ -455,13 +455,17 @@ def test_same_seed_same_weights(tiny_manifest, tiny_store, tmp_path, name):
     assert (tmp_path / "a.pt.curve.csv").read_text().startswith("step,lr,loss")
 
 
-def test_bench_train_compares_model_only_and_real_data_path(tiny_manifest, tiny_store):
+@pytest.mark.parametrize("prefetch", ["on", "off", "auto"])
+def test_bench_train_compares_model_only_and_real_data_path(tiny_manifest, tiny_store, prefetch):
     from svar.bench_train import bench_train
 
     manifest, _ = tiny_manifest
-    r = bench_train(OPTIONS, manifest, make_split(manifest, 0.5, seed=0), tiny_store, steps=1, windows=2, warmup=1)
+    r = bench_train(OPTIONS, manifest, make_split(manifest, 0.5, seed=0), tiny_store, steps=1, windows=2, warmup=1,
+                    prefetch=prefetch)
     assert r["clips_per_step"] == 8 and len(r["model_rates"]) == len(r["real_rates"]) == 2
     assert r["model_clips_per_s"] > 0 and r["real_clips_per_s"] > 0 and r["ratio"] > 0
+    # auto: what training does here (CPU, one thread: in line)
+    assert r["prefetch"] is (prefetch == "on") and (r["cpu_ratio"] is None) is r["prefetch"]
 
 
 def test_bench_train_without_a_benchmark_run_says_what_to_do(tmp_path, monkeypatch):
