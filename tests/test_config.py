@@ -17,7 +17,11 @@ from svar import config as cfg
 from svar.registry import REGISTRY_MODULES, names, registry
 
 CONFIGS = ROOT / "workflow" / "config"
-OVERLAYS = ["tiny.yaml", "full.yaml", "ucf101.yaml", "hmdb51.yaml", "two-teachers.yaml"]
+# every shipped overlay (workflow/config/ but config.yaml itself)
+OVERLAYS = sorted(p.name for p in CONFIGS.glob("*.yaml") if p.name != "config.yaml")
+# laid over other overlays (ucf101.yaml's 8-thread resources ...), so its values are absolute: a
+# value equal to config.yaml's default is still a setting there
+ABSOLUTE = ("smoke.yaml",)
 GRID = ("name", "fractions", "seeds", "methods")  # set by workflow/config/config.yaml, no default
 
 
@@ -67,7 +71,8 @@ def test_the_base_config_holds_the_grid_and_the_overlays_only_their_differences(
     for name in OVERLAYS:
         text = (CONFIGS / name).read_text()
         assert len(text.splitlines()) <= 50, name
-        assert list(differences(cfg.read_yaml(CONFIGS / name), resolved_base)), name
+        if name not in ABSOLUTE:
+            assert list(differences(cfg.read_yaml(CONFIGS / name), resolved_base)), name
         cfg.load_workflow_config(CONFIGS / name)  # valid once merged
 
 
@@ -291,8 +296,7 @@ def test_a_cuda_device_is_not_checked_where_the_jobs_do_not_run():
     """On a cluster's login node (no GPU) the jobs run elsewhere: `local=False` skips the check."""
     config = cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), {"train": {"device": "cuda"}})
     assert cfg.check(config, local=False)["train"]["device"] == "cuda"
-    for name in OVERLAYS:
-        cfg.check(cfg.load_workflow_config(CONFIGS / name), name)
+    # every shipped config passes the check here: tests/test_rehearsal.py
 
 
 def test_the_check_leaves_open_clip_unimported_for_svars_own_teacher():
