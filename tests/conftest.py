@@ -120,6 +120,22 @@ def scheduled(output: str) -> list[tuple[str, dict]]:
     return jobs
 
 
+def dry_run_jobs(output: str) -> list[dict]:
+    """rule, wildcards, threads and resources of every job a dry run lists."""
+    jobs = []
+    for block in re.split(r"\n(?=\[|(?:local)?rule \w+:)", output):
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not m:
+            continue
+        w = re.search(r"^\s*wildcards: (.*)$", block, re.M)
+        r = re.search(r"^\s*resources: (.*)$", block, re.M)
+        t = re.search(r"^\s*threads: (\d+)$", block, re.M)
+        resources = dict(kv.split("=", 1) for kv in r.group(1).split(", ")) if r else {}
+        jobs.append({"rule": m.group(1), "wildcards": dict(kv.split("=", 1) for kv in w.group(1).split(", ")) if w
+                     else {}, "threads": int(t.group(1)) if t else 1, "resources": resources})
+    return jobs
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The tiny config, run once without interruption: (its folder, Snakemake's output). Tests

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import dry_run_jobs
 from svar import gpu_slots
 from svar.device import job_device
 
@@ -142,7 +143,7 @@ def test_job_device_holds_one_slot_on_cuda_and_none_on_the_cpu(monkeypatch, tmp_
 
 def test_gpu_rules_ask_a_gpu_for_the_jobs_that_may_use_one(tmp_path):
     """Resource gpu (what --resources gpu=N and the SLURM profile count): 1 for a job whose device
-    setting may be CUDA, 0 for one set to cpu."""
+    setting may be CUDA, 0 for one set to cpu and for a teacher-only head."""
     from conftest import TINY
 
     overlay = tmp_path / "cpu-train.yaml"
@@ -151,11 +152,12 @@ def test_gpu_rules_ask_a_gpu_for_the_jobs_that_may_use_one(tmp_path):
                              str(tmp_path), "-n", "--cores", "1", "--configfile", str(TINY), str(overlay)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    from svar.methods import METHODS
+
     blocks = {}
-    for block in result.stdout.split("\nrule ")[1:]:
-        resources = next(line for line in block.splitlines() if line.strip().startswith("resources:"))
-        blocks.setdefault(block.split(":", 1)[0], set()).add(dict(
-            item.strip().split("=", 1) for item in resources.split(":", 1)[1].split(",")).get("gpu"))
-    assert blocks["train"] == {"0"}
+    for job in dry_run_jobs(result.stdout):
+        head = job["rule"] in ("train", "evaluate") and not METHODS[job["wildcards"]["method"]].trains_student
+        blocks.setdefault(job["rule"] + (" head" if head else ""), set()).add(job["resources"].get("gpu"))
+    assert blocks["train"] == blocks["train head"] == blocks["evaluate head"] == {"0"}
     assert blocks["teacher_shard"] == blocks["evaluate"] == blocks["pretrain_teacher"] == {"1"}
     assert blocks["index"] == {None}

@@ -4,11 +4,10 @@ run on the login node, and every memory request covers the peak its stage was me
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, dry_run_jobs, snakemake
 
 CONFIGS = ROOT / "workflow" / "config"
 SLURM = ROOT / "workflow" / "profiles" / "slurm"
@@ -17,29 +16,13 @@ LOCAL = {"splits", "download", "teacher_weights", "student_weights", "teacher", 
          "report"}
 
 
-def jobs_of(output: str) -> list[dict]:
-    """rule, wildcards, threads and resources of every job a dry run lists."""
-    jobs = []
-    for block in re.split(r"\n(?=\[|(?:local)?rule \w+:)", output):
-        m = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if not m:
-            continue
-        w = re.search(r"^\s*wildcards: (.*)$", block, re.M)
-        r = re.search(r"^\s*resources: (.*)$", block, re.M)
-        t = re.search(r"^\s*threads: (\d+)$", block, re.M)
-        resources = dict(kv.split("=", 1) for kv in r.group(1).split(", ")) if r else {}
-        jobs.append({"rule": m.group(1), "wildcards": dict(kv.split("=", 1) for kv in w.group(1).split(", ")) if w
-                     else {}, "threads": int(t.group(1)) if t else 1, "resources": resources})
-    return jobs
-
-
 @pytest.fixture(scope="module")
 def ucf101_slurm(tmp_path_factory):
     folder = tmp_path_factory.mktemp("slurm-dry")
     result = snakemake(folder, "-n", "--cores", "64", "--profile", str(SLURM), "--configfile",
                        str(CONFIGS / "ucf101.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
-    return folder, jobs_of(result.stdout)
+    return folder, dry_run_jobs(result.stdout)
 
 
 def test_teacher_only_jobs_ask_no_gpu_and_little(ucf101_slurm):

@@ -365,8 +365,8 @@ def method_res(stage, key):
     return lambda wildcards: res(stage if METHODS[wildcards.method].trains_student else "head", key)
 
 
-# by the config's `resources` section of a rule whose stage svar plan estimates: the device key
-# of its jobs when they ask for a GPU (none: CPU jobs; `cpu` there keeps them on CPUs), the stage
+# by the config's `resources` section of each stage svar plan estimates, (the device key of its
+# jobs when they ask for a GPU (none: CPU jobs; `cpu` there keeps them on CPUs), the plan's stage)
 PLANNED = {
     "index": (None, "index"),
     "clip_cache": (None, "clip_cache_shard"),
@@ -379,7 +379,7 @@ PLANNED = {
 @functools.cache
 def stage_plan(device):
     """svar plan's table for this config on `device`, once a Snakemake process (None for a
-    user's dataset before rule index has written its manifest: its shape is unknown)."""
+    user's dataset before its manifest is written, by rule index, as its shape is unknown)."""
     from svar.plan import plan
 
     manifest = f"{RESULTS}/manifest.csv"
@@ -406,16 +406,18 @@ def runtime_request(section):
 # the device setting each rule's jobs compute on (svar.device.job_device); pretrain_teacher's
 # command passes none, so it runs on teacher.device's default, auto
 GPU_DEVICE_SETTING = {"teacher_shard": "teacher", "pretrain_teacher": None, "train": "train", "evaluate": "evaluate"}
+# the rules with a job per method (wildcard `method`)
+METHOD_RULES = ("train", "evaluate")
 
 
-def gpu_jobs(rule):
+def gpu_jobs(rule_name):
     """Resource `gpu` of a rule's jobs, as a function of the job's wildcards: 1 for a job that
     may compute on CUDA (its device setting is not cpu; not a teacher-only head), else 0.
     `snakemake --resources gpu=N` then runs at most N at once (each takes a free GPU: svar.gpu_slots), and the SLURM profile
     asks SLURM for a GPU for those jobs only."""
-    section = GPU_DEVICE_SETTING[rule]
+    section = GPU_DEVICE_SETTING[rule_name]
     uses_gpu = int(section is None or config[section]["device"] != "cpu")
-    if rule in ("train", "evaluate"):  # a teacher-only head fits or scores on the CPU
+    if rule_name in METHOD_RULES:  # a teacher-only head fits or scores on the CPU
         return lambda wildcards: uses_gpu if METHODS[wildcards.method].trains_student else 0
     return lambda wildcards: uses_gpu
 
