@@ -203,6 +203,7 @@ def big_manifests(tiny_manifest, tmp_path_factory):
 BIG = cache_options({"sampling": "dense", "stride": 1, "cache_size": [128, 128], "size": 112}, clips=1)["train"]
 
 
+@pytest.mark.slow  # two shard jobs' memory measured: seconds of decoding each
 def test_a_shard_job_holds_one_chunk_not_the_dataset(big_manifests, tmp_path):
     """Peak RSS of a shard job for 4× the videos (a cache ≥ 10× its chunk of 2 videos) grows by far
     less than the cache does: the frames go to disk chunk by chunk."""
@@ -304,6 +305,7 @@ UCF_SHAPED = cache_options({"sampling": "dense", "stride": 4, "frames": 16, "cac
                             "size": 112}, clips=1)["train"]
 
 
+@pytest.mark.slow  # shard jobs' memory measured at two requests: seconds of decoding each
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the process tree's memory from /proc")
 def test_a_shard_job_with_its_workers_stays_within_its_request(ucf_shaped, tmp_path):
     """`svar clip-cache --workers 2` on UCF101-shaped videos: the job's peak memory — the sum of

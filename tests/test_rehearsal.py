@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY, job_counts, snakemake, snakemake_side_by_side
+from conftest import ROOT, TINY, job_counts, snakemake
+from dry_runs import dry_runs
 from rehearsal import REHEARSALS, config_files, make_layouts, shipped_configs, site_overlay
 
 CONFIGS = shipped_configs()
@@ -45,10 +46,6 @@ def shipped_files(name: str, sites: dict) -> list[str]:
     return list(config_files(name, sites[name] if needs_site else None, smoke=False))
 
 
-def configfile_args(files) -> list[str]:
-    return ["--configfile", *files] if files else []
-
-
 # --------------------------------------------------------------------------- fast tier
 
 
@@ -62,9 +59,10 @@ def test_shipped_config_resolves_and_validates(name, sites):
 
 @pytest.fixture(scope="module")
 def shipped_dags(sites, tmp_path_factory) -> dict:
-    """name: the dry run of each shipped config as a user runs it, in an empty folder of its own."""
-    return snakemake_side_by_side({name: (tmp_path_factory.mktemp(Path(name).stem), "-n", "--cores", "64",
-                                          *configfile_args(shipped_files(name, sites))) for name in CONFIGS})
+    """name: the dry run of each shipped config as a user runs it, each in an empty folder of its
+    own, all in one process (tests/dry_runs.py)."""
+    return dry_runs({name: (tmp_path_factory.mktemp(Path(name).stem), shipped_files(name, sites), 64)
+                     for name in CONFIGS})
 
 
 @pytest.mark.parametrize("name", CONFIGS)

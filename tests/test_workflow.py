@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from dry_runs import dry_runs
 from conftest import (ROOT, TINY, copy_outputs, job_counts, scheduled, snakemake, snakemake_side_by_side, tiny_outputs,
                       write_config)
 
@@ -31,17 +32,18 @@ def test_snakefmt_finds_nothing_to_change():
 
 
 # The next tests' Snakemake runs come from module fixtures that start those of all of a test's
-# parameters (and of both teacher tests) two at a time, conftest.snakemake_side_by_side: each
-# stops at the DAG or at the config check, one busy core for ~8 s, and this machine has two.
+# parameters at once: the dry runs in one process (tests/dry_runs.py), the bad configs two at a
+# time (conftest.snakemake_side_by_side: each stops at the config check, ~8 s of one core).
 
 SHARD_COUNTS = [1, 3]
 
 
 @pytest.fixture(scope="module")
 def teacher_dags(tmp_path_factory):
-    """The teacher's and the clip cache's dry runs, each in an empty folder of its own: a shard
-    count of SHARD_COUNTS (for both) on a 3 fractions × 3 seeds × 4 methods grid, and "tag",
-    tiny.yaml with a pretrained tag and 3 shards (printing the shell commands)."""
+    """The teacher's and the clip cache's dry runs, each in an empty folder of its own, all in one
+    process (tests/dry_runs.py), printing the shell commands: a shard count of SHARD_COUNTS (for
+    both) on a 3 fractions × 3 seeds × 4 methods grid, "tag", tiny.yaml with a pretrained tag
+    and 3 shards, and "teachers", a grid of three teachers."""
     runs = {}
     for shards in SHARD_COUNTS:
         folder = tmp_path_factory.mktemp(f"shards{shards}")
@@ -49,17 +51,16 @@ def teacher_dags(tmp_path_factory):
         config = write_config(folder / "grid.yaml", fractions=[0.1, 0.25, 1.0], seeds=[0, 1, 2],
                               methods=["supervised", "distill", "distill_pl", "clip_zeroshot"], teacher=teacher,
                               clip_cache={"shards": shards})
-        runs[shards] = (folder, "-n", "--cores", "1", "--configfile", str(config))
+        runs[shards] = (folder, [config], 1)
     folder = tmp_path_factory.mktemp("tag")
     teacher = {**yaml.safe_load(TINY.read_text())["teacher"], "model": "ViT-B-32", "pretrained": "openai", "shards": 3}
-    runs["tag"] = (folder, "-n", "-p", "--cores", "1", "--configfile", str(write_config(folder / "tag.yaml",
-                                                                                         teacher=teacher)))
+    runs["tag"] = (folder, [write_config(folder / "tag.yaml", teacher=teacher)], 1)
     folder = tmp_path_factory.mktemp("teachers")
     teachers = [{"name": "vitb", "model": "ViT-B-32", "pretrained": "openai"},
                 {"model": "svar-tiny-clip", "pretrained": "none"}]
-    runs["teachers"] = (folder, "-n", "--cores", "1", "--configfile", str(write_config(
-        folder / "teachers.yaml", teachers=teachers, methods=["supervised", "clip_finetune", "clip_zeroshot"])))
-    return snakemake_side_by_side(runs)
+    runs["teachers"] = (folder, [write_config(folder / "teachers.yaml", teachers=teachers,
+                                              methods=["supervised", "clip_finetune", "clip_zeroshot"])], 1)
+    return dry_runs(runs, printshellcmds=True)
 
 
 @pytest.mark.parametrize("shards", SHARD_COUNTS)
