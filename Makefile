@@ -2,7 +2,8 @@
 #   make benchmark   set up, then run the default benchmark (generated dataset, CPU)
 #   make benchmark-full  the same grid with every method (workflow/config/full.yaml)
 #   make test        set up, then run the test suite (what CI runs)
-#   make test-fast   set up, then run the tests not marked slow (no workflow, DVC, Slurm or browser runs)
+#   make test-fast   set up, then run the tests not marked slow (no workflow, DVC, Slurm or browser runs),
+#                    CORES at a time (pytest-xdist)
 VENV ?= .venv
 PYTHON ?= python3
 CORES ?= 2
@@ -31,11 +32,14 @@ benchmark: setup
 benchmark-full: setup
 	$(RUN) snakemake --cores $(CORES) --configfile workflow/config/full.yaml
 
+# the fast tier CORES tests at a time, then the slow tier one test at a time (each of its
+# workflow runs uses every core itself)
 test: setup system-deps
-	$(RUN) python -m pytest
+	$(RUN) python -m pytest -m "not slow" -n $(CORES)
+	$(RUN) python -m pytest -m slow
 
 test-fast: setup
-	$(RUN) python -m pytest -m "not slow"
+	$(RUN) python -m pytest -m "not slow" -n $(CORES)
 
 lint: setup
 	$(RUN) snakemake --lint
