@@ -51,7 +51,7 @@ REHEARSALS = {
     "smoke.yaml": Rehearsal("generated"),
     "tiny.yaml": Rehearsal("generated", smoke=False),
     "full.yaml": Rehearsal("generated"),
-    "two-teachers.yaml": Rehearsal("generated", before=("tiny.yaml",), smoke=False),
+    "two-teachers.yaml": Rehearsal("generated", before=("tiny.yaml",)),
     "scale.yaml": Rehearsal("generated"),
     "ucf101.yaml": Rehearsal("ucf101", random_teacher=True),
     "hmdb51.yaml": Rehearsal("hmdb51", random_teacher=True),
