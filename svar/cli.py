@@ -134,7 +134,8 @@ def _teacher(args):
     sampling = sampling_from_config({"mode": args.sampling, "frames": args.frames, "fps": args.fps, "clips": args.clips})
     common = dict(frames_per_video=args.frames, sampling=sampling, batch_size=args.batch_size, workers=args.workers,
                   device=args.device, templates=args.templates, cache_dir=args.cache_dir or None,
-                  offline=True if args.offline else None, threads=args.threads)
+                  offline=True if args.offline else None,
+                  threads=args.threads if args.job_threads is None else max(1, args.job_threads - args.workers))
     if (args.out is None) == (args.shard is None) or (args.shard is not None and args.out_dir is None):
         raise ValueError("give either --out (one store) or --shard with --shards and --out-dir")
     if args.out is not None:
@@ -445,7 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"{schema_help(f'teacher.sampling.{key}')} (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=default("teacher.batch_size"), help="videos per batch")
     p.add_argument("--workers", type=int, default=default("teacher.workers"), help=schema_help("teacher.workers"))
-    p.add_argument("--threads", type=int, default=None, help="torch threads for the encoder (default: torch's)")
+    threads = p.add_mutually_exclusive_group()
+    threads.add_argument("--threads", type=int, default=None, help="torch threads for the encoder (default: torch's)")
+    threads.add_argument("--job-threads", type=int, default=None,
+                         help="the job's cores, its decoding workers included: the encoder gets what --workers "
+                              "leave, at least one (what rule teacher_shard passes)")
     p.add_argument("--device", default=default("teacher.device"), help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--templates", nargs="+", default=default("teacher.templates"),
                    help="prompt templates, each with one {} for the class words, or the name of a stored prompt "

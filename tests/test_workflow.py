@@ -333,6 +333,44 @@ def test_a_changed_setting_reruns_only_the_jobs_that_read_it(tiny_run, tmp_path,
                                           *(["clip_cache_shard", "clip_cache"] if cached else [])}
 
 
+TEACHER_CHANGES = {"sampling.frames": ("sampling", {"frames": 3}), "templates": ("templates", ["a video of {}."]),
+                   "batch_size": ("batch_size", 4)}
+
+
+@pytest.fixture(scope="module")
+def teacher_changed(tiny_run, tmp_path_factory):
+    """Dry runs in the complete tiny run's folder, each with one teacher setting changed, in one
+    process (tests/dry_runs.py)."""
+    runs = {}
+    folder = tmp_path_factory.mktemp("teacher-changed")
+    for name, (key, value) in TEACHER_CHANGES.items():
+        config = yaml.safe_load(TINY.read_text())
+        config["teacher"][key] = value
+        path = folder / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        runs[name] = (tiny_run[0], [path], 1)
+    return dry_runs(runs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TEACHER_CHANGES)
+def test_a_changed_teacher_setting_reruns_the_teacher_and_what_reads_it(teacher_changed, name):
+    """The teacher's settings reach its shard jobs through params Snakemake records: changing one
+    reruns every shard, the gather and every run (each reads the features), and no split, clip
+    cache or index job. (On main before this test, rule teacher_shard's settings were a params
+    function of the job's threads, which Snakemake evaluates only when the job runs and never
+    compared: the dry run scheduled only plan and report.)"""
+    result = teacher_changed[name]
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    config = yaml.safe_load(TINY.read_text())
+    runs = len(config["fractions"]) * len(config["seeds"])
+    methods = yaml.safe_load((ROOT / "workflow" / "config" / "config.yaml").read_text())["methods"]
+    assert counts["teacher_shard"] == config["teacher"]["shards"] and counts["teacher"] == 1, counts
+    assert counts["train"] == runs * len(methods) and counts["evaluate"] == len(methods), counts
+    assert not {"index", "splits", "clip_cache_shard", "clip_cache", "pretrain_teacher", "dataset"} & set(counts)
+
+
 @pytest.mark.parametrize("shards", [*SHARD_COUNTS, "teachers"])
 def test_the_plan_counts_the_jobs_the_workflow_schedules(teacher_dags, shards):
     """svar plan's jobs per stage are the dry run's (the same grid, the same shard counts; with

@@ -312,10 +312,13 @@ def teacher_shards(wildcards, root=None):
     return [f"{root}/teacher/shards/shard_{i:03d}_of_{n:03d}.pt" for i in range(n)]
 
 
-def teacher_args(wildcards, threads):
+def teacher_args(wildcards):
     """Every setting of the job's teacher a shard job reads, as `svar teacher` flags in a fixed
-    order. On CPU the decoding workers and the encoder share the job's cores: the encoder gets
-    what is left."""
+    order: a function of the wildcards alone, so that Snakemake records it with the job's outputs
+    and reruns the job when it changes (a params function that takes `threads` is evaluated only
+    when the job runs, and its value was never compared: a changed teacher setting reran
+    nothing). The job's cores go to the shell as --job-threads; svar teacher gives the encoder
+    what its decoding workers leave."""
     teacher = teacher_of(wildcards)
     sampling = TEACHER["sampling"]
     templates = TEACHER["templates"]
@@ -335,7 +338,6 @@ def teacher_args(wildcards, threads):
                 "clips": sampling["clips"],
             }
         ),
-        f"--threads {max(1, threads - TEACHER['workers'])}",
         "--templates " + " ".join(shlex.quote(t) for t in templates),
         f"--cache-dir {shlex.quote(TEACHER['cache_dir'])}",
     ]

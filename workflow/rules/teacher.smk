@@ -81,6 +81,7 @@ rule teacher_shard:
     shell:
         "{params.env}python -m svar teacher --manifest {input.manifest} --classes {input.classes}"
         " --shard {wildcards.shard} --shards {wildcards.shards} --out-dir {params.out_dir} {params.args}"
+        " --job-threads {threads}"
         " > {log} 2>&1"
 
 
