@@ -123,7 +123,7 @@ def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str
     """The comparison for the workflow's config (workflow/config/config.yaml with `overlays`, as
     `snakemake --configfile` merges them), its student and train settings, on the first fraction
     and seed of its grid; the last line is `ratio <value>`."""
-    from .config import load_workflow_config, results_dir
+    from .config import load_workflow_config, results_dir, split_path
     from .manifest import load_manifest
     from .splits import load_split
     from .teacher.store import load_store
@@ -137,7 +137,7 @@ def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str
     results = Path(results_dir(config))
     fraction, seed = config["fractions"][0], config["seeds"][0]
     paths = {"manifest": results / "manifest.csv",
-             "split": results / "splits" / f"fraction{float(fraction):g}_seed{seed}.csv",
+             "split": Path(split_path(results, fraction, seed)),
              "teacher": results / "teacher" / "features.pt"}
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:

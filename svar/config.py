@@ -300,6 +300,11 @@ def problems(config: dict, local: bool = True) -> list[str]:
     if convention in PUBLISHED and not config["dataset"]["lists_dir"]:
         out.append(f"dataset.lists_dir: the {convention} convention imports the lists that paper published; "
                    "point lists_dir at the folder holding them")
+    tags = [fraction_tag(f) for f in config["fractions"]]
+    for tag in dict.fromkeys(t for t in tags if tags.count(t) > 1):
+        same = [f for f, t in zip(config["fractions"], tags) if t == tag]
+        out.append(f"fractions: {same} are one fraction in file names (fraction{tag}_seed<s>): give fractions that "
+                   "differ in their first six significant digits")
     out += clip_problems(config["student"])
     from .student_weights import student_problems
 
@@ -359,6 +364,21 @@ def load(*paths) -> dict:
 def load_workflow_config(*overlays) -> dict:
     """The workflow's config (workflow/config/config.yaml) with overlays, as Snakemake merges them."""
     return load(WORKFLOW_CONFIG, *[p for p in overlays if Path(p).resolve() != WORKFLOW_CONFIG])
+
+
+def fraction_tag(fraction) -> str:
+    """0.04 -> '0.04', 1.0 -> '1': a labeled fraction as file names carry it."""
+    return f"{float(fraction):g}"
+
+
+# the split table (csv) of one (fraction tag, seed), or how it was made (json): rule splits writes
+# it, train and evaluate read it; {results} is results/<name>
+SPLIT_PATTERN = "{results}/splits/fraction{fraction}_seed{seed}.{ext}"
+
+
+def split_path(results, fraction, seed, ext: str = "csv") -> str:
+    """SPLIT_PATTERN of a fraction (a number: its tag is taken) and seed."""
+    return SPLIT_PATTERN.format(results=results, fraction=fraction_tag(fraction), seed=seed, ext=ext)
 
 
 def results_dir(config: dict) -> str:

@@ -438,16 +438,18 @@ def runtime_minutes(table: pd.DataFrame, stage: str) -> int:
 
 def main_plan(overlays=(), device: str = "cpu", rates_path=RATES_PATH, out=None, config_json=None,
               manifest=None) -> pd.DataFrame:
-    """Print the plan of the workflow's config (config.yaml with `overlays`), or of `config_json`
-    (what rule plan passes: the keys of `plan_reads`); write it as CSV to `out`."""
+    """Print the plan of the workflow's config (config.yaml with `overlays`, checked as the
+    workflow checks it before any job: a config it refuses has no plan), or of `config_json` (what
+    rule plan passes: the keys of `plan_reads`); write it as CSV to `out`."""
     import json
 
-    from .config import load_workflow_config, results_dir
+    from .config import check, load_workflow_config, results_dir
 
     if config_json:
         config = json.loads(config_json)
     else:
-        config = load_workflow_config(*overlays)
+        # local=False: the plan is made where the jobs may not run (a login node has no GPU)
+        config = check(load_workflow_config(*overlays), ", ".join(map(str, overlays)) or "config.yaml", local=False)
         manifest = manifest or Path(results_dir(config)) / "manifest.csv"
     table = plan(config, manifest, device, read_rates(rates_path))
     if out:

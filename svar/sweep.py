@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import load_workflow_config, results_dir, validate
+from .config import load_workflow_config, results_dir, split_path, validate
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,9 @@ def sweep(overlays, method: str, fraction: float, assignments: list[str], seeds=
         written = json.dumps(value, separators=(",", ":"))  # one line: [0.35,1.0], 0.01, true
         variants.append((f"{key}={written}", with_setting(config, key, value)))
     root = Path(workdir) / results_dir(config)
-    tag = f"{float(fraction):g}"
     seeds = list(config["seeds"] if seeds is None else seeds)
     needed = {"manifest": root / "manifest.csv", "teacher": root / "teacher" / "features.pt",
-              **{f"split {s}": root / "splits" / f"fraction{tag}_seed{s}.csv" for s in seeds}}
+              **{f"split {s}": Path(split_path(root, fraction, s)) for s in seeds}}
     missing = [p for p in needed.values() if not p.exists()]
     if missing:
         targets = " ".join(str(p.relative_to(workdir)) for p in missing[:3])

@@ -205,3 +205,22 @@ def test_every_shipped_config_plans(name, device):
         return
     text = plan_markdown(plan(config, device=device))
     assert text.splitlines()[-1].startswith("total: ")
+
+
+def test_svar_plan_refuses_what_the_workflow_refuses(tmp_path):
+    """svar plan runs the workflow's config check: two teachers of one name, or fractions that
+    are one in file names, are named, not planned."""
+    import yaml
+
+    from svar.config import ConfigError
+    from svar.plan import main_plan
+
+    cases = {"teachers": {"teachers": [{"name": "a", "model": "ViT-B-32", "pretrained": "none"},
+                                       {"name": "a", "model": "ViT-B-16", "pretrained": "none"}]},
+             "fractions": {"fractions": [0.25, 0.2500001]}}
+    for name, overlay in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(overlay))
+        with pytest.raises(ConfigError, match={"teachers": r"teachers\[1\]: its folder .* is another teacher's",
+                                               "fractions": r"fractions: \[0.25, 0.2500001\] are one fraction"}[name]):
+            main_plan([path])

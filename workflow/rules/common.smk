@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 
 from svar.clip_cache import PARTS as CLIP_CACHE_PARTS, cache_reads
-from svar.config import canonical, grid_teachers, results_dir, safe_name, subset
+from svar.config import SPLIT_PATTERN, canonical, fraction_tag, grid_teachers, results_dir, safe_name, subset
 from svar.datasets import DATASETS, archive_names, archive_paths, dataset_folder
 from svar.datasets.user import is_csv
 from svar.manifest import files_digest, index_inputs
@@ -50,11 +50,6 @@ def teacher_of(wildcards):
 def teacher_pretrained(teacher):
     """A teacher's weights as a loadable source (`generated`: rule pretrain_teacher's file)."""
     return pretrained_file(teacher["pretrained"], RESULTS)
-
-
-def fraction_tag(fraction):
-    """0.04 -> '0.04', 1.0 -> '1': the fraction as it appears in file names."""
-    return f"{float(fraction):g}"
 
 
 FRACTIONS = [fraction_tag(f) for f in config["fractions"]]
@@ -163,8 +158,9 @@ def run_file(root, method, fraction, seed, name):
 
 
 def split_file(fraction, seed, ext="csv"):
-    """The split table (csv) or how it was made (json) of one (fraction, seed)."""
-    return f"{RESULTS}/splits/fraction{fraction}_seed{seed}.{ext}"
+    """The split table (csv) or how it was made (json) of one (fraction tag, seed); either may be
+    a wildcard ("{fraction}")."""
+    return SPLIT_PATTERN.format(results=RESULTS, fraction=fraction, seed=seed, ext=ext)
 
 
 def run_files(root, method, name):
