@@ -170,7 +170,11 @@ def _train(args):
     from .teacher.store import load_store
     from .trainer import train
 
+    from .config import merge
+
     options = _options(args.options, "the method's config keys (svar.methods.options_for)")
+    # the keys that decide how the run goes, not its result (x-reruns: false), passed beside
+    options = merge(options, _options(args.run_options, "the method's keys marked x-reruns: false"))
     run_info = {"dataset": args.dataset, "fraction": args.fraction}
     if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
         run_info["split"] = read_json(args.split_info, "split info", "splits")
@@ -507,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, **lazy_choices("method", "METHOD"))
     p.add_argument("--options", required=True,
                    help="JSON: the config keys the method reads (svar.methods.options_for; the workflow passes them)")
+    p.add_argument("--run-options", default="{}",
+                   help="JSON: the keys of those marked `x-reruns: false` in the schema (train.checkpoint_every), "
+                        "which the workflow passes apart as no result depends on them")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--dataset", required=True, help="dataset name, recorded in the results")
     p.add_argument("--fraction", type=float, required=True, help="labeled fraction, recorded in the results")

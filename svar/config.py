@@ -87,6 +87,45 @@ def default(dotted: str):
     return copy.deepcopy(value)
 
 
+def no_rerun_keys() -> list[str]:
+    """The keys (or sections) the schema marks `x-reruns: false`: where and how the work is cut
+    and run (shards, threads, memory, run time), which no result depends on, so changing one
+    reruns no training or evaluation (tests/test_rerun_exactness.py holds every key to it)."""
+    root = raw_schema()
+    out = []
+
+    def walk(node, path):
+        node = _resolve_ref(node, root)
+        if node.get("x-reruns") is False:
+            out.append(".".join(path))
+        for key, sub in node.get("properties", {}).items():
+            walk(sub, [*path, key])
+
+    walk(root, [])
+    return out
+
+
+def split_by_reruns(options: dict) -> tuple[dict, dict]:
+    """(the part of `options` a result depends on, the part marked `x-reruns: false`): the rules
+    give Snakemake the first to record and compare, and pass the second beside it unrecorded."""
+    recorded, unrecorded = copy.deepcopy(options), {}
+    for dotted in no_rerun_keys():
+        *parents, last = dotted.split(".")
+        node, out = recorded, unrecorded
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                break
+            node, out = node[part], out.setdefault(part, {})
+        else:
+            if last in node:
+                out[last] = node.pop(last)
+    return recorded, _pruned(unrecorded)
+
+
+def _pruned(node: dict) -> dict:
+    return {k: (_pruned(v) if isinstance(v, dict) else v) for k, v in node.items() if v != {}}
+
+
 def description(dotted: str) -> str:
     node = raw_schema()
     for part in dotted.split("."):

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 # in Snakemake's own folder of the working directory: one per folder a run writes into
 LOCK_FILE = ".snakemake/svar-run.lock"
@@ -42,23 +43,23 @@ def _busy_message(folder: Path, path: Path) -> str:
     )
 
 
-def hold(folder: str | os.PathLike = ".") -> int:
-    """Takes the folder's run lock for this process's life and returns its file descriptor
-    (closing it, or the process ending however it ends, releases it); raises FolderBusy naming
-    the holder when another process has it."""
+def hold(folder: str | os.PathLike = ".") -> IO[str]:
+    """Takes the folder's run lock and returns its open file: closing it (or its garbage
+    collection, or the process ending however it ends) releases it. Raises FolderBusy naming the
+    holder when another open file has it, in this process or another."""
     folder = Path(folder).resolve()
     path = folder / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by the jobs (PEP 446)
+    handle = open(path, "a+")  # not inherited by the jobs (PEP 446)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
+        handle.close()
         raise FolderBusy(_busy_message(folder, path)) from None
-    record = json.dumps({"pid": os.getpid(), "since": time.time(), "command": " ".join(sys.argv)})
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, record.encode(), 0)
-    return fd
+    handle.truncate(0)
+    handle.write(json.dumps({"pid": os.getpid(), "since": time.time(), "command": " ".join(sys.argv)}))
+    handle.flush()
+    return handle
 
 
 def running_here(folder: str | os.PathLike = ".") -> str | None:

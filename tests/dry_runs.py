@@ -25,7 +25,7 @@ def main(runs: list[dict]) -> None:
     for run in runs:
         print(f"{MARK} {run['key']}", file=sys.stderr, flush=True)
         try:
-            with SnakemakeApi(OutputSettings(printshellcmds=run.get("printshellcmds", False))) as api:
+            with SnakemakeApi(OutputSettings(printshellcmds=run.get("printshellcmds", False), dryrun=True)) as api:
                 workflow = api.workflow(resource_settings=ResourceSettings(cores=run["cores"]),
                                         config_settings=ConfigSettings(configfiles=[Path(c) for c in
                                                                                     run["configfiles"]]),

@@ -227,7 +227,7 @@ def test_wildcard_constraints_are_the_registries(tmp_path):
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
-    with SnakemakeApi(OutputSettings(quiet=True)) as api:
+    with SnakemakeApi(OutputSettings(quiet=True, dryrun=True)) as api:  # parsing only: no run lock
         workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
                                 snakefile=ROOT / "Snakefile", workdir=tmp_path)._workflow
         constraints = workflow.wildcard_constraints

@@ -55,7 +55,7 @@ def test_seconds_long_jobs_run_on_the_login_node(ucf101_slurm):
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
     folder, jobs = ucf101_slurm
-    with SnakemakeApi(OutputSettings()) as api:
+    with SnakemakeApi(OutputSettings(dryrun=True)) as api:  # parsing only: no run lock
         workflow = api.workflow(resource_settings=ResourceSettings(cores=64), snakefile=ROOT / "Snakefile",
                                 config_settings=ConfigSettings(configfiles=[CONFIGS / "ucf101.yaml"]), workdir=folder)
         local = set(workflow._workflow._localrules)

@@ -17,7 +17,7 @@ def test_a_second_holder_is_refused_with_the_first_named(tmp_path):
     from svar.run_lock import FolderBusy, hold, running_here
 
     assert running_here(tmp_path) is None
-    fd = hold(tmp_path)
+    held = hold(tmp_path)
     try:
         assert str(os.getpid()) in running_here(tmp_path)
         code = f"from svar.run_lock import hold; hold({str(tmp_path)!r})"
@@ -27,10 +27,10 @@ def test_a_second_holder_is_refused_with_the_first_named(tmp_path):
         with pytest.raises(FolderBusy):
             hold(tmp_path)  # another open file of the same process is refused too
     finally:
-        os.close(fd)
+        held.close()
     # released with its file (or its process, however it ends): nothing stale is left to unlock
     assert running_here(tmp_path) is None
-    os.close(hold(tmp_path))
+    hold(tmp_path).close()
 
 
 @pytest.mark.slow

@@ -10,9 +10,19 @@ import shlex
 from pathlib import Path
 
 from svar.clip_cache import PARTS as CLIP_CACHE_PARTS, cache_reads
-from svar.config import SPLIT_PATTERN, canonical, fraction_tag, grid_teachers, results_dir, safe_name, subset
+from svar.config import (
+    SPLIT_PATTERN,
+    canonical,
+    fraction_tag,
+    grid_teachers,
+    results_dir,
+    safe_name,
+    split_by_reruns,
+    subset,
+)
 from svar.datasets import DATASETS, archive_names, archive_paths, dataset_folder
 from svar.datasets.user import is_csv
+from svar.literature import CONVENTIONS as PUBLISHED_CONVENTIONS
 from svar.manifest import files_digest, index_inputs
 from svar.methods import METHODS, options_for
 from svar.plan import RATES_PATH, plan_reads
@@ -74,6 +84,15 @@ wildcard_constraints:
     root=one_of(ROOTS),
 
 
+def unrecorded(value):
+    """A param Snakemake passes to the job and does not record: `value(wildcards)` behind a
+    params function of `threads` too, which Snakemake takes for one derived from the job's
+    resources and leaves out of the params it compares. Only for the keys the schema marks
+    `x-reruns: false` (decoding workers, checkpoint cadence: how a job runs, not what it
+    computes); tests/test_rerun_exactness.py fails any other key that reaches a job this way."""
+    return lambda wildcards, threads: value(wildcards)
+
+
 def flags(values):
     """`--key value` for each item of a dict, keys sorted, values shell-quoted: one written
     form per setting, whatever order the config gives its keys in."""
@@ -116,7 +135,10 @@ def splits_args(wildcards):
     dataset = config["dataset"]
     read = {key: dataset[key] for key in ("split", "pool", "val_per_class")}
     args = flags(read | {"convention": dataset["split_convention"]})
-    return f"{args} --lists-dir {shlex.quote(dataset['lists_dir'])}" if dataset["lists_dir"] else args
+    # the lists folder is read only by a convention that imports a paper's lists
+    if dataset["lists_dir"] and dataset["split_convention"] in PUBLISHED_CONVENTIONS:
+        return f"{args} --lists-dir {shlex.quote(dataset['lists_dir'])}"
+    return args
 
 
 # every heavy job's Snakemake benchmark file (wall time, CPU time, peak memory), read by the
@@ -179,8 +201,15 @@ def all_runs(name):
 
 
 def train_options(wildcards):
-    """The config keys the method's training reads (svar.methods), as canonical JSON."""
-    return canonical(options_for(wildcards.method, config))
+    """The config keys the method's training reads (svar.methods) that its result depends on, as
+    canonical JSON (Snakemake records them: a change reruns the run)."""
+    return canonical(split_by_reruns(options_for(wildcards.method, config))[0])
+
+
+def train_run_options(wildcards):
+    """The keys it reads that decide only how it runs (`x-reruns: false`: the checkpoint cadence),
+    as canonical JSON, passed unrecorded."""
+    return canonical(split_by_reruns(options_for(wildcards.method, config))[1])
 
 
 def evaluate_inputs(wildcards):
@@ -322,7 +351,7 @@ def teacher_args(wildcards):
     args = [
         flags(
             {
-                **{k: teacher[k] for k in ("model", "batch_size", "device", "workers")},
+                **{k: teacher[k] for k in ("model", "batch_size", "device")},
                 "pretrained": teacher_pretrained(teacher),
             }
         ),
@@ -335,8 +364,11 @@ def teacher_args(wildcards):
             }
         ),
         "--templates " + " ".join(shlex.quote(t) for t in templates),
-        f"--cache-dir {shlex.quote(TEACHER['cache_dir'])}",
     ]
+    # the download cache holds the weights of a pretrained tag or hub model; a checkpoint file,
+    # a local folder or random weights are read from where they are
+    if weights_source(teacher["model"], teacher_pretrained(teacher)) in ("tag", "hf-hub"):
+        args.append(f"--cache-dir {shlex.quote(TEACHER['cache_dir'])}")
     if TEACHER["offline"]:
         args.append("--offline")
     return " ".join(args)

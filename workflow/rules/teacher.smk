@@ -77,10 +77,13 @@ rule teacher_shard:
     params:
         args=teacher_args,
         env=teacher_env,
+        # decoding processes: how fast, not what (x-reruns: false)
+        workers=unrecorded(lambda w: TEACHER["workers"]),
         out_dir=lambda w, output: Path(output[0]).parent,
     shell:
         "{params.env}python -m svar teacher --manifest {input.manifest} --classes {input.classes}"
         " --shard {wildcards.shard} --shards {wildcards.shards} --out-dir {params.out_dir} {params.args}"
+        " --workers {params.workers}"
         " --job-threads {threads}"
         " > {log} 2>&1"
 

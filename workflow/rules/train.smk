@@ -29,12 +29,14 @@ rule train:
         gpu=gpu_jobs("train"),
     params:
         options=train_options,
+        run_options=unrecorded(train_run_options),
         dataset=DATASET,
         clip_cache=clip_cache_arg,
     shell:
         "python -m svar train --manifest {input.manifest} --split {input.split} --split-info {input.split_info}"
         " --teacher {input.teacher}"
-        " --method {wildcards.method} --options {params.options:q} --seed {wildcards.seed}"
+        " --method {wildcards.method} --options {params.options:q} --run-options {params.run_options:q}"
+        " --seed {wildcards.seed}"
         " --dataset {params.dataset} --fraction {wildcards.fraction} --threads {threads}"
         " --out {output.model} --curve {output.curve} --pseudo-labels {output.pseudo_labels}"
         " {params.clip_cache} > {log} 2>&1"
