@@ -171,10 +171,11 @@ def _train(args):
     from .trainer import train
 
     from .config import merge
+    from .read_tracking import tracked
 
     options = _options(args.options, "the method's config keys (svar.methods.options_for)")
     # the keys that decide how the run goes, not its result (x-reruns: false), passed beside
-    options = merge(options, _options(args.run_options, "the method's keys marked x-reruns: false"))
+    options = tracked(merge(options, _options(args.run_options, "the method's keys marked x-reruns: false")), "train")
     run_info = {"dataset": args.dataset, "fraction": args.fraction}
     if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
         run_info["split"] = read_json(args.split_info, "split info", "splits")
@@ -187,7 +188,10 @@ def _clip_cache(args):
     from .clip_cache import build_shard
     from .manifest import load_manifest
 
-    options = _options(args.options, "the keys that decide the cached pixels (svar.clip_cache.cache_reads)")
+    from .read_tracking import tracked
+
+    options = tracked(_options(args.options, "the keys that decide the cached pixels (svar.clip_cache.cache_reads)"),
+                      "clip-cache")
     build_shard(load_manifest(args.manifest, videos=True), args.part, options, args.shard, args.shards, args.out,
                 args.chunk, args.workers, args.memory_mb)
 

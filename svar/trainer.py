@@ -37,6 +37,7 @@ from .methods import ClipLinearProbe, get_method
 from .readers import CorruptFileError, load_torch
 from .students import Student
 from .teacher.store import frame_features, video_features, zeroshot_logits
+from .read_tracking import plain
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,7 @@ def _fingerprint(method_name: str, options: dict, seed: int, split, manifest, st
     the split's roles, the manifest rows of its videos and the teacher store's content."""
     ids = set(split["video_id"])
     videos = manifest[manifest["video_id"].isin(ids)][["video_id", "path", "frames"]]
-    spec = {"method": method_name, "options": options, "seed": seed,
+    spec = {"method": method_name, "options": plain(options), "seed": seed,
             "split": sorted(map(list, split[["video_id", "role"]].itertuples(index=False))),
             "videos": sorted(map(list, videos.itertuples(index=False))), "teacher": _store_digest(store)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
@@ -372,7 +373,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     labeled = split[split["role"] == "labeled"]
     unlabeled = split[split["role"] == "unlabeled"]
     num_classes = len(store["class_names"])
-    meta = {**run_info, "method": method_name, "seed": seed, "options": options,
+    meta = {**run_info, "method": method_name, "seed": seed, "options": plain(options),
             "n_labeled": len(labeled), "n_unlabeled": len(unlabeled), "teacher": store["meta"]}
 
     if not method.trains_student:

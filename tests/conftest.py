@@ -80,9 +80,10 @@ def copy_checkout(dest: Path) -> Path:
 TINY = ROOT / "workflow" / "config" / "tiny.yaml"
 
 
-def snakemake(workdir, *args, timeout=900):
+def snakemake(workdir, *args, timeout=900, env=None):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def snakemake_side_by_side(runs: dict, timeout=900) -> dict:
@@ -139,9 +140,14 @@ def dry_run_jobs(output: str) -> list[dict]:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The tiny config, run once without interruption: (its folder, Snakemake's output). Tests
-    that change its files leave it complete again (a dry run there finds nothing to do)."""
+    that change its files leave it complete again (a dry run there finds nothing to do). Its
+    jobs that take --options write which keys they read to <folder>/config-reads
+    (svar.read_tracking)."""
+    from svar.read_tracking import ENV
+
     workdir = tmp_path_factory.mktemp("tiny")
-    result = snakemake(workdir, "--cores", "2", "--configfile", str(TINY))
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(TINY),
+                       env={ENV: str(workdir / "config-reads")})
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 

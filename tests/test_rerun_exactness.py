@@ -260,3 +260,29 @@ def test_every_leaf_key_reruns_exactly_its_readers(tiny_run, tmp_path):
     assert not unexplained, f"keys the test cannot change and does not say why: {unexplained}"
     assert len(covered) >= len(cases) - len(NOT_CHANGEABLE) and len(covered) > 100
     _report(cases, covered, failures)
+
+
+@pytest.mark.slow
+def test_each_job_reads_the_keys_its_params_carry(tiny_run):
+    """The other half: a key a job is given and never reads would rerun it for nothing. The
+    complete tiny run's `svar train` and `svar clip-cache` jobs recorded the keys of their
+    --options their code read (svar.read_tracking): every key a method's or a part's jobs are
+    given is read by them. (One run may leave a key unread that another of the method reads: at
+    fraction 1 no video is unlabeled, and the unlabeled terms' keys go unread.)"""
+    from svar.read_tracking import ENV
+
+    records = [json.loads(p.read_text()) for p in sorted((tiny_run[0] / "config-reads").glob("*.json"))]
+    config = yaml.safe_load(TINY.read_text())
+    methods = yaml.safe_load((TINY.parents[0] / "config.yaml").read_text())["methods"]
+    runs = len(config["fractions"]) * len(config["seeds"])
+    by_job: dict = {}
+    for r in records:
+        argv = r["argv"]
+        which = argv[argv.index("--method") + 1] if r["command"] == "train" else argv[argv.index("--part") + 1]
+        by_job.setdefault((r["command"], which), []).append(r)
+    assert sorted(len(v) for k, v in by_job.items() if k[0] == "train") == [runs] * len(methods), ENV
+    assert {k[1] for k in by_job if k[0] == "clip-cache"} == {"train", "test"}
+    for job, rs in sorted(by_job.items()):
+        given = set.union(*(set(r["given"]) for r in rs))
+        read = set.union(*(set(r["read"]) for r in rs))
+        assert given - read == set(), f"{job}: given and never read: {sorted(given - read)}"
