@@ -42,7 +42,7 @@ def test_a_second_snakemake_in_a_running_folder_stops_and_leaves_the_run_alone(t
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(work),
            "--cores", "1", "--configfile", str(TINY), "--forcerun", "evaluate",
            # one job of a few seconds, scoring one student method's runs
-           "results/tiny/runs/distill/fraction1.0_seed0/metrics.json"]
+           "results/tiny/runs/distill/fraction1_seed0/metrics.json"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lock = work / ".snakemake" / "svar-run.lock"
@@ -53,7 +53,8 @@ def test_a_second_snakemake_in_a_running_folder_stops_and_leaves_the_run_alone(t
         # wait for a job of the first run to be under way, as in the red-team case
         while not list((work / "results" / "tiny" / "logs" / "evaluate").glob("*.log")) or not any(
                 p.stat().st_mtime > lock.stat().st_mtime for p in (work / "results/tiny/logs/evaluate").glob("*.log")):
-            assert first.poll() is None and time.time() < deadline, "the first run ended before the test"
+            assert first.poll() is None and time.time() < deadline, \
+                f"the first run ended before the test: {first.communicate()[0][-2000:]}"
             time.sleep(0.2)
         second = snakemake(work, "--cores", "1", "--configfile", str(TINY))
         dry = snakemake(work, "-n", "--cores", "1", "--configfile", str(TINY))
