@@ -143,3 +143,131 @@ def test_train_with_a_truncated_split_says_which_file(split_files, tiny_manifest
                          "--out", str(tmp_path / "model.pt")], capsys)
     assert code == 2 and "Traceback" not in err and "TypeError" not in err
     assert f"{split}: cannot be read as the split table" in err and "rule splits" in err
+
+
+# --------------------------------------------------------------------------- --options
+
+
+def json_option_commands() -> dict:
+    """The subcommands that take JSON config options, from the CLI's parser: those with an
+    argument parsed by svar.options_check.json_object, and that argument's flag."""
+    import argparse
+
+    from svar.cli import build_parser
+    from svar.options_check import json_object
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: (parser, next(a for a in parser._actions if a.type is json_object))
+            for name, parser in sub.choices.items() if any(a.type is json_object for a in parser._actions)}
+
+
+def argv_for(name: str, tmp_path, options: str, **chosen) -> list[str]:
+    """A call of subcommand `name` with every required argument given (a choice's first value,
+    0 for a number, a path under tmp_path otherwise; `chosen` by dest), its JSON options `options`."""
+    parser, option = json_option_commands()[name]
+    argv = [name]
+    for action in parser._actions:
+        if action is option:
+            argv += [action.option_strings[0], options]
+        elif action.required and action.option_strings:
+            value = chosen.get(action.dest)
+            if value is None:
+                value = (next(iter(action.choices)) if action.choices is not None else
+                         "0" if action.type in (int, float) else str(tmp_path / action.dest))
+            argv += [action.option_strings[0], str(value)]
+    return argv
+
+
+def test_the_json_options_commands_are_found():
+    assert {"train", "clip-cache", "plan"} <= set(json_option_commands())
+
+
+def named_keys(err: str) -> set[str]:
+    return {line.strip().split(":")[0] for line in err.splitlines()[1:] if line.startswith("  ")}
+
+
+@pytest.mark.parametrize("name", sorted(json_option_commands()))
+def test_incomplete_options_name_every_missing_key_and_its_type(name, tmp_path, capsys):
+    """Red-team: `svar clip-cache` and `svar train` with incomplete --options said only `error:
+    dataset`, `error: train`. Each key the subcommand reads is named, with its type, at once."""
+    from svar.options_check import leaf_keys, reads_of
+
+    parser, option = json_option_commands()[name]
+    code, err = run_cli(argv_for(name, tmp_path, "{}"), capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert err.startswith(f"svar {name}: error: {option.option_strings[0]}: the JSON lacks or mistypes keys")
+    args = parser.parse_args(argv_for(name, tmp_path, "{}")[1:])
+    _, _, _, reads = args.options_reads(args)
+    wanted = {leaf for key in reads_of({}, reads) for leaf in leaf_keys(key)}
+    assert named_keys(err) == wanted and len(wanted) > 3
+    assert "  dataset.split: missing (integer)" in err or name == "train"
+
+
+def workflow_configs():
+    from svar.config import load_workflow_config
+    from conftest import ROOT
+
+    return {path.stem: load_workflow_config(path) for path in (ROOT / "workflow" / "config").glob("*.yaml")
+            if path.stem in ("config", "tiny", "full")}
+
+
+def test_the_options_the_workflow_passes_are_accepted(tmp_path, capsys):
+    """What the rules pass (svar.methods.options_for, cache_reads, plan_reads of a config): no
+    complaint, for every method and part of the default, tiny and full configs."""
+    from svar.clip_cache import PARTS, cache_reads
+    from svar.config import subset
+    from svar.methods import METHODS, options_for
+    from svar.options_check import problems
+    from svar.plan import plan_reads
+
+    for config in workflow_configs().values():
+        for method in METHODS.names():
+            assert problems(options_for(method, config), METHODS[method].reads(config)) == [], method
+        for part in PARTS:
+            assert problems(subset(config, cache_reads(config, part)), cache_reads(config, part)) == [], part
+        assert problems(subset(config, plan_reads(config)), plan_reads(config)) == []
+
+
+def every_method():
+    from svar.methods import METHODS
+
+    return METHODS.names()
+
+
+@pytest.mark.parametrize("method", every_method())
+def test_train_options_of_each_method_missing_or_mistyped(method, tmp_path, capsys):
+    """Red-team: `svar train --options '{"distill": 5}'` was a traceback. For each method: its
+    options less one key name that key; a section that is no object, or a key of the wrong
+    type, is named with its expected type; nothing else is."""
+    from svar.config import load_workflow_config
+    from svar.methods import METHODS, options_for
+    from svar.options_check import expected, node_of, leaf_keys
+
+    config = load_workflow_config()
+    options = options_for(method, config)
+    leaves = [leaf for key in METHODS[method].reads(config) for leaf in leaf_keys(key)]
+    if not leaves:  # a teacher-only head reads nothing of the config
+        assert run_cli(argv_for("train", tmp_path, "{}", method=method), capsys)[1].find("--options") < 0
+        return
+    section, key = leaves[-1].split(".", 1)[0], leaves[-1]
+    less = json.loads(json.dumps(options))
+    node = less
+    for part in key.split(".")[:-1]:
+        node = node[part]
+    del node[key.split(".")[-1]]
+    code, err = run_cli(argv_for("train", tmp_path, json.dumps(less), method=method), capsys)
+    assert code == 2 and named_keys(err) == {key} and f"  {key}: missing (" in err, err
+    code, err = run_cli(argv_for("train", tmp_path, json.dumps({**options, section: 5}), method=method), capsys)
+    assert code == 2 and "Traceback" not in err
+    assert f"  {section}: 5 is not an object (a config section holding" in err, err
+    # each key the method reads whose type is a number, given a word: each named, with its type
+    numbers = [leaf for leaf in leaves if expected(node_of(leaf)) in ("number", "integer")]
+    wrong = json.loads(json.dumps(options))
+    for leaf in numbers:
+        node = wrong
+        for part in leaf.split(".")[:-1]:
+            node = node[part]
+        node[leaf.split(".")[-1]] = "fast"
+    code, err = run_cli(argv_for("train", tmp_path, json.dumps(wrong), method=method), capsys)
+    assert code == 2 and named_keys(err) == set(numbers) and len(numbers) >= 2, err
+    assert all(f'  {leaf}: "fast" is not {expected(node_of(leaf))}' in err for leaf in numbers), err
