@@ -271,3 +271,71 @@ def test_train_options_of_each_method_missing_or_mistyped(method, tmp_path, caps
     code, err = run_cli(argv_for("train", tmp_path, json.dumps(wrong), method=method), capsys)
     assert code == 2 and named_keys(err) == set(numbers) and len(numbers) >= 2, err
     assert all(f'  {leaf}: "fast" is not {expected(node_of(leaf))}' in err for leaf in numbers), err
+
+
+# --------------------------------------------------------------------------- weights files
+
+
+def tiny_config(**sections):
+    """tiny.yaml's config with `sections` overlaid (merged key by key), validated."""
+    from svar.config import load_workflow_config, merge, validate
+    from conftest import TINY
+
+    return validate(merge(load_workflow_config(TINY), sections))
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+@pytest.mark.parametrize("key", ["teacher", "teachers[1]"])
+def test_a_teacher_weights_file_must_be_a_file_before_any_job(tmp_path, key, kind):
+    """Red-team: teacher.pretrained naming a file that does not exist was accepted (exit 0, the
+    generated teacher's results); naming a folder ended in open_clip's traceback in both shard jobs."""
+    from svar.config import ConfigError, check
+
+    path = tmp_path / ("nothing.pt" if kind == "missing" else "weights")
+    if kind == "folder":
+        path.mkdir()
+    good = tmp_path / "good.pt"
+    good.write_bytes(b"weights")
+    if key == "teacher":
+        config = tiny_config(teacher={"model": "svar-tiny-clip", "pretrained": str(path)})
+    else:
+        config = tiny_config(teachers=[{"model": "svar-tiny-clip", "pretrained": str(good), "name": "a"},
+                                       {"model": "svar-tiny-clip", "pretrained": str(path), "name": "b"}])
+    with pytest.raises(ConfigError) as caught:
+        check(config, "overlay.yaml", local=False)
+    message = str(caught.value)
+    said = "does not exist" if kind == "missing" else "is a folder, not a checkpoint file"
+    assert f"  {key}.pretrained: {path} {said}" in message
+    assert "teachers[0]" not in message  # the one that exists is fine
+    assert "name an existing checkpoint file" in message or "name the weights file in it" in message
+
+
+def test_an_existing_teacher_weights_file_passes(tmp_path):
+    from svar.config import check
+
+    good = tmp_path / "good.pt"
+    good.write_bytes(b"weights")
+    check(tiny_config(teacher={"model": "svar-tiny-clip", "pretrained": str(good)}), local=False)
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_a_student_weights_file_must_be_a_file(tmp_path, kind):
+    from svar.config import ConfigError, check
+
+    path = tmp_path / "student.pt"
+    if kind == "folder":
+        path.mkdir()
+    with pytest.raises(ConfigError, match=f"student.pretrained: '{path}' is neither none, kinetics400, imagenet nor "
+                                          "an existing state-dict file"):
+        check(tiny_config(student={"pretrained": str(path)}), local=False)
+
+
+def test_svar_plan_refuses_a_missing_teacher_weights_file(tmp_path, capsys, monkeypatch):
+    """svar plan runs the workflow's config check: no plan for a config whose weights are not there."""
+    from conftest import ROOT, TINY
+
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(f"teacher: {{model: svar-tiny-clip, pretrained: {tmp_path / 'nothing.pt'}}}\n")
+    monkeypatch.chdir(ROOT)
+    code, err = run_cli(["plan", "--configfile", str(TINY), str(overlay)], capsys)
+    assert code == 2 and f"teacher.pretrained: {tmp_path / 'nothing.pt'} does not exist" in err, err
