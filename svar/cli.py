@@ -125,6 +125,7 @@ def _fetch_weights(args):
 
 
 def _teacher(args):
+    from .input_checks import teacher_job_warnings
     from .manifest import load_manifest
     from .readers import read_csv
     from .teacher.features import extract, extract_shard
@@ -141,8 +142,9 @@ def _teacher(args):
     if args.out is not None:
         extract(load_manifest(args.manifest, videos=True), classes, args.out, args.model, args.pretrained, **common)
     else:
-        extract_shard(load_manifest(args.manifest, videos=True), args.shard, args.shards, args.out_dir, args.model, args.pretrained,
-                      classes, **common)
+        manifest = load_manifest(args.manifest, videos=True)
+        teacher_job_warnings(args.shards, manifest)
+        extract_shard(manifest, args.shard, args.shards, args.out_dir, args.model, args.pretrained, classes, **common)
 
 
 def _teacher_gather(args):
@@ -176,6 +178,7 @@ def _plan_reads(args):
 
 def _train(args):
     from .manifest import load_manifest
+    from .input_checks import train_job_warnings
     from .readers import read_json
     from .splits import load_split
     from .teacher.store import load_store
@@ -185,17 +188,21 @@ def _train(args):
     run_info = {"dataset": args.dataset, "fraction": args.fraction}
     if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
         run_info["split"] = read_json(args.split_info, "split info", "splits")
-    train(load_manifest(args.manifest, videos=True), load_split(args.split), load_store(args.teacher), args.method,
-          options, args.out, args.seed, run_info, args.threads, args.curve, clips=args.clip_cache,
-          pseudo_labels_out=args.pseudo_labels)
+    manifest, split = load_manifest(args.manifest, videos=True), load_split(args.split)
+    train_job_warnings(options, split, manifest)
+    train(manifest, split, load_store(args.teacher), args.method, options, args.out, args.seed, run_info, args.threads,
+          args.curve, clips=args.clip_cache, pseudo_labels_out=args.pseudo_labels)
 
 
 def _clip_cache(args):
     from .clip_cache import build_shard
+    from .input_checks import clip_cache_job_warnings
     from .manifest import load_manifest
 
-    build_shard(load_manifest(args.manifest, videos=True), args.part, args.options, args.shard, args.shards, args.out,
-                args.chunk, args.workers, args.memory_mb)
+    manifest = load_manifest(args.manifest, videos=True)
+    clip_cache_job_warnings(args.options, args.part, args.shards, manifest)
+    build_shard(manifest, args.part, args.options, args.shard, args.shards, args.out, args.chunk, args.workers,
+                args.memory_mb)
 
 
 def _clip_cache_gather(args):

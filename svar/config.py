@@ -320,6 +320,9 @@ def problems(config: dict, local: bool = True) -> list[str]:
         same = [f for f, t in zip(config["fractions"], tags) if t == tag]
         out.append(f"fractions: {same} are one fraction in file names (fraction{tag}_seed<s>): give fractions that "
                    "differ in their first six significant digits")
+    from .input_checks import lists_dir_problems
+
+    out += lists_dir_problems(config)  # a list for each fraction, before rule splits runs
     out += clip_problems(config["student"])
     from .student_weights import student_problems
 
@@ -347,6 +350,10 @@ def check(config: dict, source: str = "config", local: bool = True) -> dict:
     if found:
         lines = "\n".join(f"  {line}" for line in found)
         raise ConfigError(f"{source}: invalid configuration:\n{lines}")
+    from .input_checks import data_warnings, warn
+
+    # settings beyond the data run, but waste or repeat: said, not refused
+    warn(data_warnings(full, Path(results_dir(full)) / "manifest.csv"))
     return full
 
 

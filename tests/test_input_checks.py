@@ -339,3 +339,98 @@ def test_svar_plan_refuses_a_missing_teacher_weights_file(tmp_path, capsys, monk
     monkeypatch.chdir(ROOT)
     code, err = run_cli(["plan", "--configfile", str(TINY), str(overlay)], capsys)
     assert code == 2 and f"teacher.pretrained: {tmp_path / 'nothing.pt'} does not exist" in err, err
+
+
+# --------------------------------------------------------------------------- beyond the data
+
+
+BEYOND = {"teacher": {"shards": 50}, "clip_cache": {"shards": 30}, "train": {"batch_size": 10000},
+          "student": {"cache_frames": 1000}}
+
+
+def test_settings_beyond_the_data_are_warned_at_the_config_check(caplog):
+    """Red-team: 50 teacher shards for 24 videos, batch 10,000, 1,000 cached frames of 40-frame
+    videos were accepted without a word."""
+    import logging
+
+    from svar.config import check
+
+    with caplog.at_level(logging.WARNING):
+        check(tiny_config(**BEYOND), local=False)
+    said = caplog.text
+    assert "teacher.shards: 50 shards for 24 videos to encode: 26 of the shard jobs get no video" in said
+    assert "clip_cache.shards: 30 shards for 16 videos in the cache's train part" in said
+    assert "clip_cache.shards: 30 shards for 8 videos in the cache's test part" in said
+    assert "train.batch_size: 10000 clips a batch, but only 16 videos outside the test list" in said
+    assert "student.cache_frames: 1000 frames cached a video, but the longest video has 40" in said
+
+
+def test_the_warnings_count_from_the_manifest_when_there_is_one(tiny_manifest):
+    from svar.input_checks import data_warnings
+
+    manifest, index_dir = tiny_manifest
+    lines = data_warnings(tiny_config(**BEYOND), index_dir / "manifest.csv")
+    assert f"teacher.shards: 50 shards for {len(manifest)} videos" in lines[0]
+    assert all(f"its manifest ({index_dir / 'manifest.csv'})" in line for line in lines) and len(lines) == 5
+    assert f"the longest video has {manifest['frames'].max()}" in lines[-1]
+
+
+def test_the_shipped_configs_are_within_their_data():
+    from svar.input_checks import data_warnings
+
+    for name, config in workflow_configs().items():
+        assert data_warnings(config) == [], name
+
+
+def test_the_jobs_say_so_in_their_logs(tiny_manifest, caplog):
+    """The jobs warn from what they read: a teacher or clip-cache shard job with more shards than
+    videos, a train job whose batch is larger than its split's labeled videos."""
+    import logging
+
+    from svar.config import subset
+    from svar.clip_cache import cache_reads
+    from svar.input_checks import clip_cache_job_warnings, teacher_job_warnings, train_job_warnings
+    from svar.methods import options_for
+    from svar.splits import make_split
+
+    manifest, _ = tiny_manifest
+    config = tiny_config(**BEYOND)
+    split = make_split(manifest, 0.5, 0)
+    labeled = int((split["role"] == "labeled").sum())
+    with caplog.at_level(logging.WARNING):
+        teacher_job_warnings(50, manifest)
+        clip_cache_job_warnings(subset(config, cache_reads(config, "test")), "test", 30, manifest)
+        train_job_warnings(options_for("supervised", config), split, manifest)
+        teacher_job_warnings(None, manifest)  # one store, no shards
+    said = caplog.text
+    assert f"teacher.shards: 50 shards for {len(manifest)} videos to encode" in said
+    assert "clip_cache.shards: 30 shards for 8 videos in the cache's test part" in said
+    assert "student.cache_frames: 1000 frames cached a video, but the test part's longest video has" in said
+    assert f"train.batch_size: 10000 clips a batch, but only {labeled} videos labeled in this run's split" in said
+    assert len(caplog.records) == 5
+
+
+@pytest.mark.parametrize("convention", ["svformer", "videossl"])
+def test_a_lists_dir_without_a_fraction_of_the_grid_is_refused_at_the_config_check(tmp_path, convention):
+    """Red-team: a lists_dir without the grid's fraction was found only when rule splits ran."""
+    from svar.config import ConfigError, check
+
+    lists = tmp_path / "lists"
+    if convention == "svformer":
+        (lists / "list_synthetic_25").mkdir(parents=True)
+        for name in ("train.csv", "unlabel.csv", "test.csv"):
+            (lists / "list_synthetic_25" / name).write_text("")
+        missing = lists / "list_synthetic_50" / "train.csv"
+    else:
+        lists.mkdir()
+        for name in ("synthetic_train_25_percent_labeled_split_1_rawframes.txt", "synthetic_val_split_1_rawframes.txt"):
+            (lists / name).write_text("")
+        missing = lists / "synthetic_train_50_percent_labeled_split_1_rawframes.txt"
+    config = tiny_config(dataset={"split_convention": convention, "lists_dir": str(lists)}, fractions=[0.25, 0.5])
+    with pytest.raises(ConfigError) as caught:
+        check(config, local=False)
+    assert (f"dataset.lists_dir: no {convention} list for fraction 0.5 of the grid: {missing} does not exist"
+            in str(caught.value))
+    assert "fraction 0.25" not in str(caught.value)
+    check(tiny_config(dataset={"split_convention": convention, "lists_dir": str(lists)}, fractions=[0.25]),
+          local=False)
