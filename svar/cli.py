@@ -680,7 +680,11 @@ def expected_errors() -> tuple[type, ...]:
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
+        text = str(exc.args[0])
+        if text.isidentifier():  # a bare key, as a dict lookup raises it: say what it is
+            return (f"{text!r} is missing from an input this command read (a file of another svar version, or "
+                    "edited?); --debug shows where")
+        return text
     if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         # a full disk, a missing folder, a permission: the OS's words and the path, not errno
         return f"{exc.strerror}: {exc.filename}"

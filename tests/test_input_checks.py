@@ -220,7 +220,15 @@ def test_the_options_the_workflow_passes_are_accepted(tmp_path, capsys):
     from svar.options_check import problems
     from svar.plan import plan_reads
 
-    for config in workflow_configs().values():
+    from svar.config import merge, validate
+
+    # and the modes that change which keys a run reads: dense clips (stride), a student source of
+    # pseudo-labels (its strong view), a teacher probe (linear_probe), torchvision weights (weights_dir)
+    default = workflow_configs()["config"]
+    variants = [validate(merge(default, {"student": {"sampling": "dense", "arch": "r3d_18", "pretrained": "kinetics400"},
+                                         "train": {"crop": "random_resized"}, "distill_pl": {"source": "student"},
+                                         "teacher_pl": {"source": "teacher_probe"}}))]
+    for config in [*workflow_configs().values(), *variants]:
         for method in METHODS.names():
             assert problems(options_for(method, config), METHODS[method].reads(config)) == [], method
         for part in PARTS:
@@ -434,3 +442,12 @@ def test_a_lists_dir_without_a_fraction_of_the_grid_is_refused_at_the_config_che
     assert "fraction 0.25" not in str(caught.value)
     check(tiny_config(dataset={"split_convention": convention, "lists_dir": str(lists)}, fractions=[0.25]),
           local=False)
+
+
+def test_a_bare_missing_key_is_said_as_one():
+    """Red-team: `svar teacher-gather` of a file without the key said only `error: manifest_ids`
+    (a dict lookup's KeyError); a KeyError with a message of its own is said as it is."""
+    from svar.cli import describe
+
+    assert describe(KeyError("manifest_ids")).startswith("'manifest_ids' is missing from an input this command read")
+    assert describe(KeyError("train.lr: not in the configuration")) == "train.lr: not in the configuration"
