@@ -177,8 +177,8 @@ def _plan_reads(args):
 
 
 def _train(args):
-    from .manifest import load_manifest
     from .input_checks import train_job_warnings
+    from .manifest import load_manifest
     from .readers import read_json
     from .splits import load_split
     from .teacher.store import load_store

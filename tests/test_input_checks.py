@@ -451,3 +451,26 @@ def test_a_bare_missing_key_is_said_as_one():
 
     assert describe(KeyError("manifest_ids")).startswith("'manifest_ids' is missing from an input this command read")
     assert describe(KeyError("train.lr: not in the configuration")) == "train.lr: not in the configuration"
+
+
+@pytest.mark.slow
+def test_a_complete_run_with_missing_or_folder_teacher_weights_stops_before_any_job(tiny_run, tmp_path):
+    """Red-team, on a complete run: teacher.pretrained naming a missing file scheduled nothing
+    and exited 0 with the generated teacher's results (Snakemake takes an existing output as up
+    to date when the job that makes it lacks an input no rule makes); a folder ended in
+    open_clip's traceback in both shard jobs. Both now stop at the config check, naming the key."""
+    from conftest import TINY, snakemake_side_by_side
+
+    workdir = tiny_run[0]
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    runs = {}
+    for kind, path in (("missing", tmp_path / "nothing.pt"), ("folder", folder)):
+        overlay = tmp_path / f"{kind}.yaml"
+        overlay.write_text(f"teacher: {{pretrained: {path}}}\n")
+        runs[kind] = (workdir, "-n", "--cores", "1", "--configfile", str(TINY), str(overlay))
+    results = snakemake_side_by_side(runs)
+    for kind, said in (("missing", f"{tmp_path / 'nothing.pt'} does not exist"),
+                       ("folder", f"{folder} is a folder, not a checkpoint file")):
+        out = results[kind].stdout + results[kind].stderr
+        assert results[kind].returncode != 0 and f"teacher.pretrained: {said}" in out, out[-2000:]
