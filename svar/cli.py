@@ -561,7 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("aggregate", help="metrics.csv and summary.csv",
                        description="Long table (dataset, method, fraction, seed, metric, value) and summary (mean, "
-                                   "std, n_seeds over seeds), with the summary's forms for DVC.")
+                                   "std, n_seeds over seeds), with the summary's forms for DVC. Each run is checked "
+                                   "first: its top1 and mean_class against those its own test predictions give, and "
+                                   "given once (by path, and by dataset, teacher, method, fraction and seed).")
     p.add_argument("metrics", nargs="+", help="metrics JSON files from `svar evaluate`")
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--summary-out", required=True)
