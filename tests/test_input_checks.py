@@ -225,9 +225,10 @@ def test_the_options_the_workflow_passes_are_accepted(tmp_path, capsys):
     # and the modes that change which keys a run reads: dense clips (stride), a student source of
     # pseudo-labels (its strong view), a teacher probe (linear_probe), torchvision weights (weights_dir)
     default = workflow_configs()["config"]
-    variants = [validate(merge(default, {"student": {"sampling": "dense", "arch": "r3d_18", "pretrained": "kinetics400"},
-                                         "train": {"crop": "random_resized"}, "distill_pl": {"source": "student"},
-                                         "teacher_pl": {"source": "teacher_probe"}}))]
+    modes = {"student": {"sampling": "dense", "arch": "r3d_18", "pretrained": "kinetics400"},
+             "train": {"crop": "random_resized"}, "distill_pl": {"source": "student"},
+             "teacher_pl": {"source": "teacher_probe"}}
+    variants = [validate(merge(default, modes))]
     for config in [*workflow_configs().values(), *variants]:
         for method in METHODS.names():
             assert problems(options_for(method, config), METHODS[method].reads(config)) == [], method
