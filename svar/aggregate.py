@@ -5,6 +5,7 @@ report stage's (svar/report.py)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,8 +135,65 @@ def top1_by_fraction(summary: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().rename_axis(columns=None)
 
 
+# stored and recomputed accuracies agree to float32's precision: svar.evaluate counts in float32
+AGREE = 1e-6
+REMAKE = "delete it and rerun `snakemake` (rule evaluate makes it again)"
+
+
+def recomputed(run: dict, path) -> dict:
+    """top1 and mean_class of a run from its own predictions (test_predictions against
+    test_labels, which svar.evaluate stores beside them)."""
+    labels, predictions = run.get("test_labels"), run.get("test_predictions")
+    if not isinstance(labels, list) or not isinstance(predictions, list) or len(labels) != len(predictions):
+        raise ValueError(f"{path}: holds no test predictions and labels of one length (test_predictions, "
+                         f"test_labels) to check its accuracies against; it was not written by svar evaluate, or "
+                         f"was edited since: {REMAKE}")
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if not len(labels):
+        return {"top1": float("nan"), "mean_class": float("nan")}
+    right = predictions == labels
+    return {"top1": float(right.mean()),
+            "mean_class": float(np.mean([right[labels == c].mean() for c in np.unique(labels)]))}
+
+
+def run_key(run: dict) -> tuple:
+    """What a run is, from its own contents: another path holding the same run is the same run."""
+    return (run["dataset"], teacher_label(run), run["method"], float(run["fraction"]), int(run["seed"]))
+
+
+def check_runs(metric_files) -> None:
+    """Each run once (by its path, and by dataset, teacher, method, fraction and seed from its
+    contents), and each run's top1 and mean_class those its own predictions give: a metrics.json
+    edited or damaged after svar evaluate wrote it is refused, naming the file and both values."""
+    seen_paths: dict = {}
+    seen_runs: dict = {}
+    for path in metric_files:
+        where = Path(path).resolve()
+        if where in seen_paths:
+            raise ValueError(f"{path}: given twice; give each run's metrics.json once (a run counted twice "
+                             "would be two seeds)")
+        seen_paths[where] = path
+        run = read_json(path, "run's metrics", "evaluate")
+        key = run_key(run)
+        if key in seen_runs:
+            dataset, teacher, method, fraction, seed = key
+            raise ValueError(f"{seen_runs[key]} and {path}: the same run (dataset {dataset}, teacher {teacher}, "
+                             f"method {method}, fraction {fraction:g}, seed {seed}) twice; give each run once")
+        seen_runs[key] = path
+        again = recomputed(run, path)
+        for metric, value in again.items():
+            stored = run.get(metric)
+            stored = float("nan") if stored is None else float(stored)
+            if not (stored == value or abs(stored - value) <= AGREE or (stored != stored and value != value)):
+                videos = counted(len(run["test_labels"]), "test video")
+                raise ValueError(f"{path}: {metric} = {stored:g}, but its own predictions ({videos}) give {value:g}; "
+                                 f"the file was edited or damaged after svar evaluate wrote it: {REMAKE}")
+
+
 def aggregate(metric_files, metrics_out, summary_out, summary_json_out=None, top1_csv_out=None) -> pd.DataFrame:
+    """The tables of runs that are each themselves (check_runs) and each given once."""
     metrics = collect(metric_files)
+    check_runs(metric_files)
     summary = summarise(metrics)
     write_csv(metrics_out, metrics)
     write_csv(summary_out, summary)

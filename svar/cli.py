@@ -30,12 +30,12 @@ does what the workflow does with the default config.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 from .config import default, description
+from .options_check import check_options, json_object
 from .registry import lazy_choices
 
 
@@ -125,6 +125,7 @@ def _fetch_weights(args):
 
 
 def _teacher(args):
+    from .input_checks import teacher_job_warnings
     from .manifest import load_manifest
     from .readers import read_csv
     from .teacher.features import extract, extract_shard
@@ -141,8 +142,9 @@ def _teacher(args):
     if args.out is not None:
         extract(load_manifest(args.manifest, videos=True), classes, args.out, args.model, args.pretrained, **common)
     else:
-        extract_shard(load_manifest(args.manifest, videos=True), args.shard, args.shards, args.out_dir, args.model, args.pretrained,
-                      classes, **common)
+        manifest = load_manifest(args.manifest, videos=True)
+        teacher_job_warnings(args.shards, manifest)
+        extract_shard(manifest, args.shard, args.shards, args.out_dir, args.model, args.pretrained, classes, **common)
 
 
 def _teacher_gather(args):
@@ -152,47 +154,62 @@ def _teacher_gather(args):
     logging.info("%s: %d videos from %d shards", args.out, len(store["video_ids"]), len(args.shards))
 
 
-def _options(text: str, what: str) -> dict:
-    """--options: a JSON object of config sections (the workflow passes `what`)."""
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--options: not valid JSON ({exc}); the workflow passes {what}") from None
-    if not isinstance(options, dict):
-        raise ValueError(f"--options: a JSON object of config sections, not {type(options).__name__}")
-    return options
+def _train_reads(args):
+    """What `svar train --options` must hold: the keys the method's training reads (the function
+    svar.methods.options_for builds them with)."""
+    from .methods import METHODS
+
+    from .config import merge
+
+    options = None if args.options is None else merge(args.options, args.run_options)
+    return "--options", options, f"method {args.method}'s training", METHODS[args.method].reads
+
+
+def _clip_cache_reads(args):
+    """What `svar clip-cache --options` must hold: the keys that decide a part's cached pixels."""
+    from .clip_cache import cache_reads
+
+    return "--options", args.options, f"the clip cache's {args.part} part", lambda c: cache_reads(c, args.part)
+
+
+def _plan_reads(args):
+    """What `svar plan --config-json` (rule plan) must hold: the keys a plan reads."""
+    from .plan import plan_reads
+
+    return "--config-json", args.config_json, "svar plan", plan_reads
 
 
 def _train(args):
+    from .config import merge
+    from .input_checks import train_job_warnings
     from .manifest import load_manifest
+    from .read_tracking import tracked
     from .readers import read_json
     from .splits import load_split
     from .teacher.store import load_store
     from .trainer import train
 
-    from .config import merge
-    from .read_tracking import tracked
-
-    options = _options(args.options, "the method's config keys (svar.methods.options_for)")
-    # the keys that decide how the run goes, not its result (x-reruns: false), passed beside
-    options = tracked(merge(options, _options(args.run_options, "the method's keys marked x-reruns: false")), "train")
+    # checked by main (_train_reads); the keys that decide how the run goes, not its result
+    # (x-reruns: false), come beside them
+    options = tracked(merge(args.options, args.run_options), "train")
     run_info = {"dataset": args.dataset, "fraction": args.fraction}
     if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
         run_info["split"] = read_json(args.split_info, "split info", "splits")
-    train(load_manifest(args.manifest, videos=True), load_split(args.split), load_store(args.teacher), args.method,
-          options, args.out, args.seed, run_info, args.threads, args.curve, clips=args.clip_cache,
-          pseudo_labels_out=args.pseudo_labels)
+    manifest, split = load_manifest(args.manifest, videos=True), load_split(args.split)
+    train_job_warnings(args.options, split, manifest)  # not the run's reads
+    train(manifest, split, load_store(args.teacher), args.method, options, args.out, args.seed, run_info, args.threads,
+          args.curve, clips=args.clip_cache, pseudo_labels_out=args.pseudo_labels)
 
 
 def _clip_cache(args):
     from .clip_cache import build_shard
+    from .input_checks import clip_cache_job_warnings
     from .manifest import load_manifest
-
     from .read_tracking import tracked
 
-    options = tracked(_options(args.options, "the keys that decide the cached pixels (svar.clip_cache.cache_reads)"),
-                      "clip-cache")
-    build_shard(load_manifest(args.manifest, videos=True), args.part, options, args.shard, args.shards, args.out,
+    manifest = load_manifest(args.manifest, videos=True)
+    clip_cache_job_warnings(args.options, args.part, args.shards, manifest)
+    build_shard(manifest, args.part, tracked(args.options, "clip-cache"), args.shard, args.shards, args.out,
                 args.chunk, args.workers, args.memory_mb)
 
 
@@ -480,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(resumed after a kill at the first unfinished chunk; peak memory one chunk).")
     p.add_argument("--manifest", required=True)
     p.add_argument("--part", required=True, choices=["train", "test"])
-    p.add_argument("--options", required=True,
+    p.add_argument("--options", required=True, type=json_object,
                    help="JSON: the config keys that decide the cached pixels (svar.clip_cache.cache_reads)")
     p.add_argument("--shard", type=int, default=0)
     p.add_argument("--shards", type=int, default=default("clip_cache.shards"))
@@ -493,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="decoding processes at most (fewer when --memory-mb does not hold them)")
     p.add_argument("--out", required=True, help="the shard's .npy file")
-    p.set_defaults(func=_clip_cache, outputs=('out',), output_dirs=())
+    p.set_defaults(func=_clip_cache, outputs=('out',), output_dirs=(), options_reads=_clip_cache_reads)
 
     p = sub.add_parser("clip-cache-gather", help="check a clip cache's shards; write its receipt",
                        description="Check that the shards are complete and of one part and one set of options; "
@@ -513,9 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-info", default=None, help="how that split was made (`svar splits --info-out`)")
     p.add_argument("--teacher", required=True, help="feature store from `svar teacher`")
     p.add_argument("--method", required=True, **lazy_choices("method", "METHOD"))
-    p.add_argument("--options", required=True,
+    p.add_argument("--options", required=True, type=json_object,
                    help="JSON: the config keys the method reads (svar.methods.options_for; the workflow passes them)")
-    p.add_argument("--run-options", default="{}",
+    p.add_argument("--run-options", default={}, type=json_object,
                    help="JSON: the keys of those marked `x-reruns: false` in the schema (train.checkpoint_every), "
                         "which the workflow passes apart as no result depends on them")
     p.add_argument("--seed", type=int, required=True)
@@ -530,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-cache", default=None,
                    help="receipt of the shared clip cache's train part (`svar clip-cache-gather`); without it the "
                         "run decodes its frames into memory")
-    p.set_defaults(func=_train, outputs=('out', 'curve', 'pseudo_labels'), output_dirs=())
+    p.set_defaults(func=_train, outputs=('out', 'curve', 'pseudo_labels'), output_dirs=(), options_reads=_train_reads)
 
     p = sub.add_parser("evaluate", help="accuracy of runs on the test list",
                        description="Top-1, top-5 and mean-class accuracy of each run's final model on its split's "
@@ -555,7 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("aggregate", help="metrics.csv and summary.csv",
                        description="Long table (dataset, method, fraction, seed, metric, value) and summary (mean, "
-                                   "std, n_seeds over seeds), with the summary's forms for DVC.")
+                                   "std, n_seeds over seeds), with the summary's forms for DVC. Each run is checked "
+                                   "first: its top1 and mean_class against those its own test predictions give, and "
+                                   "given once (by path, and by dataset, teacher, method, fraction and seed).")
     p.add_argument("metrics", nargs="+", help="metrics JSON files from `svar evaluate`")
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--summary-out", required=True)
@@ -609,9 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the GPU rules (teacher_shard, train, evaluate) run (default %(default)s)")
     p.add_argument("--rates", default=None, help="the rates file (default: svar's own, svar/data/rates.csv)")
     p.add_argument("--manifest", default=None, help="the dataset's manifest (default results/<name>/manifest.csv)")
-    p.add_argument("--config-json", default=None, help="the resolved config's keys as JSON (rule plan passes them)")
+    p.add_argument("--config-json", default=None, type=json_object,
+                   help="the resolved config's keys as JSON (rule plan passes them)")
     p.add_argument("--out", default=None, help="the plan as CSV")
-    p.set_defaults(func=_plan, outputs=('out',), output_dirs=())
+    p.set_defaults(func=_plan, outputs=('out',), output_dirs=(), options_reads=_plan_reads)
 
     p = sub.add_parser("bench", help="throughput: the data path against the compute it feeds",
                        description="teacher: decode-only, encode-only and extraction-pipeline videos/s on the "
@@ -673,7 +693,11 @@ def expected_errors() -> tuple[type, ...]:
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
+        text = str(exc.args[0])
+        if text.isidentifier():  # a bare key, as a dict lookup raises it: say what it is
+            return (f"{text!r} is missing from an input this command read (a file of another svar version, or "
+                    "edited?); --debug shows where")
+        return text
     if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         # a full disk, a missing folder, a permission: the OS's words and the path, not errno
         return f"{exc.strerror}: {exc.filename}"
@@ -704,6 +728,10 @@ def main(argv=None) -> None:
 
     try:
         check_outputs(paths(getattr(args, "outputs", ())), paths(getattr(args, "output_dirs", ())))
+        if getattr(args, "options_reads", None):
+            flag, options, what, reads = args.options_reads(args)
+            if options is not None:
+                check_options(options, reads, flag, what)
         args.func(args)
     except expected_errors() as exc:
         if args.debug:

@@ -255,14 +255,29 @@ def clip_problems(student: dict) -> list[str]:
     return out
 
 
+def weights_file_problems(path: str, key: str) -> list[str]:
+    """A teacher's weights file (`key`) exists and is a file, checked before any job: the job
+    opens it as given, relative to the workflow's folder."""
+    if Path(path).is_file():
+        return []
+    if Path(path).is_dir():
+        return [f"{key}: {path} is a folder, not a checkpoint file; name the weights file in it (an open_clip "
+                "model's folder with its open_clip_config.json is teacher.model local-dir:FOLDER)"]
+    return [f"{key}: {path} does not exist (seen from {Path.cwd()}); name an existing checkpoint file (.pt, "
+            ".pth, .bin, .safetensors), a pretrained tag, or none"]
+
+
 def _teacher_problems(model: str, pretrained: str, key: str) -> list[str]:
     """What is wrong with one teacher's model and weights (`key`: where the config gives them)."""
     from .teacher.weights import GENERATED, own_model_names, weights_source
 
     out = []
-    if pretrained == GENERATED:
+    generated = pretrained == GENERATED
+    if generated:
         pretrained = "checkpoint.pt"  # a file, made by rule pretrain_teacher
     source = weights_source(model, pretrained)
+    if source == "file" and not generated:
+        out += weights_file_problems(pretrained, f"{key}.pretrained")
     if source == "local-dir":
         folder = Path(model.split(":", 1)[1]).expanduser()
         if not (folder / "open_clip_config.json").is_file():
@@ -344,6 +359,9 @@ def problems(config: dict, local: bool = True) -> list[str]:
         same = [f for f, t in zip(config["fractions"], tags) if t == tag]
         out.append(f"fractions: {same} are one fraction in file names (fraction{tag}_seed<s>): give fractions that "
                    "differ in their first six significant digits")
+    from .input_checks import lists_dir_problems
+
+    out += lists_dir_problems(config)  # a list for each fraction, before rule splits runs
     out += clip_problems(config["student"])
     from .student_weights import student_problems
 
@@ -371,6 +389,10 @@ def check(config: dict, source: str = "config", local: bool = True) -> dict:
     if found:
         lines = "\n".join(f"  {line}" for line in found)
         raise ConfigError(f"{source}: invalid configuration:\n{lines}")
+    from .input_checks import data_warnings, warn
+
+    # settings beyond the data run, but waste or repeat: said, not refused
+    warn(data_warnings(full, Path(results_dir(full)) / "manifest.csv"))
     return full
 
 

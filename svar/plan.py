@@ -446,7 +446,7 @@ def main_plan(overlays=(), device: str = "cpu", rates_path=RATES_PATH, out=None,
     from .config import check, load_workflow_config, results_dir
 
     if config_json:
-        config = json.loads(config_json)
+        config = json.loads(config_json) if isinstance(config_json, str) else config_json
     else:
         # local=False: the plan is made where the jobs may not run (a login node has no GPU)
         config = check(load_workflow_config(*overlays), ", ".join(map(str, overlays)) or "config.yaml", local=False)

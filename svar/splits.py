@@ -207,7 +207,32 @@ def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: 
 
 
 def load_split(path) -> pd.DataFrame:
+    """A split table rule splits wrote, checked before a job trusts it: its columns, a row at
+    least, integer labels, known roles, and its counts of each role those its json sibling (how
+    it was made, `svar splits --info-out`) recorded, when there is one. A table cut short or
+    edited raises a CorruptFileError naming the file, what is wrong, and that rule splits remakes it."""
+    from .readers import CorruptFileError, read_json
+
     table = read_csv(path, "split table", "splits")
-    if set(table.columns) != {"video_id", "label", "role"} or not set(table["role"]) <= set(ROLES):
-        raise ValueError(f"{path}: not a svar split table (video_id, label, role); run `svar splits`")
+
+    def refuse(reason: str):
+        return CorruptFileError(path, "split table", "splits", reason)
+
+    if sorted(table.columns) != ["label", "role", "video_id"]:
+        raise refuse(f"its columns are {list(table.columns)}, not video_id, label, role")
+    if table.empty:
+        raise refuse("no rows below its header")
+    if not pd.api.types.is_integer_dtype(table["label"]):
+        raise refuse("a label that is not a whole number")
+    unknown = sorted(set(map(str, table["role"])) - set(ROLES))
+    if unknown:
+        raise refuse(f"roles {unknown} that are none of {list(ROLES)}")
+    info_path = Path(path).with_suffix(".json")
+    info = read_json(info_path, "split info", "splits") if info_path.is_file() else None
+    recorded = info.get("counts") if isinstance(info, dict) else None
+    if isinstance(recorded, dict):
+        counts = table["role"].value_counts()
+        found = {role: int(counts.get(role, 0)) for role in ROLES}
+        if found != {role: int(recorded.get(role, 0)) for role in ROLES}:
+            raise refuse(f"its roles count {found}, but {info_path} recorded {recorded} when it was made")
     return table

@@ -28,13 +28,21 @@ def test_accuracy_metrics_by_hand():
     assert m["mean_class"] == pytest.approx((1 / 3 + 1 + 1 / 2) / 3)
 
 
+def predicted(top1: float, n: int = 10) -> dict:
+    """Test labels and predictions (two classes of n / 2 videos) that give top1 and mean-class
+    accuracy `top1`, as svar evaluate stores them: svar aggregate checks a run against them."""
+    labels = [0] * (n // 2) + [1] * (n // 2)
+    right = round(top1 * n)
+    return {"test_labels": labels, "test_predictions": [lab if i < right else 1 - lab for i, lab in enumerate(labels)]}
+
+
 def test_aggregate_tables(tmp_path):
     files = []
     for method in ("supervised", "distill"):
         for seed, top1 in ((0, 0.5), (1, 0.7)):
             path = tmp_path / f"{method}_{seed}.json"
             path.write_text(json.dumps({"dataset": "synthetic", "method": method, "fraction": 0.1, "seed": seed,
-                                        "top1": top1, "top5": 0.9, "mean_class": top1 - 0.1}))
+                                        "top1": top1, "top5": 0.9, "mean_class": top1, **predicted(top1)}))
             files.append(path)
     aggregate(files, tmp_path / "metrics.csv", tmp_path / "summary.csv")
     metrics = pd.read_csv(tmp_path / "metrics.csv")
@@ -79,7 +87,7 @@ def test_top5_is_missing_with_five_classes_or_fewer(tmp_path):
     for seed in (0, 1):
         path = tmp_path / f"{seed}.json"
         path.write_text(json.dumps({"dataset": "s", "method": "m", "fraction": 1, "seed": seed,
-                                    "top1": 0.5, "top5": None, "mean_class": 0.5}))
+                                    "top1": 0.5, "top5": None, "mean_class": 0.5, **predicted(0.5)}))
         paths.append(path)
     aggregate(paths, tmp_path / "m.csv", tmp_path / "s.csv")
     summary = pd.read_csv(tmp_path / "s.csv")
@@ -182,7 +190,7 @@ def test_summary_is_written_without_float32_noise_and_metrics_csv_as_the_runs_wr
         for method in ("supervised", "distill"):
             path = tmp_path / f"{method}{seed}.json"
             path.write_text(json.dumps({"dataset": "s", "method": method, "fraction": 0.2, "seed": seed,
-                                        "top1": value, "top5": None, "mean_class": value}))
+                                        "top1": value, "top5": None, "mean_class": value, **predicted(top1)}))
             paths.append(path)
     aggregate(paths, tmp_path / "metrics.csv", tmp_path / "summary.csv", top1_csv_out=tmp_path / "top1.csv")
     metrics = (tmp_path / "metrics.csv").read_text()
