@@ -282,18 +282,37 @@ def clip_cache_options(wildcards):
     return canonical(subset(config, cache_reads(config, wildcards.part)))
 
 
+def reads_shared_cache(wildcards):
+    return CLIP_CACHE["mode"] == "shared" and METHODS[wildcards.method].trains_student
+
+
 def clip_cache_input(part):
     """An input function: the receipt of the clip cache's `part` for a method that trains a
     student under clip_cache.mode shared; nothing otherwise (teacher-only heads read no frames).
-    A part rebuilt reruns the jobs that read it, as the teacher's features do (DVC versions the
-    cache with the results, so a pulled run finds it)."""
+    ancient: the cache's pixels do not depend on how many shards hold them, so a receipt remade
+    (clip_cache.shards changed, a damaged shard rebuilt) reruns no job that reads it; what decides
+    the pixels reruns them through clip_cache_reads (params) and the manifest (an input). DVC
+    versions the cache with the results, so a pulled run finds it."""
 
     def inputs(wildcards):
-        if CLIP_CACHE["mode"] != "shared" or not METHODS[wildcards.method].trains_student:
-            return {}
-        return {"clip_cache": clip_cache_receipt(part)}
+        return {"clip_cache": ancient(clip_cache_receipt(part))} if reads_shared_cache(wildcards) else {}
 
     return inputs
+
+
+def clip_cache_reads(part):
+    """A params function: what decides the pixels of the cache part a job reads (the settings
+    svar.clip_cache.cache_reads names and the cache's format), as canonical JSON; "" for a job
+    that reads no shared cache. With the receipt an ancient input, this is what reruns the job
+    when the pixels change."""
+    from svar.clip_cache import FORMAT
+
+    def params(wildcards):
+        if not reads_shared_cache(wildcards):
+            return ""
+        return canonical({"format": FORMAT, "options": subset(config, cache_reads(config, part))})
+
+    return params
 
 
 def clip_cache_arg(wildcards, input):
@@ -434,13 +453,16 @@ def print_summary(paths):
 
 def guard_outputs():
     """Existing outputs that were damaged after they were written (they are written atomically:
-    a truncated one was cut short later), found before any job is scheduled. A run's model is
-    moved aside, so that it is trained again and its scores remade; the teacher's files are named
-    and the run stops, since rebuilding one reruns every training run that reads it."""
+    a truncated one was cut short later; each has a record of its size and checksum: one of
+    another size, or changed in place, differs from it), found before any job is scheduled. A
+    run's file or a table is moved aside, so that it is made again, and what reads it remade; a
+    clip cache shard is moved aside and its receipt made stale, so that the shard and the gather
+    are rebuilt (and no run that reads the cache: its pixels are the same); the teacher's files
+    are named and the run stops, since rebuilding one reruns every training run that reads it."""
     from snakemake.exceptions import WorkflowError
-    from snakemake.logging import logger
 
     from svar.readers import is_intact
+    from svar.receipts import check
 
     shared = {rules.teacher.output[0].format(root=root): ("teacher feature store", "teacher") for root in ROOTS}
     for root in ROOTS:
@@ -448,18 +470,79 @@ def guard_outputs():
     if TEACHER["pretrained"] == "generated":
         shared[TEACHER_PRETRAINED] = ("generated dataset's teacher", "pretrain_teacher")
     for path, (what, rule) in shared.items():
-        if os.path.exists(path) and not is_intact(path):
+        if not os.path.exists(path):
+            continue
+        # a changed record is looked for by the main process only (a job's own parse runs beside others)
+        how = "corrupt or truncated" if not is_intact(path) else check(path, checksum=False) if workflow.is_main_process else None
+        if how:
             raise WorkflowError(
-                f"{path}: the {what} is corrupt or truncated. Remaking it reruns every job downstream of it, "
+                f"{path}: the {what} is {how}. Remaking it reruns every job downstream of it, "
                 f"so svar does not do that by itself: delete it and rerun (rule {rule} makes it again), or "
                 "restore it (dvc checkout)"
             )
     for path in all_runs("model.pt"):
         if os.path.exists(path) and not is_intact(path):
-            # parsing runs no executor yet: the output settings say whether this is a dry run
-            dry_run = workflow.output_settings is not None and workflow.output_settings.dryrun
-            if dry_run or not workflow.is_main_process:
-                logger.warning(f"{path}: corrupt or truncated; a run moves it aside and trains it again")
+            move_aside(path, "corrupt or truncated", "train")
+    if workflow.is_main_process:
+        guard_clip_cache()
+        guard_records(set(shared))
+
+
+def move_aside(path, how, rule, suffix="corrupt"):
+    """Move a damaged output to <path>.<suffix> so that `rule` makes it again (a dry run only says so)."""
+    from snakemake.logging import logger
+
+    # parsing runs no executor yet: the output settings say whether this is a dry run
+    dry_run = workflow.output_settings is not None and workflow.output_settings.dryrun
+    if dry_run or not workflow.is_main_process:
+        logger.warning(f"{path}: {how}; a run moves it aside and makes it again (rule {rule})")
+    else:
+        os.replace(path, f"{path}.{suffix}")
+        logger.warning(f"{path}: {how}; moved to {path}.{suffix}, rule {rule} makes it again")
+
+
+def guard_clip_cache():
+    """Each clip cache part's shards against its receipt (sizes; checksums of files whose time
+    changed: svar.cache_receipt.stale_parts). A changed shard or index is moved aside and the
+    receipt's time set to 1970, so that Snakemake takes it for older than the shards and runs the
+    gather again, which needs the missing shard: rule clip_cache_shard rebuilds it. A receipt that
+    cannot be read, or names no checksums, is moved aside."""
+    from snakemake.logging import logger
+
+    from svar.cache_receipt import stale_parts
+
+    dry_run = workflow.output_settings is not None and workflow.output_settings.dryrun
+    for part in CLIP_CACHE_PARTS:
+        receipt = clip_cache_receipt(part)
+        if not os.path.exists(receipt):
+            continue
+        stale = stale_parts(receipt)
+        if not stale:
+            continue
+        if stale[0][0] == receipt:
+            move_aside(receipt, stale[0][1], "clip_cache", suffix="stale")
+            continue
+        for path, how in stale:
+            if os.path.exists(path):
+                move_aside(path, how, "clip_cache_shard")
             else:
-                os.replace(path, f"{path}.corrupt")
-                logger.warning(f"{path}: corrupt or truncated; moved to {path}.corrupt, rule train makes it again")
+                logger.warning(f"{path}: missing; a run rebuilds it (rule clip_cache_shard)")
+        if not dry_run:
+            os.utime(receipt, ns=(0, 0))
+            logger.warning(f"{receipt}: stale (its shards above); rule clip_cache makes it again")
+
+
+def guard_records(skip):
+    """Every other file svar wrote into the results folder with a record (svar.receipts): one of
+    another size, or changed in place, is moved aside so that the rule that makes it runs again
+    (final targets too: metrics.csv, summary.csv, the report). A missing one Snakemake makes
+    itself when it is a target."""
+    from svar.receipts import check, records_under
+
+    cache = Path(RESULTS) / "clip_cache"
+    for path in records_under(RESULTS):
+        if str(path) in skip or cache in path.parents or not path.exists():
+            continue
+        how = check(path, checksum=False)
+        if how:
+            move_aside(path, f"{how} since it was written", "that wrote it", suffix="changed")
