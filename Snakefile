@@ -70,6 +70,8 @@ rule all:
         expand(rules.aggregate.output.summary, root=ROOTS),
         rules.report.output.accuracy,
         rules.report.output.html,
+        # made again when a shard is missing or changed (common.smk's guard_clip_cache)
+        clip_cache_records(),
 
 
 onsuccess:

@@ -271,6 +271,23 @@ def clip_cache_receipt(part):
     return f"{RESULTS}/clip_cache/{part}.json"
 
 
+def clip_cache_receipt_record(part):
+    """The receipt's record (svar.receipts), a second output of rule clip_cache and a target of
+    rule all: guard_outputs removes it when a shard is missing or changed, so that Snakemake runs
+    the gather (and the shard job it needs) again, while the jobs that read the receipt (an
+    ancient input that still exists) do not rerun."""
+    from svar.receipts import record_path
+
+    return str(record_path(clip_cache_receipt(part)))
+
+
+def clip_cache_records():
+    """Every clip cache receipt's record the grid makes: none without a method that trains a
+    student under clip_cache.mode shared (then no job reads the cache)."""
+    trains = any(METHODS[method].trains_student for method in config["methods"])
+    return [clip_cache_receipt_record(part) for part in CLIP_CACHE_PARTS] if CLIP_CACHE["mode"] == "shared" and trains else []
+
+
 def clip_cache_shards(wildcards):
     n = CLIP_CACHE["shards"]
     return [clip_cache_shard_file(wildcards.part, f"{i:03d}", f"{n:03d}") for i in range(n)]
@@ -503,33 +520,43 @@ def move_aside(path, how, rule, suffix="corrupt"):
 
 def guard_clip_cache():
     """Each clip cache part's shards against its receipt (sizes; checksums of files whose time
-    changed: svar.cache_receipt.stale_parts). A changed shard or index is moved aside and the
-    receipt's time set to 1970, so that Snakemake takes it for older than the shards and runs the
-    gather again, which needs the missing shard: rule clip_cache_shard rebuilds it. A receipt that
-    cannot be read, or names no checksums, is moved aside."""
+    changed: svar.cache_receipt.stale_parts), and the shards it names against those
+    clip_cache.shards asks for. A changed shard or index is moved aside and the receipt made stale: its record, an output of rule clip_cache that rule all asks for, is
+    removed, so that Snakemake runs the gather again, which needs the missing shard: rule
+    clip_cache_shard rebuilds it (Snakemake rebuilds no missing intermediate file by itself
+    while what it feeds is up to date); with another clip_cache.shards, the gather of the new
+    shards. The jobs that read the cache do not rerun (their receipt is an ancient input). A receipt that cannot be read, or that names no
+    checksums (an older svar's), is remade the same way."""
     from snakemake.logging import logger
+
+    import json
+    from types import SimpleNamespace
 
     from svar.cache_receipt import stale_parts
 
     dry_run = workflow.output_settings is not None and workflow.output_settings.dryrun
     for part in CLIP_CACHE_PARTS:
-        receipt = clip_cache_receipt(part)
+        receipt, record = clip_cache_receipt(part), clip_cache_receipt_record(part)
         if not os.path.exists(receipt):
             continue
         stale = stale_parts(receipt)
-        if not stale:
-            continue
-        if stale[0][0] == receipt:
-            move_aside(receipt, stale[0][1], "clip_cache", suffix="stale")
-            continue
+        named = [shard["frames"] for shard in json.loads(Path(receipt).read_text())["shards"]] if not stale else []
+        wanted = clip_cache_shards(SimpleNamespace(part=part))
+        if not stale and named != wanted:  # clip_cache.shards changed: the same pixels in another number of files
+            stale = [(receipt, f"holds {len(named)} shards, clip_cache.shards is {len(wanted)}")]
         for path, how in stale:
-            if os.path.exists(path):
+            if path == receipt:
+                logger.warning(f"{receipt}: {how}")
+            elif os.path.exists(path):
                 move_aside(path, how, "clip_cache_shard")
             else:
                 logger.warning(f"{path}: missing; a run rebuilds it (rule clip_cache_shard)")
-        if not dry_run:
-            os.utime(receipt, ns=(0, 0))
-            logger.warning(f"{receipt}: stale (its shards above); rule clip_cache makes it again")
+        if stale and os.path.exists(record):
+            if dry_run:
+                logger.warning(f"{receipt}: stale; a run makes it again (rule clip_cache)")
+            else:
+                os.remove(record)
+                logger.warning(f"{receipt}: stale (removed its record {record}); rule clip_cache makes it again")
 
 
 def guard_records(skip):
