@@ -104,6 +104,13 @@ def test_the_teacher_gather_refuses_a_missing_extra_or_changed_shard_by_name(tmp
     zero_in_place(shards[1], 300, 16)
     with pytest.raises(ValueError, match=r"shard_001_of_002\.pt: checksum .* rule teacher_shard"):
         gather(shards, tmp_path / "again.pt")
+    # the store is checked against its record when a job loads it
+    from svar.teacher.store import load_store
+
+    assert load_store(tmp_path / "features.pt")["video_ids"] == ids
+    zero_in_place(tmp_path / "features.pt", 100, 8)
+    with pytest.raises(ValueError, match=r"features\.pt: the teacher feature store's checksum .* rule teacher"):
+        load_store(tmp_path / "features.pt")
 
 
 def test_the_clip_cache_gather_and_its_readers_refuse_a_missing_or_changed_shard(tiny_manifest, tmp_path):
@@ -130,6 +137,46 @@ def test_the_clip_cache_gather_and_its_readers_refuse_a_missing_or_changed_shard
     shards[1].unlink()
     with pytest.raises(ValueError, match=r"shard_001_of_002\.npy: missing"):
         ClipStore.open(tmp_path / "test.json")
+
+
+def test_the_guard_moves_a_changed_part_aside_and_makes_its_receipt_stale(tiny_manifest, tmp_path):
+    """What guard_outputs does before a run (svar.guard), on files: a zeroed shard moved aside and
+    its receipt's record removed; a receipt naming other shards than clip_cache.shards asks for
+    stale; a truncated table moved aside; a dry run only says so."""
+    from svar.cache_receipt import gather
+    from svar.clip_cache import build_shard
+    from svar.guard import guard_clip_cache, guard_records
+
+    from test_clip_cache import cache_options
+
+    manifest, _ = tiny_manifest
+    shards = [str(build_shard(manifest, "test", cache_options()["test"], i, 2, tmp_path / "clip_cache" / "test" /
+                              f"shard_{i:03d}_of_002.npy")) for i in range(2)]
+    receipt = tmp_path / "clip_cache" / "test.json"
+    gather(shards, receipt)
+    record(receipt)
+    parts = [(str(receipt), str(record_path(receipt)), shards)]
+    said = []
+    guard_clip_cache(parts, said.append, dry_run=False)
+    assert said == [] and record_path(receipt).exists()  # as made: nothing to do
+    guard_clip_cache([(str(receipt), str(record_path(receipt)), shards + ["shard_002_of_003.npy"])], said.append, True)
+    assert said == [f"{receipt}: holds 2 shards, clip_cache.shards is 3", f"{receipt}: stale; a run makes it again "
+                    "(rule clip_cache)"] and record_path(receipt).exists()
+    zero_in_place(shards[1], 500, 64)
+    said.clear()
+    guard_clip_cache(parts, said.append, dry_run=False)
+    assert not os.path.exists(shards[1]) and os.path.exists(shards[1] + ".corrupt")
+    assert not record_path(receipt).exists() and "checksum" in said[0] and "stale" in said[1]
+    table = tmp_path / "summary.csv"
+    table.write_text("method,top1\nx,0.5\n")
+    record(table)
+    os.truncate(table, 10)
+    said.clear()
+    guard_records(tmp_path, [tmp_path / "clip_cache"], said.append, dry_run=True)
+    assert said == [f"{table}: size 10 bytes, recorded 18 since it was written; a run moves it aside and makes it "
+                    "again (the rule that makes it)"] and table.exists()
+    guard_records(tmp_path, [tmp_path / "clip_cache"], said.append, dry_run=False)
+    assert not table.exists() and table.with_name("summary.csv.changed").exists()
 
 
 # --------------------------------------------------------------------------- the workflow
