@@ -6,7 +6,7 @@ record its shard job wrote (svar.receipts) and writes the receipt with each shar
 size, SHA-256 and modification time. `check_shards` is what a train or evaluate job runs on the
 receipt it is given before it reads a frame: a shard or index that is not the one the receipt
 names (missing, another size, another checksum: zeroed in place) is refused, named.
-`stale_parts` is the workflow's cheap form (common.smk's guard_outputs, before every run): sizes,
+`stale_parts` is the workflow's cheap form (guard.smk's guard_outputs, before every run): sizes,
 and checksums only of files whose modification time changed.
 """
 

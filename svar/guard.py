@@ -22,12 +22,12 @@ from .receipts import check, records_under
 
 def move_aside(path, how: str, rule: str | None, warn, dry_run: bool, suffix: str = "corrupt") -> None:
     """Move a damaged output to <path>.<suffix>, so that `rule` (None: the one that makes it) makes it again."""
-    by = f"rule {rule}" if rule else "the rule that makes it"
+    by = f" (rule {rule})" if rule else ""
     if dry_run:
-        warn(f"{path}: {how}; a run moves it aside and makes it again ({by})")
+        warn(f"{path}: {how}; a run moves it aside and makes it again{by}")
     else:
         os.replace(path, f"{path}.{suffix}")
-        warn(f"{path}: {how}; moved to {path}.{suffix}, {by} makes it again")
+        warn(f"{path}: {how}; moved to {path}.{suffix}, and made again{by}")
 
 
 def stale_receipt(receipt, wanted_shards: list[str]) -> list[tuple[str, str]]:

@@ -6,7 +6,7 @@ it travels with the file's folder (a copy, DVC's folder outputs) and needs no sh
 that parallel jobs would have to lock. `check` compares a file with its record: the size always;
 the checksum always when asked (`checksum=True`), else only when the file's modification time
 is not the recorded one (a file changed in place has a new one), so the workflow's check before
-every run (common.smk's guard_outputs) costs a stat per file until something changed. `svar
+every run (guard.smk's guard_outputs) costs a stat per file until something changed. `svar
 verify` checks every record of a results folder with its checksum, the way `dvc status` checks
 a cache.
 """
