@@ -4,8 +4,8 @@
 
 
 def clip_cache_receipt_record(part):
-    """The receipt's record (svar.receipts), a second output of rule clip_cache and a target of
-    rule all: guard_outputs removes it when a shard is missing or changed, so that Snakemake runs
+    """The receipt's record (svar.receipts), a second output of rule clip_cache, which rule all
+    asks for; guard_outputs removes it when a shard is missing or changed, so that Snakemake runs
     the gather (and the shard job it needs) again, while the jobs that read the receipt (an
     ancient input that still exists) do not rerun."""
     from svar.receipts import record_path
@@ -62,7 +62,9 @@ def guard_outputs():
         if os.path.exists(path) and not is_intact(path):
             guard.move_aside(path, "corrupt or truncated", "train", logger.warning, dry_run)
     if main:
-        parts = [(clip_cache_receipt(part), clip_cache_receipt_record(part),
-                  clip_cache_shards(SimpleNamespace(part=part))) for part in CLIP_CACHE_PARTS]
+        parts = [
+            (clip_cache_receipt(part), clip_cache_receipt_record(part), clip_cache_shards(SimpleNamespace(part=part)))
+            for part in CLIP_CACHE_PARTS
+        ]
         guard.guard_clip_cache(parts, logger.warning, dry_run)
         guard.guard_records(RESULTS, [*shared, f"{RESULTS}/clip_cache"], logger.warning, dry_run)
