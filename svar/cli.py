@@ -17,6 +17,7 @@ Stages, in the order the workflow runs them:
   evaluate  top-1 / top-5 / mean-class accuracy of runs on the test list (a method's runs at once)
   aggregate metrics.csv and summary.csv from every run's metrics
   report    the paper's tables (CSV, Markdown, LaTeX), plots and an offline HTML report
+  verify    check a results folder's files against their records (size, checksum)
 
 and, beside them:
   probe     decode each video; frames, fps, size, codec, decoder used, ok or the error
@@ -150,7 +151,7 @@ def _teacher(args):
 def _teacher_gather(args):
     from .teacher.features import gather
 
-    store = gather(args.shards, args.out)
+    store = gather(args.shards, args.out, record_parts=True)
     logging.info("%s: %d videos from %d shards", args.out, len(store["video_ids"]), len(args.shards))
 
 
@@ -214,11 +215,21 @@ def _clip_cache(args):
 
 
 def _clip_cache_gather(args):
-    from .clip_cache import gather
+    from .cache_receipt import gather
 
     receipt = gather(args.shards, args.out)
     logging.info("%s: %d videos, %d frames, %.1f MB in %d shards", args.out, receipt["videos"], receipt["rows"],
                  receipt["bytes"] / 1e6, len(receipt["shards"]))
+
+
+def _verify(args):
+    from .receipts import main_verify
+
+    if args.folder is None:
+        from .config import load_workflow_config, results_dir
+
+        args.folder = results_dir(load_workflow_config(*args.configfile))
+    sys.exit(main_verify(args.folder))
 
 
 def _evaluate(args):
@@ -487,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and cover every video once; write the store `svar teacher --out` would.")
     p.add_argument("shards", nargs="+", help="shard files from `svar teacher --shard`")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=_teacher_gather, outputs=('out',), output_dirs=())
+    # its record carries each shard's (features.gather)
+    p.set_defaults(func=_teacher_gather, outputs=('out',), output_dirs=(), records_itself=True)
 
     p = sub.add_parser("clip-cache", help="decode one shard of a clip cache to disk, resumably",
                        description="Decode the frames a part's jobs read (train: the videos outside the test list, "
@@ -510,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="decoding processes at most (fewer when --memory-mb does not hold them)")
     p.add_argument("--out", required=True, help="the shard's .npy file")
-    p.set_defaults(func=_clip_cache, outputs=('out',), output_dirs=(), options_reads=_clip_cache_reads)
+    # the shard and its index are recorded as they are written (clip_cache.build_shard)
+    p.set_defaults(func=_clip_cache, outputs=('out',), output_dirs=(), options_reads=_clip_cache_reads,
+                   records_itself=True)
 
     p = sub.add_parser("clip-cache-gather", help="check a clip cache's shards; write its receipt",
                        description="Check that the shards are complete and of one part and one set of options; "
@@ -678,6 +692,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true", help="CSV on stdout (the summary line goes to stderr)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
     p.set_defaults(func=_probe)
+
+    p = sub.add_parser("verify", help="check a results folder's files against their records",
+                       description="Every file svar writes into a results folder has a record beside it "
+                                   "(.<name>.record.json: size, SHA-256), written as the file is written. Check each "
+                                   "against its file, as `dvc status` checks a cache, and name each file that is "
+                                   "missing or differs (size, checksum): exit status 1 if any does, else 0 with "
+                                   "'N files verified'.")
+    p.add_argument("folder", nargs="?", default=None,
+                   help="a results folder (default: results/<name> of the workflow config with --configfile's overlays)")
+    p.add_argument("--configfile", nargs="*", default=[], help="config overlays, as given to snakemake --configfile")
+    p.set_defaults(func=_verify)
     return parser
 
 
@@ -718,6 +743,16 @@ def check_outputs(files, folders=()) -> None:
                 break
 
 
+def record_outputs(files) -> None:
+    """Each output file's record (svar.receipts), written once the stage has written it: what
+    `svar verify` and the workflow's check before a run compare the file with."""
+    from .receipts import record
+
+    for path in files:
+        if Path(path).is_file():
+            record(path)
+
+
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose or args.debug else logging.INFO,
@@ -733,6 +768,8 @@ def main(argv=None) -> None:
             if options is not None:
                 check_options(options, reads, flag, what)
         args.func(args)
+        if not getattr(args, "records_itself", False):
+            record_outputs(paths(getattr(args, "outputs", ())))
     except expected_errors() as exc:
         if args.debug:
             raise

@@ -11,9 +11,10 @@ known shape, video by video with plain file writes (the pages go to the OS's cac
 job's memory), flushed and recorded in a progress file every chunk of videos, so a killed job
 resumes at its first unfinished chunk and ends with the same bytes. How many decoding workers it
 runs and how large a chunk is follow its memory request, less what it measures it holds
-(`ShardMemory`). The gather (`svar clip-cache-gather`, rule
-clip_cache) checks the shards and writes a receipt; `train` and `evaluate` take the receipt as
-input and read the shards as read-only memory maps, decoding nothing.
+(`ShardMemory`), and records its size and checksum (svar.receipts). The gather (`svar
+clip-cache-gather`, rule clip_cache: svar.cache_receipt) checks the shards and writes a receipt
+with each one's size and checksum; `train` and `evaluate` take the receipt as input, check each
+shard against it and read the shards as read-only memory maps, decoding nothing.
 
 `clip_cache.mode: memory` (small datasets) decodes the same frames into memory inside each job
 instead; both give a `ClipStore`, so the trainer and the evaluator read frames one way.
@@ -37,6 +38,7 @@ from .atomic import atomic_path, write_json
 from .clips import ClipCache, ClipSpec
 from .image import resize_cover
 from .readers import read_json
+from .receipts import record
 from .video import decoder_versions, iter_videos, read_frames
 
 log = logging.getLogger(__name__)
@@ -270,9 +272,11 @@ def build_shard(manifest, part: str, options: dict, shard: int, shards: int, out
         np.savez(f, video_id=np.array(videos["video_id"], dtype=str), frames=videos["frames"].to_numpy(np.int64),
                  lengths=lengths, kept=np.concatenate(kept) if kept else np.zeros(0, np.int64),
                  options=np.array(json.dumps(options, sort_keys=True)), part=np.array(part), key=np.array(key),
-                 shape=np.array([total, h, w, 3], dtype=np.int64))
+                 shape=np.array([total, h, w, 3], dtype=np.int64), shard=np.array([shard, shards], dtype=np.int64))
     os.replace(partial, out)
     progress.unlink(missing_ok=True)
+    record(index_path(out))
+    record(out)  # its size and checksum, which the gather copies into the receipt
     log.info("clip cache shard written: %s", out)
     return out
 
@@ -308,32 +312,10 @@ def _write_progress(path: Path, key: str, videos: int) -> None:
 
 
 def gather(shard_files, out) -> dict:
-    """Check the shards of one cache (same part and options, each complete) and write the receipt
-    `train` and `evaluate` read: the shard files, their videos, frames and bytes."""
-    shards, first = [], None
-    for path in shard_files:
-        index = _read_index(path)
-        meta = (str(index["part"]), str(index["options"]))
-        if first is None:
-            first = meta
-        elif meta != first:
-            raise ValueError(f"{path}: a shard of another cache (part, options {meta}) than {shard_files[0]} "
-                             f"({first}); rebuild it (rule clip_cache_shard)")
-        shape = tuple(int(v) for v in index["shape"])
-        size = os.path.getsize(path)
-        rows, expected = shape[0], len(_header(shape)) + int(np.prod(shape))
-        if size != expected:
-            raise ValueError(f"{path}: {size} bytes, expected {expected} for {rows} frames; the shard is truncated: "
-                             "delete it and rerun (rule clip_cache_shard)")
-        shards.append({"frames": str(path), "index": str(index_path(path)), "videos": len(index["video_id"]),
-                       "rows": rows, "bytes": size})
-    if first is None:
-        raise ValueError("no clip cache shards given")
-    receipt = {"format": FORMAT, "part": first[0], "options": json.loads(first[1]), "shards": shards,
-               "videos": sum(s["videos"] for s in shards), "rows": sum(s["rows"] for s in shards),
-               "bytes": sum(s["bytes"] for s in shards)}
-    write_json(out, receipt)
-    return receipt
+    """The receipt of a part's shards (svar.cache_receipt.gather)."""
+    from .cache_receipt import gather as gather_shards
+
+    return gather_shards(shard_files, out)
 
 
 def _read_index(path) -> dict:
@@ -393,6 +375,9 @@ class ClipStore:
         if receipt.get("format") != FORMAT:
             raise ValueError(f"{receipt_path}: clip cache format {receipt.get('format')}, this svar reads {FORMAT}; "
                              "rebuild it (rule clip_cache)")
+        from .cache_receipt import check_shards
+
+        check_shards(receipt, receipt_path)
         arrays, ids, n_frames, lengths, kept = [], [], [], [], []
         h, w = (int(v) for v in receipt["options"]["student"]["cache_size"])
         for shard in receipt["shards"]:

@@ -328,7 +328,10 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
 def main_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, benchmarks_dir=None,
                 plan_csv=None) -> int:
     """`svar report`: write the report, list what was written, exit status 0."""
+    from .receipts import record
+
     paths = make_report(metrics_csv, run_files, out_dir, published_csv, run, benchmarks_dir, plan_csv)
     for name, path in paths.items():
+        record(path)  # what `svar verify` and the workflow's check before a run compare it with
         print(f"{name:22s} {path}")
     return 0

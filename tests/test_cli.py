@@ -98,6 +98,7 @@ def cases(f):
         "plan": (["--rates", missing], ["--configfile", str(r / "bad.yaml")], ["--out", under]),
         "bench": (["train", "--configfile", missing], ["train", "--configfile", str(r / "bad.yaml")], None),
         "probe": ([missing], ["--workers", "x", missing], None),
+        "verify": ([str(r / "noresults")], ["--configfile", str(r / "bad.yaml")], None),
         "sweep": (["--config", missing, "--method", "supervised", "--fraction", "0.5"],
                   ["--method", "supervised", "--fraction", "0.5", "--set", "train.lr"], None),
     }
@@ -113,7 +114,7 @@ def test_every_subcommand_is_covered(files):
 @pytest.mark.parametrize("kind", [0, 1, 2], ids=["missing input", "malformed value", "output under a file"])
 @pytest.mark.parametrize("command", ["download", "dataset", "pretrain-teacher", "index", "splits", "teacher-weights",
                                      "student-weights", "teacher", "teacher-gather", "train", "evaluate", "aggregate", "report",
-                                     "config", "fetch-weights", "bench", "probe", "sweep"])
+                                     "config", "fetch-weights", "bench", "probe", "sweep", "verify"])
 def test_a_bad_call_is_one_line_without_a_traceback(files, capsys, command, kind):
     argv = cases(files)[command][kind]
     if argv is None:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..atomic import torch_save
 from ..config import default
 from ..readers import CorruptFileError, load_torch
+from ..receipts import check, describe, record
 from ..device import autocast, job_device
 from .preprocess import FrameDataset, collate_frames, image_size, to_model_input
 from .prompts import class_prompts, resolve_templates
@@ -256,21 +257,29 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
                  "shard": {"index": shard_index, "of": n_shards, "assignment": assignment}},
     }
     torch_save(target, shard)
+    record(target)
     return target
 
 
-def gather(shard_files, out=None) -> dict:
-    """Merge shard files into one store (load_store's format), videos in manifest order."""
-    shards = [load_torch(f, "teacher shard", "teacher_shard") for f in shard_files]
-    if not shards:
+def gather(shard_files, out=None, record_parts: bool = False) -> dict:
+    """Merge shard files into one store (load_store's format), videos in manifest order. Each
+    shard is checked against its record first (svar.receipts: a shard changed since rule
+    teacher_shard wrote it is refused, named); with record_parts the store's record carries each
+    shard's size and checksum."""
+    if not shard_files:
         raise ValueError("gather: no shard files")
+    for f in shard_files:
+        how = check(f)
+        if how is not None:
+            raise ValueError(f"gather: {f}: {how} since rule teacher_shard wrote it; delete it and rerun (rule "
+                             "teacher_shard makes it again)")
+    parts = [{"path": str(f), **{k: v for k, v in describe(f).items() if k != "mtime_ns"}} for f in shard_files]
+    shards = [load_torch(f, "teacher shard", "teacher_shard") for f in shard_files]
     first = shards[0]
     ids = first["manifest_ids"]
     n_shards = first["meta"]["shard"]["of"]
     meta = {k: v for k, v in first["meta"].items() if k != "shard"}
-    seen = sorted(s["meta"]["shard"]["index"] for s in shards)
-    if seen != list(range(n_shards)):
-        raise ValueError(f"gather: expected shards 0..{n_shards - 1} of {n_shards}, got {seen}")
+    _check_complete(shard_files, [(s["meta"]["shard"]["index"], s["meta"]["shard"]["of"]) for s in shards])
     for f, s in zip(shard_files, shards):
         if s["manifest_ids"] != ids or {k: v for k, v in s["meta"].items() if k != "shard"} != meta \
                 or s["class_names"] != first["class_names"]:
@@ -290,5 +299,25 @@ def gather(shard_files, out=None) -> dict:
     }
     if out is not None:
         torch_save(out, store)
+        if record_parts:
+            record(out, parts=parts)
     return store
+
+
+def _check_complete(shard_files, numbers) -> None:
+    """Refuse a gather of shards that are not exactly shards 0..N-1 of one N, each once: name the
+    missing ones (by their file, beside the first) and the extra or repeated ones."""
+    n_shards = numbers[0][1]
+    for f, (index, of) in zip(shard_files, numbers):
+        if of != n_shards:
+            raise ValueError(f"gather: {f} is shard {index} of {of}, {shard_files[0]} one of {n_shards}: give the "
+                             f"{n_shards} shards of one teacher.shards")
+    seen = [index for index, _ in numbers]
+    twice = sorted({i for i in seen if seen.count(i) > 1})
+    if twice:
+        raise ValueError(f"gather: shard {twice[0]} of {n_shards} given twice; give each of the {n_shards} shards once")
+    missing = [shard_path(Path(shard_files[0]).parent, i, n_shards) for i in range(n_shards) if i not in seen]
+    if missing:
+        raise ValueError(f"gather: {len(missing)} of {n_shards} shards missing: {', '.join(map(str, missing))} "
+                         "(rule teacher_shard makes them); give all of them")
 

@@ -12,9 +12,15 @@ import torch
 import torch.nn.functional as F
 
 from ..readers import load_torch
+from ..receipts import check
 
 
 def load_store(path) -> dict:
+    # a store changed since rule teacher wrote it (its record: svar.receipts) is not read
+    how = check(path)
+    if how is not None and how != "missing":
+        raise ValueError(f"{path}: the teacher feature store's {how} since rule teacher wrote it; delete it and "
+                         "rerun (rule teacher makes it again), or restore it (dvc checkout)")
     # weights_only: a feature store is plain tensors, lists and numbers, nothing to execute
     store = load_torch(path, "teacher feature store", "teacher")
     if not isinstance(store, dict) or "frame_features" not in store:

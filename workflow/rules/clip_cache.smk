@@ -34,7 +34,9 @@ rule clip_cache:
     input:
         clip_cache_shards,
     output:
-        clip_cache_receipt("{part}"),
+        receipt=clip_cache_receipt("{part}"),
+        # the receipt's record (size, checksum), written by svar with it: see clip_cache_receipt_record
+        record=clip_cache_receipt_record("{part}"),
     log:
         f"{RESULTS}/logs/clip_cache/{{part}}.log",
     # reads a few index files: not worth a job in a queue
@@ -46,4 +48,4 @@ rule clip_cache:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m svar clip-cache-gather {input} --out {output} > {log} 2>&1"
+        "python -m svar clip-cache-gather {input} --out {output.receipt} > {log} 2>&1"

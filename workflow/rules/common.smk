@@ -311,18 +311,37 @@ def clip_cache_options(wildcards):
     return canonical(subset(config, cache_reads(config, wildcards.part)))
 
 
+def reads_shared_cache(wildcards):
+    return CLIP_CACHE["mode"] == "shared" and METHODS[wildcards.method].trains_student
+
+
 def clip_cache_input(part):
     """An input function: the receipt of the clip cache's `part` for a method that trains a
     student under clip_cache.mode shared; nothing otherwise (teacher-only heads read no frames).
-    A part rebuilt reruns the jobs that read it, as the teacher's features do (DVC versions the
-    cache with the results, so a pulled run finds it)."""
+    ancient: the cache's pixels do not depend on how many shards hold them, so a receipt remade
+    (clip_cache.shards changed, a damaged shard rebuilt) reruns no job that reads it; what decides
+    the pixels reruns them through clip_cache_reads (params) and the manifest (an input). DVC
+    versions the cache with the results, so a pulled run finds it."""
 
     def inputs(wildcards):
-        if CLIP_CACHE["mode"] != "shared" or not METHODS[wildcards.method].trains_student:
-            return {}
-        return {"clip_cache": clip_cache_receipt(part)}
+        return {"clip_cache": ancient(clip_cache_receipt(part))} if reads_shared_cache(wildcards) else {}
 
     return inputs
+
+
+def clip_cache_reads(part):
+    """A params function: what decides the pixels of the cache part a job reads (the settings
+    svar.clip_cache.cache_reads names and the cache's format), as canonical JSON; "" for a job
+    that reads no shared cache. With the receipt an ancient input, this is what reruns the job
+    when the pixels change."""
+    from svar.clip_cache import FORMAT
+
+    def params(wildcards):
+        if not reads_shared_cache(wildcards):
+            return ""
+        return canonical({"format": FORMAT, "options": subset(config, cache_reads(config, part))})
+
+    return params
 
 
 def clip_cache_arg(wildcards, input):
@@ -464,34 +483,5 @@ def print_summary(paths):
             print(f"\nsvar summary (mean ± std over seeds, %{whose}):\n{format_summary(pd.read_csv(path))}")
 
 
-def guard_outputs():
-    """Existing outputs that were damaged after they were written (they are written atomically:
-    a truncated one was cut short later), found before any job is scheduled. A run's model is
-    moved aside, so that it is trained again and its scores remade; the teacher's files are named
-    and the run stops, since rebuilding one reruns every training run that reads it."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.logging import logger
-
-    from svar.readers import is_intact
-
-    shared = {rules.teacher.output[0].format(root=root): ("teacher feature store", "teacher") for root in ROOTS}
-    for root in ROOTS:
-        shared.update({path: ("teacher shard", "teacher_shard") for path in teacher_shards(None, root)})
-    if TEACHER["pretrained"] == "generated":
-        shared[TEACHER_PRETRAINED] = ("generated dataset's teacher", "pretrain_teacher")
-    for path, (what, rule) in shared.items():
-        if os.path.exists(path) and not is_intact(path):
-            raise WorkflowError(
-                f"{path}: the {what} is corrupt or truncated. Remaking it reruns every job downstream of it, "
-                f"so svar does not do that by itself: delete it and rerun (rule {rule} makes it again), or "
-                "restore it (dvc checkout)"
-            )
-    for path in all_runs("model.pt"):
-        if os.path.exists(path) and not is_intact(path):
-            # parsing runs no executor yet: the output settings say whether this is a dry run
-            dry_run = workflow.output_settings is not None and workflow.output_settings.dryrun
-            if dry_run or not workflow.is_main_process:
-                logger.warning(f"{path}: corrupt or truncated; a run moves it aside and trains it again")
-            else:
-                os.replace(path, f"{path}.corrupt")
-                logger.warning(f"{path}: corrupt or truncated; moved to {path}.corrupt, rule train makes it again")
+# the check before any job is scheduled (guard_outputs) and the clip cache receipts' records
+include: "guard.smk"

@@ -28,6 +28,8 @@ rule evaluate:
         runs=evaluate_args,
         settings=evaluate_settings,
         clip_cache=clip_cache_arg,
+        # what decides the pixels it reads: the receipt is an ancient input (common.smk)
+        clip_cache_reads=clip_cache_reads("test"),
     shell:
         "python -m svar evaluate {params.runs} --manifest {input.manifest} --teacher {input.teacher}"
         " {params.settings} --threads {threads} {params.clip_cache} > {log} 2>&1"
