@@ -13,32 +13,6 @@ from svar.config import check
 min_version("9.0")
 
 
-# one run per folder (svar.run_lock): a second Snakemake here while one runs names it and stops,
-# before it can take the running jobs' files for incomplete ones; a dry run, which changes
-# nothing, only says so
-def hold_the_folder():
-    from snakemake.exceptions import WorkflowError
-    from snakemake.logging import logger
-
-    from svar.run_lock import FolderBusy, hold, running_here
-
-    dry_run = workflow.output_settings is not None and workflow.output_settings.dryrun
-    if not workflow.is_main_process:  # a job's own Snakemake (SLURM), inside the run that holds it
-        return None
-    if dry_run:
-        busy = running_here()
-        if busy:
-            logger.warning(busy)
-        return None
-    try:
-        return hold()
-    except FolderBusy as err:
-        raise WorkflowError(str(err)) from None
-
-
-RUN_LOCK = hold_the_folder()
-
-
 # the default config, found from the Snakefile so that --directory elsewhere works too;
 # --configfile overlays are merged over it by Snakemake
 configfile: Path(workflow.basedir) / "workflow/config/config.yaml"

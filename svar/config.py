@@ -219,6 +219,8 @@ def _dataset_problems(config: dict) -> list[str]:
             if s["min_frames"] > s["max_frames"]:
                 return [f"dataset.synthetic.min_frames: {s['min_frames']} is above max_frames ({s['max_frames']}); "
                         "give min_frames <= max_frames"]
+            if config["dataset"]["split"] != 1:  # trainlist01/testlist01 only (svar.datasets.synthetic)
+                return [f"dataset.split: {config['dataset']['split']}, but the generated dataset has one split, 1"]
         if name in DATASETS:
             return []
         return [f"dataset.name: {name!r} is not a built-in dataset ({', '.join(DATASETS)}); to run your own "

@@ -47,8 +47,7 @@ def stale_receipt(receipt, wanted_shards: list[str]) -> list[tuple[str, str]]:
 def guard_clip_cache(parts, warn, dry_run: bool) -> None:
     """For each (receipt, its record, the shard files clip_cache.shards asks for) of `parts`: a
     changed shard or index is moved aside, and a stale receipt's record removed, so that the
-    next run rebuilds the shard and the gather — and no job that reads the cache, whose receipt
-    is an ancient input (common.smk's clip_cache_input)."""
+    next run rebuilds the shard and the gather (and the jobs that read the part)."""
     for receipt, record, wanted in parts:
         if not os.path.exists(receipt):
             continue

@@ -83,6 +83,9 @@ def dataset_shape(config: dict, manifest_path=None) -> DatasetShape:
         from .manifest import load_manifest
 
         m = load_manifest(manifest_path)
+        if f"split{split}" not in m.columns:
+            have = [c.removeprefix("split") for c in m.columns if c.startswith("split") and c[5:].isdigit()]
+            raise ValueError(f"dataset.split: {split}, but {manifest_path} has splits {', '.join(have)}")
         test = m[f"split{split}"] == "test"
         return DatasetShape(int((~test).sum()), int(test.sum()), float(m["frames"].mean()), int(m["width"].median()),
                             int(m["height"].median()), f"its manifest ({manifest_path})",

@@ -13,8 +13,11 @@ changed, and compares every job's params, inputs and outputs:
   output or resources: "derived", never compared) is a setting that reruns nothing: allowed only
   for the keys the schema declares so (`x-reruns: false`: sharding, threads, memory, run time),
   which must not rerun a training or an evaluation job either.
-On main before this test, `teacher.sampling.frames` failed the second point (rule teacher_shard's
-settings were a params function of threads: the dry run scheduled plan and report only).
+On main before this test (20dcfb6), `teacher.sampling.frames` (and every teacher setting)
+failed the third point: rule teacher_shard's settings were a params function of threads, and
+the dry run scheduled plan and report only. It also failed an `ancient` clip cache receipt: a
+job that reads a key itself must rerun even when what feeds it is rebuilt, which Snakemake does
+not evaluate behind an ancient input (`student.cache_frames` rebuilt the cache and reran no run).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from job_params import job_params
 NOT_CHANGEABLE = {
     "dataset.root": "names a user's videos: tests/test_rehearsal.py runs the mydata configs",
     "dataset.name": "another dataset needs its archives: tests/test_rehearsal.py runs ucf101 and hmdb51",
+    "dataset.split": "the generated dataset has one split (the config check says so); UCF101's and HMDB51's "
+                     "three: tests/test_datasets.py, tests/test_splits.py",
     "dataset.extracted_dir": "only for ucf101 and hmdb51 (the config check refuses it for the generated set): "
                              "tests/test_rehearsal.py",
 }

@@ -4,6 +4,7 @@
 # exactly when a setting it reads changes, whatever the key order of the config files.
 
 import functools
+import json
 import os
 import re
 import shlex
@@ -30,6 +31,33 @@ from svar.teacher.pretrain import pool_inputs
 from svar.teacher.weights import pretrained_file, weights_source
 from svar.student_weights import NAMED as STUDENT_WEIGHTS_NAMED, pretrained_source
 from svar.weights_files import student_receipt, teacher_receipt
+
+
+# one run per folder (svar.run_lock): a second Snakemake here while one runs names it and stops,
+# before it can take the running jobs' files for incomplete ones; a dry run, which changes
+# nothing, only says so
+def hold_the_folder():
+    from snakemake.exceptions import WorkflowError
+    from snakemake.logging import logger
+
+    from svar.run_lock import FolderBusy, hold, running_here
+
+    dry_run = workflow.output_settings is not None and workflow.output_settings.dryrun
+    if not workflow.is_main_process:  # a job's own Snakemake (SLURM), inside the run that holds it
+        return None
+    if dry_run:
+        busy = running_here()
+        if busy:
+            logger.warning(busy)
+        return None
+    try:
+        return hold()
+    except FolderBusy as err:
+        raise WorkflowError(str(err)) from None
+
+
+RUN_LOCK = hold_the_folder()
+
 
 DATASET = config["dataset"]["name"]
 # `teacher`: the settings every teacher of the grid shares (sampling, templates, shards ...) and
@@ -300,8 +328,26 @@ def clip_cache_receipt(part):
     return f"{RESULTS}/clip_cache/{part}.json"
 
 
+def clip_cache_shard_count(part):
+    """How many shards the part's cache is cut into: as its receipt says when that cache is built
+    and holds the pixels this config asks for, else clip_cache.shards. How many files hold the
+    pixels changes none of them, so a complete cache is kept as it was cut (x-reruns: false: no
+    shard, gather, training or evaluation reruns) and the setting applies to its next build. (The
+    other way, an `ancient` receipt, hides from Snakemake the param changes of every job it feeds
+    whenever the gather reruns: Snakemake does not evaluate jobs downstream of one it reruns.)"""
+    from svar.clip_cache import FORMAT
+
+    try:
+        built = json.loads(Path(clip_cache_receipt(part)).read_text())
+        if built["format"] == FORMAT and built["options"] == subset(config, cache_reads(config, part)):
+            return len(built["shards"]) or CLIP_CACHE["shards"]
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or unreadable: the gather remakes it
+        pass
+    return CLIP_CACHE["shards"]
+
+
 def clip_cache_shards(wildcards):
-    n = CLIP_CACHE["shards"]
+    n = clip_cache_shard_count(wildcards.part)
     return [clip_cache_shard_file(wildcards.part, f"{i:03d}", f"{n:03d}") for i in range(n)]
 
 
@@ -318,13 +364,11 @@ def reads_shared_cache(wildcards):
 def clip_cache_input(part):
     """An input function: the receipt of the clip cache's `part` for a method that trains a
     student under clip_cache.mode shared; nothing otherwise (teacher-only heads read no frames).
-    ancient: the cache's pixels do not depend on how many shards hold them, so a receipt remade
-    (clip_cache.shards changed, a damaged shard rebuilt) reruns no job that reads it; what decides
-    the pixels reruns them through clip_cache_reads (params) and the manifest (an input). DVC
-    versions the cache with the results, so a pulled run finds it."""
+    A part rebuilt (other pixels, a damaged shard remade) reruns the jobs that read it, as the
+    teacher's features do. DVC versions the cache with the results, so a pulled run finds it."""
 
     def inputs(wildcards):
-        return {"clip_cache": ancient(clip_cache_receipt(part))} if reads_shared_cache(wildcards) else {}
+        return {"clip_cache": clip_cache_receipt(part)} if reads_shared_cache(wildcards) else {}
 
     return inputs
 
@@ -332,8 +376,8 @@ def clip_cache_input(part):
 def clip_cache_reads(part):
     """A params function: what decides the pixels of the cache part a job reads (the settings
     svar.clip_cache.cache_reads names and the cache's format), as canonical JSON; "" for a job
-    that reads no shared cache. With the receipt an ancient input, this is what reruns the job
-    when the pixels change."""
+    that reads no shared cache: recorded with the job's outputs, as the pixels it trained or was
+    scored on (the receipt, an input, reruns it when the cache is rebuilt)."""
     from svar.clip_cache import FORMAT
 
     def params(wildcards):

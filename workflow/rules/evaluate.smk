@@ -28,7 +28,7 @@ rule evaluate:
         runs=evaluate_args,
         settings=evaluate_settings,
         clip_cache=clip_cache_arg,
-        # what decides the pixels it reads: the receipt is an ancient input (common.smk)
+        # what decides the pixels it reads (common.smk)
         clip_cache_reads=clip_cache_reads("test"),
     shell:
         "python -m svar evaluate {params.runs} --manifest {input.manifest} --teacher {input.teacher}"

@@ -6,8 +6,7 @@
 def clip_cache_receipt_record(part):
     """The receipt's record (svar.receipts), a second output of rule clip_cache, which rule all
     asks for; guard_outputs removes it when a shard is missing or changed, so that Snakemake runs
-    the gather (and the shard job it needs) again, while the jobs that read the receipt (an
-    ancient input that still exists) do not rerun."""
+    the gather (and the shard job it needs) again, and the jobs that read the part."""
     from svar.receipts import record_path
 
     return str(record_path(clip_cache_receipt(part)))

@@ -32,7 +32,7 @@ rule train:
         run_options=unrecorded(train_run_options),
         dataset=DATASET,
         clip_cache=clip_cache_arg,
-        # what decides the pixels it reads: the receipt is an ancient input (common.smk)
+        # what decides the pixels it reads (common.smk)
         clip_cache_reads=clip_cache_reads("train"),
     shell:
         "python -m svar train --manifest {input.manifest} --split {input.split} --split-info {input.split_info}"
