@@ -242,7 +242,7 @@ def test_more_clip_cache_shards_rebuild_the_cache_and_rerun_no_run(run_copy, tmp
     workdir, metrics = run_copy
     config = write_config(tmp_path / "shards3.yaml", clip_cache={"shards": 3})
     counts = job_counts(run(workdir, "-n", config=config))
-    assert set(counts) <= {"plan", "report", "all"}, counts
+    assert set(counts) <= {"plan", "report", "all", "total"}, counts
     out = run(workdir, config=config)
     assert not {"clip_cache_shard", "clip_cache", "train", "evaluate"} & set(job_counts(out)), job_counts(out)
     assert {p: p.read_bytes() for p in metrics} == metrics
