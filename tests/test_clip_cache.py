@@ -279,9 +279,12 @@ def ucf_shaped(tmp_path_factory):
 def _tree_peak_mb(pid: int, stop, peaks: dict) -> None:
     """Until `stop` is set, every 5 ms: the peak RSS (the kernel's VmHWM) of `pid` and of each of
     its descendants, by pid, into `peaks`. (Not wait4's ru_maxrss: a child keeps its parent's at
-    the fork, here this test process's.)"""
+    the fork, here this test process's.) A child read between its fork and its exec shows its
+    parent's memory (a vfork shares it; nothing is charged twice), so a pid's peak counts from its
+    last exec on: it is reset when the pid's command line changes."""
     from pathlib import Path
 
+    images = {}
     while not stop.is_set():
         todo = [pid]
         while todo:
@@ -292,9 +295,12 @@ def _tree_peak_mb(pid: int, stop, peaks: dict) -> None:
                 except OSError:
                     pass
             try:
+                cmdline = Path(f"/proc/{p}/cmdline").read_bytes()
                 hwm = next(line for line in Path(f"/proc/{p}/status").read_text().splitlines()
                            if line.startswith("VmHWM:"))
-                peaks[p] = max(peaks.get(p, 0), int(hwm.split()[1]) / 1024)
+                if images.get(p) != cmdline:  # a new image: the kernel restarted its VmHWM at the exec
+                    images[p], peaks[p] = cmdline, 0
+                peaks[p] = max(peaks[p], int(hwm.split()[1]) / 1024)
             except (OSError, StopIteration):
                 pass
         stop.wait(0.005)
