@@ -22,6 +22,10 @@ from .clips import (ClipCache, ClipSpec, apply_randaugment, apply_strong, clip_i
                     draw_randaugment, draw_strong, draw_train_crops, eval_views, read_clips, to_device)
 
 
+# what building a strong view reads (a method's batches hold one where it needs "strong_view")
+STRONG_VIEW_KEYS = ("train.strong_area", "train.strong_cutout", "train.randaugment_ops", "train.randaugment_magnitude")
+
+
 class EpochSampler:
     """Indices in shuffled passes over a pool, drawn from the shared generator."""
 
@@ -100,7 +104,7 @@ class Batches:
         if self.b_u:
             idx_u = self.sampler_u.take(self.b_u)
             draws.update(idx_u=idx_u, u=self._draw_clips(self.rows_u[idx_u]))
-            if self.method.needs_strong_view:
+            if "strong_view" in self.method.needs:
                 # the strong view makes its own random resized crop: from the centre of the same frames
                 size = self.spec.size
                 draws["randaugment"] = draw_randaugment(len(idx_u), size, size, self.generator,
@@ -121,7 +125,7 @@ class Batches:
         if self.b_u:
             frames_u = read_clips(self.clips, draws["u"]["frames"])
             batch["x_u"] = to_device(cut_train_crops(frames_u, draws["u"]["crops"]), dev)
-            if self.method.needs_strong_view:
+            if "strong_view" in self.method.needs:
                 centre = apply_randaugment(eval_views(frames_u, self.spec.size, 1)[0].contiguous(),
                                            draws["randaugment"])
                 batch["x_u_strong"] = apply_strong(to_device(centre, dev), draws["strong"])

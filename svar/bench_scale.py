@@ -33,7 +33,8 @@ import pandas as pd
 from .clip_cache import cache_reads
 from .config import canonical, load_workflow_config, subset
 from .device import resolve_device
-from .methods import METHODS, options_for
+from .methods import METHODS
+from .trainer import options_for
 from .plan import RATE_COLUMNS, clips_per_step
 
 # the stages timed, in order; those whose work grows with the number of videos count in `growth`

@@ -36,7 +36,8 @@ import torch
 
 from .batches import prefetch_pays
 from .device import synchronize
-from .methods import get_method, options_for
+from .methods import get_method
+from .trainer import options_for
 from .trainer import Trainer, seed_everything
 
 PREFETCH = {"on": True, "off": False, "auto": None}

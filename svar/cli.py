@@ -157,13 +157,13 @@ def _teacher_gather(args):
 
 def _train_reads(args):
     """What `svar train --options` must hold: the keys the method's training reads (the function
-    svar.methods.options_for builds them with)."""
-    from .methods import METHODS
+    svar.trainer.options_for builds them with)."""
+    from .trainer import training_reads
 
     from .config import merge
 
     options = None if args.options is None else merge(args.options, args.run_options)
-    return "--options", options, f"method {args.method}'s training", METHODS[args.method].reads
+    return "--options", options, f"method {args.method}'s training", lambda config: training_reads(args.method, config)
 
 
 def _clip_cache_reads(args):
@@ -545,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help="feature store from `svar teacher`")
     p.add_argument("--method", required=True, **lazy_choices("method", "METHOD"))
     p.add_argument("--options", required=True, type=json_object,
-                   help="JSON: the config keys the method reads (svar.methods.options_for; the workflow passes them)")
+                   help="JSON: the config keys the method reads (svar.trainer.options_for; the workflow passes them)")
     p.add_argument("--run-options", default={}, type=json_object,
                    help="JSON: the keys of those marked `x-reruns: false` in the schema (train.checkpoint_every), "
                         "which the workflow passes apart as no result depends on them")

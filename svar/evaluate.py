@@ -20,7 +20,7 @@ from .config import default
 from .device import autocast, job_device
 from .provenance import source_version
 from .readers import load_torch
-from .methods import teacher_head_logits
+from .methods import head_logits
 from .students import model_from_checkpoint
 from .video import decoder_versions
 from .wording import counted
@@ -91,7 +91,7 @@ def test_logits(ckpt: dict, manifest, test, store, threads: int = 1, clips: Test
                 settings: dict | None = None) -> torch.Tensor:
     """Logits of the test videos averaged over `clips` × `crops` views (evaluate settings)."""
     if ckpt["kind"] != "student":  # a teacher-only baseline: scored on the stored features
-        return teacher_head_logits(ckpt, store, test["video_id"])
+        return head_logits(ckpt, store, test["video_id"])
     settings = settings or evaluate_settings()
     clips = clips or TestClips(manifest, threads)
     spec = model_clips(ckpt)

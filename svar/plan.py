@@ -36,6 +36,7 @@ from .atomic import write_csv
 from .clip_cache import kept_frames, cache_reads
 from .config import subset
 from .methods import METHODS
+from .trainer import training_reads
 
 RATES_PATH = Path(__file__).resolve().parent / "data" / "rates.csv"
 # a stage's job takes seconds_per_job (its start: imports, workers, the model) plus its work ×
@@ -114,7 +115,7 @@ def plan_reads(config: dict) -> tuple[str, ...]:
     keys = ["dataset", "fractions", "seeds", "methods", "teacher", "teachers", "clip_cache", "student", "train",
             "evaluate", "resources"]
     for method in config["methods"]:
-        keys += [k for k in METHODS[method].reads(config) if k.split(".")[0] not in keys]
+        keys += [k for k in training_reads(method, config) if k.split(".")[0] not in keys]
     return tuple(dict.fromkeys(keys))
 
 
@@ -162,7 +163,8 @@ def clips_per_step(method: str, config: dict) -> int:
     and μ× again for a strong view."""
     cls = METHODS[method]
     b, mu = config["train"]["batch_size"], config["train"]["unlabeled_ratio"]
-    return b + (b * mu if cls.uses_unlabeled else 0) + (b * mu if cls.uses_strong_view(config) else 0)
+    needs = cls.needs_of(config)
+    return b + (b * mu if "unlabeled" in needs else 0) + (b * mu if "strong_view" in needs else 0)
 
 
 def cache_bytes(config: dict, shape: DatasetShape) -> dict:
@@ -239,10 +241,9 @@ def train_memory(config: dict, students: list[str]) -> tuple[float, str] | None:
     """(bytes, how it is made up) of the largest peak GPU memory of a train job of these student
     methods (svar.train_memory), or None where none trains the student (clip_finetune trains the
     teacher's encoder)."""
-    from .methods import Method
     from .train_memory import step_memory
 
-    own = [m for m in students if METHODS[m].build_model is Method.build_model]  # the model is the student
+    own = [m for m in students if METHODS[m].trains_video_student]  # the model is the student
     if not own:
         return None
     method = max(own, key=lambda m: clips_per_step(m, config))

@@ -22,10 +22,10 @@ REGISTRY_MODULES = {
     "split_convention": ("svar.splits", "SPLIT_CONVENTIONS"),
     "pool": ("svar.splits", "POOLS"),
     "sampling_mode": ("svar.teacher.sampling", "SAMPLING_MODES"),
-    "distill_loss": ("svar.methods", "DISTILL_LOSSES"),
-    "pseudo_label_source": ("svar.methods", "PSEUDO_LABEL_SOURCES"),
-    "teacher_pseudo_label": ("svar.methods", "TEACHER_PSEUDO_LABELS"),
-    "threshold_mode": ("svar.methods", "THRESHOLD_MODES"),
+    "distill_loss": ("svar.methods.distillation", "DISTILL_LOSSES"),
+    "pseudo_label_source": ("svar.methods.terms", "PSEUDO_LABEL_SOURCES"),
+    "teacher_pseudo_label": ("svar.methods.terms", "TEACHER_PSEUDO_LABELS"),
+    "threshold_mode": ("svar.methods.terms", "THRESHOLD_MODES"),
 }
 # name lists derived from the registries or the package's data, not registries of their own
 DERIVED_NAMES = {

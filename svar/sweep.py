@@ -52,7 +52,8 @@ def sweep(overlays, method: str, fraction: float, assignments: list[str], seeds=
           workdir: str | Path = ".") -> list[dict]:
     """[{variant, seed, val_top1}] for the config and each `--set` alternative (see the module)."""
     from .manifest import load_manifest
-    from .methods import METHODS, options_for
+    from .methods import METHODS
+    from .trainer import options_for
     from .splits import load_split
     from .teacher.store import load_store
     from .trainer import train

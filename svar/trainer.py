@@ -1,22 +1,21 @@
 """One shared trainer for every method: batches, optimiser, schedule, EMA, logging, checkpoints.
 
-A method (svar/methods.py) only defines its loss; the trainer builds the batch it asks for
-(labeled clips always; unlabeled clips, their strong views, teacher frame features only for the
-methods that use them). All randomness after model initialisation (batch sampling, temporal
+A method (svar.methods) only defines its loss; the trainer builds the batch it asks for
+(labeled clips always; what the method `needs` of the rest, from one table: BATCH_FIELDS). All randomness after model initialisation (batch sampling, temporal
 offsets, augmentation) comes from one seeded CPU torch.Generator, so the same config and seed
 give the same weights on CPU, and a run resumed from its `<out>.resume.pt` checkpoint ends with
 exactly the weights of an uninterrupted one.
 
-The options are the part of the config the method reads (svar.methods.options_for): `student`
-and `train` for every student method, and the sections of its loss.
+The options are the part of the config a run reads (`options_for`): what every run reads (its
+clips, the trainer's settings, the student and its initialisation: `training_reads`) and the
+method's own keys (its `reads`).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
+import functools
 import hashlib
-import io
 import json
 import logging
 import math
@@ -29,20 +28,58 @@ from tqdm import tqdm
 
 from .atomic import torch_save, write_text
 from .clip_cache import ClipStore, memory_train_store
-from .batches import Batches, prefetch_pays
+from .batches import STRONG_VIEW_KEYS, Batches, prefetch_pays
 from .clips import ClipSpec, eval_views, to_device
 from .device import autocast, job_device
 from .ema import EMA
-from .methods import ClipLinearProbe, get_method
+from .config import subset
+from .methods import METHODS, get_method
 from .readers import CorruptFileError, load_torch
+from .student_weights import pretrained_keys
 from .students import Student
 from .teacher.store import frame_features, video_features, zeroshot_logits
+from .pseudo_label_diagnostics import PseudoLabelDiagnostics, csv_text, diagnostics_rows
 from .read_tracking import plain
 
 log = logging.getLogger(__name__)
 
 # the curve's numbers are fetched from the device this often (a sync on CUDA), and checked finite
 LOG_EVERY = 25
+
+# what a run's clips read (with clip_keys)
+CLIP_KEYS = ("student.sampling", "student.frames", "student.size", "student.cache_size")
+# the optimiser's settings (a method may bring its own: clip_finetune), and the trainer's own
+OPTIMISER_KEYS = ("train.lr", "train.weight_decay")
+TRAINER_KEYS = ("train.steps", "train.batch_size", "train.optimizer", "train.schedule", "train.warmup_steps",
+                "train.device", "train.crop", "train.flip", "train.val_every", "train.ema", "train.checkpoint_every")
+
+
+def clip_keys(config: dict) -> tuple[str, ...]:
+    """The keys of a student's clips that depend on its modes: the stride of dense clips or the
+    cached frames of segments; the padding of a random crop or the area of a random resized one."""
+    dense = config["student"]["sampling"] == "dense"
+    return ("student.stride" if dense else "student.cache_frames",
+            "train.crop_padding" if config["train"]["crop"] == "random" else "train.crop_scale")
+
+
+def training_reads(name: str, config: dict) -> tuple[str, ...]:
+    """The config keys (whole sections, or section.key) a run of method `name` reads: its clips,
+    the trainer's settings, the video student and its initialisation (unless the method trains
+    another model), the unlabeled ratio and the strong view's settings where its batches hold
+    them, and the method's own keys. A teacher-feature head reads its own keys only."""
+    cls = METHODS[name]
+    if not cls.trains_student:
+        return cls.reads(config)
+    student, needs = cls.trains_video_student, cls.needs_of(config)
+    return ((("student.arch",) if student else ()) + CLIP_KEYS + (OPTIMISER_KEYS if student else ()) + TRAINER_KEYS
+            + (pretrained_keys(config) if student else ()) + clip_keys(config)
+            + (("train.unlabeled_ratio",) if "unlabeled" in needs else ())
+            + (STRONG_VIEW_KEYS if "strong_view" in needs else ()) + cls.reads(config))
+
+
+def options_for(name: str, config: dict) -> dict:
+    """The part of a config that method `name`'s training reads: what `svar train` is passed."""
+    return subset(config, training_reads(name, config))
 
 
 class TrainingStopped(RuntimeError):
@@ -89,50 +126,37 @@ def make_optimizer(model: torch.nn.Module, opts: dict):
     raise ValueError(f"train.optimizer: unknown optimizer {opts['optimizer']!r}; choose adamw or sgd")
 
 
-def teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes) -> torch.Tensor:
-    """pl_u: probabilities over classes for the unlabeled videos from the method's source; t_l,
-    t_u are the teacher's video features of the labeled and of the unlabeled videos."""
-    if method.pseudo_label_source == "teacher_probe":
-        weight, bias = ClipLinearProbe(options).fit(t_l, torch.tensor(labeled["label"].to_numpy()),
-                                                    store["text_embeddings"], store["logit_scale"], num_classes)
-        return (t_u @ weight.T + bias).softmax(-1)
-    return zeroshot_logits(store, t_u).softmax(-1)
+class BatchVideos:
+    """The videos a run trains on, with what the batch fields are built from: the teacher store,
+    the labeled and unlabeled split rows, their teacher video features (computed once)."""
+
+    def __init__(self, store: dict, labeled, unlabeled, method, num_classes: int):
+        self.store, self.labeled, self.unlabeled, self.method, self.num_classes = (store, labeled, unlabeled, method,
+                                                                                  num_classes)
+
+    @functools.cached_property
+    def t_l(self) -> torch.Tensor:
+        return video_features(self.store, self.labeled["video_id"])
+
+    @functools.cached_property
+    def t_u(self) -> torch.Tensor:
+        return video_features(self.store, self.unlabeled["video_id"])
 
 
-class PseudoLabelDiagnostics:
-    """How good the pseudo-labels a method trains on are: scored against the unlabeled videos'
-    true labels, which the split holds but no loss reads. Each step's accuracy of the
-    pseudo-labels used (mask 1) goes into the training curve (`pl_accuracy`, NaN when none was
-    used; `pl_mask`, the method's own log, is their coverage); per true class, the clips seen,
-    used and correctly labeled are counted over the whole run (`table`). All on the device, so
-    scoring never waits for it."""
-
-    COLUMNS = ("class", "seen", "used", "correct", "coverage", "accuracy")
-
-    def __init__(self, true_labels: torch.Tensor, num_classes: int):
-        self.true = true_labels
-        self.counts = torch.zeros(num_classes, 3, device=true_labels.device)  # seen, used, correct
-
-    def score(self, idx_u: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        true = self.true[idx_u]
-        mask = mask.float()
-        correct = (target == true).float() * mask
-        self.counts.index_add_(0, true, torch.stack([torch.ones_like(mask), mask, correct], 1))
-        used = mask.sum()
-        return torch.where(used > 0, correct.sum() / used.clamp_min(1), torch.full_like(used, float("nan")))
-
-    def table(self, class_names) -> str:
-        """Per true class: clips seen, pseudo-labels used, correct ones, coverage and accuracy."""
-        return _csv_text(diagnostics_rows(class_names, self.counts), self.COLUMNS)
-
-
-def diagnostics_rows(class_names, counts: torch.Tensor | None) -> list[dict]:
-    rows = []
-    for name, (seen, used, correct) in zip(class_names, counts.cpu().tolist() if counts is not None else []):
-        rows.append({"class": name, "seen": int(seen), "used": int(used), "correct": int(correct),
-                     "coverage": used / seen if seen else float("nan"),
-                     "accuracy": correct / used if used else float("nan")})
-    return rows
+# A batch's per-video fields besides its clips: (the method's need, None for every method; whose
+# videos; the batch key; how the per-video tensor is built). A batch takes the sampled rows of
+# each, in this order (the order batches have always held them).
+BATCH_FIELDS = (
+    (None, "labeled", "y_l", lambda v: torch.tensor(v.labeled["label"].to_numpy())),
+    (None, "labeled", "t_l", lambda v: v.t_l),
+    ("frame_features", "labeled", "tf_l", lambda v: frame_features(v.store, v.labeled["video_id"])),
+    ("teacher_logits", "labeled", "zs_l", lambda v: zeroshot_logits(v.store, v.t_l)),
+    (None, "unlabeled", "t_u", lambda v: v.t_u),
+    ("teacher_logits", "unlabeled", "zs_u", lambda v: zeroshot_logits(v.store, v.t_u)),
+    ("frame_features", "unlabeled", "tf_u", lambda v: frame_features(v.store, v.unlabeled["video_id"])),
+    ("teacher_pseudo_labels", "unlabeled", "pl_u",
+     lambda v: v.method.teacher_pseudo_labels(v.store, v.labeled, v.t_l, v.t_u, v.num_classes)),
+)
 
 
 class Trainer:
@@ -151,7 +175,7 @@ class Trainer:
         unlabeled = split[split["role"] == "unlabeled"]
         # with every training video labeled (fraction 1) a batch has no unlabeled part, and the
         # methods leave their unlabeled terms out (svar/methods.py)
-        self.batches_unlabeled = method.uses_unlabeled and len(unlabeled) > 0
+        self.batches_unlabeled = "unlabeled" in method.needs and len(unlabeled) > 0
         num_classes = len(store["class_names"])
         self.teacher_dim = store["text_embeddings"].shape[1]
 
@@ -178,28 +202,12 @@ class Trainer:
                               dtype=torch.long)
 
         dev = self.device
-        # what a batch takes of each sampled video besides its clip (the method's needs), on the device
-        self.y_l = torch.tensor(labeled["label"].to_numpy()).to(dev)
-        t_l = video_features(store, labeled["video_id"])
-        self.t_l = t_l.to(dev)
-        if method.needs_teacher_logits:
-            self.zs_l = zeroshot_logits(store, t_l).to(dev)
-        if method.needs_frame_features:
-            self.tf_l = frame_features(store, labeled["video_id"]).to(dev)
-        self.pl_u = None  # teacher pseudo-labels, for the methods whose source is the teacher
-        if self.batches_unlabeled:
-            t_u = video_features(store, unlabeled["video_id"])
-            self.t_u = t_u.to(dev)
-            if method.needs_frame_features:
-                self.tf_u = frame_features(store, unlabeled["video_id"]).to(dev)
-            if method.pseudo_label_source is not None:
-                self.pl_u = teacher_pseudo_labels(method, options, store, labeled, t_l, t_u, num_classes).to(dev)
-            if method.needs_teacher_logits:
-                self.zs_u = zeroshot_logits(store, t_u).to(dev)
-        # a batch's keys, in the order it has always held them: the rows of these that it samples
-        per_labeled = {key: getattr(self, key) for key in ("y_l", "t_l", "tf_l", "zs_l") if hasattr(self, key)}
-        per_unlabeled = {key: getattr(self, key) for key in ("t_u", "zs_u", "tf_u", "pl_u")
-                         if getattr(self, key, None) is not None}
+        # what a batch takes of each sampled video besides its clip (what the method needs), on the device
+        videos = BatchVideos(store, labeled, unlabeled, method, num_classes)
+        per_labeled, per_unlabeled = {}, {}
+        for need, role, key, build in BATCH_FIELDS:
+            if (need is None or need in method.needs) and (role == "labeled" or self.batches_unlabeled):
+                (per_labeled if role == "labeled" else per_unlabeled)[key] = build(videos).to(dev)
         # the unlabeled videos' true labels, for the pseudo-label diagnostics only: never in a batch
         self.diagnostics = (PseudoLabelDiagnostics(torch.tensor(unlabeled["label"].to_numpy()).to(dev), num_classes)
                             if self.batches_unlabeled else None)
@@ -376,12 +384,12 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     meta = {**run_info, "method": method_name, "seed": seed, "options": plain(options),
             "n_labeled": len(labeled), "n_unlabeled": len(unlabeled), "teacher": store["meta"]}
 
-    if not method.trains_student:
-        head, curve = method.fit_head(store, labeled, num_classes, seed)
+    if not method.trains_student:  # a teacher-feature head (svar.methods.teacher_heads)
+        head, curve = method.fit(store, labeled, num_classes, seed)
         ckpt = {**head, "meta": meta}
         torch_save(out, ckpt)
         write_text(curve_out, _curve_csv(curve) if curve else "step,loss\n")  # a closed-form head has no steps
-        write_text(pseudo_labels_out, _csv_text([], PseudoLabelDiagnostics.COLUMNS))  # it uses no unlabeled video
+        write_text(pseudo_labels_out, csv_text([], PseudoLabelDiagnostics.COLUMNS))  # it uses no unlabeled video
         return ckpt
 
     t_opts = options["train"]
@@ -457,7 +465,7 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
     write_text(curve_out, _curve_csv(curve))
     # per true class, over the whole run (the curve has them per logged step)
     diagnostics = trainer.diagnostics
-    write_text(pseudo_labels_out, _csv_text(diagnostics_rows(store["class_names"], diagnostics.counts)
+    write_text(pseudo_labels_out, csv_text(diagnostics_rows(store["class_names"], diagnostics.counts)
                                             if diagnostics is not None else [], PseudoLabelDiagnostics.COLUMNS))
     if resume_path.exists():
         resume_path.unlink()
@@ -466,12 +474,4 @@ def train(manifest, split, store, method_name: str, options: dict, out, seed: in
 
 
 def _curve_csv(curve: list[dict]) -> str:
-    return _csv_text(curve, list(dict.fromkeys(k for row in curve for k in row)))
-
-
-def _csv_text(rows: list[dict], keys) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(keys))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return csv_text(curve, list(dict.fromkeys(k for row in curve for k in row)))

@@ -216,7 +216,8 @@ def test_the_options_the_workflow_passes_are_accepted(tmp_path, capsys):
     complaint, for every method and part of the default, tiny and full configs."""
     from svar.clip_cache import PARTS, cache_reads
     from svar.config import subset
-    from svar.methods import METHODS, options_for
+    from svar.methods import METHODS
+    from svar.trainer import options_for, training_reads
     from svar.options_check import problems
     from svar.plan import plan_reads
 
@@ -231,7 +232,7 @@ def test_the_options_the_workflow_passes_are_accepted(tmp_path, capsys):
     variants = [validate(merge(default, modes))]
     for config in [*workflow_configs().values(), *variants]:
         for method in METHODS.names():
-            assert problems(options_for(method, config), METHODS[method].reads(config)) == [], method
+            assert problems(options_for(method, config), training_reads(method, config)) == [], method
         for part in PARTS:
             assert problems(subset(config, cache_reads(config, part)), cache_reads(config, part)) == [], part
         assert problems(subset(config, plan_reads(config)), plan_reads(config)) == []
@@ -249,12 +250,13 @@ def test_train_options_of_each_method_missing_or_mistyped(method, tmp_path, caps
     options less one key name that key; a section that is no object, or a key of the wrong
     type, is named with its expected type; nothing else is."""
     from svar.config import load_workflow_config
-    from svar.methods import METHODS, options_for
+    from svar.methods import METHODS
+    from svar.trainer import options_for, training_reads
     from svar.options_check import expected, node_of, leaf_keys
 
     config = load_workflow_config()
     options = options_for(method, config)
-    leaves = [leaf for key in METHODS[method].reads(config) for leaf in leaf_keys(key)]
+    leaves = [leaf for key in training_reads(method, config) for leaf in leaf_keys(key)]
     if not leaves:  # a teacher-only head reads nothing of the config
         assert run_cli(argv_for("train", tmp_path, "{}", method=method), capsys)[1].find("--options") < 0
         return
@@ -399,7 +401,7 @@ def test_the_jobs_say_so_in_their_logs(tiny_manifest, caplog):
     from svar.config import subset
     from svar.clip_cache import cache_reads
     from svar.input_checks import clip_cache_job_warnings, teacher_job_warnings, train_job_warnings
-    from svar.methods import options_for
+    from svar.trainer import options_for
     from svar.splits import make_split
 
     manifest, _ = tiny_manifest

@@ -13,7 +13,7 @@ from test_method_definitions import fitted_student
 from test_training import OPTIONS, make_batch, with_options
 
 from svar.evaluate import test_logits as scored_logits
-from svar.methods import FlexMatchThresholds, TemporalHead, get_method, sigmoid_ramp, teacher_head_logits
+from svar.methods import FlexMatchThresholds, TemporalHead, get_method, head_logits, sigmoid_ramp
 from svar.splits import make_split
 from svar.teacher.store import video_features, zeroshot_logits
 from svar.trainer import TrainingStopped, train
@@ -48,7 +48,7 @@ def test_flexmatch_thresholds_follow_usbs_hook():
     n, classes = 12, 3
     batches = [(torch.softmax(4 * torch.randn(5, classes, generator=g), -1),
                 torch.randperm(n, generator=g)[:5]) for _ in range(8)]
-    ours = FlexMatchThresholds(n, classes, 0.8)
+    ours = FlexMatchThresholds(0.8, n, classes)
     got = [ours.mask(probs, idx)[1] for probs, idx in batches]
     expected = usb_flexmatch_masks(batches, n, classes, 0.8)
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
@@ -57,7 +57,7 @@ def test_flexmatch_thresholds_follow_usbs_hook():
 
 
 def test_flexmatch_gives_a_rarely_confident_class_a_lower_threshold():
-    thresholds = FlexMatchThresholds(10, 2, 0.9)
+    thresholds = FlexMatchThresholds(0.9, 10, 2)
     confident = torch.tensor([[0.95, 0.05]] * 6 + [[0.05, 0.95]])
     thresholds.mask(confident, torch.arange(7))
     # class 0 was confidently predicted 6 times, class 1 once: 0.7 passes class 1's bar, not class 0's
@@ -211,7 +211,7 @@ def test_temporal_probe_without_layers_starts_as_the_zero_shot_classifier(tiny_s
                                                    "num_classes": len(tiny_store["class_names"]), "layers": 0,
                                                    "heads": 1}, "state_dict": head.state_dict()}
     expected = zeroshot_logits(tiny_store, video_features(tiny_store, ids))
-    assert torch.allclose(teacher_head_logits(ckpt, tiny_store, ids), expected, atol=1e-5)
+    assert torch.allclose(head_logits(ckpt, tiny_store, ids), expected, atol=1e-5)
 
 
 def test_temporal_probe_heads_must_divide_the_feature_width(tiny_manifest, tiny_store, tmp_path):
@@ -228,7 +228,7 @@ def test_temporal_probe_learns_from_the_labeled_videos_frame_features_only(tiny_
     split = make_split(manifest, 0.5, seed=0)
     labeled = split[split["role"] == "labeled"]
     method = get_method("temporal_probe", OPTIONS)
-    fit = lambda store, rows=labeled: method.fit_head(store, rows, len(store["class_names"]), 0)[0]["state_dict"]  # noqa: E731
+    fit = lambda store, rows=labeled: method.fit(store, rows, len(store["class_names"]), 0)[0]["state_dict"]  # noqa: E731
     base = fit(tiny_store)
     rows = [tiny_store["video_ids"].index(v) for v in labeled["video_id"]]
     others = [i for i in range(len(tiny_store["video_ids"])) if i not in rows]

@@ -149,7 +149,7 @@ def test_a_file_carrying_pickled_code_is_refused_and_its_code_never_runs(tmp_pat
 
 
 def test_a_run_records_how_its_student_started_and_evaluation_rebuilds_it(tiny_manifest, tiny_store, tmp_path):
-    from svar.methods import options_for
+    from svar.trainer import options_for
     from svar.splits import make_split
     from svar.trainer import train
 

@@ -11,7 +11,8 @@ import torch
 
 from svar.clips import ClipCache, ClipSpec, crop_boxes, eval_views, strong_augment, take_clips, train_crops
 from svar.config import merge, validate
-from svar.methods import METHODS, get_method, options_for
+from svar.methods import METHODS, NEEDS, get_method
+from svar.trainer import options_for, training_reads
 from svar.splits import make_split
 from svar.students import STUDENTS, Student
 from svar.trainer import Trainer, train
@@ -149,13 +150,17 @@ def test_loss_is_finite_and_depends_on_the_right_inputs(variant):
 
 
 def test_batch_holds_only_what_the_method_needs():
-    assert not get_method("supervised", OPTIONS).uses_unlabeled
-    assert get_method("fixmatch", OPTIONS).needs_strong_view
+    needs = lambda name, options=OPTIONS: get_method(name, options).needs  # noqa: E731
+    assert needs("supervised") == set() and needs("fixmatch") == {"unlabeled", "strong_view"}
     for name in ("distill", "distill_pl", "pseudo_label", "teacher_pl"):
-        assert not get_method(name, OPTIONS).needs_strong_view
-    assert get_method("distill_pl", with_options(distill_pl={"source": "student"})).needs_strong_view
-    assert not get_method("distill", OPTIONS).needs_frame_features
-    assert get_method("distill", with_options(distill={"frame_level": True})).needs_frame_features
+        assert "strong_view" not in needs(name)
+    assert "strong_view" in needs("distill_pl", with_options(distill_pl={"source": "student"}))
+    assert "teacher_pseudo_labels" in needs("distill_pl") and "teacher_pseudo_labels" not in needs(
+        "distill_pl", with_options(distill_pl={"source": "student"}))
+    assert "frame_features" not in needs("distill")
+    assert "frame_features" in needs("distill", with_options(distill={"frame_level": True}))
+    for name, cls in METHODS.items():  # every need a method declares is one the trainer builds
+        assert not cls.trains_student or needs(name) <= set(NEEDS), name
 
 
 # every method, and for those that take pseudo-labels or distil, each source and variant that
@@ -188,7 +193,7 @@ def test_a_run_reads_only_the_keys_its_method_declares(tiny_manifest, tiny_store
 
 def test_declared_keys_follow_the_pseudo_label_source():
     config = validate({"name": "t", "fractions": [0.5], "seeds": [0], "methods": ["supervised"]})
-    reads = lambda name, **changes: set(METHODS[name].reads(merge(config, changes)))  # noqa: E731
+    reads = lambda name, **changes: set(training_reads(name, merge(config, changes)))  # noqa: E731
     assert "distill_pl.threshold" in reads("distill_pl") and "distill_pl.student_threshold" not in reads(
         "distill_pl")
     student = reads("distill_pl", distill_pl={"source": "student"})
@@ -409,7 +414,7 @@ def test_trainer_batches_hold_what_each_method_asks_for(tiny_manifest, tiny_stor
         if "pl_u" in batch:
             assert torch.allclose(batch["pl_u"].sum(1), torch.ones(4))
         if "zs_u" in batch:  # the teacher's zero-shot logits of exactly the batch's videos
-            assert torch.allclose(batch["zs_u"], trainer.zs_u[batch["idx_u"]])
+            assert torch.allclose(batch["zs_u"], trainer.batches.unlabeled["zs_u"][batch["idx_u"]])
 
 
 @pytest.mark.parametrize("name,changes", [

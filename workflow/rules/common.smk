@@ -25,7 +25,8 @@ from svar.datasets import DATASETS, archive_names, archive_paths, dataset_folder
 from svar.datasets.user import is_csv
 from svar.literature import CONVENTIONS as PUBLISHED_CONVENTIONS
 from svar.manifest import files_digest, index_inputs
-from svar.methods import METHODS, options_for
+from svar.methods import METHODS
+from svar.trainer import options_for
 from svar.plan import RATES_PATH, plan_reads
 from svar.teacher.pretrain import pool_inputs
 from svar.teacher.weights import pretrained_file, weights_source
