@@ -426,7 +426,7 @@ def test_each_table_says_the_settings_its_runs_were_made_with(report):
 
 
 def test_settings_that_differ_name_their_methods():
-    from svar.report_tables import settings_text
+    from svar.report.tables import settings_text
 
     def run(method, lr, steps=100, views="1 clip × 1 crop"):
         return {"method": method, "provenance": {"options": {"train": {"lr": lr, "steps": steps, "batch_size": 4}},
@@ -471,8 +471,8 @@ def test_the_random_badge_is_an_inline_badge_beside_the_weights(tmp_path):
 
 
 def figures_of(monkeypatch):
-    """The figures the report draws, kept open instead of written (svar.report_figures.save_figure)."""
-    from svar import report_figures
+    """The figures the report draws, kept open instead of written (svar.report.figures.save_figure)."""
+    from svar.report import figures as report_figures
 
     figures = []
     monkeypatch.setattr(report_figures, "save_figure", lambda fig, out: figures.append(fig))
@@ -496,7 +496,7 @@ def test_tied_methods_markers_stand_apart_in_the_accuracy_plot():
     side (dodged sideways by a few points), at the same height, not one over the other."""
     import matplotlib.pyplot as plt
 
-    from svar.report_figures import accuracy_figure
+    from svar.report.figures import accuracy_figure
 
     rows = [{"dataset": "d", "teacher": "t", "method": method, "fraction": fraction, "seed": seed, "metric": "top1",
              "value": value}
@@ -519,7 +519,7 @@ def test_tied_methods_markers_stand_apart_in_the_per_class_plots(report, monkeyp
     with the same numbers as the first is drawn beside it, class by class."""
     import matplotlib.pyplot as plt
 
-    from svar.report_figures import per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels
+    from svar.report.figures import per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels
 
     runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
     analysis = per_class_analysis(runs)
@@ -553,7 +553,7 @@ def test_a_pseudo_label_panel_with_nothing_to_score_says_why(tmp_path, monkeypat
     accuracy panel says so in its centre; the coverage panel, which has its zeros, draws them."""
     import matplotlib.pyplot as plt
 
-    from svar.report_figures import plot_pseudo_labels
+    from svar.report.figures import plot_pseudo_labels
 
     metrics_csv, run_files = write_results_tree(tmp_path, methods=("distill_pl",))
     for path in run_files:
@@ -577,7 +577,7 @@ def test_figures_with_nothing_to_draw_say_why(report, monkeypatch):
     """No method with pseudo-labels, no gain to draw: a centred reason, never bare axes."""
     import matplotlib.pyplot as plt
 
-    from svar.report_figures import (per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels,
+    from svar.report.figures import (per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels,
                                      plot_pseudo_labels)
 
     runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .aggregate import GROUP, METRICS, cell_text, several_teachers, with_teacher
-from .significance import AGAINST_BASELINE, AGAINST_BEST, significance_cell
-from .wording import counted, noun
+from ..aggregate import GROUP, METRICS, cell_text, several_teachers, with_teacher
+from ..significance import AGAINST_BASELINE, AGAINST_BEST, significance_cell
+from ..wording import counted, noun
 
 METRIC_LABELS = {"top1": "Top-1", "top5": "Top-5", "mean_class": "Mean-class"}
 

@@ -32,21 +32,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import summarise, teacher_label, with_teacher
-from .atomic import write_csv, write_json, write_text
-from .costs import cost_markdown, cost_table, read_benchmarks
-from .readers import read_csv, read_json
-from .report_figures import (BASELINE_METHOD, per_class_analysis, plot_accuracy_vs_fraction, plot_confusion,
+from ..aggregate import summarise, teacher_label, with_teacher
+from ..atomic import write_csv, write_json, write_text
+from ..costs import cost_markdown, cost_table, read_benchmarks
+from ..readers import read_csv, read_json
+from .figures import (BASELINE_METHOD, per_class_analysis, plot_accuracy_vs_fraction, plot_confusion,
                              plot_gain_vs_teacher, plot_per_class, plot_per_class_pseudo_labels, plot_pseudo_labels,
                              plot_training_curves, run_title)
-from .report_html import to_html
-from .report_tables import distinct, fraction_label, paper_tables, summary_frame, to_latex, to_markdown
-from .significance import significance_table
-from .wording import counted
+from .page import to_html
+from .tables import distinct, fraction_label, paper_tables, summary_frame, to_latex, to_markdown
+from ..significance import significance_table
+from ..wording import counted
 
 log = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 PUBLISHED_CSV = DATA_DIR / "published_results.csv"
 PUBLISHED_SCHEMA = DATA_DIR / "published_results.schema.json"
 
@@ -226,7 +226,7 @@ def comparable_published(published: pd.DataFrame, metrics: pd.DataFrame) -> pd.D
     """The published rows that may be drawn beside our runs: the same dataset and a comparable
     split convention (svar.splits.COMPARABLE_WITH: the same lists, or the same rule over the same
     pool). A zero-shot number (no labels) depends on no split and is kept."""
-    from .splits import COMPARABLE_WITH
+    from ..splits import COMPARABLE_WITH
 
     keep = pd.Series(False, index=published.index)
     for dataset, rows in metrics.groupby("dataset"):
@@ -328,7 +328,7 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
 def main_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, benchmarks_dir=None,
                 plan_csv=None) -> int:
     """`svar report`: write the report, list what was written, exit status 0."""
-    from .receipts import record
+    from ..receipts import record
 
     paths = make_report(metrics_csv, run_files, out_dir, published_csv, run, benchmarks_dir, plan_csv)
     for name, path in paths.items():

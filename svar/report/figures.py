@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import several_teachers, with_teacher
-from .atomic import atomic_path
-from .readers import read_csv
-from .report_tables import fraction_label
-from .wording import counted
+from ..aggregate import several_teachers, with_teacher
+from ..atomic import atomic_path
+from ..readers import read_csv
+from .tables import fraction_label
+from ..wording import counted
 
 
 # --------------------------------------------------------------------------- figures
