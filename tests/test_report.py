@@ -11,6 +11,7 @@ import html
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,20 +19,11 @@ import pytest
 
 from svar.aggregate import collect, summarise
 from svar.atomic import write_csv
-from svar.report import (
-    PUBLISHED_CSV,
-    PUBLISHED_SCHEMA,
-    PublishedResultsError,
-    choose_run,
-    load_published,
-    load_runs,
-    make_report,
-    paper_tables,
-    plot_training_curves,
-    summary_frame,
-    to_latex,
-    to_markdown,
-)
+from svar.report import make_report
+from svar.report.figures import FIGURES, plot_training_curves, readme_table
+from svar.report.provenance import choose_run, load_runs
+from svar.report.published import PUBLISHED_CSV, PUBLISHED_SCHEMA, PublishedResultsError, load_published
+from svar.report.tables import paper_tables, summary_frame, to_latex, to_markdown
 
 CLASSES = ["ApplyEyeMakeup", "Bowling", "JumpRope", "Yo_Yo"]
 TEACHER_ONLY = "clip_zeroshot"
@@ -231,21 +223,22 @@ def test_a_broken_published_row_is_named_with_its_field(tmp_path, row, field, va
 
 def test_make_report_writes_every_output(report):
     paths = report["paths"]
-    expected = {"summary_csv", "summary_md", "summary_tex", "significance_csv", "accuracy_plot", "per_class_plot",
-                "confusion_plot", "training_curves_plot", "provenance", "html", "per_class_analysis",
-                "pseudo_labels_plot", "pseudo_labels_per_class_plot", "gain_vs_teacher_plot"}
+    figures = {figure.key for _, figure in FIGURES.items()}  # every registered figure
+    assert len(figures) == 7
+    expected = {"summary_csv", "summary_md", "summary_tex", "significance_csv", "provenance", "html",
+                "per_class_analysis"} | figures
     assert set(paths) == expected
     for path in paths.values():
         assert path.exists() and path.stat().st_size > 0, path
-    for name in ("accuracy_plot", "per_class_plot", "confusion_plot", "training_curves_plot", "pseudo_labels_plot",
-                 "pseudo_labels_per_class_plot", "gain_vs_teacher_plot"):
-        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for _, figure in FIGURES.items():
+        assert paths[figure.key].name == figure.file
+        assert paths[figure.key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(paths["html"].parent.glob(".*.tmp")), "a temporary file was left behind"
 
 
 def test_html_embeds_the_images_and_the_table_and_needs_no_network(report):
     page = report["paths"]["html"].read_text()
-    assert page.count('src="data:image/png;base64,') == 7
+    assert page.count('src="data:image/png;base64,') == len(FIGURES)
     assert '<table class="summary"' in page
     for method in ACCURACY:
         assert f"<td>{method}</td>" in page
@@ -364,7 +357,7 @@ def test_the_report_takes_exactly_the_runs_of_its_table(report):
 
 
 def test_per_class_analysis_pairs_gain_teacher_and_pseudo_labels(report):
-    from svar.report import per_class_analysis
+    from svar.report.analysis import per_class_analysis
 
     runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
     analysis = per_class_analysis(runs)
@@ -405,6 +398,17 @@ def test_two_teachers_get_a_table_each_and_share_the_gain_plot(tmp_path):
     page = paths["html"].read_text()
     assert 'id="summary-synthetic-teacher-ViT-B-32-openai"' in page
     assert paths["gain_vs_teacher_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_readme_lists_exactly_the_registered_figures_with_their_captions():
+    """results/README.md's table of figures is the registry's (svar.report.figures.readme_table): a figure
+    registered without being documented there, or documented and gone, fails here."""
+    readme = (Path(__file__).resolve().parent.parent / "results" / "README.md").read_text()
+    begin, end = "<!-- figures: svar.report.figures.readme_table() -->\n", "<!-- end of figures -->\n"
+    assert begin in readme and end in readme, f"results/README.md: the markers {begin.strip()} and {end.strip()}"
+    listed = readme[readme.index(begin) + len(begin):readme.index(end)]
+    assert listed == readme_table(), ("results/README.md lists other figures than svar.report.figures.FIGURES; "
+                                      f"between its markers put:\n{readme_table()}")
 
 
 # --------------------------------------------------------------------------- what a reader sees
@@ -519,7 +523,8 @@ def test_tied_methods_markers_stand_apart_in_the_per_class_plots(report, monkeyp
     with the same numbers as the first is drawn beside it, class by class."""
     import matplotlib.pyplot as plt
 
-    from svar.report.figures import per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels
+    from svar.report.analysis import per_class_analysis
+    from svar.report.figures import plot_gain_vs_teacher, plot_per_class_pseudo_labels
 
     runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
     analysis = per_class_analysis(runs)
@@ -577,8 +582,8 @@ def test_figures_with_nothing_to_draw_say_why(report, monkeypatch):
     """No method with pseudo-labels, no gain to draw: a centred reason, never bare axes."""
     import matplotlib.pyplot as plt
 
-    from svar.report.figures import (per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels,
-                                     plot_pseudo_labels)
+    from svar.report.analysis import per_class_analysis
+    from svar.report.figures import plot_gain_vs_teacher, plot_per_class_pseudo_labels, plot_pseudo_labels
 
     runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
     without = [r for r in runs if r["method"] != "distill_pl"]
