@@ -1,16 +1,6 @@
 # Results a paper prints: tables (CSV, Markdown, LaTeX), plots beside published results,
 # per-class accuracy, a confusion matrix, training curves and a self-contained HTML report.
 
-from svar.report.figures import FIGURES
-
-
-def report_figures():
-    """Rule report's figures: svar.report.figures.FIGURES, each as an output of its name; the
-    accuracy plot also in Snakemake's own report (`snakemake --report`)."""
-    outputs = {name: f"{RESULTS}/report/{figure.file}" for name, figure in FIGURES.items()}
-    outputs["accuracy"] = report(outputs["accuracy"], caption="../report/top1.rst", category="Plots")
-    return outputs
-
 
 rule report:
     input:
