@@ -1,6 +1,6 @@
 """Collect per-run metrics into tables: the long one, the summary over seeds, and the summary's
 forms for DVC (nested JSON metrics, a per-fraction CSV for `dvc plots`). The figures are the
-report stage's (svar/report.py)."""
+report stage's (svar/report/)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import html
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,20 +19,11 @@ import pytest
 
 from svar.aggregate import collect, summarise
 from svar.atomic import write_csv
-from svar.report import (
-    PUBLISHED_CSV,
-    PUBLISHED_SCHEMA,
-    PublishedResultsError,
-    choose_run,
-    load_published,
-    load_runs,
-    make_report,
-    paper_tables,
-    plot_training_curves,
-    summary_frame,
-    to_latex,
-    to_markdown,
-)
+from svar.report import make_report
+from svar.report.figures import FIGURES, plot_training_curves, readme_table
+from svar.report.provenance import choose_run, load_runs
+from svar.report.published import PUBLISHED_CSV, PUBLISHED_SCHEMA, PublishedResultsError, load_published
+from svar.report.tables import paper_tables, summary_frame, to_latex, to_markdown
 
 CLASSES = ["ApplyEyeMakeup", "Bowling", "JumpRope", "Yo_Yo"]
 TEACHER_ONLY = "clip_zeroshot"
@@ -231,21 +223,22 @@ def test_a_broken_published_row_is_named_with_its_field(tmp_path, row, field, va
 
 def test_make_report_writes_every_output(report):
     paths = report["paths"]
-    expected = {"summary_csv", "summary_md", "summary_tex", "significance_csv", "accuracy_plot", "per_class_plot",
-                "confusion_plot", "training_curves_plot", "provenance", "html", "per_class_analysis",
-                "pseudo_labels_plot", "pseudo_labels_per_class_plot", "gain_vs_teacher_plot"}
+    figures = {figure.key for _, figure in FIGURES.items()}  # every registered figure
+    assert len(figures) == 7
+    expected = {"summary_csv", "summary_md", "summary_tex", "significance_csv", "provenance", "html",
+                "per_class_analysis"} | figures
     assert set(paths) == expected
     for path in paths.values():
         assert path.exists() and path.stat().st_size > 0, path
-    for name in ("accuracy_plot", "per_class_plot", "confusion_plot", "training_curves_plot", "pseudo_labels_plot",
-                 "pseudo_labels_per_class_plot", "gain_vs_teacher_plot"):
-        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for _, figure in FIGURES.items():
+        assert paths[figure.key].name == figure.file
+        assert paths[figure.key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(paths["html"].parent.glob(".*.tmp")), "a temporary file was left behind"
 
 
 def test_html_embeds_the_images_and_the_table_and_needs_no_network(report):
     page = report["paths"]["html"].read_text()
-    assert page.count('src="data:image/png;base64,') == 7
+    assert page.count('src="data:image/png;base64,') == len(FIGURES)
     assert '<table class="summary"' in page
     for method in ACCURACY:
         assert f"<td>{method}</td>" in page
@@ -364,7 +357,7 @@ def test_the_report_takes_exactly_the_runs_of_its_table(report):
 
 
 def test_per_class_analysis_pairs_gain_teacher_and_pseudo_labels(report):
-    from svar.report import per_class_analysis
+    from svar.report.analysis import per_class_analysis
 
     runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
     analysis = per_class_analysis(runs)
@@ -407,6 +400,17 @@ def test_two_teachers_get_a_table_each_and_share_the_gain_plot(tmp_path):
     assert paths["gain_vs_teacher_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_results_readme_lists_exactly_the_registered_figures_with_their_captions():
+    """results/README.md's table of figures is the registry's (svar.report.figures.readme_table): a figure
+    registered without being documented there, or documented and gone, fails here."""
+    readme = (Path(__file__).resolve().parent.parent / "results" / "README.md").read_text()
+    begin, end = "<!-- figures: svar.report.figures.readme_table() -->\n", "<!-- end of figures -->\n"
+    assert begin in readme and end in readme, f"results/README.md: the markers {begin.strip()} and {end.strip()}"
+    listed = readme[readme.index(begin) + len(begin):readme.index(end)]
+    assert listed == readme_table(), ("results/README.md lists other figures than svar.report.figures.FIGURES; "
+                                      f"between its markers put:\n{readme_table()}")
+
+
 # --------------------------------------------------------------------------- what a reader sees
 
 
@@ -426,7 +430,7 @@ def test_each_table_says_the_settings_its_runs_were_made_with(report):
 
 
 def test_settings_that_differ_name_their_methods():
-    from svar.report_tables import settings_text
+    from svar.report.tables import settings_text
 
     def run(method, lr, steps=100, views="1 clip × 1 crop"):
         return {"method": method, "provenance": {"options": {"train": {"lr": lr, "steps": steps, "batch_size": 4}},
@@ -471,8 +475,8 @@ def test_the_random_badge_is_an_inline_badge_beside_the_weights(tmp_path):
 
 
 def figures_of(monkeypatch):
-    """The figures the report draws, kept open instead of written (svar.report_figures.save_figure)."""
-    from svar import report_figures
+    """The figures the report draws, kept open instead of written (svar.report.figures.save_figure)."""
+    from svar.report import figures as report_figures
 
     figures = []
     monkeypatch.setattr(report_figures, "save_figure", lambda fig, out: figures.append(fig))
@@ -496,7 +500,7 @@ def test_tied_methods_markers_stand_apart_in_the_accuracy_plot():
     side (dodged sideways by a few points), at the same height, not one over the other."""
     import matplotlib.pyplot as plt
 
-    from svar.report_figures import accuracy_figure
+    from svar.report.figures import accuracy_figure
 
     rows = [{"dataset": "d", "teacher": "t", "method": method, "fraction": fraction, "seed": seed, "metric": "top1",
              "value": value}
@@ -519,7 +523,8 @@ def test_tied_methods_markers_stand_apart_in_the_per_class_plots(report, monkeyp
     with the same numbers as the first is drawn beside it, class by class."""
     import matplotlib.pyplot as plt
 
-    from svar.report_figures import per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels
+    from svar.report.analysis import per_class_analysis
+    from svar.report.figures import plot_gain_vs_teacher, plot_per_class_pseudo_labels
 
     runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
     analysis = per_class_analysis(runs)
@@ -553,7 +558,7 @@ def test_a_pseudo_label_panel_with_nothing_to_score_says_why(tmp_path, monkeypat
     accuracy panel says so in its centre; the coverage panel, which has its zeros, draws them."""
     import matplotlib.pyplot as plt
 
-    from svar.report_figures import plot_pseudo_labels
+    from svar.report.figures import plot_pseudo_labels
 
     metrics_csv, run_files = write_results_tree(tmp_path, methods=("distill_pl",))
     for path in run_files:
@@ -577,8 +582,8 @@ def test_figures_with_nothing_to_draw_say_why(report, monkeypatch):
     """No method with pseudo-labels, no gain to draw: a centred reason, never bare axes."""
     import matplotlib.pyplot as plt
 
-    from svar.report_figures import (per_class_analysis, plot_gain_vs_teacher, plot_per_class_pseudo_labels,
-                                     plot_pseudo_labels)
+    from svar.report.analysis import per_class_analysis
+    from svar.report.figures import plot_gain_vs_teacher, plot_per_class_pseudo_labels, plot_pseudo_labels
 
     runs = load_runs(report["run_files"], pd.read_csv(report["metrics_csv"]))
     without = [r for r in runs if r["method"] != "distill_pl"]

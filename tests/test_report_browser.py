@@ -22,6 +22,7 @@ import pytest
 from test_report import ACCURACY, write_results_tree
 
 from svar.report import make_report
+from svar.report.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")
@@ -69,7 +70,7 @@ def test_rendered_dom_has_the_loaded_images_and_the_summary_table(report_html, t
     body = re.search(r"<body[^>]*>", dom).group()
     assert 'data-images-loaded="all"' in body, body
     figures = len(list(report_html.parent.glob("*.png")))  # every figure the report drew is on the page
-    assert figures == 7
+    assert figures == len(FIGURES)
     assert f'data-image-count="{figures}"' in body, body
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) == figures
     assert '<table class="summary"' in dom

@@ -17,7 +17,9 @@ from scipy import stats
 from test_report import write_results_tree
 
 from svar.aggregate import summarise
-from svar.report import load_published, make_report, paper_tables, to_latex, to_markdown
+from svar.report import make_report
+from svar.report.published import load_published
+from svar.report.tables import paper_tables, to_latex, to_markdown
 from svar.significance import COLUMNS, paired_test, significance_cell, significance_table
 
 # differences [0.01, 0.02, 0.03]: mean 0.02, sample sd 0.01

@@ -28,6 +28,7 @@ from svar.manifest import files_digest, index_inputs
 from svar.methods import METHODS
 from svar.trainer import options_for
 from svar.plan import RATES_PATH, plan_reads
+from svar.report.figures import FIGURES as REPORT_FIGURES
 from svar.teacher.pretrain import pool_inputs
 from svar.teacher.weights import pretrained_file, weights_source
 from svar.student_weights import NAMED as STUDENT_WEIGHTS_NAMED, pretrained_source
@@ -514,6 +515,14 @@ def gpu_jobs(rule_name):
     if rule_name in METHOD_RULES:  # a teacher-only head fits or scores on the CPU
         return lambda wildcards: uses_gpu if METHODS[wildcards.method].trains_student else 0
     return lambda wildcards: uses_gpu
+
+
+def report_figures():
+    """Rule report's figures: svar.report.figures.FIGURES, each as an output of its name; the
+    accuracy plot also in Snakemake's own report (`snakemake --report`)."""
+    outputs = {name: f"{RESULTS}/report/{figure.file}" for name, figure in REPORT_FIGURES.items()}
+    outputs["accuracy"] = report(outputs["accuracy"], caption="../report/top1.rst", category="Plots")
+    return outputs
 
 
 def print_summary(paths):

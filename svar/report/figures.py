@@ -1,77 +1,38 @@
-"""The report's figures (PNG, seaborn over matplotlib's Agg backend) and the per-class analysis two
-of them draw: accuracy against label fraction beside published numbers, per-class accuracy, the
-confusion matrix, training curves, pseudo-label diagnostics and per-class gains against the teacher."""
+"""The report's figures (PNG, seaborn over matplotlib's Agg backend), one registry: `FIGURES`.
+
+Each figure is registered once, at the end of this module, with its name, its file in the
+report's folder, its caption and the function that draws it. Everything else takes the list from
+there: what `make_report` draws and embeds in report.html (in registration order), the outputs of
+rule `report` (workflow/rules/report.smk), the report tests' expected files, and the list of
+figures in results/README.md (`readme_table`; a test compares the two). To add a figure, write its
+drawing function here and register it below; then paste `readme_table()` into results/README.md.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import several_teachers, with_teacher
-from .atomic import atomic_path
-from .readers import read_csv
-from .report_tables import fraction_label
-from .wording import counted
+from ..aggregate import several_teachers, with_teacher
+from ..atomic import atomic_path
+from ..registry import Registry
+from ..wording import counted
+from .analysis import BASELINE_METHOD
+from .plotting import MARKERS, pyplot, colours, dodge, say_why_empty, scatter_by_method
+from .tables import fraction_label
 
 
 # --------------------------------------------------------------------------- figures
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_figure(fig, out: Path) -> None:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-
-
-MARKERS = "osD^vP*Xph<>"
-# Series with markers at shared x positions (methods at each label fraction, methods over the same
-# class's teacher accuracy) are dodged sideways, so that tied ones sit side by side instead of one
-# hiding the other: series i of n is drawn (i - (n - 1) / 2) steps off its x, a step being one
-# marker's width in points, narrowed so that all of them span at most DODGE_SPREAD points. The
-# offset is in points, not data: the same on a log axis and at any zoom.
-DODGE_STEP = 6.0
-DODGE_SPREAD = 48.0
-
-
-def dodge(ax, index: int, count: int):
-    """The transform that draws series `index` of `count` at its data, shifted sideways. Set it on
-    an artist once drawn (set_transform, a scatter's set_offset_transform), not when drawing: the
-    axes' limits are computed from data drawn with ax.transData, and from nothing drawn with this."""
-    from matplotlib.transforms import ScaledTranslation
-
-    step = min(DODGE_STEP, DODGE_SPREAD / max(count - 1, 1))
-    return ax.transData + ScaledTranslation((index - (count - 1) / 2) * step / 72, 0, ax.figure.dpi_scale_trans)
-
-
-def colours(n: int) -> list:
-    """n distinct colours: seaborn's default palette, or evenly spaced hues beyond its 10."""
-    import seaborn as sns
-
-    return sns.color_palette(n_colors=n) if n <= 10 else sns.color_palette("husl", n)
-
-
-def say_why_empty(ax, text: str, fontsize: float = 9) -> None:
-    """In place of axes with nothing to draw: the reason, centred, so an empty panel never passes
-    for a plot of zeros or a drawing error. Wrapped to the axes' width (matplotlib's own wrap
-    fills the figure's width, past the panel's edge)."""
-    import textwrap
-
-    width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
-    chars = max(20, int(0.85 * width_pt / (0.55 * fontsize)))  # a character is about 0.55 em wide
-    ax.text(0.5, 0.5, textwrap.fill(text, chars, break_on_hyphens=False), ha="center", va="center",
-            transform=ax.transAxes, fontsize=fontsize, color="#333",
-            bbox={"facecolor": "white", "edgecolor": "#999", "boxstyle": "round"})
+    pyplot().close(fig)
 
 
 def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, out: Path) -> None:
@@ -85,7 +46,7 @@ def plot_accuracy_vs_fraction(metrics: pd.DataFrame, published: pd.DataFrame, ou
 def accuracy_figure(metrics: pd.DataFrame, published: pd.DataFrame):
     import seaborn as sns
 
-    plt = _pyplot()
+    plt = pyplot()
     top1 = with_teacher(metrics[metrics["metric"] == "top1"]).assign(top1=lambda d: 100 * d["value"])
     if several_teachers(top1):  # one line per method and teacher
         top1 = top1.assign(method=top1["method"] + " [" + top1["teacher"] + "]")
@@ -141,7 +102,7 @@ def accuracy_figure(metrics: pd.DataFrame, published: pd.DataFrame):
 
 def plot_per_class(run: dict, out: Path) -> None:
     """Per-class accuracy of one run, sorted, so the classes a method fails on stand out."""
-    plt = _pyplot()
+    plt = pyplot()
     per_class = pd.Series(run["per_class"], dtype=float).dropna().sort_values() * 100
     fig, ax = plt.subplots(figsize=(7, 1.0 + 0.22 * len(per_class) if len(per_class) else 2.5))
     if per_class.empty:
@@ -161,7 +122,7 @@ def plot_confusion(run: dict, out: Path) -> None:
     names are the per_class keys, whose order is the label index order."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     names = list(run["per_class"])
     k = len(names)
     counts = np.zeros((k, k))
@@ -193,7 +154,7 @@ def plot_training_curves(runs: list[dict], dataset: str, fraction: float, out: P
     """
     import seaborn as sns
 
-    plt = _pyplot()
+    plt = pyplot()
     frames = []
     for run in runs:
         if run["dataset"] != dataset or not math.isclose(float(run["fraction"]), fraction):
@@ -224,80 +185,9 @@ def plot_training_curves(runs: list[dict], dataset: str, fraction: float, out: P
     return sorted(curves["method"].unique().tolist())
 
 
-# --------------------------------------------------------------------------- pseudo-labels and per-class gains
-
-# the teacher-only baseline whose per-class accuracy is "the teacher's" in the analyses
-TEACHER_METHOD = "clip_zeroshot"
-BASELINE_METHOD = "supervised"
-
-
-def _runs_at(runs: list[dict], dataset: str):
-    return [r for r in runs if r["dataset"] == dataset]
-
-
-def _per_class_mean(runs: list[dict], method: str, fraction: float | None) -> pd.Series:
-    """A method's test accuracy per class (index: class name), mean over seeds; at `fraction`, or
-    over every fraction when None (the zero-shot teacher uses no label: the same at each)."""
-    rows = [r["per_class"] for r in runs if r["method"] == method
-            and (fraction is None or math.isclose(float(r["fraction"]), fraction))]
-    return pd.DataFrame(rows).mean() if rows else pd.Series(dtype=float)
-
-
-def per_class_analysis(runs: list[dict]) -> pd.DataFrame:
-    """One row per dataset, teacher, fraction, method and class: the teacher's zero-shot test accuracy of
-    the class (clip_zeroshot, mean over seeds), the method's and `supervised`'s (mean over seeds),
-    the gain (method − supervised, points), and the accuracy and coverage of the pseudo-labels the
-    method trained on for the class's unlabeled videos (each run's pseudo_labels.csv, pooled over
-    seeds; empty for a method that uses none). In %. Empty without clip_zeroshot or supervised."""
-    rows = []
-    for dataset, teacher_name in sorted({(r["dataset"], r["teacher"]) for r in runs}):
-        at = [r for r in _runs_at(runs, dataset) if r["teacher"] == teacher_name]
-        teacher = _per_class_mean(at, TEACHER_METHOD, None)
-        if teacher.empty:
-            continue
-        for fraction in sorted({float(r["fraction"]) for r in at}):
-            base = _per_class_mean(at, BASELINE_METHOD, fraction)
-            for method in sorted({r["method"] for r in at} - {TEACHER_METHOD, BASELINE_METHOD}):
-                acc = _per_class_mean(at, method, fraction)
-                if acc.empty or base.empty:
-                    continue
-                pseudo = _pooled_pseudo_labels([r for r in at if r["method"] == method
-                                                and math.isclose(float(r["fraction"]), fraction)])
-                for name in acc.index:
-                    row = pseudo.loc[name] if name in pseudo.index else None
-                    rows.append({"dataset": dataset, "teacher": teacher_name, "fraction": fraction, "method": method,
-                                 "class": name,
-                                 "teacher_zeroshot": 100 * teacher.get(name, float("nan")),
-                                 "accuracy": 100 * acc[name], "supervised": 100 * base.get(name, float("nan")),
-                                 "gain": 100 * (acc[name] - base.get(name, float("nan"))),
-                                 "pseudo_label_accuracy": 100 * row["accuracy"] if row is not None else float("nan"),
-                                 "pseudo_label_coverage": 100 * row["coverage"] if row is not None else float("nan")})
-    return pd.DataFrame(rows, columns=["dataset", "teacher", "fraction", "method", "class", "teacher_zeroshot",
-                                       "accuracy",
-                                       "supervised", "gain", "pseudo_label_accuracy", "pseudo_label_coverage"])
-
-
-def _pooled_pseudo_labels(runs: list[dict]) -> pd.DataFrame:
-    """Seen, used and correct pseudo-labels per true class summed over runs (their
-    pseudo_labels.csv beside metrics.json), with coverage and accuracy; empty when none used any."""
-    tables = []
-    for run in runs:
-        path = run["dir"] / "pseudo_labels.csv"
-        if path.exists():
-            table = read_csv(path, "pseudo-label diagnostics", "train")
-            if not table.empty:
-                tables.append(table)
-    if not tables:
-        return pd.DataFrame(columns=["seen", "used", "correct", "coverage", "accuracy"])
-    pooled = pd.concat(tables).groupby("class")[["seen", "used", "correct"]].sum()
-    pooled["coverage"] = pooled["used"] / pooled["seen"].where(pooled["seen"] > 0)
-    pooled["accuracy"] = pooled["correct"] / pooled["used"].where(pooled["used"] > 0)
-    return pooled
-
-
 def _note_figure(text: str, out: Path) -> None:
     """A figure that is only its reason for having nothing to draw."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 2.0))
     say_why_empty(ax, text)
     ax.set_axis_off()
@@ -310,9 +200,9 @@ def plot_pseudo_labels(runs: list[dict], dataset: str, out: Path) -> list[str]:
     the methods drawn."""
     import seaborn as sns
 
-    plt = _pyplot()
+    plt = pyplot()
     frames = []
-    for run in _runs_at(runs, dataset):
+    for run in [r for r in runs if r["dataset"] == dataset]:
         path = run["dir"] / "train_curve.csv"
         curve = pd.read_csv(path) if path.exists() else pd.DataFrame()
         if "pl_accuracy" not in curve.columns:
@@ -349,23 +239,6 @@ def plot_pseudo_labels(runs: list[dict], dataset: str, out: Path) -> list[str]:
     return sorted(data["method"].unique().tolist())
 
 
-def scatter_by_method(ax, rows: pd.DataFrame, x: str, y: str) -> dict:
-    """One marker series per method (and teacher, when rows hold several: a colour per method, a
-    marker per teacher), dodged sideways (dodge) so that methods tied on a class stay visible.
-    Returns each series' transform by (method, teacher), for labels placed at its points."""
-    methods, teachers = sorted(rows["method"].unique()), sorted(rows["teacher"].unique())
-    several = len(teachers) > 1
-    palette = colours(len(methods))
-    groups = list(rows.groupby(["method", "teacher"], sort=True))
-    shifts = {}
-    for i, ((method, teacher), part) in enumerate(groups):
-        shifts[(method, teacher)] = dodge(ax, i, len(groups))
-        marker = MARKERS[(teachers.index(teacher) if several else methods.index(method)) % len(MARKERS)]
-        ax.scatter(part[x], part[y], color=palette[methods.index(method)], marker=marker, s=30,
-                   label=f"{method} [{teacher}]" if several else method).set_offset_transform(shifts[(method, teacher)])
-    return shifts
-
-
 def plot_per_class_pseudo_labels(analysis: pd.DataFrame, dataset: str, out: Path) -> None:
     """Per class: the accuracy of the pseudo-labels each method trained on against the teacher's
     zero-shot test accuracy of the class, at the lowest labeled fraction, one marker per method."""
@@ -381,7 +254,7 @@ def plot_per_class_pseudo_labels(analysis: pd.DataFrame, dataset: str, out: Path
         return
     fraction = rows["fraction"].min()
     rows = rows[rows["fraction"] == fraction]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
     scatter_by_method(ax, rows, "teacher_zeroshot", "pseudo_label_accuracy")
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls=":")
@@ -403,7 +276,7 @@ def plot_gain_vs_teacher(analysis: pd.DataFrame, dataset: str, out: Path) -> Non
         return
     fraction = rows["fraction"].min()
     rows = rows[rows["fraction"] == fraction]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     several = rows["teacher"].nunique() > 1  # then one marker per teacher, one colour per method
     shifts = scatter_by_method(ax, rows, "teacher_zeroshot", "gain")
@@ -437,3 +310,115 @@ def run_label(run: dict, runs: list[dict]) -> str:
 
 def run_title(run: dict) -> str:
     return f"{run['dataset']} / {run['method']} / {fraction_label(float(run['fraction']))} labels / seed {run['seed']}"
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class FigureInputs:
+    """What the figures are drawn from: make_report's tables and runs, and the run chosen for the
+    per-class accuracy and the confusion matrix (`chosen`: dataset, method, fraction, seed, title;
+    its fraction and dataset are also the training curves')."""
+
+    metrics: pd.DataFrame
+    published: pd.DataFrame
+    runs: list[dict]
+    analysis: pd.DataFrame
+    chosen: dict
+    chosen_run: dict
+
+
+# The fields a caption may hold, and how results/README.md words them: {run} the chosen run's
+# title, {fraction} its labeled fraction, {methods} what the figure's draw function returns.
+CAPTION_FIELDS = {"run": "the run shown (`svar report --run`)",
+                  "fraction": "that run's labeled fraction",
+                  "methods": "the methods drawn"}
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """One figure of the report: `name` (rule report's output of that name; make_report lists its file
+    as `<name>_plot`), `file` (in the report's folder), `caption` (report.html's, a str.format
+    template of CAPTION_FIELDS) and `draw(inputs, out)`, which writes the PNG to `out` and returns
+    the caption's {methods} (or None when the caption has none)."""
+
+    name: str
+    file: str
+    caption: str
+    draw: Callable[[FigureInputs, Path], str | None]
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}_plot"
+
+    def make(self, inputs: FigureInputs, out: Path) -> str:
+        """Draw the figure into `out`; its caption, filled in."""
+        methods = self.draw(inputs, out)
+        return self.caption.format(run=inputs.chosen["title"], fraction=fraction_label(inputs.chosen["fraction"]),
+                                   methods=methods)
+
+
+FIGURES = Registry("figure", "the report's figures (svar.report.figures.FIGURES)")
+
+
+def _accuracy(inputs: FigureInputs, out: Path) -> None:
+    plot_accuracy_vs_fraction(inputs.metrics, inputs.published, out)
+
+
+def _per_class(inputs: FigureInputs, out: Path) -> None:
+    plot_per_class(inputs.chosen_run, out)
+
+
+def _confusion(inputs: FigureInputs, out: Path) -> None:
+    plot_confusion(inputs.chosen_run, out)
+
+
+def _training_curves(inputs: FigureInputs, out: Path) -> str:
+    drawn = plot_training_curves(inputs.runs, inputs.chosen["dataset"], inputs.chosen["fraction"], out)
+    return ", ".join(drawn) or "none: teacher-only runs have no curve"
+
+
+def _pseudo_labels(inputs: FigureInputs, out: Path) -> str:
+    return ", ".join(plot_pseudo_labels(inputs.runs, inputs.chosen["dataset"], out)) or "no method uses any"
+
+
+def _pseudo_labels_per_class(inputs: FigureInputs, out: Path) -> None:
+    plot_per_class_pseudo_labels(inputs.analysis, inputs.chosen["dataset"], out)
+
+
+def _gain_vs_teacher(inputs: FigureInputs, out: Path) -> None:
+    plot_gain_vs_teacher(inputs.analysis, inputs.chosen["dataset"], out)
+
+
+# in the order report.html shows them
+for _figure in (
+    ReportFigure("accuracy", "accuracy_vs_fraction.png",
+                 "Top-1 against labeled fraction: ours (solid, ± sd over seeds) and published results for the same "
+                 "dataset under a comparable split convention (hollow, dashed; dotted: zero-shot). The markers at one "
+                 "fraction stand side by side around its tick, so that tied methods stay visible", _accuracy),
+    ReportFigure("per_class", "per_class.png", "Per-class accuracy: {run}", _per_class),
+    ReportFigure("confusion", "confusion.png", "Confusion matrix: {run}", _confusion),
+    ReportFigure("training_curves", "training_curves.png",
+                 "Training curves at {fraction} labels, mean ± sd over seeds ({methods})", _training_curves),
+    ReportFigure("pseudo_labels", "pseudo_labels.png",
+                 "Pseudo-labels used in training: their accuracy against the unlabeled videos' true labels (which no "
+                 "loss reads) and their coverage, per labeled fraction ({methods})", _pseudo_labels),
+    ReportFigure("pseudo_labels_per_class", "pseudo_labels_per_class.png",
+                 "Per class: accuracy of the pseudo-labels each method trained on against the teacher's zero-shot "
+                 "test accuracy of the class (lowest labeled fraction; the methods' markers of one class side by "
+                 "side)", _pseudo_labels_per_class),
+    ReportFigure("gain_vs_teacher", "gain_vs_teacher.png",
+                 f"Per class: test accuracy gain over {BASELINE_METHOD} against the teacher's zero-shot accuracy of "
+                 "the class (lowest labeled fraction; per_class_analysis.csv holds every fraction; the methods' "
+                 "markers of one class side by side)", _gain_vs_teacher),
+):
+    FIGURES.register(_figure)
+
+
+def readme_table() -> str:
+    """results/README.md's table of the figures: each file and its caption, the fields the runs fill
+    in written ‹as what they are›."""
+    fields = {field: f"‹{text}›" for field, text in CAPTION_FIELDS.items()}
+    rows = [f"| `{figure.file}` | {figure.caption.format(**fields)} |" for _, figure in FIGURES.items()]
+    return "\n".join(["| file | caption in report.html (‹…›: filled in from the runs) |", "|---|---|", *rows]) + "\n"

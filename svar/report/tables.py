@@ -1,5 +1,5 @@
 """The report's tables as a paper prints them: the summary (methods as rows, one column group per
-label fraction) and the paired tests under it, in Markdown and LaTeX (booktabs); svar.report_html
+label fraction) and the paired tests under it, in Markdown and LaTeX (booktabs); svar.report.page
 sets the same tables in the HTML page."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .aggregate import GROUP, METRICS, cell_text, several_teachers, with_teacher
-from .significance import AGAINST_BASELINE, AGAINST_BEST, significance_cell
-from .wording import counted, noun
+from ..aggregate import GROUP, METRICS, cell_text, several_teachers, with_teacher
+from ..significance import AGAINST_BASELINE, AGAINST_BEST, significance_cell
+from ..wording import counted, noun
 
 METRIC_LABELS = {"top1": "Top-1", "top5": "Top-5", "mean_class": "Mean-class"}
 
@@ -129,7 +129,7 @@ def settings_text(runs: list[dict]) -> str:
 def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None,
                  runs: list[dict] | None = None) -> list[PaperTable]:
     """One table per dataset and teacher (config `teachers`: the teacher is a grid axis); with the
-    runs (svar.report.load_runs), each table carries the settings its runs were made with."""
+    runs (svar.report.provenance.load_runs), each table carries the settings its runs were made with."""
     tables = []
     summary = with_teacher(summary)
     shown = several_teachers(summary)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import METRICS
-from .costs import SHOWN as COST_COLUMNS, cost_cells
-from .report_tables import (METRIC_LABELS, SIGNIFICANCE_HEADERS, SIGNIFICANCE_NOTE, PaperTable, distinct,
+from ..aggregate import METRICS
+from ..costs import SHOWN as COST_COLUMNS, cost_cells
+from .tables import (METRIC_LABELS, SIGNIFICANCE_HEADERS, SIGNIFICANCE_NOTE, PaperTable, distinct,
                             fraction_label, seeds_text, significance_grid, significance_text, text_cell)
-from .wording import counted
+from ..wording import counted
 
 
 # --------------------------------------------------------------------------- HTML
