@@ -9,6 +9,7 @@ table per top-level section: every leaf key (dotted), its type, its default and 
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from pathlib import Path
@@ -26,8 +27,11 @@ NO_DEFAULT = "—"
 
 
 def _cell(text: str) -> str:
-    """Text safe inside one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text safe inside one Markdown table cell: pipes escaped, and `<`, `>`, `&` outside code
+    spans written as entities (a description's `results/<name>/` is a path, not an HTML tag)."""
+    parts = " ".join(str(text).split()).split("`")
+    parts[::2] = [html.escape(part, quote=False) for part in parts[::2]]
+    return "`".join(parts).replace("|", "\\|")
 
 
 def _code(value) -> str:
@@ -60,7 +64,10 @@ def type_of(node: dict) -> str:
         if key in node:
             bounds.append(f"{sign} {node[key]}")
     if "pattern" in node:
-        bounds.append(f"matching `{node['pattern']}`")
+        # HTML, not a code span: a pipe of the pattern must not end the table cell
+        # (nor Markdown: its backslashes, *, _, [ ] and backticks are written as entities too)
+        pattern = "".join(f"&#{ord(c)};" if c in "|\\*_[]`" else c for c in html.escape(node["pattern"]))
+        bounds.append(f"matching <code>{pattern}</code>")
     if "minLength" in node:
         bounds.append(f"at least {node['minLength']} characters")
     return kind + (f" ({', '.join(bounds)})" if bounds else "")
@@ -104,7 +111,7 @@ def reference() -> str:
         for dotted, leaf in leaves(sub, [section]):
             cut = any(dotted == key or dotted.startswith(key + ".") for key in unrecorded)
             note = " *(`x-reruns: false`: changing it reruns no result)*" if cut else ""
-            out.append(f"| `{dotted}` | {_cell(type_of(leaf))} | {_cell(default_of(dotted))} | "
+            out.append(f"| `{dotted}` | {type_of(leaf)} | {_cell(default_of(dotted))} | "
                        f"{_cell(leaf.get('description', ''))}{note} |")
         out.append("")
     return "\n".join(out)
