@@ -1,6 +1,6 @@
 """svar bench scale's parts (svar/bench_scale.py): 4× the videos is 4× both parts, a stage's
 time and memory are measured from its own process, and the rates it writes are what svar plan
-reads back. (The bench itself runs minutes: README "Scale" quotes it.)"""
+reads back. (The bench itself runs minutes: docs/measurements.md quotes it.)"""
 
 import sys
 

@@ -219,7 +219,7 @@ def test_random_convention_counts_are_the_videossl_lists(pool, fraction, labeled
 @pytest.mark.parametrize("pool,fraction,labeled", [
     (9537, 0.01, 101), (9537, 0.1, 1010), (5236, 0.4, 2142), (5236, 0.5, 2652), (5236, 0.6, 3162)])
 def test_balanced_convention_counts(pool, fraction, labeled):
-    """ceil(f × N_pool / C) a class (SVFormer's rule), the counts the README's table gives."""
+    """ceil(f × N_pool / C) a class (SVFormer's rule), the counts docs/datasets.md's table gives."""
     classes = 101 if pool == 9537 else 51
     rows = [{"video_id": f"v{i}", "label": i % classes, "split1": "train" if i < 3570 or pool == 9537 else "unused"}
             for i in range(pool)]
