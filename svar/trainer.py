@@ -174,7 +174,7 @@ class Trainer:
         labeled = split[split["role"] == "labeled"]
         unlabeled = split[split["role"] == "unlabeled"]
         # with every training video labeled (fraction 1) a batch has no unlabeled part, and the
-        # methods leave their unlabeled terms out (svar/methods.py)
+        # methods leave their unlabeled terms out (svar.methods)
         self.batches_unlabeled = "unlabeled" in method.needs and len(unlabeled) > 0
         num_classes = len(store["class_names"])
         self.teacher_dim = store["text_embeddings"].shape[1]
