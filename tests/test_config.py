@@ -2,8 +2,10 @@
 registries as the one source of names, canonical params, and defaults the CLI and the Python
 API share with the workflow."""
 
+import importlib
 import inspect
 import json
+import pkgutil
 import re
 import subprocess
 import sys
@@ -13,7 +15,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
+import svar.methods
 from svar import config as cfg
+from svar.methods import METHODS
+from svar.methods.terms import TeacherPseudoLabels
 from svar.registry import REGISTRY_MODULES, names, registry
 
 CONFIGS = ROOT / "workflow" / "config"
@@ -139,12 +144,19 @@ def enums(node, path=()):
             yield from enums(sub, path)
 
 
+def pseudo_label_kind(cls) -> str:
+    """The registry kind of a pseudo-label method's sources."""
+    return next(kind for kind in ("pseudo_label_source", "teacher_pseudo_label") if registry(kind) is cls.sources)
+
+
 def test_schema_enums_are_the_registries():
     found = {path: (kind, enum) for path, kind, enum in enums(cfg.schema())}
     expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention", "dataset.pool": "pool",
                 "dataset.video_archive": "video_archive", "methods": "method", "teacher.sampling.mode": "sampling_mode",
                 "teacher.templates": "prompt_set", "student.arch": "student", "distill.loss": "distill_loss",
-                "distill_pl.source": "pseudo_label_source", "teacher_pl.source": "teacher_pseudo_label",
+                # each pseudo-label method's source names its registry's members
+                **{f"{name}.source": pseudo_label_kind(cls) for name, cls in METHODS.items()
+                   if issubclass(cls, TeacherPseudoLabels)},
                 # one definition, the shape of each pseudo-label method's own <method>.threshold_mode
                 "definitions.threshold_mode": "threshold_mode"}
     assert {path: kind for path, (kind, _) in found.items()} == expected
@@ -156,9 +168,14 @@ def test_schema_enums_are_the_registries():
 
 
 def test_registries_hold_what_the_code_defines():
-    assert names("method") == ("supervised", "distill", "distill_pl", "teacher_pl", "pseudo_label", "fixmatch",
-                               "distill_kd", "mean_teacher", "clip_finetune", "temporal_probe", "clip_zeroshot",
-                               "clip_linear_probe")
+    # every method class the package defines (a name of its own) is registered, in the order its
+    # module is imported: the config's and the tables' order
+    defined = [cls for module in sorted(pkgutil.iter_modules(svar.methods.__path__), key=lambda m: m.name)
+               for cls in vars(importlib.import_module(f"svar.methods.{module.name}")).values()
+               if isinstance(cls, type) and getattr(cls, "name", "") and cls.__module__.startswith("svar.methods.")]
+    assert set(names("method")) == {cls.name for cls in defined}
+    assert names("method")[:3] == ("supervised", "distill", "distill_pl")
+    assert names("method")[-3:] == ("temporal_probe", "clip_zeroshot", "clip_linear_probe")
     assert names("threshold_mode") == ("fixed", "flexmatch")
     assert names("student") == ("tiny3d", "r3d_18", "r2plus1d_18", "mc3_18", "s3d", "mvit_v2_s", "swin3d_t")
     assert names("dataset") == ("hmdb51", "synthetic", "ucf101")

@@ -10,12 +10,26 @@ import pytest
 import torch
 
 from svar.clips import ClipCache, ClipSpec, crop_boxes, eval_views, strong_augment, take_clips, train_crops
-from svar.config import merge, validate
+from svar.config import defaults, merge, validate
 from svar.methods import METHODS, NEEDS, get_method
 from svar.trainer import options_for, training_reads
 from svar.splits import make_split
 from svar.students import STUDENTS, Student
 from svar.trainer import Trainer, train
+
+def method_sections() -> dict:
+    """Each method's own config section (schema defaults), set to show what its loss depends on:
+    every pseudo-label counts (thresholds 0) at full weight (1) from the first step (no ramp)."""
+    sections = {}
+    for name in METHODS:
+        if name in defaults():
+            section = dict(defaults()[name])
+            for key in section:
+                if key.endswith("threshold"):
+                    section[key] = 0.0
+            sections[name] = {**section, **{k: v for k, v in (("weight", 1.0), ("unsup_warmup", 0)) if k in section}}
+    return sections
+
 
 OPTIONS = {
     "student": {"arch": "tiny3d", "pretrained": "none", "sampling": "segments", "frames": 4, "size": 16,
@@ -24,18 +38,12 @@ OPTIONS = {
               "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 1, "device": "cpu", "crop": "random",
               "crop_padding": 4, "flip": False, "strong_area": [0.5, 1.0], "strong_cutout": [0.2, 0.4],
               "randaugment_ops": 2, "randaugment_magnitude": 9, "val_every": 0, "ema": 0.0, "checkpoint_every": 0},
-    "distill": {"weight": 1.0, "loss": "cosine", "frame_level": False},
-    # thresholds 0: every pseudo-label counts, so that a loss visibly depends on its targets
-    "teacher_pl": {"source": "teacher_zeroshot", "threshold": 0.0, "weight": 1.0, "unsup_warmup": 0,
-                   "threshold_mode": "fixed"},
-    "distill_pl": {"source": "teacher_zeroshot", "threshold": 0.0, "student_threshold": 0.0, "weight": 1.0,
-                   "unsup_warmup": 0, "threshold_mode": "fixed"},
-    "pseudo_label": {"threshold": 0.0, "weight": 1.0, "unsup_warmup": 0, "threshold_mode": "fixed"},
-    "fixmatch": {"threshold": 0.0, "weight": 1.0, "unsup_warmup": 0, "threshold_mode": "fixed"},
-    "distill_kd": {"temperature": 2.0, "weight": 1.0},
-    "mean_teacher": {"weight": 1.0, "unsup_warmup": 0, "ema_decay": 0.9},
-    "clip_finetune": {"lr": 1e-4, "weight_decay": 0.001},
-    "temporal_probe": {"layers": 1, "heads": 2, "steps": 5, "batch_size": 4, "lr": 0.001, "weight_decay": 0.05},
+    # each method's own section (derived: a new method's comes with it), then the tests' settings
+    **{name: section for name, section in method_sections().items()},
+    "distill_kd": {**method_sections()["distill_kd"], "temperature": 2.0},
+    "mean_teacher": {**method_sections()["mean_teacher"], "ema_decay": 0.9},
+    "clip_finetune": {**method_sections()["clip_finetune"], "lr": 1e-4},
+    "temporal_probe": {**method_sections()["temporal_probe"], "heads": 2, "steps": 5, "batch_size": 4},
     "teacher": {"cache_dir": "data/weights", "offline": True},
     "linear_probe": {"l2": 0.001, "max_iter": 20},
     "evaluate": {"clips": 1},
