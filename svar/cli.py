@@ -47,7 +47,7 @@ def schema_help(key: str) -> str:
 
 
 def _download(args):
-    from .download import fetch_archive
+    from .datasets import fetch_archive
 
     fetch_archive(args.archive, args.archives_dir, args.out_dir)
 
@@ -113,7 +113,7 @@ def _student_weights(args):
 
 def _fetch_weights(args):
     from .config import load_workflow_config
-    from .weights_files import fetch_all, required, table
+    from .fetch_weights import fetch_all, required, table
 
     config = load_workflow_config(*args.configfile)
     if args.list:
