@@ -200,6 +200,16 @@ def validate(config: dict, source: str = "config") -> dict:
     return full
 
 
+def schema_properties(dotted: str) -> dict:
+    """The keys of a section, in the schema's order, each with its schema node: its `type`,
+    `default`, `x-names` ... (schema_properties("teacher.sampling")["fps"]["type"] -> "number")."""
+    root = raw_schema()
+    node = root
+    for part in dotted.split("."):
+        node = _resolve_ref(node, root)["properties"][part]
+    return {key: _resolve_ref(sub, root) for key, sub in _resolve_ref(node, root)["properties"].items()}
+
+
 def enum_of(dotted: str) -> list:
     """The values the schema allows a key ("student.sampling")."""
     node = raw_schema()
