@@ -8,7 +8,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from svar.config import check
+from svar.config_checks import check
 
 min_version("9.0")
 

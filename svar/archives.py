@@ -184,7 +184,7 @@ class _Archive:
     def __init__(self, path: Path):
         self.path = path
         if not path.is_file():
-            raise ExtractionError(f"{path}: no such archive; fetch it first (svar.download.fetch_archive).")
+            raise ExtractionError(f"{path}: no such archive; fetch it first (svar.datasets.fetch_archive).")
         if rarfile.is_rarfile(path):
             self.decoder = rar_decoder()
             opener, list_members = rarfile.RarFile, _rar_members

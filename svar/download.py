@@ -325,29 +325,3 @@ class ArchiveInfo:
 
     def checksums(self) -> list[Checksum]:
         return expected_checksums(self.sha256, self.md5, self.sha256_prefix, self.sha256_suffix)
-
-
-def fetch_archive(name: str, archives_dir: str | os.PathLike | None = None,
-                  download_dir: str | os.PathLike = "data/archives", progress: bool = True) -> Path:
-    """Path to a verified copy of the known archive `name` (one a registered dataset is built
-    from: svar.datasets.known_archives()).
-
-    An archive already in `archives_dir` (copied by hand, or from a shared disk) is verified
-    and used as is, without touching the network; otherwise it is downloaded to `download_dir`.
-    """
-    from .datasets import known_archives
-
-    known = known_archives()
-    if name not in known:
-        raise KeyError(f"unknown archive {name!r}; known: {', '.join(known)}")
-    info = known[name]
-    if archives_dir is not None:
-        local = Path(archives_dir) / info.filename
-        if local.exists():
-            verify(local, info.checksums(), progress=progress,
-                   advice=f"Replace it with the official {info.filename} ({info.url}), "
-                          f"or remove it from {archives_dir} to download it.")
-            return local
-        log.info("%s is not in %s; downloading it", info.filename, archives_dir)
-    return download(info.url, Path(download_dir) / info.filename, sha256=info.sha256, md5=info.md5,
-                    sha256_prefix=info.sha256_prefix, sha256_suffix=info.sha256_suffix, progress=progress)

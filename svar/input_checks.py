@@ -2,7 +2,7 @@
 
 An error: the published lists (`dataset.lists_dir`) hold no list for a fraction of the grid (rule
 splits would find it only when it runs). Warnings, said at the config check (from the dataset's
-manifest when `svar index` has run, else its settings: svar.plan.dataset_shape) and in the
+manifest when `svar index` has run, else its settings: svar.datasets.dataset_shape) and in the
 job's log (from what the job reads): settings beyond the data that run but waste or repeat —
 more shards than videos, a batch larger than the videos it is drawn from, more cached frames
 than a video has.
@@ -85,7 +85,7 @@ def cache_frames_warnings(student: dict, longest: int, what: str) -> list[str]:
 def data_warnings(config: dict, manifest_path=None) -> list[str]:
     """Settings beyond the data, from the dataset's shape (its manifest when there is one, else
     its settings or published counts; none known for the user's own videos before indexing)."""
-    from .plan import dataset_shape
+    from .datasets import dataset_shape
 
     try:
         shape = dataset_shape(config, manifest_path)

@@ -26,7 +26,6 @@ After a run, the report puts these estimates beside the benchmark files' actual 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ import pandas as pd
 from .atomic import write_csv
 from .clip_cache import kept_frames, cache_reads
 from .config import subset
+from .datasets import DatasetShape, dataset_shape
 from .methods import METHODS
 from .trainer import training_reads
 
@@ -48,64 +48,6 @@ GPU_STAGES = ("teacher_shard", "train", "evaluate")
 # a test view's forward against a training step (the backward costs about two forwards): what an
 # evaluate rate is derived from where only a train rate was measured
 FORWARD_SHARE = 1 / 3
-
-
-@dataclass
-class DatasetShape:
-    """What a plan needs of a dataset: its train-part and test-part videos, frames a video, frame size."""
-
-    train_videos: int
-    test_videos: int
-    frames: float
-    width: int
-    height: int
-    source: str
-    frame_counts: tuple | None = None  # (train part, test part) arrays of frame counts, from a manifest
-
-    @property
-    def videos(self) -> int:
-        return self.train_videos + self.test_videos
-
-
-# published shapes of the real datasets, split 1 (README "Pools, split conventions and their
-# counts"): UCF101's paper gives 13,320 clips, mean length 7.21 s at 25 fps, 320×240; HMDB51's
-# gives no mean length: 90 frames (3 s at 30 fps) is an assumption, said as such in the plan
-PUBLISHED = {
-    "ucf101": DatasetShape(9537, 3783, 7.21 * 25, 320, 240, "UCF101's published counts (split 1; mean 7.21 s at 25 fps)"),
-    "hmdb51": DatasetShape(5236, 1530, 90, 320, 240,
-                           "HMDB51's published counts (split 1); 90 frames a video assumed (no published mean)"),
-}
-
-
-def dataset_shape(config: dict, manifest_path=None) -> DatasetShape:
-    """The dataset's shape: from its manifest when one exists, else from the config."""
-    split = int(config["dataset"]["split"])
-    if manifest_path is not None and Path(manifest_path).exists():
-        from .manifest import load_manifest
-
-        m = load_manifest(manifest_path)
-        if f"split{split}" not in m.columns:
-            have = [c.removeprefix("split") for c in m.columns if c.startswith("split") and c[5:].isdigit()]
-            raise ValueError(f"dataset.split: {split}, but {manifest_path} has splits {', '.join(have)}")
-        test = m[f"split{split}"] == "test"
-        return DatasetShape(int((~test).sum()), int(test.sum()), float(m["frames"].mean()), int(m["width"].median()),
-                            int(m["height"].median()), f"its manifest ({manifest_path})",
-                            (m.loc[~test, "frames"].to_numpy(), m.loc[test, "frames"].to_numpy()))
-    name = config["dataset"]["name"]
-    if config["dataset"]["root"]:
-        raise ValueError(f"dataset.root: your own videos have no known shape before `svar index` has run; run "
-                         f"`snakemake {manifest_path or 'results/<name>/manifest.csv'}` first, then plan")
-    if name == "synthetic":
-        s = config["dataset"]["synthetic"]
-        width, height = s.get("width") or s["size"], s.get("height") or s["size"]
-        lo, hi = s.get("min_frames", 24), s.get("max_frames", 40)
-        per_class = s["groups"] * s["clips_per_group"]
-        test = s["classes"] * s["test_groups"] * s["clips_per_group"]
-        return DatasetShape(s["classes"] * per_class - test, test, (lo + hi) / 2, width, height,
-                            "the generated set's settings (dataset.synthetic)")
-    if name in PUBLISHED:
-        return PUBLISHED[name]
-    raise ValueError(f"dataset.name: {name!r} has no published shape here; run `svar index` first, then plan")
 
 
 def plan_reads(config: dict) -> tuple[str, ...]:
@@ -447,7 +389,8 @@ def main_plan(overlays=(), device: str = "cpu", rates_path=RATES_PATH, out=None,
     rule plan passes: the keys of `plan_reads`); write it as CSV to `out`."""
     import json
 
-    from .config import check, load_workflow_config, results_dir
+    from .config import load_workflow_config, results_dir
+    from .config_checks import check
 
     if config_json:
         config = json.loads(config_json) if isinstance(config_json, str) else config_json

@@ -10,9 +10,9 @@ hand: `svar fetch-weights --list` prints each file's place, the URL to copy it f
 published checksum where the registry publishes one (torchvision's file names carry the first
 hex digits of their sha256; open_clip's registry names Hugging Face files, no digest).
 
-`svar fetch-weights` fetches them all through the functions rules teacher_weights and
-student_weights run, writing the same receipts in the same places, so Snakemake finds the
-downloads done.
+This module says what a weights file is and where its receipt goes; svar.teacher.weights and
+svar.student_weights list a teacher's and a student's files, and svar.fetch_weights gathers a
+config's and fetches them (`svar fetch-weights`).
 """
 
 from __future__ import annotations
@@ -79,34 +79,6 @@ class WeightFile:
             f"machine with internet (a login node) with the same {self.folder_key}, or {self.by_hand()}")
 
 
-def _teachers(config: dict) -> list[dict]:
-    """Each teacher section of the grid, its `pretrained` as a loadable source (`generated`: the
-    checkpoint rule pretrain_teacher trains, which needs no download)."""
-    from .config import grid_teachers, results_dir
-    from .teacher.weights import pretrained_file
-
-    return [{**teacher, "pretrained": pretrained_file(teacher["pretrained"], results_dir(config))}
-            for _, teacher in grid_teachers(config)]
-
-
-def required(config: dict) -> list[WeightFile]:
-    """Every file a config's jobs read that has to be downloaded: each teacher's of the grid
-    (`teacher`, then `teachers:`), then the student's; each file once."""
-    from .student_weights import NAMED, pretrained_source, student_files
-    from .teacher.weights import teacher_files
-
-    out: list[WeightFile] = []
-    for teacher in _teachers(config):
-        out += teacher_files(teacher["model"], teacher["pretrained"], teacher["cache_dir"])
-    student = config["student"]
-    if pretrained_source(student["pretrained"]) in NAMED:
-        out += student_files(student["arch"], student["pretrained"], student["weights_dir"])
-    unique = {}
-    for entry in out:
-        unique.setdefault(entry.path, entry)
-    return list(unique.values())
-
-
 def teacher_receipt(teacher: dict, results: str = "results") -> str:
     """The receipt rule teacher_weights writes for a teacher: <model>__<pretrained>.json."""
     from .config import safe_name
@@ -119,38 +91,3 @@ def student_receipt(student: dict, results: str = "results") -> str:
     from .config import safe_name
 
     return f"{results}/student_weights/{safe_name(student['arch'])}__{safe_name(student['pretrained'])}.json"
-
-
-def fetch_all(config: dict, results: str = "results") -> list[str]:
-    """Fetch every file `required` lists, as rules teacher_weights and student_weights do (the
-    same functions, the same receipts); returns the receipts written."""
-    from .student_weights import NAMED, pretrained_source
-    from .student_weights import weights_receipt as student_weights_receipt
-    from .teacher.weights import teacher_files
-    from .teacher.weights import weights_receipt as teacher_weights_receipt
-
-    receipts = []
-    for teacher in _teachers(config):
-        out = teacher_receipt(teacher, results)
-        if teacher_files(teacher["model"], teacher["pretrained"], teacher["cache_dir"]) and out not in receipts:
-            teacher_weights_receipt(teacher["model"], teacher["pretrained"], teacher["cache_dir"], out)
-            receipts.append(out)
-    student = config["student"]
-    if pretrained_source(student["pretrained"]) in NAMED:
-        out = student_receipt(student, results)
-        student_weights_receipt(student["arch"], student["pretrained"], student["weights_dir"], out)
-        receipts.append(out)
-    return receipts
-
-
-def table(entries: list[WeightFile]) -> str:
-    """The files as a Markdown table: what to place where, from which URL, with which checksum."""
-    lines = ["| weights (config key) | file | folder (config key) | URL | sha256 |", "|---|---|---|---|---|"]
-    for e in entries:
-        name = " or ".join(f"`{n}`" for n in e.names)
-        if e.sha256:
-            digest = f"`{e.sha256}`" if len(e.sha256) == 64 else f"starts with `{e.sha256}` (the file's name says)"
-        else:
-            digest = "not in open_clip's registry (the Hub shows it on the file's page)" if e.repo else "not published"
-        lines.append(f"| {e.what} (`{e.key}`) | {name} | `{e.folder}` (`{e.folder_key}`) | {e.url} | {digest} |")
-    return "\n".join(lines) + "\n"

@@ -157,7 +157,7 @@ def tiny_outputs(*stages: str) -> list[str]:
     copy_outputs: "dataset" (its generated set), "index", "pretrain_teacher", "teacher" (the
     feature store and its shards), "clip_cache" (both parts' shards and receipts),
     "splits:<fraction>_<seed>" (one split's two files)."""
-    from svar.config import load_workflow_config
+    from svar.config import load_workflow_config, split_path
     from svar.datasets import dataset_folder
 
     results = "results/tiny"
@@ -170,7 +170,7 @@ def tiny_outputs(*stages: str) -> list[str]:
     for stage in stages:
         if stage.startswith("splits:"):
             fraction, seed = stage.split(":")[1].split("_")
-            out += [f"{results}/splits/fraction{fraction}_seed{seed}.{ext}" for ext in ("csv", "json")]
+            out += [split_path(results, fraction, seed, ext) for ext in ("csv", "json")]
         else:
             out += paths[stage]
     return out

@@ -17,6 +17,7 @@ import yaml
 from conftest import ROOT
 import svar.methods
 from svar import config as cfg
+from svar import config_checks
 from svar.methods import METHODS
 from svar.methods.terms import TeacherPseudoLabels
 from svar.registry import REGISTRY_MODULES, names, registry
@@ -83,7 +84,7 @@ def test_the_base_config_holds_the_grid_and_the_overlays_only_their_differences(
 
 def test_the_two_teacher_overlay_adds_a_random_vit_b_32_to_the_tiny_grid():
     config = cfg.load_workflow_config(CONFIGS / "tiny.yaml", CONFIGS / "two-teachers.yaml")
-    cfg.check(config)
+    config_checks.check(config)
     teachers = cfg.grid_teachers(config)
     assert [root for root, _ in teachers] == ["results/two-teachers", "results/two-teachers/teachers/vit-b-32-random"]
     assert [(t["model"], t["pretrained"]) for _, t in teachers] == [("svar-tiny-clip", "generated"),
@@ -297,37 +298,39 @@ def test_what_the_schema_cannot_see_is_named(overlay, named):
     if "cuda" in named and torch.cuda.device_count() > 3:
         pytest.skip("this machine has the CUDA device the test asks for")
     with pytest.raises(cfg.ConfigError, match=re.escape(named)):
-        cfg.check(cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), overlay), "my.yaml")
+        config_checks.check(cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), overlay), "my.yaml")
 
 
 def test_frame_level_distillation_of_enough_frames_passes_the_check():
     config = cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"),
                        {"distill": {"frame_level": True}, "student": {"frames": 8, "cache_frames": 8}})
-    assert cfg.check(config)["distill"]["frame_level"] is True
+    assert config_checks.check(config)["distill"]["frame_level"] is True
     # without a distilling method in the grid, frame_level is read by nobody: no check
-    cfg.check(cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), {"distill": {"frame_level": True},
+    config_checks.check(cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), {"distill": {"frame_level": True},
                                                                  "methods": ["supervised"]}))
 
 
 def test_a_cuda_device_is_not_checked_where_the_jobs_do_not_run():
     """On a cluster's login node (no GPU) the jobs run elsewhere: `local=False` skips the check."""
     config = cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), {"train": {"device": "cuda"}})
-    assert cfg.check(config, local=False)["train"]["device"] == "cuda"
+    assert config_checks.check(config, local=False)["train"]["device"] == "cuda"
     # every shipped config passes the check here: tests/test_rehearsal.py
 
 
 def test_the_check_leaves_open_clip_unimported_for_svars_own_teacher():
     """Every Snakemake start runs the check (SLURM job steps too): for svar's own model with a
     checkpoint it must not pay for importing open_clip; an open_clip model still gets looked up."""
-    code = ("import sys, svar.config as c; c.check(c.load_workflow_config()); print('open_clip' in sys.modules); "
+    code = ("import sys, svar.config as c, svar.config_checks as k; k.check(c.load_workflow_config()); "
+            "print('open_clip' in sys.modules); "
             "x = c.merge(c.read_yaml(c.WORKFLOW_CONFIG), {'teacher': {'model': 'ViT-B-32', 'pretrained': 'openai'}})"
-            "; c.check(x); print('open_clip' in sys.modules)")
+            "; k.check(x); print('open_clip' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.split() == ["False", "True"]
 
 
 def test_a_generated_set_whose_shortest_video_is_longer_than_its_longest_is_named_before_any_job():
-    from svar.config import load_workflow_config, problems
+    from svar.config import load_workflow_config
+    from svar.config_checks import problems
 
     config = load_workflow_config()
     config["dataset"]["synthetic"].update(min_frames=50, max_frames=40)

@@ -261,7 +261,8 @@ def test_extracted_dir_is_laid_out_by_links_with_the_same_roles(name, tmp_path):
 
 
 def test_extracted_dir_errors_name_the_key(tmp_path):
-    from svar.config import ConfigError, check, load_workflow_config
+    from svar.config import ConfigError, load_workflow_config
+    from svar.config_checks import check
 
     base = load_workflow_config()
     for dataset, match in (({"name": "ucf101", "extracted_dir": str(tmp_path / "nowhere")}, "is not a folder"),

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svar.datasets import known_archives
-from svar.download import (ArchiveInfo, ChecksumError, DownloadError, download,
-                           expected_checksums, fetch_archive)
+from svar.datasets import fetch_archive, known_archives
+from svar.download import ArchiveInfo, ChecksumError, DownloadError, download, expected_checksums
 from svar.datasets.synthetic import render_video, write_avi
 
 STALL_LIMIT_S = 10  # a stalled handler gives up by itself, even if a test forgets to release it

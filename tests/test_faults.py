@@ -146,7 +146,7 @@ def test_a_truncated_feature_store_is_named_and_nothing_is_deleted(tiny_run, tmp
 
 
 def test_a_setting_the_schema_cannot_see_is_named_before_any_job(tmp_path):
-    """One of svar.config.problems' checks (each is tested in test_config.py) through Snakemake."""
+    """One of svar.config_checks.problems' checks (each is tested in test_config.py) through Snakemake."""
     config = write_config(tmp_path / "bad.yaml", teacher={**yaml.safe_load(TINY.read_text())["teacher"],
                                                          "model": "ViT-B-99"})
     result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(config))

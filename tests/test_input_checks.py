@@ -300,7 +300,8 @@ def tiny_config(**sections):
 def test_a_teacher_weights_file_must_be_a_file_before_any_job(tmp_path, key, kind):
     """Red-team: teacher.pretrained naming a file that does not exist was accepted (exit 0, the
     generated teacher's results); naming a folder ended in open_clip's traceback in both shard jobs."""
-    from svar.config import ConfigError, check
+    from svar.config import ConfigError
+    from svar.config_checks import check
 
     path = tmp_path / ("nothing.pt" if kind == "missing" else "weights")
     if kind == "folder":
@@ -322,7 +323,7 @@ def test_a_teacher_weights_file_must_be_a_file_before_any_job(tmp_path, key, kin
 
 
 def test_an_existing_teacher_weights_file_passes(tmp_path):
-    from svar.config import check
+    from svar.config_checks import check
 
     good = tmp_path / "good.pt"
     good.write_bytes(b"weights")
@@ -331,7 +332,8 @@ def test_an_existing_teacher_weights_file_passes(tmp_path):
 
 @pytest.mark.parametrize("kind", ["missing", "folder"])
 def test_a_student_weights_file_must_be_a_file(tmp_path, kind):
-    from svar.config import ConfigError, check
+    from svar.config import ConfigError
+    from svar.config_checks import check
 
     path = tmp_path / "student.pt"
     if kind == "folder":
@@ -364,7 +366,7 @@ def test_settings_beyond_the_data_are_warned_at_the_config_check(caplog):
     videos were accepted without a word."""
     import logging
 
-    from svar.config import check
+    from svar.config_checks import check
 
     with caplog.at_level(logging.WARNING):
         check(tiny_config(**BEYOND), local=False)
@@ -424,7 +426,8 @@ def test_the_jobs_say_so_in_their_logs(tiny_manifest, caplog):
 @pytest.mark.parametrize("convention", ["svformer", "videossl"])
 def test_a_lists_dir_without_a_fraction_of_the_grid_is_refused_at_the_config_check(tmp_path, convention):
     """Red-team: a lists_dir without the grid's fraction was found only when rule splits ran."""
-    from svar.config import ConfigError, check
+    from svar.config import ConfigError
+    from svar.config_checks import check
 
     lists = tmp_path / "lists"
     if convention == "svformer":

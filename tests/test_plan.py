@@ -11,7 +11,8 @@ import pytest
 
 from svar.config import load_workflow_config
 from svar.costs import cost_table
-from svar.plan import RATE_COLUMNS, dataset_shape, plan, plan_markdown, read_rates
+from svar.datasets import dataset_shape
+from svar.plan import RATE_COLUMNS, plan, plan_markdown, read_rates
 
 from conftest import ROOT
 

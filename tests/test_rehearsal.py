@@ -52,7 +52,8 @@ def shipped_files(name: str, sites: dict) -> list[str]:
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_shipped_config_resolves_and_validates(name, sites):
-    from svar.config import check, load_workflow_config
+    from svar.config import load_workflow_config
+    from svar.config_checks import check
 
     config = check(load_workflow_config(*shipped_files(name, sites)), name, local=True)
     assert config["methods"] and config["fractions"] and config["seeds"]

@@ -178,7 +178,8 @@ def expected_reruns(base: dict, changed: dict) -> tuple[set, set, set]:
 def key_cases(overlay: dict):
     """(key, schema node, overlay with the key changed or None, why not) for every leaf key:
     the first candidate value the workflow's config check takes."""
-    from svar.config import ConfigError, check, load_workflow_config
+    from svar.config import ConfigError, load_workflow_config
+    from svar.config_checks import check
 
     config = load_workflow_config(TINY)
     cases = []

@@ -20,7 +20,8 @@ import torch
 from conftest import ROOT, TINY
 from svar import student_weights
 from svar.cli import main
-from svar.config import WORKFLOW_CONFIG, ConfigError, check, merge, read_yaml
+from svar.config import WORKFLOW_CONFIG, ConfigError, merge, read_yaml
+from svar.config_checks import check
 from svar.methods import METHODS
 from svar.student_weights import build_student, inflate, student_problems
 from svar.students import STUDENTS, Student, torchvision_weights

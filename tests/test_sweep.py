@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from svar.config import split_path
 from svar.splits import write_split
 from svar.sweep import format_sweep, parse_assignment, sweep, with_setting
 
@@ -26,7 +27,7 @@ def workflow_outputs(tiny_manifest, tiny_store, tmp_path):
     shutil.copy(index_dir / "manifest.csv", root / "manifest.csv")
     torch.save(tiny_store, root / "teacher" / "features.pt")
     for seed in (0, 1):
-        write_split(manifest, 0.25, seed, root / "splits" / f"fraction0.25_seed{seed}.csv", val_per_class=1)
+        write_split(manifest, 0.25, seed, split_path(root, 0.25, seed), val_per_class=1)
     return config, manifest
 
 

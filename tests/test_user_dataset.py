@@ -14,6 +14,7 @@ import yaml
 
 from conftest import ROOT, TINY, snakemake, write_config
 from svar import config as cfg
+from svar import config_checks
 from svar.datasets import dataset_folder
 from svar.datasets.user import UserDatasetError, lay_out, read_video_csv
 from svar.manifest import build_manifest, files_digest, index_inputs, read_class_index, read_split_list
@@ -195,9 +196,9 @@ def user_config(**dataset):
 
 def test_a_user_dataset_checks_clean_and_is_laid_out_under_its_name(mydata, tmp_path):
     for root in (mydata, write_csv(mydata, tmp_path / "videos.csv")):
-        full = cfg.check(user_config(root=str(root)), "my.yaml")
+        full = config_checks.check(user_config(root=str(root)), "my.yaml")
         assert dataset_folder(full) == "mydata"
-    assert dataset_folder(cfg.check(cfg.read_yaml(CONFIGS / "config.yaml"))).startswith("synthetic-")
+    assert dataset_folder(config_checks.check(cfg.read_yaml(CONFIGS / "config.yaml"))).startswith("synthetic-")
 
 
 @pytest.mark.parametrize("dataset,teacher,named", [
@@ -220,7 +221,7 @@ def test_a_wrong_user_dataset_is_named_before_any_job(mydata, tmp_path, dataset,
     config = user_config(**{k: v.format(**fill) if isinstance(v, str) else v for k, v in dataset.items()})
     config["teacher"].update(teacher)
     with pytest.raises(cfg.ConfigError, match=re.escape(named.format(**fill))):
-        cfg.check(config, "my.yaml")
+        config_checks.check(config, "my.yaml")
 
 
 def test_a_dataset_name_must_be_a_folder_name():
@@ -233,9 +234,9 @@ def test_the_example_overlay_is_valid_and_checks_clean_once_pointed_at_videos(my
     assert example["dataset"] == {"name": "mydata", "root": "/path/to/mydata"}
     full = cfg.load_workflow_config(CONFIGS / "mydata.example.yaml")
     with pytest.raises(cfg.ConfigError, match=re.escape("dataset.root: /path/to/mydata does not exist")):
-        cfg.check(full)
+        config_checks.check(full)
     full["dataset"]["root"] = str(mydata)
-    assert cfg.problems(full) == []
+    assert config_checks.problems(full) == []
 
 
 # ---------------------------------------------------------------- end to end

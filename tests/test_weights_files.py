@@ -20,7 +20,8 @@ from svar.cli import main
 from svar.download import DownloadError
 from svar.student_weights import build_student, weights_name, weights_url
 from svar.teacher.weights import create_teacher
-from svar.weights_files import fetch_all, required, student_receipt, teacher_receipt
+from svar.fetch_weights import fetch_all, required
+from svar.weights_files import student_receipt, teacher_receipt
 
 CPU = torch.device("cpu")
 SOURCES = ["teacher tag", "teacher hf-hub", "student kinetics400", "student imagenet", "wrong checksum"]

@@ -6,8 +6,8 @@ Each module of this package defines one `Dataset` (svar.datasets.base) and regis
 One module registers nothing: `user`, which lays out the user's own videos (`dataset.root`: a
 folder in that layout, or a CSV) under any other name.
 
-The archives come from `svar download` (svar.download), or from a folder of archives already
-on disk (`dataset.archives_dir`) — on a cluster node without internet.
+The archives come from `svar download` (`fetch_archive`, over svar.download's HTTP), or from a
+folder of archives already on disk (`dataset.archives_dir`) — on a cluster node without internet.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pkgutil
 import shutil
 from pathlib import Path
 
-from ..download import ArchiveInfo, verify
-from .base import DATASETS, Dataset
+from ..download import ArchiveInfo, download, verify
+from .base import DATASETS, Dataset, DatasetShape
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,58 @@ def dataset_folder(config: dict) -> str:
     return DATASETS[dataset["name"]].folder(dataset)
 
 
+def dataset_shape(config: dict, manifest_path=None) -> DatasetShape:
+    """The dataset's shape: from its manifest when one exists, else from the config (the
+    generated set's settings, a built-in dataset's published counts: Dataset.shape)."""
+    split = int(config["dataset"]["split"])
+    if manifest_path is not None and Path(manifest_path).exists():
+        from ..manifest import load_manifest
+
+        m = load_manifest(manifest_path)
+        if f"split{split}" not in m.columns:
+            have = [c.removeprefix("split") for c in m.columns if c.startswith("split") and c[5:].isdigit()]
+            raise ValueError(f"dataset.split: {split}, but {manifest_path} has splits {', '.join(have)}")
+        test = m[f"split{split}"] == "test"
+        return DatasetShape(int((~test).sum()), int(test.sum()), float(m["frames"].mean()), int(m["width"].median()),
+                            int(m["height"].median()), f"its manifest ({manifest_path})",
+                            (m.loc[~test, "frames"].to_numpy(), m.loc[test, "frames"].to_numpy()))
+    name = config["dataset"]["name"]
+    if config["dataset"]["root"]:
+        raise ValueError(f"dataset.root: your own videos have no known shape before `svar index` has run; run "
+                         f"`snakemake {manifest_path or 'results/<name>/manifest.csv'}` first, then plan")
+    shape = DATASETS[name].shape(config["dataset"]) if name in DATASETS else None
+    if shape is None:
+        raise ValueError(f"dataset.name: {name!r} has no published shape here; run `svar index` first, then plan")
+    return shape
+
+
 def known_archives() -> dict[str, ArchiveInfo]:
     """Every archive a registered dataset is built from, by file name."""
     return {info.filename: info for name in DATASETS for info in DATASETS[name].archives()}
+
+
+def fetch_archive(name: str, archives_dir: str | os.PathLike | None = None,
+                  download_dir: str | os.PathLike = "data/archives", progress: bool = True) -> Path:
+    """Path to a verified copy of the known archive `name` (one a registered dataset is built
+    from: known_archives()).
+
+    An archive already in `archives_dir` (copied by hand, or from a shared disk) is verified
+    and used as is, without touching the network; otherwise it is downloaded to `download_dir`.
+    """
+    known = known_archives()
+    if name not in known:
+        raise KeyError(f"unknown archive {name!r}; known: {', '.join(known)}")
+    info = known[name]
+    if archives_dir is not None:
+        local = Path(archives_dir) / info.filename
+        if local.exists():
+            verify(local, info.checksums(), progress=progress,
+                   advice=f"Replace it with the official {info.filename} ({info.url}), "
+                          f"or remove it from {archives_dir} to download it.")
+            return local
+        log.info("%s is not in %s; downloading it", info.filename, archives_dir)
+    return download(info.url, Path(download_dir) / info.filename, sha256=info.sha256, md5=info.md5,
+                    sha256_prefix=info.sha256_prefix, sha256_suffix=info.sha256_suffix, progress=progress)
 
 
 def archive_names() -> tuple[str, ...]:

@@ -9,6 +9,7 @@ are published, their digests) and turns them into that layout; the generated one
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..download import ArchiveInfo
@@ -16,6 +17,23 @@ from ..registry import Registry
 
 # every dataset module of this package registers its Dataset here (svar.datasets imports them all)
 DATASETS = Registry("dataset", "dataset.name")
+
+
+@dataclass
+class DatasetShape:
+    """What a plan needs of a dataset: its train-part and test-part videos, frames a video, frame size."""
+
+    train_videos: int
+    test_videos: int
+    frames: float
+    width: int
+    height: int
+    source: str
+    frame_counts: tuple | None = None  # (train part, test part) arrays of frame counts, from a manifest
+
+    @property
+    def videos(self) -> int:
+        return self.train_videos + self.test_videos
 
 
 class Dataset:
@@ -26,12 +44,20 @@ class Dataset:
     video_archives  the archives holding its videos: the first is the default, the others
                     alternatives that dataset.video_archive may pick (the same videos)
     split_archive   the archive holding its official split lists
+    published_shape its split 1 as its paper counts it (videos, mean frames, frame size): the
+                    shape a plan uses before `svar index` has run (svar.datasets.dataset_shape)
     """
 
     name = ""
     generated = False
     video_archives: tuple[ArchiveInfo, ...] = ()
     split_archive: ArchiveInfo | None = None
+    published_shape: DatasetShape | None = None
+
+    @classmethod
+    def shape(cls, dataset_config: dict) -> DatasetShape | None:
+        """The dataset's shape before it is indexed (None: unknown): its published one."""
+        return cls.published_shape
 
     @classmethod
     def folder(cls, dataset_config: dict) -> str:

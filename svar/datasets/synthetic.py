@@ -30,7 +30,7 @@ import numpy as np
 from ..atomic import atomic_path, write_text
 from ..config import default
 from ..video import iter_videos
-from .base import DATASETS, Dataset
+from .base import DATASETS, Dataset, DatasetShape
 
 FPS = 25
 
@@ -148,6 +148,17 @@ class Synthetic(Dataset):
                    if k not in LATER_KEYS or v != default(f"dataset.synthetic.{k}")}
         spec = json.dumps(section, sort_keys=True, separators=(",", ":"))
         return f"{cls.name}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+
+    @classmethod
+    def shape(cls, dataset_config: dict) -> DatasetShape:
+        """The generated set's shape, from its settings (dataset.synthetic)."""
+        s = dataset_config["synthetic"]
+        width, height = s.get("width") or s["size"], s.get("height") or s["size"]
+        lo, hi = s.get("min_frames", 24), s.get("max_frames", 40)
+        per_class = s["groups"] * s["clips_per_group"]
+        test = s["classes"] * s["test_groups"] * s["clips_per_group"]
+        return DatasetShape(s["classes"] * per_class - test, test, (lo + hi) / 2, width, height,
+                            "the generated set's settings (dataset.synthetic)")
 
 
 # --------------------------------------------------------------------------- rendering

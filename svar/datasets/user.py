@@ -222,7 +222,7 @@ def lay_out(root: str | os.PathLike, out: str | os.PathLike, split: int | None =
 
 def config_problems(config: dict) -> list[str]:
     """What is wrong with a complete config's user dataset, as `key: what is wrong` lines (for
-    svar.config.problems): its name free, its root there, outside data/<name> (which a rerun of
+    svar.config_checks.problems): its name free, its root there, outside data/<name> (which a rerun of
     rule dataset deletes), and a folder root in UCF101's layout with dataset.split's lists."""
     dataset = config["dataset"]
     name, root, split = dataset["name"], dataset["root"], dataset["split"]

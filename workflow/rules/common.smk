@@ -10,6 +10,7 @@ import re
 import shlex
 from pathlib import Path
 
+from svar.cli.teacher import sampling_flags
 from svar.clip_cache import PARTS as CLIP_CACHE_PARTS, cache_reads
 from svar.config import (
     SPLIT_PATTERN,
@@ -420,14 +421,7 @@ def teacher_args(wildcards):
                 "pretrained": teacher_pretrained(teacher),
             }
         ),
-        flags(
-            {
-                "sampling": sampling["mode"],
-                "frames": sampling["frames"],
-                "fps": sampling["fps"],
-                "clips": sampling["clips"],
-            }
-        ),
+        flags(sampling_flags(sampling)),
         "--templates " + " ".join(shlex.quote(t) for t in templates),
     ]
     # the download cache holds the weights of a pretrained tag or hub model; a checkpoint file,

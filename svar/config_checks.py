@@ -1,0 +1,172 @@
+"""The config check before any job: what the schema cannot see (svar.config validates the schema).
+
+A complete config (svar.config.validate) goes in; each check names its key and what to do. The
+checks reach into the modules that know the members a config names (datasets, teachers' weights,
+students' weights, methods, published lists, devices), so they live here, above those modules,
+while svar.config stays a leaf every module can import.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .config import ConfigError, clip_problems, fraction_tag, grid_teachers, results_dir, validate
+
+
+def _dataset_problems(config: dict) -> list[str]:
+    """dataset.name is a built-in dataset, or with dataset.root the user's own (any other name,
+    a root that can be laid out: svar.datasets.user)."""
+    from .datasets import DATASETS
+
+    name, root = config["dataset"]["name"], config["dataset"]["root"]
+    extracted = config["dataset"]["extracted_dir"]
+    if extracted:
+        if root or name not in DATASETS or DATASETS[name].generated:
+            return [f"dataset.extracted_dir: {extracted} is set, but {name} is not a dataset svar builds from "
+                    f"official archives ({', '.join(n for n in DATASETS if not DATASETS[n].generated)}); your own "
+                    "videos go in dataset.root"]
+        if not Path(extracted).expanduser().is_dir():
+            return [f"dataset.extracted_dir: {extracted} is not a folder; point it at the folder holding {name}'s "
+                    "extracted archives, or set it to \"\" to build the dataset from its archives"]
+    if not root:
+        if name == "synthetic":
+            s = config["dataset"]["synthetic"]
+            if s["min_frames"] > s["max_frames"]:
+                return [f"dataset.synthetic.min_frames: {s['min_frames']} is above max_frames ({s['max_frames']}); "
+                        "give min_frames <= max_frames"]
+            if config["dataset"]["split"] != 1:  # trainlist01/testlist01 only (svar.datasets.synthetic)
+                return [f"dataset.split: {config['dataset']['split']}, but the generated dataset has one split, 1"]
+        if name in DATASETS:
+            return []
+        return [f"dataset.name: {name!r} is not a built-in dataset ({', '.join(DATASETS)}); to run your own "
+                "videos, set dataset.root to their folder (UCF101's layout) or to a CSV (path,label,split)"]
+    if name in DATASETS:
+        return [f"dataset.root: {root} is set, but dataset.name {name} is a built-in dataset, which svar lays "
+                "out itself; give your videos a name of their own (dataset.name: mydata), or set root to \"\""]
+    from .datasets.user import config_problems
+
+    return config_problems(config)
+
+
+def weights_file_problems(path: str, key: str) -> list[str]:
+    """A teacher's weights file (`key`) exists and is a file, checked before any job: the job
+    opens it as given, relative to the workflow's folder."""
+    if Path(path).is_file():
+        return []
+    if Path(path).is_dir():
+        return [f"{key}: {path} is a folder, not a checkpoint file; name the weights file in it (an open_clip "
+                "model's folder with its open_clip_config.json is teacher.model local-dir:FOLDER)"]
+    return [f"{key}: {path} does not exist (seen from {Path.cwd()}); name an existing checkpoint file (.pt, "
+            ".pth, .bin, .safetensors), a pretrained tag, or none"]
+
+
+def _teacher_problems(model: str, pretrained: str, key: str) -> list[str]:
+    """What is wrong with one teacher's model and weights (`key`: where the config gives them)."""
+    from .teacher.weights import GENERATED, own_model_names, weights_source
+
+    out = []
+    generated = pretrained == GENERATED
+    if generated:
+        pretrained = "checkpoint.pt"  # a file, made by rule pretrain_teacher
+    source = weights_source(model, pretrained)
+    if source == "file" and not generated:
+        out += weights_file_problems(pretrained, f"{key}.pretrained")
+    if source == "local-dir":
+        folder = Path(model.split(":", 1)[1]).expanduser()
+        if not (folder / "open_clip_config.json").is_file():
+            out.append(f"{key}.model: {model} needs a folder holding open_clip_config.json and the weights; "
+                       f"{folder / 'open_clip_config.json'} does not exist")
+    elif source == "hf-hub":
+        if not re.fullmatch(r"hf-hub:[\w.-]+/[\w.-]+", model):
+            out.append(f"{key}.model: {model!r} is not hf-hub:ORG/REPO")
+    elif not (source in ("file", "random") and model in own_model_names()):
+        # a model of svar's own with a checkpoint file (or random weights) needs no look at
+        # open_clip's registry; anything else does (its models, its pretrained tags)
+        import open_clip
+
+        from .teacher.weights import register_model_configs
+
+        register_model_configs()
+        if model not in open_clip.list_models():
+            out.append(f"{key}.model: unknown open_clip model {model!r}; see open_clip.list_models() or "
+                       "svar/model_configs/ (or use local-dir:PATH, hf-hub:ORG/REPO)")
+        elif source == "tag" and not open_clip.get_pretrained_cfg(model, pretrained):
+            out.append(f"{key}.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained tag of "
+                       f"{model}; its tags: {open_clip.list_pretrained_tags_by_model(model)}")
+    return out
+
+
+def problems(config: dict, local: bool = True) -> list[str]:
+    """What the schema cannot see, as `key: what is wrong` lines (none when all is well): the
+    dataset is a built-in one or the user's own with a root that can be laid out, the
+    teacher model and its weights tag exist, a clip takes no more frames than are cached, and a
+    CUDA device asked for is here — checked only when the jobs run on this machine (`local`), as
+    a cluster's login node has no GPU. A complete config (`validate`) goes in."""
+    out = []
+    from .datasets import DATASETS
+    from .teacher.weights import GENERATED
+
+    out += _dataset_problems(config)
+    name = config["dataset"]["name"]
+    if config["teacher"]["pretrained"] == GENERATED and not (name in DATASETS and DATASETS[name].generated):
+        out.append(f"teacher.pretrained: {GENERATED} is the generated dataset's own teacher, trained on its "
+                   f"captioned pool; {name} needs open_clip weights (a pretrained tag: teacher.model ViT-B-32, "
+                   "teacher.pretrained openai ...) or a checkpoint file")
+    out += _teacher_problems(config["teacher"]["model"], config["teacher"]["pretrained"], "teacher")
+    folders = [folder for folder, _ in grid_teachers(config)]
+    for i, extra in enumerate(config["teachers"]):
+        key = f"teachers[{i}]"
+        if extra["pretrained"] == GENERATED:
+            out.append(f"{key}.pretrained: {GENERATED} is `teacher`'s (rule pretrain_teacher trains one per "
+                       "benchmark); give another teacher a pretrained tag, a checkpoint file or none")
+        elif folders.count(folders[i + 1]) > 1:
+            out.append(f"{key}: its folder {folders[i + 1]} is another teacher's too; give it a `name` of its own")
+        else:
+            out += _teacher_problems(extra["model"], extra["pretrained"], key)
+    from .literature import CONVENTIONS as PUBLISHED
+
+    convention = config["dataset"]["split_convention"]
+    if convention in PUBLISHED and not config["dataset"]["lists_dir"]:
+        out.append(f"dataset.lists_dir: the {convention} convention imports the lists that paper published; "
+                   "point lists_dir at the folder holding them")
+    tags = [fraction_tag(f) for f in config["fractions"]]
+    for tag in dict.fromkeys(t for t in tags if tags.count(t) > 1):
+        same = [f for f, t in zip(config["fractions"], tags) if t == tag]
+        out.append(f"fractions: {same} are one fraction in file names (fraction{tag}_seed<s>): give fractions that "
+                   "differ in their first six significant digits")
+    from .input_checks import lists_dir_problems
+
+    out += lists_dir_problems(config)  # a list for each fraction, before rule splits runs
+    out += clip_problems(config["student"])
+    from .student_weights import student_problems
+
+    out += student_problems(config)  # student.pretrained fits student.arch
+    from .methods import frame_level_problems
+
+    out += frame_level_problems(config)
+    if local:
+        from .device import resolve_device
+
+        for key in ("teacher.device", "train.device", "evaluate.device"):
+            section, name = key.split(".")
+            try:
+                resolve_device(config[section][name], key)
+            except ValueError as exc:
+                out.append(str(exc))
+    return out
+
+
+def check(config: dict, source: str = "config", local: bool = True) -> dict:
+    """`validate`, then `problems`: the config every job may trust, or a ConfigError naming
+    `source` and each bad key."""
+    full = validate(config, source)
+    found = problems(full, local)
+    if found:
+        lines = "\n".join(f"  {line}" for line in found)
+        raise ConfigError(f"{source}: invalid configuration:\n{lines}")
+    from .input_checks import data_warnings, warn
+
+    # settings beyond the data run, but waste or repeat: said, not refused
+    warn(data_warnings(full, Path(results_dir(full)) / "manifest.csv"))
+    return full
