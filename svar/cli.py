@@ -168,7 +168,7 @@ def _train_reads(args):
 
 def _clip_cache_reads(args):
     """What `svar clip-cache --options` must hold: the keys that decide a part's cached pixels."""
-    from .clip_cache import cache_reads
+    from .clips.cache_parts import cache_reads
 
     return "--options", args.options, f"the clip cache's {args.part} part", lambda c: cache_reads(c, args.part)
 
@@ -203,7 +203,7 @@ def _train(args):
 
 
 def _clip_cache(args):
-    from .clip_cache import build_shard
+    from .clips.shards import build_shard
     from .input_checks import clip_cache_job_warnings
     from .manifest import load_manifest
     from .read_tracking import tracked
@@ -215,7 +215,7 @@ def _clip_cache(args):
 
 
 def _clip_cache_gather(args):
-    from .cache_receipt import gather
+    from .clips.receipt import gather
 
     receipt = gather(args.shards, args.out)
     logging.info("%s: %d videos, %d frames, %.1f MB in %d shards", args.out, receipt["videos"], receipt["rows"],

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_csv
-from .clip_cache import kept_frames, cache_reads
+from .clips.cache_parts import cache_reads, kept_frames
 from .config import subset
 from .methods import METHODS
 

@@ -28,9 +28,10 @@ import torch
 from tqdm import tqdm
 
 from .atomic import torch_save, write_text
-from .clip_cache import ClipStore, memory_train_store
 from .batches import Batches, prefetch_pays
-from .clips import ClipSpec, eval_views, to_device
+from .clips.sampling import ClipSpec
+from .clips.store import ClipStore, memory_train_store
+from .clips.views import eval_views, to_device
 from .device import autocast, job_device
 from .ema import EMA
 from .methods import ClipLinearProbe, get_method
@@ -140,7 +141,7 @@ class Trainer:
 
     def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1, clips=None,
                  prefetch: bool | None = None):
-        """`clips`: the receipt of the shared clip cache's train part (svar.clip_cache), or a
+        """`clips`: the receipt of the shared clip cache's train part (svar.clips.store), or a
         ClipStore; None decodes the run's frames into memory. `prefetch`: cut the next batch in a
         background thread while a step runs (`next_batch`); None: where that pays (`prefetch_pays`)."""
         s_opts, t_opts = options["student"], method.train_settings(options["train"])

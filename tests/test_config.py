@@ -143,7 +143,7 @@ def test_schema_enums_are_the_registries():
     found = {path: (kind, enum) for path, kind, enum in enums(cfg.schema())}
     expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention", "dataset.pool": "pool",
                 "dataset.video_archive": "video_archive", "methods": "method", "teacher.sampling.mode": "sampling_mode",
-                "teacher.templates": "prompt_set", "student.arch": "student", "distill.loss": "distill_loss",
+                "teacher.templates": "prompt_set", "student.arch": "student", "student.sampling": "clip_sampling", "distill.loss": "distill_loss",
                 "distill_pl.source": "pseudo_label_source", "teacher_pl.source": "teacher_pseudo_label",
                 # one definition, the shape of each pseudo-label method's own <method>.threshold_mode
                 "definitions.threshold_mode": "threshold_mode"}
