@@ -68,14 +68,6 @@ def part_videos(manifest, part: str, split: int):
     return manifest[test if part == "test" else ~test].sort_values("video_id").reset_index(drop=True)
 
 
-def shard_videos(manifest, part: str, options: dict, shard: int, shards: int):
-    """The videos of one shard: every `shards`-th video of the part, from the `shard`-th."""
-    from ..teacher.features import shard_rows
-
-    videos = part_videos(manifest, part, int(options["dataset"]["split"]))
-    return videos.iloc[shard_rows(len(videos), shard, shards)].reset_index(drop=True)
-
-
 def decode_frames(paths, indices: list, cache_size, workers: int = 1, desc: str = "decode frames") -> list:
     """Frames `indices[i]` of video `paths[i]` at `cache_size`, uint8 [len, H, W, 3] each, in memory."""
     jobs = [(path, k, tuple(cache_size)) for path, k in zip(paths, indices)]

@@ -25,10 +25,18 @@ import numpy as np
 
 from ..atomic import atomic_path, write_json
 from ..receipts import record
+from ..teacher.features import shard_rows
 from ..video import decoder_versions, iter_videos
-from .cache_parts import FORMAT, decode_one, index_path, kept_frames, npy_header, shard_videos, starts_of
+from .cache_parts import FORMAT, decode_one, index_path, kept_frames, npy_header, part_videos, starts_of
 
 log = logging.getLogger(__name__)
+
+
+def shard_videos(manifest, part: str, options: dict, shard: int, shards: int):
+    """The videos of one shard: every `shards`-th video of the part, from the `shard`-th (as the
+    teacher's shards: svar.teacher.features.shard_rows)."""
+    videos = part_videos(manifest, part, int(options["dataset"]["split"]))
+    return videos.iloc[shard_rows(len(videos), shard, shards)].reset_index(drop=True)
 
 
 def shard_key(videos, options: dict, part: str) -> str:
