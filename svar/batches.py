@@ -9,7 +9,7 @@ so it can run on another thread: with `prefetch` on, the batch after the current
 a background thread while the current step runs, and the batches are byte for byte those of
 in-line building (tested). Nothing in the cut touches a generator the step may use (torch's
 global one, the CUDA one): transforms.v2's own draws are made with the others, from the global
-generator seeded from the run's and restored at once (svar.clips).
+generator seeded from the run's and restored at once (svar.clips.views).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import torch
 
-from .clips import (ClipCache, ClipSpec, apply_randaugment, apply_strong, clip_indices, cut_train_crops,
-                    draw_randaugment, draw_strong, draw_train_crops, eval_views, read_clips, to_device)
+from .clips.sampling import ClipSpec
+from .clips.store import ClipCache, clip_indices, read_clips
+from .clips.views import (apply_randaugment, apply_strong, cut_train_crops, draw_randaugment, draw_strong,
+                         draw_train_crops, eval_views, to_device)
 
 
 # what building a strong view reads (a method's batches hold one where it needs "strong_view")

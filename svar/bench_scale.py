@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .clip_cache import cache_reads
+from .clips.cache_parts import cache_reads
 from .config import canonical, load_workflow_config, subset
 from .device import resolve_device
 from .methods import METHODS

@@ -218,22 +218,6 @@ def enum_of(dotted: str) -> list:
     return list(node["enum"])
 
 
-def clip_problems(student: dict) -> list[str]:
-    """What makes a student's clips impossible, beyond the schema's types (svar.clips.ClipSpec
-    checks a run's options with it too): more frames a clip than segments sampling caches, or a
-    cache smaller than the crop. `student` may hold only the keys its mode reads."""
-    out = []
-    if student["sampling"] not in enum_of("student.sampling"):
-        out.append(f"student.sampling: {student['sampling']!r} is not one of {enum_of('student.sampling')}")
-    if student["sampling"] == "segments" and student["frames"] > student.get("cache_frames", student["frames"]):
-        out.append(f"student.frames: {student['frames']} frames a clip, but only student.cache_frames = "
-                   f"{student['cache_frames']} are decoded a video; raise cache_frames or lower frames")
-    if min(student["cache_size"]) < student["size"]:
-        out.append(f"student.cache_size: {list(student['cache_size'])} is smaller than the crop, student.size = "
-                   f"{student['size']}; cache at least the crop size")
-    return out
-
-
 def safe_name(text) -> str:
     """`text` with every character but letters, digits and -_. made _: a folder-safe name."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .config import ConfigError, clip_problems, fraction_tag, grid_teachers, results_dir, validate
+from .clips.sampling import clip_problems
+from .config import ConfigError, fraction_tag, grid_teachers, results_dir, validate
 
 
 def _dataset_problems(config: dict) -> list[str]:

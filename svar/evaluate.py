@@ -14,8 +14,9 @@ import torch
 from tqdm import tqdm
 
 from .atomic import write_json
-from .clip_cache import ClipStore, memory_test_store
-from .clips import ClipSpec, eval_views, to_device
+from .clips.sampling import ClipSpec
+from .clips.store import ClipStore, memory_test_store
+from .clips.views import eval_views, to_device
 from .config import default
 from .device import autocast, job_device
 from .provenance import source_version

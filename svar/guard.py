@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from .cache_receipt import stale_parts
+from .clips.receipt import stale_parts
 from .receipts import check, records_under
 
 
@@ -32,7 +32,7 @@ def move_aside(path, how: str, rule: str | None, warn, dry_run: bool, suffix: st
 
 def stale_receipt(receipt, wanted_shards: list[str]) -> list[tuple[str, str]]:
     """(file, how) of what makes a clip cache receipt stale: a shard or index it names that is
-    missing or changed (svar.cache_receipt.stale_parts), or (receipt, why) when it cannot be
+    missing or changed (svar.clips.receipt.stale_parts), or (receipt, why) when it cannot be
     read, names no checksums, or names other shards than `wanted_shards` (clip_cache.shards
     changed: the same pixels in another number of files)."""
     stale = stale_parts(receipt)

@@ -2,7 +2,7 @@
 --config-json`) checked before it runs: they are a part of the workflow config, so they are
 checked against the config's schema restricted to the keys the subcommand reads, the keys
 derived from the same function that builds the options (svar.trainer.options_for,
-svar.clip_cache.cache_reads, svar.plan.plan_reads), never a list written here. Every key that
+svar.clips.cache_parts.cache_reads, svar.plan.plan_reads), never a list written here. Every key that
 is missing or of the wrong type is named in one error, with its dotted path and expected type.
 """
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_csv
-from .clip_cache import kept_frames, cache_reads
+from .clips.cache_parts import cache_reads, kept_frames
 from .config import subset
 from .datasets import DatasetShape, dataset_shape
 from .methods import METHODS

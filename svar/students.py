@@ -296,7 +296,7 @@ def model_from_checkpoint(ckpt: dict) -> nn.Module:
     Student, or the teacher's image encoder as a classifier (clip_finetune: its `model` entry)."""
     described = ckpt.get("model")
     if described is not None:
-        from .clip_classifier import KIND, classifier_from_checkpoint
+        from .teacher.video_classifier import KIND, classifier_from_checkpoint
 
         if described["kind"] != KIND:
             raise ValueError(f"unknown model kind {described['kind']!r} in a checkpoint")

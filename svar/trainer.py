@@ -27,9 +27,10 @@ import torch
 from tqdm import tqdm
 
 from .atomic import torch_save, write_text
-from .clip_cache import ClipStore, memory_train_store
 from .batches import STRONG_VIEW_KEYS, Batches, prefetch_pays
-from .clips import ClipSpec, eval_views, to_device
+from .clips.sampling import CLIP_KEYS, ClipSpec, clip_keys
+from .clips.store import ClipStore, memory_train_store
+from .clips.views import eval_views, to_device
 from .device import autocast, job_device
 from .ema import EMA
 from .config import subset
@@ -46,20 +47,10 @@ log = logging.getLogger(__name__)
 # the curve's numbers are fetched from the device this often (a sync on CUDA), and checked finite
 LOG_EVERY = 25
 
-# what a run's clips read (with clip_keys)
-CLIP_KEYS = ("student.sampling", "student.frames", "student.size", "student.cache_size")
 # the optimiser's settings (a method may bring its own: clip_finetune), and the trainer's own
 OPTIMISER_KEYS = ("train.lr", "train.weight_decay")
 TRAINER_KEYS = ("train.steps", "train.batch_size", "train.optimizer", "train.schedule", "train.warmup_steps",
                 "train.device", "train.crop", "train.flip", "train.val_every", "train.ema", "train.checkpoint_every")
-
-
-def clip_keys(config: dict) -> tuple[str, ...]:
-    """The keys of a student's clips that depend on its modes: the stride of dense clips or the
-    cached frames of segments; the padding of a random crop or the area of a random resized one."""
-    dense = config["student"]["sampling"] == "dense"
-    return ("student.stride" if dense else "student.cache_frames",
-            "train.crop_padding" if config["train"]["crop"] == "random" else "train.crop_scale")
 
 
 def training_reads(name: str, config: dict) -> tuple[str, ...]:
@@ -164,7 +155,7 @@ class Trainer:
 
     def __init__(self, manifest, split, store, method, options: dict, seed: int, threads: int = 1, clips=None,
                  prefetch: bool | None = None):
-        """`clips`: the receipt of the shared clip cache's train part (svar.clip_cache), or a
+        """`clips`: the receipt of the shared clip cache's train part (svar.clips.store), or a
         ClipStore; None decodes the run's frames into memory. `prefetch`: cut the next batch in a
         background thread while a step runs (`next_batch`); None: where that pays (`prefetch_pays`)."""
         s_opts, t_opts = options["student"], method.train_settings(options["train"])

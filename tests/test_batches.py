@@ -1,4 +1,4 @@
-"""The trainer's batches (svar/batches.py, svar/clips.py's draw/cut pairs): the draws made apart
+"""The trainer's batches (svar/batches.py, svar/clips/views.py's draw/cut pairs): the draws made apart
 from the cut give transforms.v2's own views; the cut draws nothing; a batch cut in the background
 while the step runs is the batch built in line, and a checkpoint taken with one in flight resumes
 to the same batches (the runs themselves: test_resume.py)."""
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from svar.clips import _seeded, randaugment, train_crops
+from svar.clips.views import _seeded, randaugment, train_crops
 from svar.methods import get_method
 from svar.splits import make_split
 from svar.trainer import Trainer

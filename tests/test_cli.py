@@ -26,7 +26,7 @@ def files(tmp_path_factory, tiny_manifest):
             "classes": str(tiny_manifest[1] / "classes.csv")}
 
 
-# the options of a clip cache's test part (svar.clip_cache.cache_reads)
+# the options of a clip cache's test part (svar.clips.cache_parts.cache_reads)
 CACHE_OPTIONS = {"student": {"sampling": "segments", "frames": 4, "cache_frames": 4, "cache_size": [16, 16]},
                  "dataset": {"split": 1}, "evaluate": {"clips": 1}}
 

@@ -1,4 +1,4 @@
-"""The shared clip cache (svar/clip_cache.py): the frames it holds are those decoding in memory
+"""The shared clip cache (svar/clips/: cache_parts, shards, receipt, store): the frames it holds are those decoding in memory
 gives, training and evaluation read it without decoding and get the same weights and scores,
 a shard job's memory does not grow with its videos, and a job killed with -9 resumes to the same
 bytes. (Its place in the workflow: test_workflow.py's clip-cache tests.)"""
@@ -14,10 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-import svar.clip_cache
-from svar.clip_cache import (TEARDOWN, WINDOW, ClipStore, ShardMemory, build_shard, cache_reads, gather, index_path,
-                             kept_frames, memory_test_store, memory_train_store, part_videos)
-from svar.clips import ClipSpec, take_clips
+import svar.clips.cache_parts
+import svar.clips.shards
+from svar.clips.cache_parts import cache_reads, index_path, kept_frames, part_videos
+from svar.clips.receipt import gather
+from svar.clips.sampling import ClipSpec
+from svar.clips.shards import TEARDOWN, WINDOW, ShardMemory, build_shard
+from svar.clips.store import ClipStore, memory_test_store, memory_train_store, take_clips
 from svar.config import subset
 from svar.splits import make_split
 
@@ -145,7 +148,7 @@ def test_training_and_evaluation_read_the_cache_and_decode_nothing(tiny_manifest
     from_memory = evaluate_runs([(tmp_path / "memory.pt", tmp_path / "split.csv", tmp_path / "memory.json")], manifest,
                                 tiny_store, settings=settings)[0]
 
-    monkeypatch.setattr(svar.clip_cache, "_decode_one", lambda job: pytest.fail(f"decoded {job[0]}"))
+    monkeypatch.setattr(svar.clips.cache_parts, "decode_one", lambda job: pytest.fail(f"decoded {job[0]}"))
     cached = train(manifest, split, tiny_store, "fixmatch", options, tmp_path / "cached.pt", 0, info,
                    clips=receipts["train"])
     assert all(torch.equal(decoded["state_dict"][k], cached["state_dict"][k]) for k in decoded["state_dict"])
@@ -160,7 +163,7 @@ def test_training_and_evaluation_read_the_cache_and_decode_nothing(tiny_manifest
 CHILD = textwrap.dedent("""
     import json, os, signal, sys
     sys.path.insert(0, {root!r})
-    from svar.clip_cache import build_shard, rss_mb
+    from svar.clips.shards import build_shard, rss_mb
     from svar.manifest import load_manifest
     kill_after = int(sys.argv[3])
     on_chunk = (lambda done: os.kill(os.getpid(), signal.SIGKILL) if done >= kill_after else None) if kill_after else None
@@ -227,8 +230,8 @@ def test_a_shard_job_killed_mid_way_resumes_to_the_same_bytes(big_manifests, tmp
     assert json.loads((tmp_path / ".resumed.npy.partial.progress.json").read_text())["videos"] == 6
     from svar.manifest import load_manifest
 
-    decoded, real = [], svar.clip_cache._decode_one
-    monkeypatch.setattr(svar.clip_cache, "_decode_one", lambda job: decoded.append(job[0]) or real(job))
+    decoded, real = [], svar.clips.shards.decode_one
+    monkeypatch.setattr(svar.clips.shards, "decode_one", lambda job: decoded.append(job[0]) or real(job))
     build_shard(load_manifest(big_manifests[2]), "train", BIG, 0, 1, resumed, chunk=2)
     n_videos = len(pd.read_csv(big_manifests[2]))
     assert len(decoded) == n_videos - 6  # only what the killed job had not finished

@@ -214,7 +214,7 @@ def workflow_configs():
 def test_the_options_the_workflow_passes_are_accepted(tmp_path, capsys):
     """What the rules pass (svar.methods.options_for, cache_reads, plan_reads of a config): no
     complaint, for every method and part of the default, tiny and full configs."""
-    from svar.clip_cache import PARTS, cache_reads
+    from svar.clips.cache_parts import PARTS, cache_reads
     from svar.config import subset
     from svar.methods import METHODS
     from svar.trainer import options_for, training_reads
@@ -401,7 +401,7 @@ def test_the_jobs_say_so_in_their_logs(tiny_manifest, caplog):
     import logging
 
     from svar.config import subset
-    from svar.clip_cache import cache_reads
+    from svar.clips.cache_parts import cache_reads
     from svar.input_checks import clip_cache_job_warnings, teacher_job_warnings, train_job_warnings
     from svar.trainer import options_for
     from svar.splits import make_split

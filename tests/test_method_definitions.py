@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from test_training import OPTIONS, fitted_student_state, make_batch, with_options
 
-from svar.clips import randaugment
+from svar.clips.views import randaugment
 from svar.methods import frame_distill_loss, get_method, unsup_ramp
 from svar.splits import make_split
 from svar.students import Student

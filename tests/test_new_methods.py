@@ -185,7 +185,7 @@ def test_a_resumed_run_with_method_state_ends_with_the_same_weights(tiny_manifes
 def test_clip_finetune_starts_as_the_teachers_zero_shot_classifier(tiny_store):
     """Before a step, its logits are the teacher's zero-shot logits of the clip's frames encoded
     as the feature store encodes them (each frame normalised, averaged, normalised)."""
-    from svar.clip_classifier import clip_classifier
+    from svar.teacher.video_classifier import clip_classifier
     from svar.teacher.weights import create_teacher
 
     classifier = clip_classifier(tiny_store).eval()

@@ -32,13 +32,13 @@ def workflow_outputs(tiny_manifest, tiny_store, tmp_path):
 
 
 def test_a_sweep_scores_each_variant_on_validation_videos_only(workflow_outputs, tmp_path, monkeypatch):
-    import svar.clip_cache
+    import svar.clips.store
 
     config, manifest = workflow_outputs
     test_paths = set(manifest[manifest["split1"] == "test"]["path"])
     decoded = []
-    real = svar.clip_cache.decode_frames
-    monkeypatch.setattr(svar.clip_cache, "decode_frames", lambda paths, *a, **k: decoded.extend(paths)
+    real = svar.clips.store.decode_frames
+    monkeypatch.setattr(svar.clips.store, "decode_frames", lambda paths, *a, **k: decoded.extend(paths)
                         or real(paths, *a, **k))
     rows = sweep([config], "supervised", 0.25, ["train.lr=0.01", "train.crop_padding=0"], workdir=tmp_path)
     assert [(r["variant"], r["seed"]) for r in rows] == [

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from svar.clips import ClipCache, ClipSpec, crop_boxes, eval_views, strong_augment, take_clips, train_crops
+from svar.clips.sampling import ClipSpec
+from svar.clips.store import ClipCache, take_clips
+from svar.clips.views import crop_boxes, eval_views, strong_augment, train_crops
 from svar.config import defaults, merge, validate
 from svar.methods import METHODS, NEEDS, get_method
 from svar.trainer import options_for, training_reads
@@ -272,7 +274,7 @@ def test_every_student_trains_on_cpu(arch):
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
-SEGMENTS = ClipSpec("segments", 4, 1, 8, (2, 2), 2)
+SEGMENTS = ClipSpec.from_options({"sampling": "segments", "frames": 4, "cache_frames": 8, "cache_size": [2, 2], "size": 2})
 
 
 def _frame_numbered(lengths, h=2, w=2) -> ClipCache:
@@ -326,7 +328,7 @@ def test_test_crops_are_centred_and_three_crops_span_the_long_side():
 def test_dense_clips_are_frames_stride_apart_from_a_seeded_random_start():
     """A 187-frame video at 16×4: the cache keeps every 4th frame; every clip is 16 frames 4 apart;
     start positions vary from step to step, and with the seed."""
-    spec = ClipSpec("dense", 16, 4, 8, (2, 2), 2)
+    spec = ClipSpec.from_options({"sampling": "dense", "frames": 16, "stride": 4, "cache_size": [2, 2], "size": 2})
     kept = spec.cached_indices(187)
     assert kept.tolist() == list(range(0, 187, 4))
     cache = _frame_numbered([len(kept), 10])

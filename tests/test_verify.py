@@ -115,8 +115,9 @@ def test_the_teacher_gather_refuses_a_missing_extra_or_changed_shard_by_name(tmp
 
 
 def test_the_clip_cache_gather_and_its_readers_refuse_a_missing_or_changed_shard(tiny_manifest, tmp_path):
-    from svar.cache_receipt import gather
-    from svar.clip_cache import ClipStore, build_shard
+    from svar.clips.receipt import gather
+    from svar.clips.shards import build_shard
+    from svar.clips.store import ClipStore
 
     from test_clip_cache import cache_options
 
@@ -144,8 +145,8 @@ def test_the_guard_moves_a_changed_part_aside_and_makes_its_receipt_stale(tiny_m
     """What guard_outputs does before a run (svar.guard), on files: a zeroed shard moved aside and
     its receipt's record removed; a receipt naming other shards than clip_cache.shards asks for
     stale; a truncated table moved aside; a dry run only says so."""
-    from svar.cache_receipt import gather
-    from svar.clip_cache import build_shard
+    from svar.clips.receipt import gather
+    from svar.clips.shards import build_shard
     from svar.guard import guard_clip_cache, guard_records
 
     from test_clip_cache import cache_options

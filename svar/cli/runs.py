@@ -12,13 +12,13 @@ from .common import schema_help
 
 def _clip_cache_reads(args):
     """What `svar clip-cache --options` must hold: the keys that decide a part's cached pixels."""
-    from ..clip_cache import cache_reads
+    from ..clips.cache_parts import cache_reads
 
     return "--options", args.options, f"the clip cache's {args.part} part", lambda c: cache_reads(c, args.part)
 
 
 def _clip_cache(args):
-    from ..clip_cache import build_shard
+    from ..clips.shards import build_shard
     from ..input_checks import clip_cache_job_warnings
     from ..manifest import load_manifest
     from ..read_tracking import tracked
@@ -30,7 +30,7 @@ def _clip_cache(args):
 
 
 def _clip_cache_gather(args):
-    from ..cache_receipt import gather
+    from ..clips.receipt import gather
 
     receipt = gather(args.shards, args.out)
     logging.info("%s: %d videos, %d frames, %.1f MB in %d shards", args.out, receipt["videos"], receipt["rows"],
@@ -97,7 +97,7 @@ def add_clip_cache(sub) -> None:
     p.add_argument("--manifest", required=True)
     p.add_argument("--part", required=True, choices=["train", "test"])
     p.add_argument("--options", required=True, type=json_object,
-                   help="JSON: the config keys that decide the cached pixels (svar.clip_cache.cache_reads)")
+                   help="JSON: the config keys that decide the cached pixels (svar.clips.cache_parts.cache_reads)")
     p.add_argument("--shard", type=int, default=0)
     p.add_argument("--shards", type=int, default=default("clip_cache.shards"))
     p.add_argument("--chunk", type=int, default=0,

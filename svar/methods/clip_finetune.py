@@ -11,7 +11,7 @@ class ClipFinetune(StudentMethod):
     recipe reduced to its vision side (Rasheed et al. 2023, which fine-tunes both encoders): each
     frame of a clip through the CLIP image encoder, the frame features averaged over time and
     L2-normalised, a linear classifier initialised from the class-name prompt embeddings times
-    the logit scale (so step 0 is the zero-shot classifier, svar.clip_classifier), all of it
+    the logit scale (so step 0 is the zero-shot classifier, svar.teacher.video_classifier), all of it
     trained with cross-entropy at a small learning rate (`clip_finetune.lr`, weight decay
     `clip_finetune.weight_decay`); the trainer's other settings are `train`'s. It sees the
     student's clips (student.frames at student.size, resized to the encoder's input). No
@@ -30,7 +30,7 @@ class ClipFinetune(StudentMethod):
         return {**train, "lr": section["lr"], "weight_decay": section["weight_decay"]}
 
     def build_model(self, options, store, num_classes):
-        from ..clip_classifier import clip_classifier
+        from ..teacher.video_classifier import clip_classifier
 
         return clip_classifier(store, options["teacher"]["cache_dir"], options["teacher"]["offline"])
 

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import torch_save, write_text
-from ..clip_cache import decode_frames
+from ..clips.cache_parts import decode_frames
 from ..config import default
 from ..device import autocast, job_device
 from ..video import uniform_indices

@@ -1,5 +1,6 @@
 # Stage 4b — clip cache: the frames every train and evaluate job reads, decoded once per
-# (dataset, part, cache options) and read memory-mapped by those jobs (svar/clip_cache.py).
+# (dataset, part, cache options) and read memory-mapped by those jobs (svar/clips/: shards.py
+# builds a shard, receipt.py gathers them, store.py reads them).
 # Part train: the videos outside the test list; part test: the test list. Only in the DAG with
 # clip_cache.mode shared and a method that trains a student.
 

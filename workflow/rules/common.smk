@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from svar.cli.teacher import sampling_flags
-from svar.clip_cache import PARTS as CLIP_CACHE_PARTS, cache_reads
+from svar.clips.cache_parts import PARTS as CLIP_CACHE_PARTS, cache_reads
 from svar.config import (
     SPLIT_PATTERN,
     canonical,
@@ -338,7 +338,7 @@ def clip_cache_shard_count(part):
     shard, gather, training or evaluation reruns) and the setting applies to its next build. (The
     other way, an `ancient` receipt, hides from Snakemake the param changes of every job it feeds
     whenever the gather reruns: Snakemake does not evaluate jobs downstream of one it reruns.)"""
-    from svar.clip_cache import FORMAT
+    from svar.clips.cache_parts import FORMAT
 
     try:
         built = json.loads(Path(clip_cache_receipt(part)).read_text())
@@ -355,7 +355,7 @@ def clip_cache_shards(wildcards):
 
 
 def clip_cache_options(wildcards):
-    """The config keys that decide a part's cached pixels (svar.clip_cache.cache_reads), as
+    """The config keys that decide a part's cached pixels (svar.clips.cache_parts.cache_reads), as
     canonical JSON: the crop, the method or the trainer's settings rebuild nothing."""
     return canonical(subset(config, cache_reads(config, wildcards.part)))
 
@@ -378,10 +378,10 @@ def clip_cache_input(part):
 
 def clip_cache_reads(part):
     """A params function: what decides the pixels of the cache part a job reads (the settings
-    svar.clip_cache.cache_reads names and the cache's format), as canonical JSON; "" for a job
+    svar.clips.cache_parts.cache_reads names and the cache's format), as canonical JSON; "" for a job
     that reads no shared cache: recorded with the job's outputs, as the pixels it trained or was
     scored on (the receipt, an input, reruns it when the cache is rebuilt)."""
-    from svar.clip_cache import FORMAT
+    from svar.clips.cache_parts import FORMAT
 
     def params(wildcards):
         if not reads_shared_cache(wildcards):

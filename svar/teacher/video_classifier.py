@@ -50,8 +50,8 @@ class ClipVideoClassifier(nn.Module):
 
 
 def _encoder(model_name: str, pretrained, cache_dir=None, offline=None):
-    from .teacher.preprocess import image_size
-    from .teacher.weights import create_teacher
+    from .preprocess import image_size
+    from .weights import create_teacher
 
     model, pre, _ = create_teacher(model_name, pretrained, torch.device("cpu"), cache_dir=cache_dir, offline=offline)
     return model, pre["mean"], pre["std"], image_size(pre)

@@ -1,143 +1,31 @@
-"""Decoded clips for the student: which frames a clip holds, the frames cached once, the views.
+"""What the student sees of its clips: the training views (random crops, flips, RandAugment, the
+strong view) and the test views (centre or spread crops).
 
-What a student sees of a video is a `ClipSpec` (the config's `student` section):
+A clip (uint8 [N, T, H, W, 3] at the cache size, from svar.clips.store) holds the frames its
+clip-sampling mode chose (svar.clips.sampling). Cached frames are resized to cover `cache_size`
+(H, W) and centre-cropped to it, e.g. 128×171 for 112-pixel crops. Training takes a random crop
+of `size` (or a random resized crop) and a flip where the classes allow it, with
+torchvision.transforms.v2 on each clip as one video (one draw for all its frames); evaluation
+takes the centre crop, or `crops` crops spread along the long side, of `clips` clips spread over
+the video (`eval_views`).
 
-- `segments`: `frames` frames, one from each of `frames` equal segments of the whole video;
-  the cache keeps `cache_frames` uniformly spread frames and a training clip takes `frames` of
-  them with a random offset (TSN-style; the generated set's default).
-- `dense`: `frames` frames `stride` apart from a random start (the 3D-CNN recipe, 16×4 for the
-  3D-ResNets); the cache keeps every `stride`-th frame of the whole video, so any start (on the
-  stride) can be drawn; a video shorter than a clip is looped (mmaction2's `loop`).
-
-Cached frames are resized to cover `cache_size` (H, W) and centre-cropped to it, e.g. 128×171
-for 112-pixel crops. Training takes a random crop of `size` (or a random resized crop) and a
-flip where the classes allow it, with torchvision.transforms.v2 on each clip as one video (one
-draw for all its frames); evaluation takes the centre crop, or `crops` crops spread along the
-long side, of `clips` clips spread over the video (`eval_views`).
-
-The cached frames come from svar.clip_cache (decoded once by rule clip_cache, or into memory by
-the job with `clip_cache.mode: memory`). Every random draw comes from the trainer's CPU
-generator (transforms.v2 draws from torch's global generator, seeded from it), so the same seed
-gives the same batches on any device. Each random step is two functions: `draw_*` makes its
-draws from the frames' size alone, before any pixel is read, and `cut_*` / `apply_*` applies them
-and draws nothing, so the trainer can make every draw in order on its own thread and cut the
-next batch in the background (svar.trainer.Trainer's prefetch).
+Every random draw comes from the trainer's CPU generator (transforms.v2 draws from torch's
+global generator, seeded from it), so the same seed gives the same batches on any device. Each
+random step is two functions: `draw_*` makes its draws from the frames' size alone, before any
+pixel is read, and `cut_*` / `apply_*` applies them and draws nothing, so the trainer can make
+every draw in order on its own thread and cut the next batch in the background
+(svar.trainer.Trainer's prefetch).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import clip_problems, enum_of
-from .video import uniform_indices
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """What the student takes of a video (the config's `student` keys that shape its input)."""
-
-    sampling: str
-    frames: int
-    stride: int
-    cache_frames: int
-    cache_size: tuple[int, int]
-    size: int
-
-    @classmethod
-    def from_options(cls, student: dict) -> "ClipSpec":
-        # a run is given only the keys its mode reads (svar.methods.clip_keys): the other one is moot
-        for problem in clip_problems(student):
-            raise ValueError(problem)
-        return cls(student["sampling"], int(student["frames"]), int(student.get("stride", 1)),
-                   int(student.get("cache_frames", student["frames"])), tuple(int(v) for v in student["cache_size"]),
-                   int(student["size"]))
-
-    def cached_indices(self, n_frames: int) -> np.ndarray:
-        """The frames of an n-frame video the cache keeps."""
-        if self.sampling == "dense":
-            return np.arange(0, n_frames, self.stride, dtype=np.int64)
-        return uniform_indices(n_frames, self.cache_frames)
-
-    def test_indices(self, n_frames: int, clip: int, n_clips: int) -> np.ndarray:
-        """The frames of test clip `clip` of `n_clips`, spread evenly over the video."""
-        if self.sampling == "segments":
-            return uniform_indices(n_frames, self.frames, (clip + 0.5) / n_clips)
-        span = (self.frames - 1) * self.stride + 1
-        start = int(max(n_frames - span, 0) * (clip + 0.5) / n_clips)
-        return (start + self.stride * np.arange(self.frames, dtype=np.int64)) % n_frames  # looped when short
-
-    def val_indices(self, n_frames: int) -> np.ndarray:
-        """The frames of the view validation scores. segments: the centre test clip. dense: the
-        centre one of the clips training draws (`clip_indices` at offset 0.5: `frames` consecutive
-        cached frames, looped over them when the video is short), so it lies on the cached stride
-        grid and the cache keeps no frame for it alone (the centre test clip starts anywhere: for
-        UCF101 its frames were 10.0 of the train part's 38.2 GB, `svar plan --configfile
-        workflow/config/ucf101.yaml`)."""
-        if self.sampling == "segments":
-            return self.test_indices(n_frames, 0, 1)
-        cached = self.cached_indices(n_frames)
-        first = int(0.5 * max(len(cached) - self.frames + 1, 1))
-        return cached[(first + np.arange(self.frames)) % len(cached)]
-
-    def describe(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class ClipCache:
-    """The frames training clips of N videos are drawn from: cached frame j of video i is row
-    `rows[starts[i] + j]` of `frames` (uint8 [rows, H, W, 3]: an array, or svar.clip_cache's
-    memory-mapped shards), or row `starts[i] + j` itself when `rows` is None."""
-
-    frames: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    rows: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-
-def clip_indices(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator: torch.Generator) -> torch.Tensor:
-    """[len(rows), frames] rows of `cache.frames` for one training clip of each video in `rows`.
-
-    segments: one cached frame from each of `frames` equal segments, at a random offset shared
-    by the clip's segments; dense: `frames` consecutive cached frames (`stride` apart in the
-    video) from a random start, looped when the video is shorter than a clip."""
-    starts = torch.from_numpy(np.asarray(cache.starts))[rows]
-    lengths = torch.from_numpy(np.asarray(cache.lengths))[rows]
-    u = torch.rand(len(rows), generator=generator)
-    steps = torch.arange(spec.frames)
-    if spec.sampling == "segments":
-        seg = lengths[:, None].double() / spec.frames
-        within = (seg * (steps[None, :] + u[:, None].double())).floor().long()
-        within = torch.minimum(within, lengths[:, None] - 1)
-    else:
-        first = (u.double() * (lengths - spec.frames + 1).clamp(min=1)).floor().long()
-        within = (first[:, None] + steps[None, :]) % lengths[:, None]
-    return starts[:, None] + within
-
-
-def read_clips(cache: ClipCache, indices: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, frames, H, W, 3]: the clips whose rows `clip_indices` drew ([N, frames]), reading
-    only those frames of the cache. Draws nothing."""
-    idx = indices.numpy().reshape(-1)
-    if cache.rows is not None:
-        idx = cache.rows[idx]
-    return torch.from_numpy(np.ascontiguousarray(cache.frames[idx])).view(*indices.shape, *cache.frames.shape[1:])
-
-
-def take_clips(cache: ClipCache, rows: torch.Tensor, spec: ClipSpec, generator: torch.Generator) -> torch.Tensor:
-    """uint8 [len(rows), frames, H, W, 3]: one training clip of each video in `rows` (its frames
-    drawn by `clip_indices`), reading only those frames of the cache."""
-    return read_clips(cache, clip_indices(cache, rows, spec, generator))
-
-
-# --------------------------------------------------------------------------- spatial views
+from ..config import enum_of
 
 
 def _seeded(generator: torch.Generator) -> int:

@@ -1,4 +1,4 @@
-"""The clip cache's receipt: which shards make a part's cache, and each one's size and checksum.
+"""The shared clip cache's receipt: which shards make a part's cache, and each one's size and checksum.
 
 `gather` (`svar clip-cache-gather`, rule clip_cache) takes exactly the shards 0..N-1 of one
 `clip_cache.shards` N (a missing or an extra one is refused, named), checks each against the
@@ -18,9 +18,9 @@ import re
 
 import numpy as np
 
-from .atomic import write_json
-from .clip_cache import FORMAT, _header, _read_index, index_path
-from .receipts import check, difference, sha256
+from ..atomic import write_json
+from ..receipts import check, difference, sha256
+from .cache_parts import FORMAT, index_path, npy_header, read_index
 
 SHARD_NAME = re.compile(r"shard_(\d+)_of_(\d+)\.npy$")
 
@@ -62,7 +62,7 @@ def gather(shard_files, out) -> dict:
     videos, frames, bytes and checksums."""
     if not shard_files:
         raise ValueError("no clip cache shards given")
-    indices = [_read_index(path) for path in shard_files]
+    indices = [read_index(path) for path in shard_files]
     first = (str(indices[0]["part"]), str(indices[0]["options"]))
     for path, index in zip(shard_files, indices):
         meta = (str(index["part"]), str(index["options"]))
@@ -70,7 +70,7 @@ def gather(shard_files, out) -> dict:
             raise ValueError(f"{path}: a shard of another cache (part, options {meta}) than {shard_files[0]} "
                              f"({first}); rebuild it (rule clip_cache_shard)")
         shape = tuple(int(v) for v in index["shape"])
-        size, expected = os.path.getsize(path), len(_header(shape)) + int(np.prod(shape))
+        size, expected = os.path.getsize(path), len(npy_header(shape)) + int(np.prod(shape))
         if size != expected:
             raise ValueError(f"{path}: {size} bytes, expected {expected} for {shape[0]} frames; the shard is truncated: "
                              "delete it and rerun (rule clip_cache_shard)")
