@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-# the chain's stages in the order they run (the README's table of the chain); a stage not listed
+# the chain's stages in the order they run (the README's map of the chain); a stage not listed
 # here comes after them, by name
 STAGE_ORDER = ("download", "dataset", "index", "splits", "pretrain_teacher", "teacher_weights", "teacher_shard",
                "teacher", "clip_cache_shard", "clip_cache", "student_weights", "train", "evaluate", "aggregate",

@@ -86,7 +86,7 @@ def add_dataset(sub) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--name", default=default("dataset.name"), **lazy_choices("dataset", "DATASET"))
     source.add_argument("--root", default=None, help="your own videos: a folder in UCF101's layout, or a CSV "
-                                                      "path,label,split (README, \"Your own videos\")")
+                                                      "path,label,split (docs/datasets.md, \"Your own videos\")")
     p.add_argument("--split", type=int, default=None,
                    help="--root folder: it must hold this split's lists (default: any split's)")
     p.add_argument("--archives", nargs=2, default=None, metavar=("VIDEOS", "SPLITS"),

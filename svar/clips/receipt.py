@@ -104,7 +104,7 @@ def _parts(receipt: dict):
 
 def check_shards(receipt: dict, receipt_path) -> None:
     """Refuse a cache whose shards are not the ones its receipt names: each shard's and index's
-    size and checksum (SHA-256, read in full: see the README's cost) against the receipt."""
+    size and checksum (SHA-256, read in full: its cost is in docs/reproducibility.md) against the receipt."""
     for file, expected in _parts(receipt):
         if expected["sha256"] is None:
             raise ValueError(f"{receipt_path}: made by an svar that did not record its shards' checksums; rerun the "

@@ -64,7 +64,7 @@ class HMDB51(Dataset):
     name = "hmdb51"
     video_archives = (HMDB51_RAR,)
     split_archive = HMDB51_SPLITS
-    # README "Pools, split conventions and their counts"; its paper gives no mean length: 90
+    # docs/datasets.md, "Pools, split conventions and their counts"; its paper gives no mean length: 90
     # frames (3 s at 30 fps) is an assumption, said as such in the plan
     published_shape = DatasetShape(5236, 1530, 90, 320, 240,
                                    "HMDB51's published counts (split 1); 90 frames a video assumed (no published mean)")

@@ -34,7 +34,7 @@ class UCF101(Dataset):
     name = "ucf101"
     video_archives = (UCF101_RAR, UCF101_ZIP)
     split_archive = UCF101_SPLITS
-    # README "Pools, split conventions and their counts": its paper gives 13,320 clips, mean
+    # docs/datasets.md, "Pools, split conventions and their counts": its paper gives 13,320 clips, mean
     # length 7.21 s at 25 fps, 320×240
     published_shape = DatasetShape(9537, 3783, 7.21 * 25, 320, 240,
                                    "UCF101's published counts (split 1; mean 7.21 s at 25 fps)")

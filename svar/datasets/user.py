@@ -34,7 +34,7 @@ SPLITS = ("train", "test")
 ROOT_FILE = "root.txt"
 # data/<this> is svar's own: rule download's archives
 RESERVED = ("archives",)
-SEE = "README, \"Your own videos\""
+SEE = "docs/datasets.md, \"Your own videos\""
 
 
 class UserDatasetError(ValueError):
