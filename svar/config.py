@@ -52,6 +52,24 @@ def _resolve_ref(node: dict, root: dict) -> dict:
     return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
 
 
+def schema_leaves() -> list[tuple[str, dict]]:
+    """(dotted key, its schema node with `$ref` resolved) of every leaf key of the schema, objects
+    walked (resources' sections included), in the schema's order."""
+    root = schema()
+    out = []
+
+    def walk(node, path):
+        node = _resolve_ref(node, root)
+        if "properties" in node:
+            for key, sub in node["properties"].items():
+                walk(sub, [*path, key])
+        else:
+            out.append((".".join(path), node))
+
+    walk(root, [])
+    return out
+
+
 def _defaults_of(node: dict, root: dict):
     """The default value a schema node gives: its `default`, with its properties' defaults
     filled into it when it is an object. `None` when it has none."""

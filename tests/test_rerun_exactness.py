@@ -74,30 +74,11 @@ OTHER_VALUE = {
 }
 
 
-def resolved(node, root):
-    from svar.config import _resolve_ref
-
-    return _resolve_ref(node, root)
-
-
 def leaf_keys(config: dict) -> list[tuple[str, dict]]:
-    """(dotted key, its schema node) of every leaf of the schema, objects walked (resources'
-    sections included)."""
-    from svar.config import schema
+    """(dotted key, its schema node) of every leaf of the schema (svar.config.schema_leaves)."""
+    from svar.config import schema_leaves
 
-    root = schema()
-    out = []
-
-    def walk(node, path):
-        node = resolved(node, root)
-        if "properties" in node:
-            for key, sub in node["properties"].items():
-                walk(sub, [*path, key])
-        else:
-            out.append((".".join(path), node))
-
-    walk(root, [])
-    return out
+    return schema_leaves()
 
 
 def get(config, dotted):
