@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import description, schema_properties
+from ..config import default, description, schema_properties
 
 # argparse's type for a schema key's type
 SCHEMA_TYPES = {"integer": int, "number": float}
@@ -21,6 +21,15 @@ def add_configfile(p: argparse.ArgumentParser) -> None:
     config take it (plan, fetch-weights, bench)."""
     p.add_argument("--configfile", nargs="*", default=[],
                    help="config overlays over workflow/config/config.yaml, as given to snakemake --configfile")
+
+
+def add_schema_flags(p: argparse.ArgumentParser, section: str, what: str = "") -> None:
+    """One flag per key of a config section (`--frames-per-video` for frames_per_video), with the
+    schema's type, default and description (`what` before it: "synthetic: ")."""
+    for key in schema_properties(section):
+        p.add_argument(f"--{key.replace('_', '-')}", type=schema_type(f"{section}.{key}"),
+                       default=default(f"{section}.{key}"),
+                       help=f"{what}{schema_help(f'{section}.{key}')} (default %(default)s)")
 
 
 def schema_type(dotted: str) -> type:

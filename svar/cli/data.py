@@ -6,7 +6,7 @@ import sys
 
 from ..config import default, schema_properties
 from ..registry import lazy_choices
-from .common import schema_help, schema_type
+from .common import add_schema_flags, schema_help
 
 
 def _download(args):
@@ -96,10 +96,7 @@ def add_dataset(sub) -> None:
     p.add_argument("--extracted", default=None, metavar="FOLDER",
                    help=f"ucf101/hmdb51: {schema_help('dataset.extracted_dir')}")
     p.add_argument("--out", required=True, help="output folder, e.g. data/synthetic")
-    for key in schema_properties("dataset.synthetic"):
-        p.add_argument(f"--{key.replace('_', '-')}", type=schema_type(f"dataset.synthetic.{key}"),
-                       default=default(f"dataset.synthetic.{key}"),
-                       help=f"synthetic: {schema_help(f'dataset.synthetic.{key}')} (default %(default)s)")
+    add_schema_flags(p, "dataset.synthetic", "synthetic: ")
     p.add_argument("--workers", type=int, default=1,
                    help="synthetic: processes writing videos (the same bytes with any number)")
     p.set_defaults(func=_dataset, outputs=(), output_dirs=('out',))

@@ -7,7 +7,7 @@ import logging
 
 from ..config import default, schema_properties
 from ..registry import lazy_choices
-from .common import add_configfile, schema_help, schema_type
+from .common import add_configfile, add_schema_flags, schema_help, schema_type
 
 
 def sampling_flag(key: str) -> str:
@@ -92,10 +92,7 @@ def add_pretrain_teacher(sub) -> None:
     p.add_argument("--pool", required=True, help="captioned pool folder, e.g. data/synthetic/pretrain")
     p.add_argument("--out", required=True, help="checkpoint file")
     p.add_argument("--model", default=default("teacher.model"), help="open_clip model name (default %(default)s)")
-    for key in schema_properties("pretrain_teacher"):
-        p.add_argument(f"--{key.replace('_', '-')}", type=schema_type(f"pretrain_teacher.{key}"),
-                       default=default(f"pretrain_teacher.{key}"),
-                       help=f"{schema_help(f'pretrain_teacher.{key}')} (default %(default)s)")
+    add_schema_flags(p, "pretrain_teacher")
     p.add_argument("--device", default=default("teacher.device"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--curve", default=None, help="CSV of the contrastive loss per step")
