@@ -91,10 +91,45 @@ def _random(manifest, fraction, seed, split, lists_dir, pool):
     return make_random_split(manifest, fraction, seed, split, pool)
 
 
-# the published results (svar/data/published_results.csv, column split_convention) each of our
-# conventions is comparable with: the same lists, or drawn by the same rule from the same pool
-COMPARABLE_WITH = {"balanced": "svformer", "random": "videossl", "videossl": "videossl", "svformer": "svformer",
-                   "sefar": "sefar"}
+# How each published convention's lists were drawn, per dataset (checked on the lists themselves:
+# ../shared/fixtures/splits/README.md). On HMDB51, SVFormer's and SeFAR's list_hmdb_<p> folders
+# name exactly VideoSSL's random lists; on UCF101, SVFormer's 1%/10% (which SeFAR ships too) are
+# class-balanced, SeFAR's 5% is its own random draw, VideoSSL's are random; ViFi-CLIP's K-shot
+# lists are K videos a class. A fraction missing from a dataset's entry takes its None entry.
+PUBLISHED_RULES = {
+    "videossl": {"ucf101": {None: "random"}, "hmdb51": {None: "random"}},
+    "svformer": {"ucf101": {None: "balanced"}, "hmdb51": {None: "random"}},
+    "sefar": {"ucf101": {0.05: "random", None: "balanced"}, "hmdb51": {None: "random"}},
+    "vifi": {"ucf101": {None: "balanced"}, "hmdb51": {None: "balanced"}},
+}
+# published conventions whose lists are the same videos on a dataset (at the fractions given; None: all)
+SAME_LISTS = {
+    "hmdb51": [({"videossl", "svformer", "sefar"}, None)],
+    "ucf101": [({"svformer", "sefar"}, {0.01, 0.1})],
+}
+
+
+def published_rule(convention: str, dataset: str, fraction: float | None) -> str | None:
+    """The rule a published convention's lists of (dataset, fraction) follow, None where it published none."""
+    rules = PUBLISHED_RULES.get(convention, {}).get(dataset)
+    if rules is None:
+        return None
+    return rules.get(round(fraction, 6) if fraction is not None else None, rules[None])
+
+
+def comparable_conventions(dataset: str, convention: str, fraction: float | None) -> list[str]:
+    """The published conventions (svar/data/published_results.csv, column split_convention) a run
+    of `convention` on (dataset, fraction) is comparable with: for imported lists, the
+    conventions whose lists are the same videos; for a draw (balanced, random), those whose lists
+    were drawn by the same rule from the same pool. It depends on the dataset and the fraction:
+    SVFormer's HMDB51 lists are VideoSSL's random ones, its UCF101 lists are balanced."""
+    if convention in PUBLISHED_RULES:  # imported: the same files, or files naming the same videos
+        same = {convention}
+        for group, fractions in SAME_LISTS.get(dataset, []):
+            if convention in group and (fractions is None or fraction is None or round(fraction, 6) in fractions):
+                same |= group
+        return sorted(same)
+    return sorted(c for c in PUBLISHED_RULES if published_rule(c, dataset, fraction) == convention)
 
 
 def _published(convention: str):
@@ -163,7 +198,7 @@ def hold_out_validation(table: pd.DataFrame, per_class: int, seed: int, fraction
 
 
 def split_info(table: pd.DataFrame, fraction: float, seed: int, split: int, convention: str, pool: str,
-               val_per_class: int) -> dict:
+               val_per_class: int, dataset: str = "") -> dict:
     """How a split was made, for every number trained on it: the convention, the pool, where its
     lists came from (drawn with the seed, or published files with their sha256) and therefore
     what the seed varies, and its counts."""
@@ -180,7 +215,7 @@ def split_info(table: pd.DataFrame, fraction: float, seed: int, split: int, conv
     counts = table["role"].value_counts()
     return {
         "convention": convention,
-        "comparable_with": COMPARABLE_WITH[convention],
+        "comparable_with": comparable_conventions(dataset, convention, fraction),
         "pool": "the published lists'" if published else pool,
         "official_split": split,
         "fraction": fraction,
@@ -197,11 +232,13 @@ def split_info(table: pd.DataFrame, fraction: float, seed: int, split: int, conv
 def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: int = default("dataset.split"),
                 convention: str = default("dataset.split_convention"), lists_dir=None,
                 pool: str = default("dataset.pool"), val_per_class: int = default("dataset.val_per_class"),
-                info_out=None) -> pd.DataFrame:
-    """The split table to `out` and, with `info_out`, its provenance (split_info) as JSON."""
+                info_out=None, dataset: str = "") -> pd.DataFrame:
+    """The split table to `out` and, with `info_out`, its provenance (split_info) as JSON; `dataset`
+    (dataset.name) says which published results the split is comparable with."""
     table = build_split(manifest, fraction, seed, split, convention, lists_dir, pool, val_per_class)
     if info_out is not None:
-        write_json(info_out, split_info(table, fraction, seed, split, convention, pool, val_per_class))
+        write_json(info_out, split_info(table, fraction, seed, split, convention, pool, val_per_class,
+                                         dataset))
     write_csv(out, table)
     return table
 

@@ -54,10 +54,10 @@ def test_a_run_of_each_convention_records_it_in_metrics_json_and_csv(tiny_manife
         assert files["train.csv"] == file_digests(lists_dir / "list_synthetic_25" / "train.csv", ["sha256"])["sha256"]
         assert set(files) == {"train.csv", "unlabe.csv", "val.csv"}
         assert "train.csv (sha256 " in info["list_source"] and info["seed_varies"].startswith("initialisation only")
-        assert info["comparable_with"] == "svformer"
+        assert info["comparable_with"] == ["svformer"]  # its own lists; no dataset-specific twin
     else:
         assert info["list_source"] == "drawn with seed 1" and info["seed_varies"] == "split and initialisation"
-        assert info["comparable_with"] == {"balanced": "svformer", "random": "videossl"}[convention]
+        assert info["comparable_with"] == []
 
     run_info = {"dataset": "synthetic", "fraction": 0.25, "split": info}
     train(manifest, split, tiny_store, "clip_zeroshot", {}, tmp_path / "model.pt", 1, run_info)

@@ -50,7 +50,7 @@ def _splits(args):
     from ..splits import write_split
 
     write_split(load_manifest(args.manifest), args.fraction, args.seed, args.out, args.split, args.convention,
-                args.lists_dir, args.pool, args.val_per_class, args.info_out)
+                args.lists_dir, args.pool, args.val_per_class, args.info_out, args.dataset)
 
 
 def _probe(args):
@@ -125,6 +125,7 @@ def add_splits(sub) -> None:
     p.add_argument("--manifest", required=True)
     p.add_argument("--fraction", type=float, required=True, help="labeled fraction in (0, 1]")
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--dataset", default="", help="dataset.name: which published results the split is comparable with")
     p.add_argument("--split", type=int, default=default("dataset.split"), help="official split number (1..3)")
     p.add_argument("--convention", default=default("dataset.split_convention"),
                    **lazy_choices("split_convention", "CONVENTION"), help=schema_help("dataset.split_convention"))

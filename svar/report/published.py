@@ -68,15 +68,20 @@ def _error_field(error, record: dict) -> str:
 
 
 def comparable_published(published: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """The published rows that may be drawn beside our runs: the same dataset and a comparable
-    split convention (svar.splits.COMPARABLE_WITH: the same lists, or the same rule over the same
-    pool). A zero-shot number (no labels) depends on no split and is kept."""
-    from ..splits import COMPARABLE_WITH
+    """The published rows that may be drawn beside our runs: the same dataset and fraction, and a
+    comparable split convention (svar.splits.comparable_conventions: the same lists, or the same
+    rule over the same pool, which depends on the dataset and the fraction). A zero-shot number
+    (no labels) depends on no split and is kept."""
+    from ..splits import comparable_conventions
 
-    keep = pd.Series(False, index=published.index)
+    keep = published["label_fraction"] == -1  # all False, on published's index
     for dataset, rows in metrics.groupby("dataset"):
         conventions = set(rows["convention"]) if "convention" in rows.columns else set()
-        comparable = {COMPARABLE_WITH[c] for c in conventions if c in COMPARABLE_WITH}
-        keep |= (published["dataset"] == dataset) & (published["split_convention"].isin(comparable)
-                                                     | (published["label_fraction"] == 0))
+        same_dataset = published["dataset"] == dataset
+        keep |= same_dataset & (published["label_fraction"] == 0)
+        for convention in conventions:
+            for fraction in published.loc[same_dataset, "label_fraction"].unique():
+                comparable = comparable_conventions(dataset, convention, fraction)
+                keep |= (same_dataset & (published["label_fraction"] == fraction)
+                         & published["split_convention"].isin(comparable))
     return published[keep]

@@ -164,7 +164,8 @@ def read_digest(files_read):
 
 def splits_args(wildcards):
     dataset = config["dataset"]
-    read = {key: dataset[key] for key in ("split", "pool", "val_per_class")}
+    read = {key: dataset[key] for key in ("name", "split", "pool", "val_per_class")}
+    read["dataset"] = read.pop("name")
     args = flags(read | {"convention": dataset["split_convention"]})
     # the lists folder is read only by a convention that imports a paper's lists
     if dataset["lists_dir"] and dataset["split_convention"] in PUBLISHED_CONVENTIONS:
