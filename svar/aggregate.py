@@ -46,9 +46,10 @@ def collect(metric_files) -> pd.DataFrame:
     """One row per run and metric, with the split's convention, list source and what the seed
     varies. One dataset's runs must share a convention: numbers drawn under two conventions are
     not one column of a table (give each its own config name)."""
-    rows = []
+    rows, shots = [], False
     for path in metric_files:
         run = read_json(path, "run's metrics", "evaluate")
+        shots |= "shots" in run
         split = run.get("split") or {}
         made = {key: split.get(key, UNRECORDED) for key in SPLIT_COLUMNS}
         for metric in METRICS:
@@ -57,10 +58,15 @@ def collect(metric_files) -> pd.DataFrame:
             if not (value != value or 0.0 <= value <= 1.0):
                 raise ValueError(f"{path}: {metric} = {value} is not in [0, 1]")
             rows.append({"dataset": run["dataset"], "teacher": teacher_label(run), "method": run["method"],
-                         "fraction": float(run["fraction"]), "seed": int(run["seed"]), "metric": metric,
-                         "value": value, **made})
-    frame = pd.DataFrame(rows, columns=["dataset", "teacher", "method", "fraction", "seed", "metric", "value",
-                                        *SPLIT_COLUMNS])
+                         "fraction": float(run["fraction"]), "shots": run.get("shots"), "seed": int(run["seed"]),
+                         "metric": metric, "value": value, **made})
+    # a K-shot run's fraction is the labeled fraction K shots amount to; its K is the column
+    # shots, which a table of fraction runs alone does not have (its bytes as before the axis)
+    columns = ["dataset", "teacher", "method", "fraction", *(["shots"] if shots else []), "seed", "metric", "value",
+               *SPLIT_COLUMNS]
+    frame = pd.DataFrame(rows, columns=columns)
+    if shots:
+        frame["shots"] = frame["shots"].astype("Int64")
     mixed = frame.groupby("dataset")["convention"].nunique()
     if (mixed > 1).any():
         dataset = mixed[mixed > 1].index[0]
@@ -83,7 +89,9 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     0, and so is every statistic of a metric that is missing. Values, means and stds are taken to
     float32's precision (measured): the long table (metrics.csv) keeps the values as the runs wrote them."""
     metrics = with_teacher(metrics)
-    grouped = metrics.assign(value=measured(metrics["value"])).groupby([*GROUP, "metric"], sort=True)["value"]
+    group = [*GROUP, *(["shots"] if "shots" in metrics.columns else [])]  # K beside the fraction it amounts to
+    grouped = metrics.assign(value=measured(metrics["value"])).groupby([*group, "metric"], sort=True,
+                                                                        dropna=False)["value"]
     summary = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     return summary.assign(mean=measured(summary["mean"]), std=measured(summary["std"]))
 

@@ -290,14 +290,51 @@ def fraction_tag(fraction) -> str:
     return f"{float(fraction):g}"
 
 
-# the split table (csv) of one (fraction tag, seed), or how it was made (json): rule splits writes
+# A run's label budget, a grid axis each: a labeled fraction of the pool (`fractions`) or K labeled
+# videos a class (`shots`). File names carry it as fraction<f> or shots<K> (the {budget} wildcard).
+BUDGET_AXES = {"fraction": "fractions", "shots": "shots"}
+
+
+def budget_tag(fraction=None, shots=None) -> str:
+    """fraction 0.04 -> 'fraction0.04'; shots 4 -> 'shots4'."""
+    if (fraction is None) == (shots is None):
+        raise ValueError(f"a label budget is a fraction or a number of shots, got fraction={fraction}, shots={shots}")
+    return f"fraction{fraction_tag(fraction)}" if shots is None else f"shots{int(shots)}"
+
+
+def budget_tags(config: dict) -> list[str]:
+    """Every label budget of the grid, fractions first, in the config's order."""
+    return ([budget_tag(fraction=f) for f in config["fractions"]]
+            + [budget_tag(shots=k) for k in config.get("shots", [])])
+
+
+def parse_budget(tag: str) -> tuple[str, float | int]:
+    """'fraction0.04' -> ('fraction', 0.04); 'shots4' -> ('shots', 4)."""
+    for axis in BUDGET_AXES:
+        if tag.startswith(axis):
+            value = tag[len(axis):]
+            try:
+                return axis, (float(value) if axis == "fraction" else int(value))
+            except ValueError:
+                break
+    raise ValueError(f"{tag!r} is not a label budget: fraction<f> or shots<K>")
+
+
+def budget_flags(tag: str) -> str:
+    """The command-line flag of a budget tag: 'fraction0.04' -> '--fraction 0.04', 'shots4' -> '--shots 4'."""
+    axis, value = parse_budget(tag)
+    return f"--{axis} {value:g}" if axis == "fraction" else f"--{axis} {value}"
+
+
+# the split table (csv) of one (budget tag, seed), or how it was made (json): rule splits writes
 # it, train and evaluate read it; {results} is results/<name>
-SPLIT_PATTERN = "{results}/splits/fraction{fraction}_seed{seed}.{ext}"
+SPLIT_PATTERN = "{results}/splits/{budget}_seed{seed}.{ext}"
 
 
-def split_path(results, fraction, seed, ext: str = "csv") -> str:
-    """SPLIT_PATTERN of a fraction (a number: its tag is taken) and seed."""
-    return SPLIT_PATTERN.format(results=results, fraction=fraction_tag(fraction), seed=seed, ext=ext)
+def split_path(results, fraction, seed, ext: str = "csv", shots=None) -> str:
+    """SPLIT_PATTERN of a fraction (a number: its tag is taken) or of K shots, and a seed."""
+    budget = budget_tag(shots=shots) if shots is not None else budget_tag(fraction=fraction)
+    return SPLIT_PATTERN.format(results=results, budget=budget, seed=seed, ext=ext)
 
 
 def results_dir(config: dict) -> str:

@@ -136,9 +136,10 @@ def problems(config: dict, local: bool = True) -> list[str]:
         same = [f for f, t in zip(config["fractions"], tags) if t == tag]
         out.append(f"fractions: {same} are one fraction in file names (fraction{tag}_seed<s>): give fractions that "
                    "differ in their first six significant digits")
-    from .input_checks import lists_dir_problems
+    from .input_checks import budget_problems, lists_dir_problems
 
-    out += lists_dir_problems(config)  # a list for each fraction, before rule splits runs
+    out += budget_problems(config)
+    out += lists_dir_problems(config)  # a list for each budget, before rule splits runs
     out += clip_problems(config["student"])
     from .student_weights import student_problems
 

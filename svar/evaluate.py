@@ -135,6 +135,7 @@ def evaluate(ckpt_path, manifest, split, store, out, threads: int = 1, clips: Te
     teacher = meta["teacher"]
     result = {
         **{k: meta[k] for k in ("dataset", "method", "fraction", "seed", "n_labeled", "n_unlabeled")},
+        **({"shots": meta["shots"]} if "shots" in meta else {}),  # a K-shot run (fraction None)
         "top1": metrics["top1"], "top5": metrics["top5"], "mean_class": metrics["mean_class"],
         "n_test": len(test),
         "per_class": dict(zip(store["class_names"], metrics["per_class"])),

@@ -36,12 +36,23 @@ def expected_list(lists, fraction: float) -> str:
 
 def lists_dir_problems(config: dict) -> list[str]:
     """A published convention's lists: lists_dir holds lists of its format, one for each
-    fraction of the grid (a config check, before rule splits runs)."""
-    from .literature import CONVENTIONS, discover_lists
+    budget of the grid (a fraction, or K shots for the K-shot formats) (a config check, before
+    rule splits runs)."""
+    from .literature import CONVENTIONS, SHOT_FORMATS, discover_lists, discover_shot_lists
 
     convention, lists_dir = config["dataset"]["split_convention"], config["dataset"]["lists_dir"]
     if convention not in CONVENTIONS or not lists_dir:
         return []
+    if CONVENTIONS[convention] in SHOT_FORMATS:
+        try:
+            published = discover_shot_lists(lists_dir)
+        except (OSError, ValueError) as exc:
+            return [f"dataset.lists_dir: {exc}"]
+        labeled = next(iter(published.values())).labeled_file
+        return [f"dataset.lists_dir: no {convention} list for {k} shots of the grid: "
+                f"{labeled.with_name(labeled.name.rsplit('_', 1)[0] + f'_{k}.txt')} does not exist (lists for "
+                f"{sorted(published)} shots are there); add it, or take {k} out of `shots`"
+                for k in config.get("shots", []) if k not in published]
     try:
         published = discover_lists(lists_dir)
     except (OSError, ValueError) as exc:
@@ -55,6 +66,25 @@ def lists_dir_problems(config: dict) -> list[str]:
             f"{Path(lists_dir) / expected_list(any_lists, f)} does not exist (lists for {sorted(published)} are "
             "there); add it, or take the fraction out of `fractions`"
             for f in config["fractions"] if not any(abs(float(f) - k) <= 1e-9 for k in published)]
+
+
+def budget_problems(config: dict) -> list[str]:
+    """The grid's label budgets against its split convention: at least one budget; a K-shot
+    convention (vifi) takes `shots` only, a fraction convention `fractions` only, and `random`
+    (a fraction of the pool whatever the class) no shots."""
+    from .literature import CONVENTIONS, SHOT_FORMATS
+
+    convention = config["dataset"]["split_convention"]
+    fractions, shots = config["fractions"], config.get("shots", [])
+    if not fractions and not shots:
+        return ["fractions, shots: both empty; give the label budgets to run (fractions: [0.1], shots: [4])"]
+    if convention in CONVENTIONS and CONVENTIONS[convention] in SHOT_FORMATS and fractions:
+        return [f"fractions: {fractions} with dataset.split_convention {convention}, whose lists are K-shot lists; "
+                "set fractions: [] and give `shots`"]
+    if shots and (convention == "random" or (convention in CONVENTIONS and CONVENTIONS[convention] not in SHOT_FORMATS)):
+        return [f"shots: {shots} with dataset.split_convention {convention}, which labels a fraction of the pool; "
+                "K shots (K videos a class) are drawn by balanced or imported by vifi"]
+    return []
 
 
 # --------------------------------------------------------------------------- beyond the data

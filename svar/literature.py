@@ -13,6 +13,10 @@ VideoSSL and SVFormer published:
   (SeFAR's UCF101 5%: `unlabe.csv`) and the test list (`test.csv`, or `val.csv`; some SeFAR
   folders hold none: the official test list of split 1 then serves), one line per video,
   `<path on the authors' machine> label_index` or `<path>,<label_index>` (SeFAR's), LF or CRLF.
+- ViFi-CLIP (muzairkhattak/ViFi-CLIP, datasets_splits/<dataset>_splits/): K-shot lists
+  `train1_few_shot_<K>.txt` (K labeled videos a class) and the test list `val1.txt`, one line
+  per video, `<video file name> <0-based label_index>`, no class folder. The unlabeled videos are
+  the rest of the pool (every video outside the test list).
 
 Videos are matched by file stem, which is unique across classes in UCF101 and HMDB51. The
 result has the same form as `svar.splits.make_split`, so every later stage uses it unchanged.
@@ -37,8 +41,10 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 # each published convention and the format of its list files: rawframe lists, or CSV folders
-CONVENTIONS = {"videossl": "videossl", "svformer": "csv", "sefar": "csv"}
-LIST_FORMATS = ("videossl", "csv")
+CONVENTIONS = {"videossl": "videossl", "svformer": "csv", "sefar": "csv", "vifi": "vifi"}
+LIST_FORMATS = ("videossl", "csv", "vifi")
+# the formats whose lists give K videos a class (the grid's `shots`), not a fraction
+SHOT_FORMATS = ("vifi",)
 
 
 class LiteratureListError(ValueError):
@@ -47,9 +53,10 @@ class LiteratureListError(ValueError):
 
 @dataclass(frozen=True)
 class ListedVideo:
-    """One line of a published list: the class folder it names, the stem, the index it gives."""
+    """One line of a published list: the class folder it names (None: the format names none), the
+    stem, the index it gives."""
 
-    class_name: str
+    class_name: str | None
     stem: str
     label: int
     line: int
@@ -89,11 +96,23 @@ def _parse_csv(line: str, lineno: int) -> ListedVideo | None:
     return ListedVideo(video.parent.name, video.stem, int(parts[1]), lineno)
 
 
+def _parse_vifi(line: str, lineno: int) -> ListedVideo | None:
+    parts = line.rsplit(maxsplit=1)
+    if len(parts) != 2 or not parts[1].isdigit():
+        return None
+    video = PurePosixPath(parts[0].strip())
+    if not video.suffix:
+        return None
+    return ListedVideo(video.parent.name or None, video.stem, int(parts[1]), lineno)
+
+
 def _entries(path: str | Path, list_format: str) -> list[ListedVideo]:
     if list_format == "videossl":
         return _read_lines(Path(path), "Class/video_stem num_frames label_index", _parse_videossl)
     if list_format == "csv":
         return _read_lines(Path(path), "/path/to/Class/video.avi label_index (or path,label_index)", _parse_csv)
+    if list_format == "vifi":
+        return _read_lines(Path(path), "video_file.avi label_index", _parse_vifi)
     raise ValueError(f"unknown list format {list_format!r}; expected one of {LIST_FORMATS}")
 
 
@@ -137,7 +156,7 @@ def _match(by_stem: pd.DataFrame, path: Path, entries: list[ListedVideo], all_st
                     "left out (e.g. %s); the exclusions file says why a video does not decode",
                     path, len(missing), len(entries), ", ".join(missing[:3]))
 
-    wrong_class = [e for e in known if by_stem.at[e.stem, "class_name"] != e.class_name]
+    wrong_class = [e for e in known if e.class_name is not None and by_stem.at[e.stem, "class_name"] != e.class_name]
     if wrong_class:
         e = wrong_class[0]
         raise LiteratureListError(
@@ -287,6 +306,29 @@ def _csv_lists(folder: Path) -> dict[tuple[str, str, float], PublishedLists]:
             test_file=_first(sub, ("test.csv", "val.csv")),  # none: the official test list of split 1
             unlabeled_file=unlabeled,
         )
+    return found
+
+
+_VIFI_SHOTS = re.compile(r"train(?P<split>\d+)_few_shot_(?P<shots>\d+)\.txt")
+
+
+def discover_shot_lists(folder: str | Path) -> dict[int, PublishedLists]:
+    """ViFi-CLIP's K-shot lists in `folder` (its datasets_splits/<dataset>_splits/), keyed by K:
+    `train<k>_few_shot_<K>.txt` labeled, `val<k>.txt` the test list of split k."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of published split lists")
+    found = {}
+    for labeled in sorted(folder.glob("train*_few_shot_*.txt")):
+        m = _VIFI_SHOTS.fullmatch(labeled.name)
+        if m is None:
+            continue
+        found[int(m["shots"])] = PublishedLists(
+            list_format="vifi", labeled_file=labeled,
+            test_file=_require(folder / f"val{m['split']}.txt", f"test (val{m['split']}.txt)"))
+    if not found:
+        raise LiteratureListError(f"{folder}: no K-shot lists found; expected ViFi-CLIP's "
+                                  "'train1_few_shot_<K>.txt' with its test list 'val1.txt'")
     return found
 
 

@@ -4,7 +4,8 @@ Class-balanced (the SVFormer convention): every class gets the same number of la
 k = ceil(fraction × N_train / C), capped by the class's size, so at least one per class —
 "1%" of UCF101 is 101 videos, one per class. The rest of the training split is unlabeled; the
 test set is the official test list. Fraction 1 labels every training video. The draw depends
-only on (manifest, fraction, seed).
+only on (manifest, fraction, seed). A K-shot budget (the grid's `shots`, fraction None) labels K
+videos a class, drawn the same way or imported from ViFi-CLIP's lists (convention vifi).
 """
 
 from __future__ import annotations
@@ -37,18 +38,27 @@ def per_class_count(fraction: float, n_train: int, n_classes: int) -> int:
     return max(1, math.ceil(round(fraction * n_train / n_classes, 9)))
 
 
-def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split"),
-               pool: str = default("dataset.pool")) -> pd.DataFrame:
+def draw_key(fraction: float | None, shots: int | None = None) -> list[int]:
+    """The label budget's part of every random draw's seed: a fraction's (as before K-shot
+    budgets existed, so its splits are unchanged), or K's, which no fraction's can equal."""
+    return [int(round(fraction * 1e6))] if shots is None else [int(shots), 3]
+
+
+def make_split(manifest: pd.DataFrame, fraction: float | None, seed: int, split: int = default("dataset.split"),
+               pool: str = default("dataset.pool"), shots: int | None = None) -> pd.DataFrame:
     """A table `video_id, label, role` covering the split's pool (`dataset.pool`: the training
-    videos the fraction is drawn from, labeled or not) and its test videos."""
+    videos the fraction is drawn from, labeled or not) and its test videos. With `shots` K (and
+    fraction None), K videos a class are labeled (all of a class with fewer)."""
     column = f"split{split}"
     if column not in manifest.columns:
         raise ValueError(f"the manifest has no official split {split} (columns: {list(manifest.columns)})")
     train = manifest[manifest[column].isin(POOLS[pool])].sort_values("video_id")
     test = manifest[manifest[column] == "test"].sort_values("video_id")
     n_classes = int(manifest["label"].max()) + 1
-    k = per_class_count(fraction, len(train), n_classes)
-    rng = np.random.default_rng([seed, int(round(fraction * 1e6))])
+    if shots is not None and shots < 1:
+        raise ValueError(f"shots: K labeled videos a class must be at least 1, got {shots}")
+    k = int(shots) if shots is not None else per_class_count(fraction, len(train), n_classes)
+    rng = np.random.default_rng([seed, *draw_key(fraction, shots)])
     labeled = set()
     for label in range(n_classes):
         ids = train.loc[train["label"] == label, "video_id"].to_numpy()
@@ -62,12 +72,15 @@ def make_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = 
     return pd.DataFrame(rows, columns=["video_id", "label", "role"])
 
 
-def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split"),
-                      pool: str = default("dataset.pool")) -> pd.DataFrame:
+def make_random_split(manifest: pd.DataFrame, fraction: float | None, seed: int, split: int = default("dataset.split"),
+                      pool: str = default("dataset.pool"), shots: int | None = None) -> pd.DataFrame:
     """The VideoSSL convention: floor(fraction × N_pool) videos drawn at random, whatever their
     class — a class may get none (VideoSSL's UCF101 5% list leaves one class unlabeled). Floor, as
     VideoSSL's lists count: UCF101 9,537 × 5/10/20/50% = 476/953/1,907/4,768; HMDB51 5,236 ×
-    40/50/60% = 2,094/2,618/3,141."""
+    40/50/60% = 2,094/2,618/3,141. A draw of a fraction: K-shot budgets are drawn balanced."""
+    if shots is not None:
+        raise ValueError("dataset.split_convention random draws a fraction of the pool whatever the class; "
+                         "K shots are K videos a class: use split_convention balanced (or vifi's lists)")
     # the same pools, table layout and fraction check as the balanced draw
     balanced = make_split(manifest, fraction, seed, split, pool)
     train = balanced[balanced["role"] != "test"]
@@ -80,15 +93,15 @@ def make_random_split(manifest: pd.DataFrame, fraction: float, seed: int, split:
 
 
 @SPLIT_CONVENTIONS.register(name="balanced")
-def _balanced(manifest, fraction, seed, split, lists_dir, pool):
-    """k = ceil(f × N_pool / C) per class, at least one (SVFormer's convention)."""
-    return make_split(manifest, fraction, seed, split, pool)
+def _balanced(manifest, fraction, seed, split, lists_dir, pool, shots=None):
+    """k = ceil(f × N_pool / C) per class, at least one (SVFormer's convention); K a class for K shots."""
+    return make_split(manifest, fraction, seed, split, pool, shots)
 
 
 @SPLIT_CONVENTIONS.register(name="random")
-def _random(manifest, fraction, seed, split, lists_dir, pool):
+def _random(manifest, fraction, seed, split, lists_dir, pool, shots=None):
     """floor(f × N_pool) drawn at random, whatever the class (VideoSSL's convention)."""
-    return make_random_split(manifest, fraction, seed, split, pool)
+    return make_random_split(manifest, fraction, seed, split, pool, shots)
 
 
 # How each published convention's lists were drawn, per dataset (checked on the lists themselves:
@@ -117,38 +130,56 @@ def published_rule(convention: str, dataset: str, fraction: float | None) -> str
     return rules.get(round(fraction, 6) if fraction is not None else None, rules[None])
 
 
-def comparable_conventions(dataset: str, convention: str, fraction: float | None) -> list[str]:
+def comparable_conventions(dataset: str, convention: str, fraction: float | None,
+                           shots: int | None = None) -> list[str]:
     """The published conventions (svar/data/published_results.csv, column split_convention) a run
     of `convention` on (dataset, fraction) is comparable with: for imported lists, the
     conventions whose lists are the same videos; for a draw (balanced, random), those whose lists
     were drawn by the same rule from the same pool. It depends on the dataset and the fraction:
-    SVFormer's HMDB51 lists are VideoSSL's random ones, its UCF101 lists are balanced."""
+    SVFormer's HMDB51 lists are VideoSSL's random ones, its UCF101 lists are balanced. A K-shot
+    run (`shots`) compares with K-shot lists only (vifi), a fraction's with fraction lists only."""
+    from .literature import SHOT_FORMATS
+
+    by_shots = {c for c in PUBLISHED_RULES if LIST_FORMATS[c] in SHOT_FORMATS}
+    eligible = by_shots if shots is not None else set(PUBLISHED_RULES) - by_shots
     if convention in PUBLISHED_RULES:  # imported: the same files, or files naming the same videos
         same = {convention}
         for group, fractions in SAME_LISTS.get(dataset, []):
             if convention in group and (fractions is None or fraction is None or round(fraction, 6) in fractions):
                 same |= group
-        return sorted(same)
-    return sorted(c for c in PUBLISHED_RULES if published_rule(c, dataset, fraction) == convention)
+        return sorted(same & eligible)
+    return sorted(c for c in eligible if published_rule(c, dataset, fraction) == convention)
 
 
 def _published(convention: str):
     """A convention that imports the lists a paper published (the same labeled videos for every seed)."""
 
-    def imported(manifest, fraction, seed, split, lists_dir, pool):  # the lists define the pool
+    def imported(manifest, fraction, seed, split, lists_dir, pool, shots=None):  # the lists define the pool
         from dataclasses import asdict
 
-        from .literature import discover_lists, import_split
+        from .literature import SHOT_FORMATS, discover_lists, discover_shot_lists, import_split
 
         if not lists_dir:
             raise ValueError(f"dataset.lists_dir: the {convention} convention imports published lists; "
                              "point lists_dir at the folder holding them")
-        published = discover_lists(lists_dir)
-        key = min(published, key=lambda f: abs(f - fraction)) if published else None
-        if key is None or abs(key - fraction) > 1e-9:
-            raise ValueError(f"{lists_dir}: no published {convention} list for fraction {fraction}; "
-                             f"available: {sorted(published)}")
-        lists = published[key]
+        by_shots = LIST_FORMATS[convention] in SHOT_FORMATS
+        if by_shots != (shots is not None):
+            raise ValueError(f"dataset.split_convention {convention}: its lists are "
+                             f"{'K-shot lists (the grid key shots)' if by_shots else 'fractions (the grid key fractions)'}"
+                             f"; the run asks for {f'{shots} shots' if shots is not None else f'fraction {fraction}'}")
+        if by_shots:
+            published = discover_shot_lists(lists_dir)
+            if shots not in published:
+                raise ValueError(f"{lists_dir}: no published {convention} list for {shots} shots; "
+                                 f"available: {sorted(published)}")
+            lists = published[shots]
+        else:
+            published = discover_lists(lists_dir)
+            key = min(published, key=lambda f: abs(f - fraction)) if published else None
+            if key is None or abs(key - fraction) > 1e-9:
+                raise ValueError(f"{lists_dir}: no published {convention} list for fraction {fraction}; "
+                                 f"available: {sorted(published)}")
+            lists = published[key]
         if lists.list_format != LIST_FORMATS[convention]:
             raise ValueError(f"{lists_dir}: holds lists of the {lists.list_format} format; the {convention} "
                              f"lists are {LIST_FORMATS[convention]}")
@@ -165,20 +196,22 @@ for _convention in LIST_FORMATS:  # the papers whose published lists svar.litera
     SPLIT_CONVENTIONS.register(_published(_convention), name=_convention)
 
 
-def build_split(manifest: pd.DataFrame, fraction: float, seed: int, split: int = default("dataset.split"),
+def build_split(manifest: pd.DataFrame, fraction: float | None, seed: int, split: int = default("dataset.split"),
                 convention: str = default("dataset.split_convention"), lists_dir=None,
-                pool: str = default("dataset.pool"), val_per_class: int = default("dataset.val_per_class")) -> pd.DataFrame:
+                pool: str = default("dataset.pool"), val_per_class: int = default("dataset.val_per_class"),
+                shots: int | None = None) -> pd.DataFrame:
     """The split under one of the conventions: drawn here from the pool (balanced, random) or
     imported from the lists a paper published (videossl, svformer, sefar); then the validation
     videos (`hold_out_validation`)."""
-    table = SPLIT_CONVENTIONS[convention](manifest, fraction, seed, split, lists_dir, pool)
+    table = SPLIT_CONVENTIONS[convention](manifest, fraction, seed, split, lists_dir, pool, shots)
     files = table.attrs.get("list_files", [])
-    table = hold_out_validation(table, val_per_class, seed, fraction)
+    table = hold_out_validation(table, val_per_class, seed, fraction, shots)
     table.attrs["list_files"] = files
     return table
 
 
-def hold_out_validation(table: pd.DataFrame, per_class: int, seed: int, fraction: float) -> pd.DataFrame:
+def hold_out_validation(table: pd.DataFrame, per_class: int, seed: int, fraction: float | None,
+                        shots: int | None = None) -> pd.DataFrame:
     """`per_class` videos of each class move from the unlabeled videos to role `val`, drawn with the seed.
 
     They come from the unlabeled part, after the labeled videos are chosen, so the labeled set
@@ -188,7 +221,7 @@ def hold_out_validation(table: pd.DataFrame, per_class: int, seed: int, fraction
     validation accuracy, never the test list."""
     if per_class < 0:
         raise ValueError(f"dataset.val_per_class: must be >= 0, got {per_class}")
-    rng = np.random.default_rng([seed, int(round(fraction * 1e6)), 2])
+    rng = np.random.default_rng([seed, *draw_key(fraction, shots), 2])
     unlabeled = table[table["role"] == "unlabeled"].sort_values("video_id")
     val = set()
     for _, ids in unlabeled.groupby("label", sort=True)["video_id"]:
@@ -197,8 +230,8 @@ def hold_out_validation(table: pd.DataFrame, per_class: int, seed: int, fraction
     return table.assign(role=[("val" if v in val else r) for v, r in zip(table["video_id"], table["role"])])
 
 
-def split_info(table: pd.DataFrame, fraction: float, seed: int, split: int, convention: str, pool: str,
-               val_per_class: int, dataset: str = "") -> dict:
+def split_info(table: pd.DataFrame, fraction: float | None, seed: int, split: int, convention: str, pool: str,
+               val_per_class: int, dataset: str = "", shots: int | None = None) -> dict:
     """How a split was made, for every number trained on it: the convention, the pool, where its
     lists came from (drawn with the seed, or published files with their sha256) and therefore
     what the seed varies, and its counts."""
@@ -215,10 +248,11 @@ def split_info(table: pd.DataFrame, fraction: float, seed: int, split: int, conv
     counts = table["role"].value_counts()
     return {
         "convention": convention,
-        "comparable_with": comparable_conventions(dataset, convention, fraction),
+        "comparable_with": comparable_conventions(dataset, convention, fraction, shots),
         "pool": "the published lists'" if published else pool,
         "official_split": split,
         "fraction": fraction,
+        **({"shots": shots} if shots is not None else {}),
         "seed": seed,
         "list_source": source,
         "list_files": listed,
@@ -229,18 +263,26 @@ def split_info(table: pd.DataFrame, fraction: float, seed: int, split: int, conv
     }
 
 
-def write_split(manifest: pd.DataFrame, fraction: float, seed: int, out, split: int = default("dataset.split"),
+def write_split(manifest: pd.DataFrame, fraction: float | None, seed: int, out, split: int = default("dataset.split"),
                 convention: str = default("dataset.split_convention"), lists_dir=None,
                 pool: str = default("dataset.pool"), val_per_class: int = default("dataset.val_per_class"),
-                info_out=None, dataset: str = "") -> pd.DataFrame:
+                info_out=None, dataset: str = "", shots: int | None = None) -> pd.DataFrame:
     """The split table to `out` and, with `info_out`, its provenance (split_info) as JSON; `dataset`
     (dataset.name) says which published results the split is comparable with."""
-    table = build_split(manifest, fraction, seed, split, convention, lists_dir, pool, val_per_class)
+    table = build_split(manifest, fraction, seed, split, convention, lists_dir, pool, val_per_class, shots)
     if info_out is not None:
         write_json(info_out, split_info(table, fraction, seed, split, convention, pool, val_per_class,
-                                         dataset))
+                                         dataset, shots))
     write_csv(out, table)
     return table
+
+
+def labeled_fraction(table: pd.DataFrame) -> float:
+    """The fraction of a split's pool (every non-test video) that is labeled: what a K-shot
+    budget amounts to, recorded as its run's fraction so that tables and plots set K-shot runs
+    on the same axis as fraction runs (the same for every seed: K a class, or the published list)."""
+    pool = table[table["role"] != "test"]
+    return float((pool["role"] == "labeled").sum() / len(pool))
 
 
 def load_split(path) -> pd.DataFrame:

@@ -181,7 +181,7 @@ def test_registries_hold_what_the_code_defines():
     assert names("threshold_mode") == ("fixed", "flexmatch")
     assert names("student") == ("tiny3d", "r3d_18", "r2plus1d_18", "mc3_18", "s3d", "mvit_v2_s", "swin3d_t")
     assert names("dataset") == ("hmdb51", "synthetic", "ucf101")
-    assert names("split_convention") == ("balanced", "random", "videossl", "svformer", "sefar")
+    assert names("split_convention") == ("balanced", "random", "videossl", "svformer", "sefar", "vifi")
     assert names("sampling_mode") == ("uniform", "fps", "clips")
     assert names("video_archive") == ("", "hmdb51_org.rar", "UCF101.rar", "UCF101_videos.zip")
     with pytest.raises(ValueError, match=r"student.arch: unknown student 'resnet50'; choose from tiny3d, r3d_18"):
@@ -255,7 +255,7 @@ def test_wildcard_constraints_are_the_registries(tmp_path):
     assert "dataset" not in constraints  # one dataset a config: its folder is data/<dataset_folder(config)>
     assert alternatives("archive") == list(names("archive"))
     grid = cfg.load_workflow_config()
-    assert alternatives("fraction") == [f"{f:g}" for f in grid["fractions"]]
+    assert alternatives("budget") == [f"fraction{f:g}" for f in grid["fractions"]] + [f"shots{k}" for k in grid["shots"]]
     assert alternatives("seed") == [str(s) for s in grid["seeds"]]
 
 

@@ -36,3 +36,18 @@ def schema_type(dotted: str) -> type:
     """argparse's type for a config key: the schema's (an integer key takes int, a number float)."""
     section, _, key = dotted.rpartition(".")
     return SCHEMA_TYPES[schema_properties(section)[key]["type"]]
+
+
+def add_budget_flags(p: argparse.ArgumentParser, what: str) -> None:
+    """--fraction f or --shots K, one of them: the run's label budget (the grid's `fractions` or
+    `shots`), recorded with its results."""
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--fraction", type=float, help=f"labeled fraction in (0, 1]{what}")
+    budget.add_argument("--shots", type=int, help=f"K labeled videos a class{what}")
+
+
+def budget_of(args) -> dict:
+    """{"fraction": f} or {"fraction": None, "shots": K}: the budget as results record it (a
+    fraction run's records carry no shots key, as before the axis existed; a K-shot run's
+    fraction is filled in from its split, svar.splits.labeled_fraction)."""
+    return {"fraction": args.fraction} if args.shots is None else {"fraction": None, "shots": args.shots}

@@ -6,7 +6,7 @@ import sys
 
 from ..config import default, schema_properties
 from ..registry import lazy_choices
-from .common import add_schema_flags, schema_help
+from .common import add_budget_flags, add_schema_flags, schema_help
 
 
 def _download(args):
@@ -50,7 +50,7 @@ def _splits(args):
     from ..splits import write_split
 
     write_split(load_manifest(args.manifest), args.fraction, args.seed, args.out, args.split, args.convention,
-                args.lists_dir, args.pool, args.val_per_class, args.info_out, args.dataset)
+                args.lists_dir, args.pool, args.val_per_class, args.info_out, args.dataset, shots=args.shots)
 
 
 def _probe(args):
@@ -123,7 +123,7 @@ def add_splits(sub) -> None:
                                    "held out of the rest, the rest unlabeled; test = the official test list. "
                                    "Output CSV: video_id, label, role.")
     p.add_argument("--manifest", required=True)
-    p.add_argument("--fraction", type=float, required=True, help="labeled fraction in (0, 1]")
+    add_budget_flags(p, "")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--dataset", default="", help="dataset.name: which published results the split is comparable with")
     p.add_argument("--split", type=int, default=default("dataset.split"), help="official split number (1..3)")

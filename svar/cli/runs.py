@@ -7,7 +7,7 @@ import logging
 from ..config import default
 from ..options_check import json_object
 from ..registry import lazy_choices
-from .common import schema_help
+from .common import add_budget_flags, budget_of, schema_help
 
 
 def _clip_cache_reads(args):
@@ -61,10 +61,14 @@ def _train(args):
     # checked by main (_train_reads); the keys that decide how the run goes, not its result
     # (x-reruns: false), come beside them
     options = tracked(merge(args.options, args.run_options), "train")
-    run_info = {"dataset": args.dataset, "fraction": args.fraction}
+    run_info = {"dataset": args.dataset, **budget_of(args)}
     if args.split_info:  # how the split was made (svar splits --info-out): recorded with every number
         run_info["split"] = read_json(args.split_info, "split info", "splits")
     manifest, split = load_manifest(args.manifest, videos=True), load_split(args.split)
+    if args.shots is not None:  # K shots as the labeled fraction they amount to, beside K
+        from ..splits import labeled_fraction
+
+        run_info["fraction"] = labeled_fraction(split)
     train_job_warnings(args.options, split, manifest)  # not the run's reads
     train(manifest, split, load_store(args.teacher), args.method, options, args.out, args.seed, run_info, args.threads,
           args.curve, clips=args.clip_cache, pseudo_labels_out=args.pseudo_labels)
@@ -83,8 +87,9 @@ def _evaluate(args):
     for result in evaluate_runs(runs, load_manifest(args.manifest, videos=True), load_store(args.teacher), args.threads,
                                 settings, args.clip_cache):
         top5 = "missing" if result["top5"] is None else f"{result['top5']:.3f}"
-        logging.info("%s fraction %s seed %s: top1 %.3f top5 %s mean-class %.3f", result["method"],
-                     result["fraction"], result["seed"], result["top1"], top5, result["mean_class"])
+        budget = f"{result['shots']} shots" if "shots" in result else f"fraction {result['fraction']}"
+        logging.info("%s %s seed %s: top1 %.3f top5 %s mean-class %.3f", result["method"], budget,
+                     result["seed"], result["top1"], top5, result["mean_class"])
 
 
 def add_clip_cache(sub) -> None:
@@ -142,7 +147,7 @@ def add_train(sub) -> None:
                         "which the workflow passes apart as no result depends on them")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--dataset", required=True, help="dataset name, recorded in the results")
-    p.add_argument("--fraction", type=float, required=True, help="labeled fraction, recorded in the results")
+    add_budget_flags(p, ", recorded in the results")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="checkpoint file")
     p.add_argument("--curve", default=None, help="training-curve CSV (default: <out>.curve.csv)")

@@ -92,7 +92,7 @@ def to_html(tables: list[PaperTable], published: pd.DataFrame, provenance: dict,
 def _html_table(table: PaperTable) -> str:
     esc = html.escape
     n = len(METRICS)
-    head1 = "".join(f'<th colspan="{n}" style="text-align:center">{esc(fraction_label(f))} labels</th>'
+    head1 = "".join(f'<th colspan="{n}" style="text-align:center">{esc(table.budget(f))} labels</th>'
                     for f in table.fractions)
     head2 = "".join(f"<th>{METRIC_LABELS[m]}</th>" for _ in table.fractions for m in METRICS)
     body = []

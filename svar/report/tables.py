@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -46,6 +46,11 @@ class PaperTable:
     teacher: str = ""  # its runs' teacher (with_teacher's label)
     teacher_shown: bool = False  # the report sets several teachers side by side: its title names this one
     settings: str = ""  # what its runs were trained and scored with (settings_text)
+    shots: dict = field(default_factory=dict)  # fraction -> K, for the columns of K-shot runs
+
+    def budget(self, fraction) -> str:
+        """A column's label budget as printed: '10%', or '4 shots (2.1%)'."""
+        return fraction_label(fraction, self.shots.get(fraction))
 
     @property
     def title(self) -> str:
@@ -126,6 +131,13 @@ def settings_text(runs: list[dict]) -> str:
     return "Settings as run (from the runs' metrics.json): " + "; ".join(parts) if parts else ""
 
 
+def budget_shots(rows: pd.DataFrame) -> dict:
+    """{fraction: K} for the summary rows of K-shot runs (column shots, svar.aggregate)."""
+    if "shots" not in rows.columns:
+        return {}
+    return {float(f): int(k) for f, k in zip(rows["fraction"], rows["shots"]) if pd.notna(k)}
+
+
 def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None,
                  runs: list[dict] | None = None) -> list[PaperTable]:
     """One table per dataset and teacher (config `teachers`: the teacher is a grid axis); with the
@@ -145,7 +157,7 @@ def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None,
         tables.append(PaperTable(dataset, sorted(rows["method"].unique()), fractions, cells, best,
                                  sorted(rows.loc[rows["n_seeds"] > 0, "n_seeds"].unique().tolist()),
                                  split_text(metrics, dataset) if metrics is not None else "", teacher, shown,
-                                 settings_text(its_runs)))
+                                 settings_text(its_runs), budget_shots(rows)))
     return tables
 
 
@@ -163,8 +175,9 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().round(4)
 
 
-def fraction_label(fraction: float) -> str:
-    return f"{100 * fraction:g}%"
+def fraction_label(fraction: float, shots: int | None = None) -> str:
+    """'10%'; with K shots, '4 shots (2.1%)': K a class, and the labeled fraction they amount to."""
+    return f"{100 * fraction:g}%" if shots is None else f"{shots} shots ({100 * fraction:.2g}%)"
 
 
 def seeds_text(table: PaperTable) -> str:
@@ -186,7 +199,7 @@ def to_markdown(tables: list[PaperTable], published: pd.DataFrame, warning: str 
         lines += [f"## {md_escape(table.title)} ({seeds_text(table)}; final model, no test-set model selection)", ""]
         if table.split:
             lines += [f"{md_escape(table.split)}.", ""]
-        header = ["Method"] + [f"{fraction_label(f)} {METRIC_LABELS[m]}" for f in table.fractions for m in METRICS]
+        header = ["Method"] + [f"{table.budget(f)} {METRIC_LABELS[m]}" for f in table.fractions for m in METRICS]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
         for method in table.methods:
             cells = [text_cell(table, method, f, m, "**{}**") for f in table.fractions for m in METRICS]
@@ -239,7 +252,7 @@ def to_latex(tables: list[PaperTable], warning: str | None, significance: pd.Dat
             caption += f" {latex_escape(table.split[0].upper() + table.split[1:])}."
         if warning:
             caption += f" \\textbf{{{latex_escape(warning)}.}}"
-        groups = " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{latex_escape(fraction_label(f))} labels}}"
+        groups = " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{latex_escape(table.budget(f))} labels}}"
                             for f in table.fractions)
         rules = " ".join(f"\\cmidrule(lr){{{2 + i * n}-{1 + (i + 1) * n}}}" for i in range(len(table.fractions)))
         metric_row = " & ".join(METRIC_LABELS[m] for _ in table.fractions for m in METRICS)

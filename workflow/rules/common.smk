@@ -15,7 +15,8 @@ from svar.clips.cache_parts import PARTS as CLIP_CACHE_PARTS, cache_reads
 from svar.config import (
     SPLIT_PATTERN,
     canonical,
-    fraction_tag,
+    budget_flags,
+    budget_tags,
     grid_teachers,
     results_dir,
     safe_name,
@@ -93,10 +94,11 @@ def teacher_pretrained(teacher):
     return pretrained_file(teacher["pretrained"], RESULTS)
 
 
-FRACTIONS = [fraction_tag(f) for f in config["fractions"]]
+# the label budgets of the grid as file names carry them: fraction<f>, then shots<K>
+BUDGETS = budget_tags(config)
 SEEDS = [str(s) for s in config["seeds"]]
-# every (fraction, seed) of the grid, fraction by fraction: the order of a method's runs
-RUNS = [(fraction, seed) for fraction in FRACTIONS for seed in SEEDS]
+# every (budget, seed) of the grid, budget by budget: the order of a method's runs
+RUNS = [(budget, seed) for budget in BUDGETS for seed in SEEDS]
 
 
 def one_of(names):
@@ -106,7 +108,7 @@ def one_of(names):
 # from the registries (svar/registry.py) and the config's grid: nothing else matches
 wildcard_constraints:
     archive=one_of(archive_names()),
-    fraction=one_of(FRACTIONS),
+    budget=one_of(BUDGETS),
     seed=one_of(SEEDS),
     method=one_of(METHODS.names()),
     shard=r"[0-9]{3}",
@@ -205,21 +207,26 @@ def plan_device(wildcards):
     return "cuda" if config["train"]["device"].startswith("cuda") else "cpu"
 
 
-def run_file(root, method, fraction, seed, name):
+def run_file(root, method, budget, seed, name):
     """One file of one run of the teacher whose results folder is `root`; any argument may be a
     wildcard ("{method}")."""
-    return f"{root}/runs/{method}/fraction{fraction}_seed{seed}/{name}"
+    return f"{root}/runs/{method}/{budget}_seed{seed}/{name}"
 
 
-def split_file(fraction, seed, ext="csv"):
-    """The split table (csv) or how it was made (json) of one (fraction tag, seed); either may be
-    a wildcard ("{fraction}")."""
-    return SPLIT_PATTERN.format(results=RESULTS, fraction=fraction, seed=seed, ext=ext)
+def split_file(budget, seed, ext="csv"):
+    """The split table (csv) or how it was made (json) of one (budget tag, seed); either may be
+    a wildcard ("{budget}")."""
+    return SPLIT_PATTERN.format(results=RESULTS, budget=budget, seed=seed, ext=ext)
+
+
+def budget_args(wildcards):
+    """--fraction f or --shots K: the run's label budget, from its {budget} wildcard."""
+    return budget_flags(wildcards.budget)
 
 
 def run_files(root, method, name):
     """One file of every run of a method with one teacher, in RUNS order."""
-    return [run_file(root, method, fraction, seed, name) for fraction, seed in RUNS]
+    return [run_file(root, method, budget, seed, name) for budget, seed in RUNS]
 
 
 def teacher_runs(root, name):
@@ -248,7 +255,7 @@ def evaluate_inputs(wildcards):
     """A method's checkpoints and the splits they were trained on, run by run."""
     return {
         "models": run_files(wildcards.root, wildcards.method, "model.pt"),
-        "splits": [split_file(fraction, seed) for fraction, seed in RUNS],
+        "splits": [split_file(budget, seed) for budget, seed in RUNS],
     }
 
 

@@ -5,10 +5,10 @@ rule splits:
     input:
         rules.index.output.manifest,
     output:
-        split=split_file("{fraction}", "{seed}"),
-        info=split_file("{fraction}", "{seed}", "json"),
+        split=split_file("{budget}", "{seed}"),
+        info=split_file("{budget}", "{seed}", "json"),
     log:
-        f"{RESULTS}/logs/splits/fraction{{fraction}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/splits/{{budget}}_seed{{seed}}.log",
     # a second of pandas on the manifest: under SLURM on the submit host, not a job in the queue
     localrule: True
     conda:
@@ -18,7 +18,8 @@ rule splits:
         mem_mb=1000,
         runtime=10,
     params:
+        budget=budget_args,
         args=splits_args,
     shell:
-        "python -m svar splits --manifest {input} --fraction {wildcards.fraction} --seed {wildcards.seed}"
+        "python -m svar splits --manifest {input} {params.budget} --seed {wildcards.seed}"
         " {params.args} --out {output.split} --info-out {output.info} > {log} 2>&1"

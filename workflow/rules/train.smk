@@ -8,18 +8,18 @@ rule train:
         unpack(teacher_weights_input),
         unpack(clip_cache_input("train")),
         manifest=rules.index.output.manifest,
-        split=split_file("{fraction}", "{seed}"),
-        split_info=split_file("{fraction}", "{seed}", "json"),
+        split=split_file("{budget}", "{seed}"),
+        split_info=split_file("{budget}", "{seed}", "json"),
         teacher=rules.teacher.output[0],
     output:
-        model=run_file("{root}", "{method}", "{fraction}", "{seed}", "model.pt"),
-        curve=run_file("{root}", "{method}", "{fraction}", "{seed}", "train_curve.csv"),
+        model=run_file("{root}", "{method}", "{budget}", "{seed}", "model.pt"),
+        curve=run_file("{root}", "{method}", "{budget}", "{seed}", "train_curve.csv"),
         # the pseudo-labels it trained on, per true class (header only for a method that uses none)
-        pseudo_labels=run_file("{root}", "{method}", "{fraction}", "{seed}", "pseudo_labels.csv"),
+        pseudo_labels=run_file("{root}", "{method}", "{budget}", "{seed}", "pseudo_labels.csv"),
     log:
-        "{root}/logs/train/{method}/fraction{fraction}_seed{seed}.log",
+        "{root}/logs/train/{method}/{budget}_seed{seed}.log",
     benchmark:
-        job_benchmark("train", "{method}/fraction{fraction}_seed{seed}", "{root}")
+        job_benchmark("train", "{method}/{budget}_seed{seed}", "{root}")
     conda:
         "../envs/svar.yaml"
     threads: method_res("train", "threads")
@@ -28,6 +28,7 @@ rule train:
         runtime=method_res("train", "runtime"),
         gpu=gpu_jobs("train"),
     params:
+        budget=budget_args,
         options=train_options,
         run_options=unrecorded(train_run_options),
         dataset=DATASET,
@@ -39,6 +40,6 @@ rule train:
         " --teacher {input.teacher}"
         " --method {wildcards.method} --options {params.options:q} --run-options {params.run_options:q}"
         " --seed {wildcards.seed}"
-        " --dataset {params.dataset} --fraction {wildcards.fraction} --threads {threads}"
+        " --dataset {params.dataset} {params.budget} --threads {threads}"
         " --out {output.model} --curve {output.curve} --pseudo-labels {output.pseudo_labels}"
         " {params.clip_cache} > {log} 2>&1"
