@@ -38,6 +38,11 @@ class Rehearsal:
     smoke: bool = True
     # the config's teacher weights are a download this machine cannot make: random ones instead
     random_teacher: bool = False
+    # nor its student's ImageNet weights: a random initialisation instead
+    random_student: bool = False
+    # the published lists it imports (dataset.lists_dir), written here for the toy videos in that
+    # paper's format: videossl, svformer or vifi (None: it imports none)
+    lists: str | None = None
 
     def __post_init__(self):
         assert self.layout in LAYOUTS, self.layout
@@ -57,6 +62,9 @@ REHEARSALS = {
     "hmdb51.yaml": Rehearsal("hmdb51", random_teacher=True),
     "mydata.example.yaml": Rehearsal("user_folder", random_teacher=True),
     "mydata-3dcnn.example.yaml": Rehearsal("user_csv", before=("ucf101.yaml",), random_teacher=True),
+    # the reproductions of published protocols, on their papers' lists (written for the toy videos)
+    "ucf101-ltg.yaml": Rehearsal("ucf101", before=("ucf101.yaml",), random_teacher=True, lists="videossl"),
+    "hmdb51-ltg.yaml": Rehearsal("hmdb51", before=("hmdb51.yaml",), random_teacher=True, lists="videossl"),
 }
 
 
@@ -90,11 +98,111 @@ def site_overlay(name: str, layouts: dict, folder: Path) -> Path | None:
         site["dataset"] = {"root": str(layouts[r.layout])}
     if r.random_teacher:
         site["teacher"] = {"pretrained": "none"}
+    if r.random_student:
+        site["student"] = {"pretrained": "none"}
+    if r.lists is not None:
+        from svar.config import load_workflow_config
+
+        # lists for every budget of the config as shipped, and for the rehearsal's (smoke.yaml's, TOY_SHOTS)
+        grid = load_workflow_config(*config_files(name, None, smoke=False))
+        budgets = sorted({*grid["fractions"], TOY_FRACTION}) if r.lists != "vifi" else sorted({*grid["shots"], TOY_SHOTS})
+        site.setdefault("dataset", {})["lists_dir"] = str(LIST_WRITERS[r.lists](layouts[r.layout], r.layout,
+                                                                                 folder / f"lists-{name}", budgets))
+        if r.lists == "vifi":  # K-shot lists: the toy set's budget is one shot, as smoke.yaml's is one fraction
+            site.update(fractions=[], shots=[TOY_SHOTS])
     if not site:
         return None
     path = folder / f"site-{name}"
     path.write_text(yaml.safe_dump(site))
     return path
+
+
+# --------------------------------------------------------------------------- published lists
+
+# smoke.yaml's fraction and the rehearsal's K: the budgets the toy lists are written for
+TOY_FRACTION, TOY_SHOTS = 0.5, 1
+
+
+def _layout_videos(root: Path, layout: str) -> tuple[list[str], list[tuple[str, str, int]], set[str]]:
+    """(dataset's list name, every video as (class, stem, 0-based label) in a fixed order, the
+    test stems of split 1) of a UCF101 or HMDB51 layout made by make_layouts, labelled as the
+    dataset's index labels them (UCF101: classInd.txt; HMDB51: class folders sorted)."""
+    if layout == "ucf101":
+        lists = root / "ucfTrainTestlist"
+        order = [line.split()[1] for line in (lists / "classInd.txt").read_text().splitlines() if line.strip()]
+        test = {Path(line.strip()).stem for line in (lists / "testlist01.txt").read_text().splitlines() if line.strip()}
+        videos_dir = root / "UCF-101"
+    else:
+        order = sorted(p.name for p in (root / "hmdb51_org").iterdir())
+        test = {line.split()[0].rsplit(".", 1)[0]
+                for path in (root / "testTrainMulti_7030_splits").glob("*_test_split1.txt")
+                for line in path.read_text().splitlines() if line.split()[1:2] == ["2"]}
+        videos_dir = root / "hmdb51_org"
+    videos = [(cls, path.stem, order.index(cls)) for cls in order for path in sorted((videos_dir / cls).glob("*.avi"))]
+    return layout, videos, test
+
+
+def _toy_labeled(videos, test, fraction: float | None = None, per_class: int | None = None) -> set[str]:
+    """The labeled stems of the toy lists: floor(fraction × N) of the pool (at least one, spread
+    over it, as VideoSSL's random lists are), or the first `per_class` of each class."""
+    pool = [v for v in videos if v[1] not in test]
+    if per_class is not None:
+        return {stem for cls in dict.fromkeys(c for c, _, _ in pool)
+                for stem in [s for c, s, _ in pool if c == cls][:per_class]}
+    n = max(1, int(fraction * len(pool)))
+    return {pool[(i * len(pool)) // n][1] for i in range(n)}
+
+
+def write_videossl_lists(root: Path, layout: str, out: Path, fractions) -> Path:
+    """VideoSSL's files (as LTG republishes them) for the toy videos: `Class/stem frames label`."""
+    dataset, videos, test = _layout_videos(root, layout)
+    out.mkdir(parents=True)
+
+    def write(name, rows):
+        (out / name).write_text("".join(f"{c}/{s} 30 {label}\n" for c, s, label in rows))
+
+    pool = [v for v in videos if v[1] not in test]
+    for fraction in fractions:
+        labeled, percent = _toy_labeled(videos, test, fraction), f"{fraction * 100:g}"
+        write(f"{dataset}_train_{percent}_percent_labeled_split_1_rawframes.txt", [v for v in pool if v[1] in labeled])
+        write(f"{dataset}_train_{percent}_percent_unlabeled_split_1_rawframes.txt",
+              [v for v in pool if v[1] not in labeled])
+    write(f"{dataset}_val_split_1_rawframes.txt", [v for v in videos if v[1] in test])
+    return out
+
+
+def write_svformer_lists(root: Path, layout: str, out: Path, fractions) -> Path:
+    """SVFormer's folders for the toy videos: list_<ucf|hmdb>_<p>/ with train.csv, unlabel.csv and
+    test.csv, `<path on the authors' machine> label` a line."""
+    dataset, videos, test = _layout_videos(root, layout)
+    pool = [v for v in videos if v[1] not in test]
+    for fraction in fractions:
+        labeled = _toy_labeled(videos, test, fraction)
+        folder = out / f"list_{'ucf' if dataset == 'ucf101' else 'hmdb'}_{fraction * 100:g}"
+        folder.mkdir(parents=True)
+
+        def write(name, rows):
+            (folder / name).write_text("".join(f"/data/{dataset}/{c}/{s}.avi {label}\n" for c, s, label in rows))
+
+        write("train.csv", [v for v in pool if v[1] in labeled])
+        write("unlabel.csv", [v for v in pool if v[1] not in labeled])
+        write("test.csv", [v for v in videos if v[1] in test])
+    return out
+
+
+def write_vifi_lists(root: Path, layout: str, out: Path, shots) -> Path:
+    """ViFi-CLIP's files for the toy videos: train1_few_shot_<K>.txt and val1.txt, `<file> <label>`."""
+    _, videos, test = _layout_videos(root, layout)
+    out.mkdir(parents=True)
+    for k in shots:
+        labeled = _toy_labeled(videos, test, per_class=k)
+        (out / f"train1_few_shot_{k}.txt").write_text(
+            "".join(f"{s}.avi {label}\n" for _, s, label in videos if s in labeled))
+    (out / "val1.txt").write_text("".join(f"{s}.avi {label}\n" for _, s, label in videos if s in test))
+    return out
+
+
+LIST_WRITERS = {"videossl": write_videossl_lists, "svformer": write_svformer_lists, "vifi": write_vifi_lists}
 
 
 # --------------------------------------------------------------------------- the layouts

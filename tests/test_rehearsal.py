@@ -42,8 +42,8 @@ def sites(layouts, tmp_path_factory) -> dict:
 
 def shipped_files(name: str, sites: dict) -> list[str]:
     """A shipped config as a user runs it (no smoke.yaml): with the site overlay only where it
-    cannot resolve without one (a user's dataset.root must exist)."""
-    needs_site = REHEARSALS[name].layout.startswith("user")
+    cannot resolve without one (a user's dataset.root must exist, a published convention's lists_dir)."""
+    needs_site = REHEARSALS[name].layout.startswith("user") or REHEARSALS[name].lists is not None
     return list(config_files(name, sites[name] if needs_site else None, smoke=False))
 
 
@@ -56,7 +56,7 @@ def test_shipped_config_resolves_and_validates(name, sites):
     from svar.config_checks import check
 
     config = check(load_workflow_config(*shipped_files(name, sites)), name, local=True)
-    assert config["methods"] and config["fractions"] and config["seeds"]
+    assert config["methods"] and (config["fractions"] or config["shots"]) and config["seeds"]
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +81,13 @@ def test_shipped_config_builds_its_dag(name, shipped_dags, sites):
     counts = job_counts(result.stdout)
     teachers = 1 + len(config["teachers"])
     methods = config["methods"]
-    assert counts["train"] == len(config["fractions"]) * len(config["seeds"]) * len(methods) * teachers
+    budgets = len(config["fractions"]) + len(config["shots"])
+    assert counts["train"] == budgets * len(config["seeds"]) * len(methods) * teachers
     assert counts["evaluate"] == len(methods) * teachers and counts["report"] == 1
     dataset = config["dataset"]["name"]
     generated = dataset in DATASETS and DATASETS[dataset].generated
     assert ("pretrain_teacher" in counts) == generated
-    if dataset in DATASETS and not generated:
+    if dataset in DATASETS and not generated and not config["dataset"]["extracted_dir"]:  # none: a download
         assert counts["download"] == 2 and counts["dataset"] == 1 and counts["teacher_weights"] == teachers
     assert f"results/{config['name']}/runs/" in result.stdout
 
@@ -183,7 +184,7 @@ def test_rehearsal_runs_end_to_end(name, rehearsal_runs, sites):
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
     config = load_workflow_config(*rehearsal_files(name, sites))
     results = folder / "results" / config["name"]
-    runs = len(config["methods"]) * len(config["fractions"]) * len(config["seeds"])
+    runs = len(config["methods"]) * (len(config["fractions"]) + len(config["shots"])) * len(config["seeds"])
     for root, _ in grid_teachers(config):  # each teacher's tables in its own folder
         metrics = pd.read_csv(folder / root / "metrics.csv")
         assert len(metrics) == 3 * runs and set(metrics["method"]) == set(config["methods"]), root
