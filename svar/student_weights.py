@@ -300,6 +300,16 @@ def inflate(state2d: dict, backbone: torch.nn.Module, path="the 2D weights") -> 
     return _fit(backbone, out, path)
 
 
+def require_file(arch: str, pretrained: str, path: Path) -> None:
+    """The published weights student.pretrained names, at `path`, must be there: else the error
+    naming the file, its folder key, the command that fetches it and the URL to copy it from."""
+    if path.is_file():
+        return
+    if from_timm(arch, pretrained):  # timm's file, in the folder `path` names
+        raise dataclasses.replace(timm_file(arch, pretrained, ""), folder=path.parent).missing("training")
+    raise student_files(arch, pretrained, path.parent)[0].missing("training")
+
+
 def load_pretrained(student: Student, pretrained: str, path) -> str:
     """Load student.pretrained, read from `path` (`resolve_file`), into the student's backbone and
     set its input normalisation; returns how it was initialised, as Student.init says it."""
@@ -326,15 +336,13 @@ def load_pretrained(student: Student, pretrained: str, path) -> str:
 
     name = weights_name(arch, pretrained)
     if from_timm(arch, pretrained):
-        if not path.is_file():  # timm's file, in the folder `path` names
-            raise dataclasses.replace(timm_file(arch, pretrained, ""), folder=path.parent).missing("training")
+        require_file(arch, pretrained, path)
         sha256 = file_digests(path, ["sha256"])["sha256"]
         state = from_image_weights(read_state_dict(path), student.backbone)
         student.backbone.load_state_dict(_fit(student.backbone, state, path))
         student.set_normalisation(*spec.normalisation(pretrained))
         return f"imagenet: timm {name}, its spatial layers in {arch} (sha256 {sha256})"
-    if not path.is_file():
-        raise student_files(arch, pretrained, path.parent)[0].missing("training")
+    require_file(arch, pretrained, path)
     sha256 = check_file(path, arch, pretrained)
     state = read_state_dict(path)
     if source == KINETICS400:
@@ -364,9 +372,12 @@ def build_student(student_options: dict, num_classes: int, teacher_dim: int, wei
     weights_file, when given, else from where `resolve_file` finds it); `init` says how."""
     arch = student_options["arch"]
     pretrained = student_options.get("pretrained", default("student.pretrained"))
+    path = weights_file or resolve_file(student_options)
+    if pretrained_source(pretrained) in NAMED:
+        require_file(arch, pretrained, Path(path))  # at once, before building the model (a ViT-B takes seconds)
     student = Student(arch, num_classes, teacher_dim)
     with torch.no_grad():
-        student.init = load_pretrained(student, pretrained, weights_file or resolve_file(student_options))
+        student.init = load_pretrained(student, pretrained, path)
     native = STUDENTS[arch].native_input
     frames, size = student_options.get("frames"), student_options.get("size")
     if pretrained_source(pretrained) == KINETICS400 and native and frames and (frames, size) != native:

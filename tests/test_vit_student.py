@@ -161,13 +161,3 @@ def test_student_weights_fetches_timms_file_from_the_hub_into_weights_dir(tmp_pa
     assert f"`{weights_dir / HUB_REPO}` (`student.weights_dir`)" in row and written["url"] in row
     assert "`model.safetensors` or `pytorch_model.bin`" in row
 
-
-def test_an_offline_fetch_says_where_to_copy_timms_file(tmp_path, monkeypatch):
-    from svar.download import DownloadError
-    from svar.student_weights import fetch
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DownloadError, match=rf"student.pretrained: cannot download .*HF_HUB_OFFLINE=1 is set.*"
-                                            rf"copy https://huggingface.co/{HUB_REPO}/resolve/main/model.safetensors "
-                                            rf"to {tmp_path / FILE} by hand"):
-        fetch(ARCH, "imagenet", tmp_path)
