@@ -19,8 +19,8 @@ torchvision, torch.hub, timm or the hub for weights). torchvision's file names c
 hex digits of the file's sha256, checked after the download and again when a run reads the file
 (timm's registry publishes no digest: the receipt records the file's). Every file is read as
 tensors only, safetensors or `torch.load(weights_only=True)`: a file that holds pickled objects
-other than tensors is refused, and its code never runs. `build_student` says in `Student.init` how the backbone
-started, which the run's checkpoint records (meta student_init).
+other than tensors is refused, and its code never runs. `build_student` says in `Student.init` how
+the backbone started, which the run's checkpoint records (meta student_init).
 """
 
 from __future__ import annotations
