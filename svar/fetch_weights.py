@@ -63,6 +63,6 @@ def table(entries: list[WeightFile]) -> str:
         if e.sha256:
             digest = f"`{e.sha256}`" if len(e.sha256) == 64 else f"starts with `{e.sha256}` (the file's name says)"
         else:
-            digest = "not in open_clip's registry (the Hub shows it on the file's page)" if e.repo else "not published"
+            digest = "not in open_clip's or timm's registry (the Hub shows it on the file's page)" if e.repo else "not published"
         lines.append(f"| {e.what} (`{e.key}`) | {name} | `{e.folder}` (`{e.folder_key}`) | {e.url} | {digest} |")
     return "\n".join(lines) + "\n"

@@ -4,23 +4,28 @@
 - `kinetics400`: the Kinetics-400 weights torchvision publishes for the arch.
 - `imagenet`: torchvision's ImageNet ResNet-18 inflated I3D-style into r3d_18 or mc3_18: each 2D
   kernel [O, I, k, k] repeated over the 3D kernel's time extent t and divided by t, so that a
-  clip of one image repeated gives the 2D network's response to that image.
+  clip of one image repeated gives the 2D network's response to that image. For
+  vit_b16_divided, timm's ImageNet ViT-B/16 as TimeSformer starts from it
+  (svar.students_vit.from_image_weights): the video model starts as the 2D model frame by frame.
 - a path: a state dict (torchvision's layout works, its classifier dropped; so does a svar
   model.pt: its backbone and input normalisation are taken).
 
-torchvision's weights are fetched once, where there is internet, by rule student_weights
-(`svar student-weights`, or `svar fetch-weights` for a whole config) into student.weights_dir
-under torchvision's own file name (or copied there by hand: `svar fetch-weights --list`); training
-jobs read them from there and never touch the network (they never ask torchvision or torch.hub
-for weights). torchvision's file names carry the first hex digits of the file's sha256, checked
-after the download and again when a run reads the file. Every file is read with
-`torch.load(weights_only=True)`: a file that holds pickled objects other than tensors is
-refused, and its code never runs. `build_student` says in `Student.init` how the backbone
-started, which the run's checkpoint records (meta student_init).
+torchvision's and timm's weights are fetched once, where there is internet, by rule
+student_weights (`svar student-weights`, or `svar fetch-weights` for a whole config) into
+student.weights_dir: torchvision's under their own file name, timm's from the Hugging Face hub as
+`<weights_dir>/<hub repo>/model.safetensors` (or copied there by hand: `svar fetch-weights
+--list`); training jobs read them from there and never touch the network (they never ask
+torchvision, torch.hub, timm or the hub for weights). torchvision's file names carry the first
+hex digits of the file's sha256, checked after the download and again when a run reads the file
+(timm's registry publishes no digest: the receipt records the file's). Every file is read as
+tensors only, safetensors or `torch.load(weights_only=True)`: a file that holds pickled objects
+other than tensors is refused, and its code never runs. `build_student` says in `Student.init` how
+the backbone started, which the run's checkpoint records (meta student_init).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -30,6 +35,7 @@ import torch
 
 from .config import default
 from .students import STUDENTS, Student, StudentArch, torchvision_weights
+from .students_vit import from_image_weights
 from .weights_files import WeightFile
 
 log = logging.getLogger(__name__)
@@ -62,11 +68,13 @@ def pretrained_problems(arch: str, pretrained: str) -> list[str]:
         having = [name for name, s in STUDENTS.items() if s.kinetics400]
         return [f"student.pretrained: torchvision publishes no Kinetics-400 weights for {arch}; those archs "
                 f"have them: {', '.join(having)} (or use none)"]
-    if source == IMAGENET and spec.imagenet is None:
-        having = [name for name, s in STUDENTS.items() if s.imagenet]
-        return [f"student.pretrained: imagenet inflates ResNet-18's 2D ImageNet kernels into {', '.join(having)}, "
-                f"whose convolutions are ResNet-18's with a time extent added; {arch}'s do not map onto them "
-                "(factorised, another network or attention). Use kinetics400 or none for it"]
+    if source == IMAGENET and spec.imagenet is None and spec.timm_imagenet is None:
+        inflated = [name for name, s in STUDENTS.items() if s.imagenet]
+        vits = [name for name, s in STUDENTS.items() if s.timm_imagenet]
+        return [f"student.pretrained: imagenet inflates ResNet-18's 2D ImageNet kernels into {', '.join(inflated)}, "
+                f"whose convolutions are ResNet-18's with a time extent added, and starts {', '.join(vits)} from "
+                f"timm's 2D ImageNet ViT; {arch}'s layers do not map onto them (factorised, another network or "
+                "attention). Use kinetics400 or none for it"]
     if source == "file" and not os.path.isfile(pretrained):
         return [f"student.pretrained: {pretrained!r} is neither none, kinetics400, imagenet nor an existing "
                 "state-dict file; fix the path"]
@@ -85,15 +93,21 @@ def student_problems(config: dict) -> list[str]:
 
 
 def weights_name(arch: str, pretrained: str) -> str:
-    """The torchvision weights student.pretrained names for arch: "R3D_18_Weights.KINETICS400_V1"."""
+    """The weights student.pretrained names for arch: torchvision's enum name
+    ("R3D_18_Weights.KINETICS400_V1") or timm's pretrained name ("vit_base_patch16_224.<tag>")."""
     if pretrained_source(pretrained) not in NAMED:
-        raise ValueError(f"student.pretrained: {pretrained!r} names no torchvision weights; those are "
+        raise ValueError(f"student.pretrained: {pretrained!r} names no published weights; those are "
                          f"{' and '.join(NAMED)} (a file or none needs no download)")
     problems = pretrained_problems(arch, pretrained)
     if problems:
         raise ValueError(problems[0])
     spec = STUDENTS[arch]
-    return spec.kinetics400 if pretrained_source(pretrained) == KINETICS400 else spec.imagenet
+    return spec.kinetics400 if pretrained_source(pretrained) == KINETICS400 else spec.imagenet or spec.timm_imagenet
+
+
+def from_timm(arch: str, pretrained: str) -> bool:
+    """Whether student.pretrained names timm's weights for arch (else torchvision's)."""
+    return pretrained_source(pretrained) == IMAGENET and STUDENTS[arch].timm_imagenet is not None
 
 
 def weights_url(name: str) -> str:
@@ -112,24 +126,46 @@ def hash_prefix(url: str) -> str:
 
 
 def describe(arch: str, pretrained: str) -> str:
-    """The torchvision weights student.pretrained names for arch, in words."""
+    """The weights student.pretrained names for arch, in words."""
     name = weights_name(arch, pretrained)
+    if from_timm(arch, pretrained):
+        return f"timm's ImageNet weights {name} (its spatial layers in {arch})"
     if pretrained_source(pretrained) == KINETICS400:
         return f"torchvision's {arch} Kinetics-400 weights ({name})"
     return f"torchvision's ResNet-18 ImageNet weights ({name}, inflated into {arch})"
 
 
+def timm_file(arch: str, pretrained: str, weights_dir) -> WeightFile:
+    """The file of timm's weights for (arch, pretrained): the Hugging Face hub file timm loads
+    them from, in <weights_dir>/<hub repo>/ (as the teacher's hub files lie in teacher.cache_dir),
+    safetensors first, as timm tries them (timm.models._hub.load_state_dict_from_hf)."""
+    from huggingface_hub import hf_hub_url
+    from timm.models import get_pretrained_cfg
+    from timm.models._hub import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    name = weights_name(arch, pretrained)
+    repo = get_pretrained_cfg(name).hf_hub_id
+    names = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+    return WeightFile("student.pretrained", "student.weights_dir", describe(arch, pretrained),
+                      Path(weights_dir) / repo, names, hf_hub_url(repo, names[0]), repo=repo, rule=RULE)
+
+
 def student_files(arch: str, pretrained: str, weights_dir) -> list[WeightFile]:
-    """The file of torchvision's weights for (arch, pretrained): in weights_dir under torchvision's
-    own file name, whose NAME-<hex>.pth carries the first hex digits of its sha256."""
+    """The file of the weights for (arch, pretrained): timm's (`timm_file`), or torchvision's in
+    weights_dir under torchvision's own file name, whose NAME-<hex>.pth carries the first hex
+    digits of its sha256."""
+    if from_timm(arch, pretrained):
+        return [timm_file(arch, pretrained, weights_dir)]
     url = weights_url(weights_name(arch, pretrained))
     return [WeightFile("student.pretrained", "student.weights_dir", describe(arch, pretrained), Path(weights_dir),
                        (os.path.basename(url),), url, sha256=hash_prefix(url), rule=RULE)]
 
 
 def cached_file(arch: str, pretrained: str, weights_dir) -> Path:
-    """Where torchvision's weights for (arch, pretrained) lie in weights_dir: torchvision's file name."""
-    return student_files(arch, pretrained, weights_dir)[0].path
+    """Where the weights for (arch, pretrained) lie in weights_dir: under the first of their names
+    that is there, else where the first would go."""
+    entry = student_files(arch, pretrained, weights_dir)[0]
+    return entry.placed() or entry.path
 
 
 def check_file(path: Path, arch: str, pretrained: str) -> str:
@@ -147,12 +183,17 @@ def check_file(path: Path, arch: str, pretrained: str) -> str:
 
 
 def fetch(arch: str, pretrained: str, weights_dir, progress: bool = True) -> Path:
-    """Download torchvision's weights for (arch, pretrained) into weights_dir, verified against the
-    sha256 prefix of their name; a file already there is verified and kept (no network). A
-    machine that cannot download says so at once, with the URL and the file to copy by hand."""
+    """Download the weights for (arch, pretrained) into weights_dir: torchvision's verified against
+    the sha256 prefix of their name, timm's from the hub as the teacher's hub files are fetched; a
+    file already there is kept (torchvision's verified first; no network). A machine that cannot
+    download says so at once, with the URL and the file to copy by hand."""
     from .download import download, offline_reason
 
     entry = student_files(arch, pretrained, weights_dir)[0]
+    if entry.repo:
+        from .teacher.weights import _fetch_file
+
+        return _fetch_file(entry)
     if entry.path.exists():
         check_file(entry.path, arch, pretrained)
         return entry.path
@@ -172,10 +213,11 @@ def weights_receipt(arch: str, pretrained: str, weights_dir, out) -> dict:
 
     name = weights_name(arch, pretrained)
     path = fetch(arch, pretrained, weights_dir)
-    receipt = {"arch": arch, "pretrained": pretrained, "weights": name, "url": weights_url(name),
+    receipt = {"arch": arch, "pretrained": pretrained, "weights": name,
+               "url": student_files(arch, pretrained, weights_dir)[0].url,
                "file": str(path), "bytes": path.stat().st_size, "sha256": file_digests(path, ["sha256"])["sha256"]}
     write_json(out, receipt)
-    log.info("student weights of %s / %s: torchvision %s in %s", arch, pretrained, name, path)
+    log.info("student weights of %s / %s: %s in %s", arch, pretrained, name, path)
     return receipt
 
 
@@ -184,9 +226,18 @@ def weights_receipt(arch: str, pretrained: str, weights_dir, out) -> dict:
 
 def read_state_dict(path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file (weights only: a file holding other pickled objects is refused
-    and none of its code runs). A svar checkpoint or {"state_dict": ...} gives its state dict."""
+    and none of its code runs; a .safetensors file holds nothing else). A svar checkpoint or
+    {"state_dict": ...} gives its state dict."""
     from .teacher.weights import _unsafe_pickle
 
+    if str(path).endswith(".safetensors"):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu")
+        except SafetensorError as exc:
+            raise ValueError(f"student.pretrained: {path} cannot be read as safetensors ({exc})") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -249,6 +300,16 @@ def inflate(state2d: dict, backbone: torch.nn.Module, path="the 2D weights") -> 
     return _fit(backbone, out, path)
 
 
+def require_file(arch: str, pretrained: str, path: Path) -> None:
+    """The published weights student.pretrained names, at `path`, must be there: else the error
+    naming the file, its folder key, the command that fetches it and the URL to copy it from."""
+    if path.is_file():
+        return
+    if from_timm(arch, pretrained):  # timm's file, in the folder `path` names
+        raise dataclasses.replace(timm_file(arch, pretrained, ""), folder=path.parent).missing("training")
+    raise student_files(arch, pretrained, path.parent)[0].missing("training")
+
+
 def load_pretrained(student: Student, pretrained: str, path) -> str:
     """Load student.pretrained, read from `path` (`resolve_file`), into the student's backbone and
     set its input normalisation; returns how it was initialised, as Student.init says it."""
@@ -274,8 +335,14 @@ def load_pretrained(student: Student, pretrained: str, path) -> str:
         return f"file {path} (sha256 {sha256})"
 
     name = weights_name(arch, pretrained)
-    if not path.is_file():
-        raise student_files(arch, pretrained, path.parent)[0].missing("training")
+    if from_timm(arch, pretrained):
+        require_file(arch, pretrained, path)
+        sha256 = file_digests(path, ["sha256"])["sha256"]
+        state = from_image_weights(read_state_dict(path), student.backbone)
+        student.backbone.load_state_dict(_fit(student.backbone, state, path))
+        student.set_normalisation(*spec.normalisation(pretrained))
+        return f"imagenet: timm {name}, its spatial layers in {arch} (sha256 {sha256})"
+    require_file(arch, pretrained, path)
     sha256 = check_file(path, arch, pretrained)
     state = read_state_dict(path)
     if source == KINETICS400:
@@ -305,9 +372,12 @@ def build_student(student_options: dict, num_classes: int, teacher_dim: int, wei
     weights_file, when given, else from where `resolve_file` finds it); `init` says how."""
     arch = student_options["arch"]
     pretrained = student_options.get("pretrained", default("student.pretrained"))
+    path = weights_file or resolve_file(student_options)
+    if pretrained_source(pretrained) in NAMED:
+        require_file(arch, pretrained, Path(path))  # at once, before building the model (a ViT-B takes seconds)
     student = Student(arch, num_classes, teacher_dim)
     with torch.no_grad():
-        student.init = load_pretrained(student, pretrained, weights_file or resolve_file(student_options))
+        student.init = load_pretrained(student, pretrained, path)
     native = STUDENTS[arch].native_input
     frames, size = student_options.get("frames"), student_options.get("size")
     if pretrained_source(pretrained) == KINETICS400 and native and frames and (frames, size) != native:

@@ -1,9 +1,11 @@
-"""Video students: a tiny 3D CNN that trains in seconds on a CPU, and torchvision's video models.
+"""Video students: a tiny 3D CNN that trains in seconds on a CPU, torchvision's video models, and
+TimeSformer's divided space-time ViT-B/16 (svar.students_vit, on timm).
 
 Each architecture is one `StudentArch` entry of the registry STUDENTS (student.arch): how to
 build its backbone and, as data, its embedding width, the Kinetics-400 weights torchvision
 publishes for it (and the input they were measured at), and the ImageNet weights inflated into
-it where its convolutions are ResNet-18's made 3D. svar.student_weights loads those weights.
+it where its convolutions are ResNet-18's made 3D, or timm's 2D ImageNet weights its spatial
+layers are. svar.student_weights loads those weights.
 
 One forward contract for every backbone (timm's): `forward_features(x)` maps a normalised clip
 [B, 3, T, H, W] to its last feature map with time kept, [B, E, T', H', W']. `Student` pools the
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from .registry import Registry
+from .students_vit import IMAGENET_TAG, TIMM_MODEL, DividedSpaceTimeViT
 
 # the student architectures, each a StudentArch (student.arch)
 STUDENTS = Registry("student", "student.arch")
@@ -52,6 +55,25 @@ def transform_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return stats[0], stats[1]
 
 
+def channels_last_3d(module: nn.Module) -> nn.Module:
+    """module with its 5-D weights in channels-last 3D memory format (see Student._input), the
+    others as they are: Module.to(memory_format=channels_last_3d) refuses a module that also holds
+    4-D weights, as the ViT student's 2D patch embedding."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.dim() == 5:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last_3d)
+    return module
+
+
+@functools.lru_cache(maxsize=None)
+def timm_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) timm's pretrained weights `name` ("<model>.<tag>") expect: their pretrained_cfg's."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    return tuple(cfg.mean), tuple(cfg.std)
+
+
 @dataclass(frozen=True)
 class StudentArch:
     """One student architecture (a member of STUDENTS)."""
@@ -67,6 +89,9 @@ class StudentArch:
     # 2D ImageNet weights whose kernels inflate into it (student.pretrained imagenet): only where
     # every convolution of the arch is one of that 2D network's, with a time extent added
     imagenet: str | None = None
+    # or timm's 2D ImageNet weights whose layers are its spatial ones (student.pretrained
+    # imagenet), by timm's pretrained name "<model>.<tag>"; its input is normalised as they expect
+    timm_imagenet: str | None = None
 
     def make(self) -> nn.Module:
         backbone = self.build()
@@ -83,8 +108,11 @@ class StudentArch:
 
     def normalisation(self, pretrained: str = "none") -> tuple[tuple[float, ...], tuple[float, ...]]:
         """(mean, std) of its input: ImageNet's for imagenet-inflated weights, else what its
-        Kinetics-400 weights expect (scratch and files too, so that one arch normalises alike
-        whatever it starts from), Kinetics-400 statistics where it has none."""
+        Kinetics-400 weights or its timm ImageNet weights expect (scratch and files too, so that
+        one arch normalises alike whatever it starts from), Kinetics-400 statistics where it has
+        none."""
+        if self.timm_imagenet is not None:
+            return timm_stats(self.timm_imagenet)
         if pretrained == "imagenet" and self.imagenet is not None:
             return transform_stats(self.imagenet)
         if self.kinetics400 is not None:
@@ -237,6 +265,9 @@ for _arch in (
                 "Swin3D_T_Weights.KINETICS400_V1", 32),
 ):
     STUDENTS.register(_arch)
+# TimeSformer's divided space-time ViT-B/16, the anchors' (SVFormer's, SeFAR's) student
+STUDENTS.register(StudentArch("vit_b16_divided", DividedSpaceTimeViT, 768,
+                              timm_imagenet=f"{TIMM_MODEL}.{IMAGENET_TAG}"))
 
 
 # --------------------------------------------------------------------------- the student

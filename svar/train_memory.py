@@ -38,12 +38,13 @@ def _saved_bytes(net, batch: int, frames: int, size: int, dtype) -> int:
     the net's parameters left out."""
     import torch
 
-    params = {id(p) for p in net.parameters()}
+    # by storage, not tensor: a linear layer on a 3-D input saves its weight's transpose, a view
+    params = {p.untyped_storage()._cdata for p in net.parameters()}
     saved = {}
 
     def pack(t):
-        if id(t) not in params:
-            storage = t.untyped_storage()
+        storage = t.untyped_storage()
+        if storage._cdata not in params:
             saved.setdefault(storage._cdata, (storage.nbytes(), t))  # t kept alive: its storage's id stays its own
         return t
 
@@ -62,12 +63,12 @@ def saved_bytes(arch: str, frames: int, size: int, dtype_bytes: int = ACTIVATION
     Saved parameters are left out (their bf16 copies are counted per parameter)."""
     import torch
 
-    from .students import STUDENTS
+    from .students import STUDENTS, channels_last_3d
 
     dtype = {2: torch.bfloat16, 4: torch.float32}[dtype_bytes]
     with torch.device("meta"):
         net = STUDENTS[arch].make()
-    net = net.to(dtype=dtype, memory_format=torch.channels_last_3d)
+    net = channels_last_3d(net.to(dtype=dtype))
     two, four = (_saved_bytes(net, b, frames, size, dtype) for b in (2, 4))
     per_clip = (four - two) // 2
     return per_clip, two - 2 * per_clip, sum(p.numel() for p in net.parameters())

@@ -37,7 +37,7 @@ from .config import subset
 from .methods import METHODS, get_method
 from .readers import CorruptFileError, load_torch
 from .student_weights import pretrained_keys
-from .students import Student
+from .students import Student, channels_last_3d
 from .teacher.store import frame_features, video_features, zeroshot_logits
 from .pseudo_label_diagnostics import PseudoLabelDiagnostics, csv_text, diagnostics_rows
 from .read_tracking import plain
@@ -205,7 +205,7 @@ class Trainer:
 
         self.student = method.build_model(options, store, num_classes).to(dev)  # student.pretrained
         if isinstance(self.student, Student):
-            self.student = self.student.to(memory_format=torch.channels_last_3d)  # see Student._input
+            self.student = channels_last_3d(self.student)  # see Student._input
         method.start(self.student, len(unlabeled) if self.batches_unlabeled else 0, num_classes, dev)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True

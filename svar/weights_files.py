@@ -1,14 +1,15 @@
 """The weights files a config needs from the internet, where each goes, and fetching them all.
 
 A teacher's open_clip weights (a pretrained tag of `teacher` or `teachers:`, or an hf-hub: model)
-and the student's torchvision weights (student.pretrained kinetics400 or imagenet) are
+and the student's torchvision or timm weights (student.pretrained kinetics400 or imagenet) are
 downloaded once, where there is internet, into the config's folders (teacher.cache_dir,
 student.weights_dir); every job reads them from there and never downloads. Each file has one
 place: `<teacher.cache_dir>/<Hugging Face repo>/<file>` for open_clip's, `<student.weights_dir>/
-<torchvision's file name>` for torchvision's. So a node without internet can be given them by
-hand: `svar fetch-weights --list` prints each file's place, the URL to copy it from and the
-published checksum where the registry publishes one (torchvision's file names carry the first
-hex digits of their sha256; open_clip's registry names Hugging Face files, no digest).
+<torchvision's file name>` for torchvision's, `<student.weights_dir>/<Hugging Face repo>/<file>`
+for timm's. So a node without internet can be given them by hand: `svar fetch-weights --list`
+prints each file's place, the URL to copy it from and the published checksum where the registry
+publishes one (torchvision's file names carry the first hex digits of their sha256; open_clip's
+and timm's registries name Hugging Face files, no digest).
 
 This module says what a weights file is and where its receipt goes; svar.teacher.weights and
 svar.student_weights list a teacher's and a student's files, and svar.fetch_weights gathers a

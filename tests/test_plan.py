@@ -165,7 +165,8 @@ def test_a_train_jobs_gpu_memory_grows_with_its_clips_and_warns():
         assert key in warning
 
 
-@pytest.mark.parametrize("arch", ["tiny3d", "r3d_18", pytest.param("r2plus1d_18", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("arch", ["tiny3d", "r3d_18", pytest.param("r2plus1d_18", marks=pytest.mark.slow),
+                                  "vit_b16_divided"])
 def test_the_memory_estimate_is_what_a_real_step_saves(arch):
     """The estimate's saved bytes (the meta device, no compute) against a real forward + backward
     on the CPU under bf16 autocast, as the trainer runs on CUDA, at a tiny size: the bytes of every
@@ -173,12 +174,12 @@ def test_the_memory_estimate_is_what_a_real_step_saves(arch):
     exactly with torch 2.14.1)."""
     import torch
 
-    from svar.students import STUDENTS
+    from svar.students import STUDENTS, channels_last_3d
     from svar.train_memory import ACTIVATION_DTYPE_BYTES, saved_bytes
 
     frames, size, clips = 4, 16, 3
     torch.manual_seed(0)
-    net = STUDENTS[arch].make().to(memory_format=torch.channels_last_3d)
+    net = channels_last_3d(STUDENTS[arch].make())
     saved = {}
 
     def pack(t):

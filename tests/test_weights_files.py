@@ -19,12 +19,15 @@ import torch
 from svar.cli import main
 from svar.download import DownloadError
 from svar.student_weights import build_student, weights_name, weights_url
+from svar.students import STUDENTS
 from svar.teacher.weights import create_teacher
 from svar.fetch_weights import fetch_all, required
 from svar.weights_files import student_receipt, teacher_receipt
 
 CPU = torch.device("cpu")
-SOURCES = ["teacher tag", "teacher hf-hub", "student kinetics400", "student imagenet", "wrong checksum"]
+SOURCES = ["teacher tag", "teacher hf-hub", "student kinetics400", "student imagenet", "student timm imagenet",
+           "wrong checksum"]
+TIMM_ARCH = "vit_b16_divided"  # the student whose imagenet weights are timm's, from the Hugging Face hub
 
 
 def _refuse(*args, **kwargs):
@@ -52,8 +55,8 @@ def _config(source: str, tmp_path: Path) -> dict:
         config["teacher"].update(model="hf-hub:someorg/tiny-clip", pretrained="none")
     else:
         config["teacher"].update(model="svar-tiny-clip", pretrained="none")
-        pretrained = "imagenet" if source == "student imagenet" else "kinetics400"
-        config["student"].update(arch="r3d_18", pretrained=pretrained)
+        pretrained = "imagenet" if source.endswith("imagenet") else "kinetics400"
+        config["student"].update(arch=TIMM_ARCH if source == "student timm imagenet" else "r3d_18", pretrained=pretrained)
     return config
 
 
@@ -69,6 +72,12 @@ def _expected(source: str, tmp_path: Path) -> tuple[list[str], str, str]:
     if source == "teacher hf-hub":  # the config is the first file it lacks
         path = tmp_path / "teacher-cache" / "someorg/tiny-clip/open_clip_config.json"
         return ["teacher.model", "teacher.cache_dir"], str(path), hf_hub_url("someorg/tiny-clip", path.name)
+    if source == "student timm imagenet":
+        from timm.models import get_pretrained_cfg
+
+        repo = get_pretrained_cfg(STUDENTS[TIMM_ARCH].timm_imagenet).hf_hub_id
+        path = tmp_path / "torchvision" / repo / "model.safetensors"
+        return ["student.pretrained", "student.weights_dir"], str(path), hf_hub_url(repo, path.name)
     pretrained = "imagenet" if source == "student imagenet" else "kinetics400"
     url = weights_url(weights_name("r3d_18", pretrained))
     return ["student.pretrained", "student.weights_dir"], str(tmp_path / "torchvision" / os.path.basename(url)), url

@@ -115,17 +115,18 @@ def add_teacher_weights(sub) -> None:
 
 
 def add_student_weights(sub) -> None:
-    p = sub.add_parser("student-weights", help="download a student's torchvision weights into a folder",
-                       description="Fetch the torchvision weights student.pretrained names for the arch "
-                                   "(kinetics400: its Kinetics-400 weights; imagenet: ResNet-18's ImageNet weights, "
-                                   "which training inflates) into --weights-dir under torchvision's file name, "
-                                   "verified against the sha256 prefix that name carries; a file already there is "
-                                   "verified and kept. Run where there is internet (a login node): training reads "
-                                   "the folder offline. Writes a JSON receipt: weights, url, file, bytes, sha256.")
+    p = sub.add_parser("student-weights", help="download a student's torchvision or timm weights into a folder",
+                       description="Fetch the weights student.pretrained names for the arch (kinetics400: "
+                                   "torchvision's Kinetics-400 weights; imagenet: ResNet-18's ImageNet weights, which "
+                                   "training inflates, or for vit_b16_divided timm's ImageNet ViT-B/16) into "
+                                   "--weights-dir: torchvision's under their file name, verified against the sha256 "
+                                   "prefix that name carries; timm's from the Hugging Face hub under <hub repo>/. A "
+                                   "file already there is kept. Run where there is internet (a login node): training "
+                                   "reads the folder offline. Writes a JSON receipt: weights, url, file, bytes, sha256.")
     p.add_argument("--arch", required=True, **lazy_choices("student", "ARCH"),
                    help="student.arch: %(choices)s")
     p.add_argument("--pretrained", required=True,
-                   help="student.pretrained, naming torchvision's weights (kinetics400 or imagenet)")
+                   help="student.pretrained, naming published weights (kinetics400 or imagenet)")
     p.add_argument("--weights-dir", default=default("student.weights_dir"),
                    help=f"{schema_help('student.weights_dir')} (default %(default)s)")
     p.add_argument("--out", required=True, help="the receipt (JSON)")
@@ -135,7 +136,7 @@ def add_student_weights(sub) -> None:
 def add_fetch_weights(sub) -> None:
     p = sub.add_parser("fetch-weights", help="fetch every weights file a config needs (where there is internet)",
                        description="Download each teacher's open_clip weights (`teacher`, `teachers:`) into "
-                                   "teacher.cache_dir and the student's torchvision weights (student.pretrained "
+                                   "teacher.cache_dir and the student's torchvision or timm weights (student.pretrained "
                                    "kinetics400, imagenet) into student.weights_dir, as rules teacher_weights and "
                                    "student_weights do, writing their receipts (results/teacher_weights/, "
                                    "results/student_weights/: Snakemake then finds them done). Run it on a login "
