@@ -125,6 +125,13 @@ def test_a_broken_published_row_is_named_with_its_row_and_field(tmp_path, row, f
 # --------------------------------------------------------------------------- our runs' protocol
 
 
+def test_every_student_arch_has_a_backbone_name_in_the_published_vocabulary():
+    from svar.students import STUDENTS
+
+    missing = sorted(set(name for name, _ in STUDENTS.items()) - set(BACKBONES))
+    assert not missing, f"add these student archs to svar.report.protocol.BACKBONES: {missing}"
+
+
 def test_a_runs_protocol_is_said_in_the_published_vocabulary(tmp_path):
     student = set_protocol(write_run(tmp_path / "a", "ucf101", "fixmatch", 0.05, 0, 0.5), arch="r3d_18",
                            init="imagenet: torchvision ResNet18_Weights.IMAGENET1K_V1 inflated into r3d_18 (sha256 1)",
