@@ -225,10 +225,10 @@ def k_shot_runs(tmp_path, dataset, convention, k, list_source=None):
 def test_a_k_shot_row_is_drawn_only_beside_runs_at_its_k_of_a_comparable_convention(tmp_path, with_shots_column,
                                                                                       dataset, convention, k, drawn):
     runs = k_shot_runs(tmp_path, dataset, convention, k)
-    metrics = pd.DataFrame({"dataset": dataset, "method": "clip_finetune", "fraction": math.nan,
-                            "convention": convention, "seed": [0, 1]})
-    if with_shots_column:
-        metrics["shots"] = k
+    metrics = pd.DataFrame({"dataset": dataset, "method": ["clip_finetune", "clip_finetune", "supervised"],
+                            "fraction": [math.nan, math.nan, 1.0], "convention": convention, "seed": [0, 1, 0]})
+    if with_shots_column:  # as svar aggregate writes it beside fraction runs: K, or missing
+        metrics["shots"] = pd.array([k, k, None], dtype="Int64")
     kept = comparable_published(load_published(), metrics, runs)
     k_shot = kept[kept["shots"].notna()]
     assert set(k_shot["method"]) == drawn  # X-CLIP's lists were not released: never like for like

@@ -61,7 +61,7 @@ def fraction_label(fraction: float) -> str:
 
 def labels_text(fraction, shots) -> str:
     """'10%', '0% (zero-shot)' or 'K=4 per class'."""
-    if shots is not None and shots == shots:
+    if shots is not None and pd.notna(shots):
         return f"K={int(shots)} per class"
     return "0% (zero-shot)" if fraction == 0 else fraction_label(fraction)
 
@@ -98,7 +98,7 @@ class RunProtocol:
 def run_shots(run: dict) -> int | None:
     """K labeled videos a class of a K-shot run (its metrics.json `shots`), None for a fraction run."""
     shots = run.get("shots")
-    return None if shots is None or shots != shots else int(shots)
+    return None if shots is None or pd.isna(shots) else int(shots)
 
 
 def _pretraining(run: dict) -> str:
@@ -147,7 +147,7 @@ def same_labels(row, protocol: RunProtocol) -> bool:
     """Whether a run used the labels a published row did: the same K, the same fraction, or none
     at all (a zero-shot row and the zero-shot teacher)."""
     shots = row.get("shots")
-    if shots is not None and shots == shots:
+    if shots is not None and pd.notna(shots):
         return protocol.shots == int(shots)
     if row["label_fraction"] == 0:
         return protocol.method in ZERO_SHOT_METHODS

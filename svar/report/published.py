@@ -115,8 +115,8 @@ def _run_conventions(metrics: pd.DataFrame, runs) -> dict[tuple[str, str], set[i
     conventions = metrics["convention"] if "convention" in metrics.columns else pd.Series(dtype=str)
     for dataset, convention, k in zip(metrics["dataset"], conventions.reindex(metrics.index),
                                       shots_column(metrics)):
-        if convention == convention:  # a table without split columns: no convention, nothing comparable
-            out.setdefault((dataset, convention), set()).update({int(k)} if k == k else set())
+        if pd.notna(convention):  # a table without split columns: no convention, nothing comparable
+            out.setdefault((dataset, convention), set()).update({int(k)} if pd.notna(k) else set())
     for run in runs:
         k = run_shots(run)
         convention = (run.get("split") or {}).get("convention")
