@@ -239,7 +239,7 @@ def test_a_k_shot_run_as_vifi_clip_ran_differs_from_tc_clip_in_clip_and_views(tm
     runs = k_shot_runs(tmp_path, "ucf101", "vifi", 8, list_source="published vifi lists: train1_few_shot_8.txt")
     rows = published_beside(load_published().query("shots == 8 and dataset == 'ucf101'"), "ucf101",
                             table_protocols(runs)).set_index("method")
-    assert rows.loc["ViFi-CLIP", "labels"] == "K=8 per class"
+    assert rows.loc["ViFi-CLIP", "labels"] == "8 shots"
     assert rows.loc["ViFi-CLIP", "differences"] == "none"
     assert rows.loc["TC-CLIP", "differences"] == "clip: 16x224 vs 32x224; views: 2x1 vs 1x1"
     assert rows.loc["X-CLIP", "differences"].startswith("views: unstated vs 1x1; lists: not released")

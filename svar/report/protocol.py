@@ -13,7 +13,7 @@ same vocabulary, so that a run set up as a paper describes differs from it in no
   clip         the student's clips: frames × size, e.g. '16x112'
   views        the test views averaged: clips × crops, e.g. '10x3'
   lists        which labeled lists: the same published files, or a draw with the run's seed
-  labels       the labeled fraction ('10%') or K labeled videos a class ('K=4 per class')
+  labels       the labeled fraction ('10%') or K labeled videos a class ('4 shots')
 
 A published value the source does not give is UNSTATED, and differs from whatever a run did.
 """
@@ -60,9 +60,9 @@ def fraction_label(fraction: float) -> str:
 
 
 def labels_text(fraction, shots) -> str:
-    """'10%', '0% (zero-shot)' or 'K=4 per class'."""
+    """'10%', '0% (zero-shot)' or, for K labeled videos a class, '4 shots'."""
     if shots is not None and pd.notna(shots):
-        return f"K={int(shots)} per class"
+        return f"{int(shots)} shots"
     return "0% (zero-shot)" if fraction == 0 else fraction_label(fraction)
 
 
