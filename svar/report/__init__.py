@@ -19,6 +19,7 @@ train_curve.csv) into what goes into a paper or a review:
 One module per job:
 
   published   published results (svar/data/published_results.csv), validated against their schema
+  protocol    our runs' protocols in the published table's words, and each published row's differences
   provenance  the runs a report reads, matched to metrics.csv, and what made each number
   tables      the summary and significance tables: CSV, Markdown, LaTeX
   analysis    the per-class analysis (per_class_analysis.csv), which two figures draw
@@ -68,9 +69,9 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
                          for path in ([metrics_csv] if isinstance(metrics_csv, (str, Path)) else metrics_csv)],
                         ignore_index=True)
     summary = summarise(metrics)
-    # only published numbers under a split convention comparable with our runs' are drawn beside them
-    published = comparable_published(load_published(published_csv), metrics)
     runs = load_runs(run_files, metrics)
+    # only published numbers under a split convention comparable with our runs' are drawn beside them
+    published = comparable_published(load_published(published_csv), metrics, runs)
     provenance = collect_provenance(runs)
     warning = provenance.get("WARNING")
     if warning:
@@ -89,7 +90,7 @@ def make_report(metrics_csv, run_files, out_dir, published_csv=None, run=None, b
     write_csv(paths["summary_csv"], summary_frame(summary))
     write_csv(paths["significance_csv"], significance)
     write_text(paths["summary_md"], to_markdown(tables, published, warning, significance))
-    write_text(paths["summary_tex"], to_latex(tables, warning, significance))
+    write_text(paths["summary_tex"], to_latex(tables, warning, significance, published))
     analysis = per_class_analysis(runs)
     write_csv(paths["per_class_analysis"], analysis.round(4))
     write_json(paths["provenance"], {**provenance, "per_class_and_confusion_run": chosen})

@@ -11,8 +11,9 @@ import pandas as pd
 
 from ..aggregate import METRICS
 from ..costs import SHOWN as COST_COLUMNS, cost_cells
-from .tables import (METRIC_LABELS, SIGNIFICANCE_HEADERS, SIGNIFICANCE_NOTE, PaperTable, distinct,
-                            fraction_label, seeds_text, significance_grid, significance_text, text_cell)
+from .tables import (METRIC_LABELS, PUBLISHED_COLUMNS, PUBLISHED_TITLE, SIGNIFICANCE_HEADERS, SIGNIFICANCE_NOTE,
+                     PaperTable, distinct, fraction_label, published_records, seeds_text, significance_grid,
+                     significance_text, text_cell)
 from ..wording import counted
 
 
@@ -72,9 +73,7 @@ def to_html(tables: list[PaperTable], published: pd.DataFrame, provenance: dict,
     for table in tables:
         parts.append(_html_table(table))
         parts.append(_html_significance(significance, table))
-        rows = published[published["dataset"] == table.dataset]
-        if not rows.empty:
-            parts.append(_html_published(table.dataset, rows))
+        parts.append(_html_published(published, table))
     parts.append("<h2>Figures</h2>")
     for caption, path in figures:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -123,18 +122,17 @@ def _html_costs(costs: pd.DataFrame) -> str:
     return f'{note}<table class="summary" id="costs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _html_published(dataset: str, rows: pd.DataFrame) -> str:
+def _html_published(published: pd.DataFrame, table: PaperTable) -> str:
+    """The published rows beside one summary table, with their differences from its runs; "" when none."""
     esc = html.escape
-    body = "".join(
-        f"<tr><td>{esc(r.method)}</td><td>{esc(r.venue)} {r.year}</td><td>{esc(r.backbone)}</td>"
-        f"<td>{esc(r.pretraining)}</td><td>{esc(r.split_convention)}</td>"
-        f"<td>{esc(fraction_label(r.label_fraction))}</td>"
-        f"<td>{r.top1:.1f}</td><td>{esc(r.source)}</td></tr>"
-        for r in rows.sort_values(["label_fraction", "method"]).itertuples())
-    return (f"<h3>Published results on {esc(dataset)} (top-1 %, as printed; not run here)</h3>"
-            '<table class="published"><thead><tr><th>Method</th><th>Venue</th><th>Backbone</th><th>Pretraining</th>'
-            "<th>Split convention</th><th>Labels</th><th>Top-1</th><th>Source</th></tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+    records = published_records(published, table)
+    if not records:
+        return ""
+    head = "".join(f"<th>{esc(h)}</th>" for h, _ in PUBLISHED_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{esc(str(r[key]))}</td>" for _, key in PUBLISHED_COLUMNS) + "</tr>"
+                   for r in records)
+    return (f"<h3>{esc(PUBLISHED_TITLE.format(dataset=table.dataset))}</h3>"
+            f'<table class="published"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def _html_provenance(provenance: dict, chosen: dict) -> str:

@@ -13,6 +13,8 @@ import pandas as pd
 from ..aggregate import GROUP, METRICS, cell_text, several_teachers, with_teacher
 from ..significance import AGAINST_BASELINE, AGAINST_BEST, significance_cell
 from ..wording import counted, noun
+from .protocol import RunProtocol, fraction_label, table_protocols
+from .published import published_beside
 
 METRIC_LABELS = {"top1": "Top-1", "top5": "Top-5", "mean_class": "Mean-class"}
 
@@ -47,6 +49,8 @@ class PaperTable:
     teacher_shown: bool = False  # the report sets several teachers side by side: its title names this one
     settings: str = ""  # what its runs were trained and scored with (settings_text)
     shots: dict = field(default_factory=dict)  # fraction -> K, for the columns of K-shot runs
+    # its runs' protocols in the published table's words, which a published row is compared with
+    protocols: list[RunProtocol] = field(default_factory=list)
 
     def budget(self, fraction) -> str:
         """A column's label budget as printed: '10%', or '4 shots (2.1%)'."""
@@ -157,7 +161,7 @@ def paper_tables(summary: pd.DataFrame, metrics: pd.DataFrame | None = None,
         tables.append(PaperTable(dataset, sorted(rows["method"].unique()), fractions, cells, best,
                                  sorted(rows.loc[rows["n_seeds"] > 0, "n_seeds"].unique().tolist()),
                                  split_text(metrics, dataset) if metrics is not None else "", teacher, shown,
-                                 settings_text(its_runs), budget_shots(rows)))
+                                 settings_text(its_runs), budget_shots(rows), table_protocols(its_runs)))
     return tables
 
 
@@ -173,11 +177,6 @@ def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     # a missing metric counts no seed: the seeds are those of the metrics that were scored
     out["n_seeds"] = summary.groupby(GROUP)["n_seeds"].max()
     return out.reset_index().round(4)
-
-
-def fraction_label(fraction: float, shots: int | None = None) -> str:
-    """'10%'; with K shots, '4 shots (2.1%)': K a class, and the labeled fraction they amount to."""
-    return f"{100 * fraction:g}%" if shots is None else f"{shots} shots ({100 * fraction:.2g}%)"
 
 
 def seeds_text(table: PaperTable) -> str:
@@ -208,17 +207,54 @@ def to_markdown(tables: list[PaperTable], published: pd.DataFrame, warning: str 
         if table.settings:
             lines += [f"{md_escape(table.settings)}.", ""]
         lines += _markdown_significance(significance, table)
-        rows = published[published["dataset"] == table.dataset]
-        if not rows.empty:
-            lines += [f"### Published results on {table.dataset} under a comparable split convention "
-                      "(top-1 %, as printed; not run here)", "",
-                      "| Method | Venue | Backbone | Pretraining | Split convention | Labels | Top-1 | Source |",
-                      "|---|---|---|---|---|---:|---:|---|"]
-            for r in rows.sort_values(["label_fraction", "method"]).itertuples():
-                cells = [r.method, f"{r.venue} {r.year}", r.backbone, r.pretraining, r.split_convention,
-                         fraction_label(r.label_fraction), f"{r.top1:.1f}", r.source]
-                lines.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
-            lines.append("")
+        lines += _markdown_published(published, table)
+    return "\n".join(lines)
+
+
+# the published table's columns as every format prints them: (header, the row's field)
+PUBLISHED_COLUMNS = (("Method", "method"), ("Venue", "venue_year"), ("Backbone", "backbone"),
+                     ("Pretraining", "pretraining"), ("Clip", "clip"), ("Views", "views"),
+                     ("Split convention", "split_convention"), ("Labels", "labels"), ("Top-1", "top1_text"),
+                     ("Differences from our runs", "differences"), ("Source", "source"))
+PUBLISHED_TITLE = ("Published results on {dataset} under a comparable split convention (top-1 %, as printed; "
+                   "not run here), each with every difference in protocol from our runs beside it")
+
+
+def published_records(published: pd.DataFrame, table: PaperTable) -> list[dict]:
+    """The table's published rows (published_beside) with the fields PUBLISHED_COLUMNS prints."""
+    rows = published_beside(published, table.dataset, table.protocols)
+    return [{**r, "venue_year": f"{r['venue']} {r['year']}", "top1_text": f"{r['top1']:.1f}"}
+            for r in rows.to_dict("records")]
+
+
+def _markdown_published(published: pd.DataFrame, table: PaperTable) -> list[str]:
+    records = published_records(published, table)
+    if not records:
+        return []
+    header = [h for h, _ in PUBLISHED_COLUMNS]
+    numeric = {"Labels", "Top-1"}
+    lines = [f"### {PUBLISHED_TITLE.format(dataset=table.dataset)}", "",
+             "| " + " | ".join(header) + " |", "|" + "".join("---:|" if h in numeric else "---|" for h in header)]
+    for r in records:
+        lines.append("| " + " | ".join(md_escape(r[key]) for _, key in PUBLISHED_COLUMNS) + " |")
+    return lines + [""]
+
+
+def _latex_published(published: pd.DataFrame | None, table: PaperTable) -> str:
+    """The published rows beside one summary table as a booktabs table (source and split convention
+    in the Markdown and HTML forms), or "" when none is drawn."""
+    records = published_records(published, table) if published is not None else []
+    if not records:
+        return ""
+    shown = [c for c in PUBLISHED_COLUMNS if c[1] not in ("source", "split_convention")]
+    lines = ["\\begin{table}[t]", "\\centering", "\\small",
+             f"\\caption{{{latex_escape(PUBLISHED_TITLE.format(dataset=table.title))}.}}",
+             f"\\label{{tab:{table.slug}-published}}",
+             "\\begin{tabular}{" + "l" * (len(shown) - 1) + "p{0.35\\linewidth}}", "\\toprule",
+             " & ".join(latex_escape(h) for h, _ in shown) + " \\\\", "\\midrule"]
+    for r in records:
+        lines.append(" & ".join(latex_escape(r[key]) for _, key in shown) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines)
 
 
@@ -238,9 +274,11 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
 
 
-def to_latex(tables: list[PaperTable], warning: str | None, significance: pd.DataFrame | None = None) -> str:
+def to_latex(tables: list[PaperTable], warning: str | None, significance: pd.DataFrame | None = None,
+             published: pd.DataFrame | None = None) -> str:
     """One booktabs table per dataset; best mean per column in bold. Needs \\usepackage{booktabs}.
-    With significance (svar.significance.significance_table), each is followed by its paired tests."""
+    With significance (svar.significance.significance_table), each is followed by its paired tests;
+    with published (comparable_published's rows), by the published rows and their differences."""
     blocks = ["% generated by svar report; needs \\usepackage{booktabs}"]
     for table in tables:
         n = len(METRICS)
@@ -268,6 +306,9 @@ def to_latex(tables: list[PaperTable], warning: str | None, significance: pd.Dat
         tests = _latex_significance(significance, table)
         if tests:
             blocks.append(tests)
+        theirs = _latex_published(published, table)
+        if theirs:
+            blocks.append(theirs)
     return "\n\n".join(blocks) + "\n"
 
 
