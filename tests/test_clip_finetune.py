@@ -177,3 +177,31 @@ def test_trained_and_scored_from_its_own_cache_parts(tiny_manifest, tiny_store, 
         for name, receipt in (("cached", receipts["test"]), ("memory", None)))
     assert from_cache["test_predictions"] == from_memory["test_predictions"] and from_cache["n_test"] > 0
     assert from_cache["provenance"]["clips"]["frames"] == OPTIONS["clip_finetune"]["frames"]
+
+
+def test_the_plan_sizes_its_own_cache_parts():
+    """With clip_finetune in the grid the plan counts its two cache parts' shard jobs and bytes:
+    every kept frame at clip_finetune.cache_size."""
+    import copy
+
+    import pandas as pd
+
+    from svar.config import load_workflow_config
+    from svar.datasets import dataset_shape
+    from svar.plan import RATE_COLUMNS, plan
+
+    config = load_workflow_config()
+    with_finetune = copy.deepcopy(config)
+    with_finetune["methods"] = ["supervised", "clip_finetune"]
+    config["methods"] = ["supervised"]
+    no_rates = pd.DataFrame(columns=RATE_COLUMNS)
+    students, both = (plan(c, rates=no_rates).set_index("stage").loc["clip_cache_shard"] for c in (config, with_finetune))
+    assert both["jobs"] == 2 * students["jobs"] and "clip_finetune_test part" in both["note"]
+    shape, section = dataset_shape(config), with_finetune["clip_finetune"]
+    h, w = section["cache_size"]
+    # the distinct frames of cache_frames a training video, of at least `frames` a test video
+    counts = shape.frame_counts or [[round(shape.frames)] * shape.train_videos, [round(shape.frames)] * shape.test_videos]
+    kept = sum(min(section["cache_frames"], int(n)) for n in counts[0]) + sum(min(section["frames"], int(n))
+                                                                               for n in counts[1])
+    at_least = kept * h * w * 3
+    assert (both["est_disk_mb"] - students["est_disk_mb"]) * 1e6 >= at_least * 0.999
