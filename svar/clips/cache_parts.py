@@ -6,7 +6,10 @@ drawn from (`ClipSpec.cached_indices`) and those of the centre view validation s
 (`ClipSpec.val_indices`: for dense clips one of the training clips, so nothing more). Part
 `test` holds the test list: the frames of the `evaluate.clips` test clips. Which frames a video
 keeps is known before decoding (its frame count is in the manifest), from the clip-sampling
-mode (svar.clips.sampling), which also names the keys that decide them (`cache_reads`).
+mode (svar.clips.sampling), which also names the keys that decide them (`cache_reads`). Parts
+`clip_finetune_train` and `clip_finetune_test` hold the same videos in clip_finetune's own clips
+(svar.clips.parts, svar.clips.finetune_clips: its `frames` segments over the whole video, at its
+`cache_size`), decided by its keys, so the student methods' parts are untouched by them.
 
 A part is written as shards (svar.clips.shards): each an .npy file of uint8 [rows, H, W, 3],
 its videos one after the other, and beside it an index (.index.npz: the videos, their frame

@@ -18,8 +18,12 @@ def clip_cache_records():
     none otherwise (then no job reads the cache)."""
     if CLIP_CACHE["mode"] != "shared":
         return []
-    parts = dict.fromkeys(method_cache_part(method, videos) for method in config["methods"]
-                          if METHODS[method].trains_student for videos in CLIP_CACHE_VIDEOS)
+    parts = dict.fromkeys(
+        method_cache_part(method, videos)
+        for method in config["methods"]
+        if METHODS[method].trains_student
+        for videos in CLIP_CACHE_VIDEOS
+    )
     return [clip_cache_receipt_record(part) for part in parts]
 
 
