@@ -72,7 +72,10 @@ def test_tune_text_keeps_the_image_tower_fixed(tiny_manifest, tiny_store):
 
 
 def test_an_unknown_tune_is_named(tiny_store):
-    from svar.teacher.video_classifier import clip_classifier
+    from svar.config import enum_of
+    from svar.teacher.video_classifier import TUNED, clip_classifier
+
+    assert set(enum_of("clip_finetune.tune")) == set(TUNED)  # the schema's values are the ones it knows
 
     with pytest.raises(ValueError, match="clip_finetune.tune: 'vision'"):
         clip_classifier(tiny_store, "vision", ["a photo of a {}."])
