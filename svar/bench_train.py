@@ -106,7 +106,7 @@ def _timed(trainer: Trainer, steps: int, windows: int, method: str, warmup: int,
     ratios = [r / m for r, m in zip(real_rates, model_rates)]
     return {
         "method": method, "arch": trainer.student.arch, "device": str(device), "threads": threads,
-        "clips_per_step": trainer.clips_per_step, "labeled_per_step": trainer.b_l,
+        "frames": trainer.spec.frames, "size": trainer.spec.size, "clips_per_step": trainer.clips_per_step, "labeled_per_step": trainer.b_l,
         "unlabeled_per_step": trainer.b_u, "steps_per_window": steps, "windows": windows,
         "model_clips_per_s": statistics.median(model_rates), "real_clips_per_s": statistics.median(real_rates),
         "ratio": statistics.median(ratios),
@@ -149,9 +149,9 @@ def main_bench_train(overlays=(), steps: int = 5, windows: int = 20, method: str
     r = bench_train(options, load_manifest(paths["manifest"]), load_split(paths["split"]),
                     load_store(paths["teacher"]), steps=steps, threads=threads, windows=windows, method=method,
                     prefetch=prefetch)
-    s = options["student"]
+    # the clips it trains on: the student's, or the method's own (clip_finetune's)
     print(f"bench train: {config['dataset']['name']} fraction {float(fraction):g} seed {seed}, method {r['method']}, "
-          f"student {r['arch']} ({s['frames']}x{s['size']}x{s['size']}), {r['labeled_per_step']} labeled + "
+          f"model {r['arch']} ({r['frames']}x{r['size']}x{r['size']}), {r['labeled_per_step']} labeled + "
           f"{r['unlabeled_per_step']} unlabeled clips a step, device {r['device']}, {r['threads']} thread(s), "
           f"clip cache: {r['cache']}")
     training = "prefetches" if prefetch_pays(torch.device(r["device"])) else "builds its batches in line"

@@ -83,8 +83,11 @@ def views_text(settings: dict) -> str:
 
 
 def model_clips(ckpt: dict) -> ClipSpec:
-    """The clips the model was trained on (its checkpoint's student options)."""
-    return ClipSpec.from_options(ckpt["meta"]["options"]["student"])
+    """The clips the model was trained on, as its checkpoint records them (the student's, or the
+    method's own: clip_finetune's frames over the whole video at the teacher's input size), so
+    its test clips are sampled the same way."""
+    clips = ckpt["meta"]["clips"]
+    return ClipSpec(**{**clips, "cache_size": tuple(clips["cache_size"])})
 
 
 @torch.no_grad()

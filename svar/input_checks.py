@@ -153,11 +153,11 @@ def teacher_job_warnings(shards, manifest) -> None:
 def clip_cache_job_warnings(options: dict, part: str, shards: int, manifest) -> None:
     """In a clip-cache shard job's log: more shards than the part's videos, more cached frames
     than its longest video has."""
-    from .clips.cache_parts import part_videos
+    from .clips.cache_parts import part_of, part_videos
 
     videos = part_videos(manifest, part, options["dataset"]["split"])
     warn(shard_warnings("clip_cache.shards", shards, len(videos), f"in the cache's {part} part"))
-    if len(videos):
+    if len(videos) and part_of(part)[0] == "student":
         warn(cache_frames_warnings(options["student"], int(videos["frames"].max()),
                                    f"the {part} part's longest video"))
 

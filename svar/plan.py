@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_csv
-from .clips.cache_parts import cache_reads, kept_frames
+from .clips.cache_parts import cache_reads, kept_frames, part_spec
+from .clips.parts import VIDEOS, cache_part, part_of
 from .config import subset
 from .datasets import DatasetShape, dataset_shape
 from .methods import METHODS
@@ -109,14 +110,22 @@ def clips_per_step(method: str, config: dict) -> int:
     return b + (b * mu if "unlabeled" in needs else 0) + (b * mu if "strong_view" in needs else 0)
 
 
-def cache_bytes(config: dict, shape: DatasetShape) -> dict:
-    """Bytes of each part of the clip cache: every kept frame at the cache size."""
-    h, w = config["student"]["cache_size"]
+def cache_parts_of(methods) -> list[str]:
+    """The clip cache parts the runs of `methods` that train a model on clips read: the student's
+    (train, test) and a method's own (clip_finetune's)."""
+    return list(dict.fromkeys(cache_part(METHODS[m].clip_section, videos) for m in methods
+                              if METHODS[m].trains_student for videos in VIDEOS))
+
+
+def cache_bytes(config: dict, shape: DatasetShape, parts=("train", "test")) -> dict:
+    """Bytes of each part of the clip cache: every kept frame at its cache size."""
     out = {}
-    for i, part in enumerate(("train", "test")):
+    for part in parts:
         options = subset(config, cache_reads(config, part))
+        h, w = part_spec(options, part).cache_size
+        i = VIDEOS.index(part_of(part)[1])
         counts = (shape.frame_counts[i] if shape.frame_counts is not None
-                  else np.full(shape.train_videos if part == "train" else shape.test_videos, round(shape.frames)))
+                  else np.full(shape.train_videos if i == 0 else shape.test_videos, round(shape.frames)))
         kept = sum(len(kept_frames(options, part, int(n))) for n in counts)
         out[part] = kept * h * w * 3
     return out
@@ -263,13 +272,14 @@ def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFr
         note=f"{teacher_frames} frames a video" + (f", {teachers} teachers (rates of {t['model']})" if teachers > 1
                                                    else ""))
     if shared:
-        parts = cache_bytes(config, shape)
+        parts = cache_bytes(config, shape, cache_parts_of(methods))
         k = config["clip_cache"]["shards"]
         cache_input = f"{size}->{s['cache_size'][0]}x{s['cache_size'][1]}"
-        add("clip_cache_shard", 2 * k, source_frames, "source frames decoded", "decode+resize", cache_input, "cpu",
-            res["clip_cache"]["threads"], lookup(rates, "clip_cache_shard", "decode+resize", cache_input, "cpu"),
-            disk=sum(parts.values()), note=f"train part {parts['train'] / 1e9:.2f} GB, test part "
-                                           f"{parts['test'] / 1e9:.2f} GB")
+        # each pair of parts (train, test) decodes every video once; clip_finetune's at its own size
+        add("clip_cache_shard", len(parts) * k, source_frames * len(parts) // len(VIDEOS), "source frames decoded",
+            "decode+resize", cache_input, "cpu", res["clip_cache"]["threads"],
+            lookup(rates, "clip_cache_shard", "decode+resize", cache_input, "cpu"), disk=sum(parts.values()),
+            note=", ".join(f"{part} part {size_ / 1e9:.2f} GB" for part, size_ in parts.items()))
     if students:
         steps = config["train"]["steps"]
         clips = sum(clips_per_step(m, config) for m in students) * steps * runs

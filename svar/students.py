@@ -324,7 +324,7 @@ class Student(nn.Module):
 
 def model_from_checkpoint(ckpt: dict) -> nn.Module:
     """The trained model of a `svar train` checkpoint of kind student, its weights loaded: a
-    Student, or the teacher's image encoder as a classifier (clip_finetune: its `model` entry)."""
+    Student, or the teacher's CLIP as a video classifier (clip_finetune: its `model` entry)."""
     described = ckpt.get("model")
     if described is not None:
         from .teacher.video_classifier import KIND, classifier_from_checkpoint

@@ -28,7 +28,6 @@ from tqdm import tqdm
 
 from .atomic import torch_save, write_text
 from .batches import STRONG_VIEW_KEYS, Batches, prefetch_pays
-from .clips.sampling import CLIP_KEYS, ClipSpec, clip_keys
 from .clips.store import ClipStore, memory_train_store
 from .clips.views import eval_views, to_device
 from .device import autocast, job_device
@@ -54,16 +53,17 @@ TRAINER_KEYS = ("train.steps", "train.batch_size", "train.optimizer", "train.sch
 
 
 def training_reads(name: str, config: dict) -> tuple[str, ...]:
-    """The config keys (whole sections, or section.key) a run of method `name` reads: its clips,
-    the trainer's settings, the video student and its initialisation (unless the method trains
+    """The config keys (whole sections, or section.key) a run of method `name` reads: the
+    trainer's settings, the video student and its initialisation (unless the method trains
     another model), the unlabeled ratio and the strong view's settings where its batches hold
-    them, and the method's own keys. A teacher-feature head reads its own keys only."""
+    them, and the method's own keys and its clips' (`clip_reads`). A teacher-feature head reads
+    its own keys only."""
     cls = METHODS[name]
     if not cls.trains_student:
         return cls.reads(config)
     student, needs = cls.trains_video_student, cls.needs_of(config)
-    return ((("student.arch",) if student else ()) + CLIP_KEYS + (OPTIMISER_KEYS if student else ()) + TRAINER_KEYS
-            + (pretrained_keys(config) if student else ()) + clip_keys(config)
+    return ((("student.arch",) if student else ()) + (OPTIMISER_KEYS if student else ()) + TRAINER_KEYS
+            + (pretrained_keys(config) if student else ()) + cls.clip_reads(config)
             + (("train.unlabeled_ratio",) if "unlabeled" in needs else ())
             + (STRONG_VIEW_KEYS if "strong_view" in needs else ()) + cls.reads(config))
 
@@ -158,9 +158,8 @@ class Trainer:
         """`clips`: the receipt of the shared clip cache's train part (svar.clips.store), or a
         ClipStore; None decodes the run's frames into memory. `prefetch`: cut the next batch in a
         background thread while a step runs (`next_batch`); None: where that pays (`prefetch_pays`)."""
-        s_opts, t_opts = options["student"], method.train_settings(options["train"])
-        self.method = method
-        self.s_opts, self.t_opts = s_opts, t_opts
+        t_opts = method.train_settings(options["train"])
+        self.method, self.t_opts = method, t_opts
         self.device = job_device(t_opts["device"], "train.device")
         labeled = split[split["role"] == "labeled"]
         unlabeled = split[split["role"] == "unlabeled"]
@@ -176,7 +175,7 @@ class Trainer:
         ids = list(dict.fromkeys(list(labeled["video_id"]) + (list(unlabeled["video_id"]) if self.batches_unlabeled
                                                               else [])))
         val = split[split["role"] == "val"]
-        self.spec = ClipSpec.from_options(s_opts)
+        self.spec = method.clip_spec(options, store)  # the student's clips, or the method's own
         if clips is None:
             clips = memory_train_store(manifest, ids, val["video_id"], self.spec, threads)
         elif not isinstance(clips, ClipStore):

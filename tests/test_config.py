@@ -154,7 +154,7 @@ def test_schema_enums_are_the_registries():
     found = {path: (kind, enum) for path, kind, enum in enums(cfg.schema())}
     expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention", "dataset.pool": "pool",
                 "dataset.video_archive": "video_archive", "methods": "method", "teacher.sampling.mode": "sampling_mode",
-                "teacher.templates": "prompt_set", "student.arch": "student", "student.sampling": "clip_sampling",
+                "teacher.templates": "prompt_set", "clip_finetune.templates": "prompt_set", "student.arch": "student", "student.sampling": "clip_sampling",
                 "distill.loss": "distill_loss",
                 # each pseudo-label method's source names its registry's members
                 **{f"{name}.source": pseudo_label_kind(cls) for name, cls in METHODS.items()

@@ -124,7 +124,9 @@ def test_each_teacher_of_the_grid_runs_it_again_in_its_own_folder(teacher_dags):
     assert counts["teacher"] == 3 and counts["teacher_shard"] == 3 * 2  # tiny: 2 shards
     assert counts["train"] == 3 * grid and counts["evaluate"] == 3 * 3 and counts["aggregate"] == 3
     assert counts["report"] == 1 and counts["teacher_weights"] == 1 and counts["pretrain_teacher"] == 1
-    assert counts["splits"] == 4 and counts["clip_cache"] == 2  # shared by every teacher
+    # the students' parts and clip_finetune's own (its frames at the teacher's size, cropped in
+    # training): each shared by every teacher
+    assert counts["splits"] == 4 and counts["clip_cache"] == 4
     jobs = scheduled(result.stdout)
     roots = sorted({w["root"] for rule, w in jobs if rule == "teacher"})
     assert roots == ["results/tiny", "results/tiny/teachers/svar-tiny-clip__none", "results/tiny/teachers/vitb"]
@@ -134,6 +136,7 @@ def test_each_teacher_of_the_grid_runs_it_again_in_its_own_folder(teacher_dags):
     assert sum("results/tiny/teacher/pretrained.pt" in i for i in inputs) == 4
     assert sum("results/teacher_weights/ViT-B-32__openai.json" in i for i in inputs) == 4
     assert sum("teacher_weights" not in i and "pretrained.pt" not in i for i in inputs) == 4  # random: no file
+    assert all("clip_cache/clip_finetune_train.json" in i and "clip_cache/train.json" not in i for i in inputs)
 
 
 BAD_CONFIGS = [

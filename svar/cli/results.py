@@ -164,7 +164,7 @@ def add_bench(sub) -> None:
     p.add_argument("--rounds", type=int, default=7, help="teacher: interleaved measurement rounds")
     p.add_argument("--method", default="distill", **lazy_choices("method", "METHOD"),
                    help="train: the method whose steps are timed (default %(default)s; clip_finetune times the "
-                        "teacher's image encoder)")
+                        "teacher's CLIP on its own clips)")
     p.add_argument("--prefetch", choices=["on", "off", "auto"], default="on",
                    help="train: cut the next batch in a background thread while the step runs (on: the path "
                         "training takes on CUDA), build each in line (off: a CPU run's), or as this config's "

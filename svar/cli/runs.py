@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..config import default
+from ..clips.parts import PARTS
 from ..options_check import json_object
 from ..registry import lazy_choices
 from .common import add_budget_flags, budget_of, schema_help
@@ -100,7 +101,9 @@ def add_clip_cache(sub) -> None:
                                    "one .npy file (uint8 [frames, H, W, 3]) and its .index.npz, chunk by chunk "
                                    "(resumed after a kill at the first unfinished chunk; peak memory one chunk).")
     p.add_argument("--manifest", required=True)
-    p.add_argument("--part", required=True, choices=["train", "test"])
+    p.add_argument("--part", required=True, choices=PARTS,
+                   help="train, test: the student's clips; clip_finetune_train, clip_finetune_test: clip_finetune's "
+                        "(svar.clips.parts)")
     p.add_argument("--options", required=True, type=json_object,
                    help="JSON: the config keys that decide the cached pixels (svar.clips.cache_parts.cache_reads)")
     p.add_argument("--shard", type=int, default=0)

@@ -6,7 +6,10 @@ drawn from (`ClipSpec.cached_indices`) and those of the centre view validation s
 (`ClipSpec.val_indices`: for dense clips one of the training clips, so nothing more). Part
 `test` holds the test list: the frames of the `evaluate.clips` test clips. Which frames a video
 keeps is known before decoding (its frame count is in the manifest), from the clip-sampling
-mode (svar.clips.sampling), which also names the keys that decide them (`cache_reads`).
+mode (svar.clips.sampling), which also names the keys that decide them (`cache_reads`). Parts
+`clip_finetune_train` and `clip_finetune_test` hold the same videos in clip_finetune's own clips
+(svar.clips.parts, svar.clips.finetune_clips: its `frames` segments over the whole video, at its
+`cache_size`), decided by its keys, so the student methods' parts are untouched by them.
 
 A part is written as shards (svar.clips.shards): each an .npy file of uint8 [rows, H, W, 3],
 its videos one after the other, and beside it an index (.index.npz: the videos, their frame
@@ -24,9 +27,10 @@ import torch
 
 from ..image import resize_cover
 from ..video import iter_videos, read_frames
+from .finetune_clips import CACHE_KEYS as FINETUNE_CACHE_KEYS, finetune_spec
+from .parts import PARTS, part_of  # noqa: F401 (PARTS: the workflow's part names)
 from .sampling import CLIP_SAMPLINGS, ClipSpec
 
-PARTS = ("train", "test")
 # bump when decoding, resizing or the layout of a shard or of the receipt changes: older caches
 # are then rebuilt (the shard key) or refused (the receipt)
 FORMAT = 1
@@ -44,17 +48,25 @@ def cache_reads(config: dict, part: str) -> tuple[str, ...]:
     sampling, length and cached frames (the mode's own key), their size, the split whose test list divides the
     parts, and for the test part the number of test clips. Nothing else (not the crop size, the
     method or the training settings): changing those reuses the cache."""
-    if part not in PARTS:
-        raise ValueError(f"clip cache part {part!r} is not one of {PARTS}")
-    mode = CLIP_SAMPLINGS[config["student"]["sampling"]]
-    keys = ("student.sampling", "student.frames", "student.cache_size") + mode.reads + ("dataset.split",)
-    return keys + (("evaluate.clips",) if part == "test" else ())
+    section, videos = part_of(part)
+    if section == "student":
+        mode = CLIP_SAMPLINGS[config["student"]["sampling"]]
+        keys = ("student.sampling", "student.frames", "student.cache_size") + mode.reads
+    else:
+        keys = FINETUNE_CACHE_KEYS
+    return keys + ("dataset.split",) + (("evaluate.clips",) if videos == "test" else ())
+
+
+def part_spec(options: dict, part: str) -> ClipSpec:
+    """The clips (no crop) a part's cache options describe."""
+    section, _ = part_of(part)
+    return ClipSpec.from_options(options["student"]) if section == "student" else finetune_spec(options[section])
 
 
 def kept_frames(options: dict, part: str, n_frames: int) -> np.ndarray:
     """The sorted frame numbers of an n-frame video that a part's cache keeps."""
-    spec = ClipSpec.from_options(options["student"])
-    if part == "train":
+    spec = part_spec(options, part)
+    if part_of(part)[1] == "train":
         return spec.training_frames(n_frames)  # dense: the validation view within the cached frames
     return spec.test_frames(n_frames, int(options["evaluate"]["clips"]))
 
@@ -65,7 +77,7 @@ def part_videos(manifest, part: str, split: int):
     if column not in manifest.columns:
         raise ValueError(f"dataset.split: the manifest has no official split {split} (columns: {list(manifest.columns)})")
     test = manifest[column] == "test"
-    return manifest[test if part == "test" else ~test].sort_values("video_id").reset_index(drop=True)
+    return manifest[test if part_of(part)[1] == "test" else ~test].sort_values("video_id").reset_index(drop=True)
 
 
 def decode_frames(paths, indices: list, cache_size, workers: int = 1, desc: str = "decode frames") -> list:

@@ -36,14 +36,19 @@ CLIP_KEYS = ("student.sampling", "student.frames", "student.size", "student.cach
 CROP_KEYS = {"random": "train.crop_padding", "random_resized": "train.crop_scale"}
 
 
-def clip_keys(config: dict) -> tuple[str, ...]:
-    """The keys of a student's clips that depend on its modes: the sampling mode's (the stride of
-    dense clips, the cached frames of segments), then the crop's (the padding of a random crop or
-    the area of a random resized one)."""
+def crop_keys(config: dict) -> tuple[str, ...]:
+    """The key the training crop reads: the padding of a random crop or the area of a random
+    resized one."""
     crop = config["train"]["crop"]
     if crop not in CROP_KEYS:
         raise ValueError(f"train.crop: {crop!r} is not one of {list(CROP_KEYS)}")
-    return CLIP_SAMPLINGS[config["student"]["sampling"]].reads + (CROP_KEYS[crop],)
+    return (CROP_KEYS[crop],)
+
+
+def clip_keys(config: dict) -> tuple[str, ...]:
+    """The keys of a student's clips that depend on its modes: the sampling mode's (the stride of
+    dense clips, the cached frames of segments), then the crop's (`crop_keys`)."""
+    return CLIP_SAMPLINGS[config["student"]["sampling"]].reads + crop_keys(config)
 
 
 class ClipSampling:

@@ -27,7 +27,7 @@ from ..atomic import atomic_path, write_json
 from ..receipts import record
 from ..teacher.features import shard_rows
 from ..video import decoder_versions, iter_videos
-from .cache_parts import FORMAT, decode_one, index_path, kept_frames, npy_header, part_videos, starts_of
+from .cache_parts import FORMAT, decode_one, index_path, kept_frames, npy_header, part_spec, part_videos, starts_of
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def build_shard(manifest, part: str, options: dict, shard: int, shards: int, out
     kept = [kept_frames(options, part, int(n)) for n in videos["frames"]]
     lengths = np.array([len(k) for k in kept], dtype=np.int64)
     starts = starts_of(lengths)
-    h, w = (int(v) for v in options["student"]["cache_size"])
+    h, w = part_spec(options, part).cache_size
     total, row_bytes = int(lengths.sum()), h * w * 3
     header = npy_header((total, h, w, 3))
     key = shard_key(videos, options, part)

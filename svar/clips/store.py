@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..readers import read_json
-from .cache_parts import FORMAT, decode_frames, read_index, starts_of
+from .cache_parts import FORMAT, decode_frames, part_spec, read_index, starts_of
 from .receipt import check_shards
 from .sampling import ClipSpec
 
@@ -114,7 +114,7 @@ class ClipStore:
                              "rebuild it (rule clip_cache)")
         check_shards(receipt, receipt_path)
         arrays, ids, n_frames, lengths, kept = [], [], [], [], []
-        h, w = (int(v) for v in receipt["options"]["student"]["cache_size"])
+        h, w = part_spec(receipt["options"], receipt["part"]).cache_size
         for shard in receipt["shards"]:
             index = read_index(shard["frames"])
             rows = int(index["shape"][0])

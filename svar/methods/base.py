@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..clips.sampling import CLIP_KEYS, ClipSpec, clip_keys
 from ..registry import Registry
 from ..student_weights import build_student
 
@@ -64,6 +65,9 @@ class StudentMethod:
     # train section's optimiser settings); clip_finetune trains the teacher's encoder instead
     trains_video_student = True
     needs_teacher_weights = False  # its job reads the teacher's weights (the workflow adds them as an input)
+    # the config section whose keys shape the clips it trains and is tested on, and names its clip
+    # cache parts (svar.clips.parts): the student's, or clip_finetune's own
+    clip_section = "student"
 
     def __init__(self, options: dict):
         self.options = options
@@ -79,6 +83,16 @@ class StudentMethod:
         """The config keys of its own (whole sections, or section.key) its training reads, beyond
         what every run reads (svar.trainer.training_reads)."""
         return ()
+
+    @classmethod
+    def clip_reads(cls, config: dict) -> tuple[str, ...]:
+        """The config keys of the clips it trains on: the student's (svar.clips.sampling) and the
+        training crop's."""
+        return CLIP_KEYS + clip_keys(config)
+
+    def clip_spec(self, options: dict, store: dict) -> ClipSpec:
+        """The clips a run trains on (its options: what `training_reads` gives it)."""
+        return ClipSpec.from_options(options["student"])
 
     @classmethod
     def evaluate_reads(cls) -> tuple[str, ...]:

@@ -11,5 +11,5 @@ its method, fraction or seed, reads this one store: the teacher costs nothing pe
   features    extraction, in one job or resumable shards, and the gather
   store       the feature store: the one teacher API training and evaluation import
   pretrain    the generated dataset's own CLIP-style teacher
-  video_classifier  the image encoder as a video classifier (what clip_finetune trains)
+  video_classifier  the CLIP as a video classifier (what clip_finetune trains)
 """

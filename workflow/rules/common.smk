@@ -12,6 +12,7 @@ from pathlib import Path
 
 from svar.cli.teacher import sampling_flags
 from svar.clips.cache_parts import PARTS as CLIP_CACHE_PARTS, cache_reads
+from svar.clips.parts import VIDEOS as CLIP_CACHE_VIDEOS, cache_part
 from svar.config import (
     SPLIT_PATTERN,
     canonical,
@@ -372,19 +373,28 @@ def reads_shared_cache(wildcards):
     return CLIP_CACHE["mode"] == "shared" and METHODS[wildcards.method].trains_student
 
 
-def clip_cache_input(part):
-    """An input function: the receipt of the clip cache's `part` for a method that trains a
-    student under clip_cache.mode shared; nothing otherwise (teacher-only heads read no frames).
-    A part rebuilt (other pixels, a damaged shard remade) reruns the jobs that read it, as the
-    teacher's features do. DVC versions the cache with the results, so a pulled run finds it."""
+def method_cache_part(method, videos):
+    """The clip cache part holding a method's `videos` (train, test) clips: the student's, or its
+    own (clip_finetune's: svar.clips.parts)."""
+    return cache_part(METHODS[method].clip_section, videos)
+
+
+def clip_cache_input(videos):
+    """An input function: the receipt of the clip cache part of the method's `videos` (train,
+    test) for a method that trains a model on clips under clip_cache.mode shared; nothing
+    otherwise (teacher-only heads read no frames). A part rebuilt (other pixels, a damaged shard
+    remade) reruns the jobs that read it, as the teacher's features do. DVC versions the cache
+    with the results, so a pulled run finds it."""
 
     def inputs(wildcards):
-        return {"clip_cache": clip_cache_receipt(part)} if reads_shared_cache(wildcards) else {}
+        if not reads_shared_cache(wildcards):
+            return {}
+        return {"clip_cache": clip_cache_receipt(method_cache_part(wildcards.method, videos))}
 
     return inputs
 
 
-def clip_cache_reads(part):
+def clip_cache_reads(videos):
     """A params function: what decides the pixels of the cache part a job reads (the settings
     svar.clips.cache_parts.cache_reads names and the cache's format), as canonical JSON; "" for a job
     that reads no shared cache: recorded with the job's outputs, as the pixels it trained or was
@@ -394,6 +404,7 @@ def clip_cache_reads(part):
     def params(wildcards):
         if not reads_shared_cache(wildcards):
             return ""
+        part = method_cache_part(wildcards.method, videos)
         return canonical({"format": FORMAT, "options": subset(config, cache_reads(config, part))})
 
     return params

@@ -13,12 +13,18 @@ def clip_cache_receipt_record(part):
 
 
 def clip_cache_records():
-    """Every clip cache receipt's record the grid makes: none without a method that trains a
-    student under clip_cache.mode shared (then no job reads the cache)."""
-    trains = any(METHODS[method].trains_student for method in config["methods"])
-    if CLIP_CACHE["mode"] != "shared" or not trains:
+    """Every clip cache receipt's record the grid makes: those of the parts its methods that
+    train a model on clips read (the student's, clip_finetune's own) under clip_cache.mode shared;
+    none otherwise (then no job reads the cache)."""
+    if CLIP_CACHE["mode"] != "shared":
         return []
-    return [clip_cache_receipt_record(part) for part in CLIP_CACHE_PARTS]
+    parts = dict.fromkeys(
+        method_cache_part(method, videos)
+        for method in config["methods"]
+        if METHODS[method].trains_student
+        for videos in CLIP_CACHE_VIDEOS
+    )
+    return [clip_cache_receipt_record(part) for part in parts]
 
 
 def guard_outputs():
