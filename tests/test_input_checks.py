@@ -175,6 +175,9 @@ def argv_for(name: str, tmp_path, options: str, **chosen) -> list[str]:
                 value = (next(iter(action.choices)) if action.choices is not None else
                          "0" if action.type in (int, float) else str(tmp_path / action.dest))
             argv += [action.option_strings[0], str(value)]
+    for group in parser._mutually_exclusive_groups:  # one of a required group (--fraction | --shots): the first
+        if group.required:
+            argv += [group._group_actions[0].option_strings[0], "1"]
     return argv
 
 

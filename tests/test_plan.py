@@ -121,9 +121,9 @@ def test_the_ucf101_plan_on_cuda_has_every_gpu_stage_from_a_named_rate():
 
 
 def test_the_teacher_job_goes_at_its_slower_half():
-    base = [("teacher_shard", "ViT-B-32", "-", "cuda", "frame", 0.001, 2.0, None, "encoder"),
-            ("teacher_shard", "decode", "8x320x240", "cuda", "video", 0.08, None, None, "decoder")]
     config = load_workflow_config(UCF101)
+    base = [("teacher_shard", config["teacher"]["model"], "-", "cuda", "frame", 0.001, 2.0, None, "encoder"),
+            ("teacher_shard", "decode", "8x320x240", "cuda", "video", 0.08, None, None, "decoder")]
     frames = config["teacher"]["sampling"]["frames"]
     assert frames == 8 and config["teacher"]["workers"] == 7
 
