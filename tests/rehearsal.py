@@ -65,6 +65,12 @@ REHEARSALS = {
     # the reproductions of published protocols, on their papers' lists (written for the toy videos)
     "ucf101-ltg.yaml": Rehearsal("ucf101", before=("ucf101.yaml",), random_teacher=True, lists="videossl"),
     "hmdb51-ltg.yaml": Rehearsal("hmdb51", before=("hmdb51.yaml",), random_teacher=True, lists="videossl"),
+    "ucf101-svformer.yaml": Rehearsal("ucf101", before=("ucf101.yaml",), random_teacher=True, random_student=True,
+                                      lists="svformer"),
+    "hmdb51-svformer.yaml": Rehearsal("hmdb51", before=("hmdb51.yaml",), random_teacher=True, random_student=True,
+                                      lists="svformer"),
+    "ucf101-vifi.yaml": Rehearsal("ucf101", before=("ucf101.yaml",), random_teacher=True, lists="vifi"),
+    "hmdb51-vifi.yaml": Rehearsal("hmdb51", before=("hmdb51.yaml",), random_teacher=True, lists="vifi"),
 }
 
 

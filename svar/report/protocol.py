@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..methods.teacher_heads import ClipZeroshot
+from ..wording import counted
 
 UNSTATED = "unstated"
 # student.arch (svar.students) → the backbone as papers name it
@@ -57,7 +58,7 @@ ZERO_SHOT_METHODS = (ClipZeroshot.name,)  # no labeled video: what a zero-shot p
 
 def fraction_label(fraction: float, shots: int | None = None) -> str:
     """'10%'; with K shots, '4 shots (2.1%)': K a class, and the labeled fraction they amount to."""
-    return f"{100 * fraction:g}%" if shots is None else f"{shots} shots ({100 * fraction:.2g}%)"
+    return f"{100 * fraction:g}%" if shots is None else f"{counted(shots, 'shot')} ({100 * fraction:.2g}%)"
 
 
 def labels_text(fraction, shots) -> str:
