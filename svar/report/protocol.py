@@ -64,7 +64,7 @@ def fraction_label(fraction: float, shots: int | None = None) -> str:
 def labels_text(fraction, shots) -> str:
     """'10%', '0% (zero-shot)' or, for K labeled videos a class, '4 shots'."""
     if shots is not None and pd.notna(shots):
-        return f"{int(shots)} shots"
+        return counted(int(shots), "shot")
     return "0% (zero-shot)" if fraction == 0 else fraction_label(fraction)
 
 
