@@ -67,7 +67,10 @@ OTHER_VALUE = {
     "methods": [["supervised", "distill"]],
     "fractions": [[0.25, 0.5]],
     "seeds": [[0, 2]],
+    "shots": [[1]],  # a K-shot budget beside the fractions: its own runs, nothing else reruns
     "student.cache_size": [[20, 20]],
+    "clip_finetune.templates": [["a video of {}."]],
+    "clip_finetune.cache_size": [[72, 72]],  # at least the tiny teacher's 64-pixel input
     "train.crop_scale": [[0.3, 1.0]],
     "train.strong_area": [[0.4, 1.0]],
     "train.strong_cutout": [[0.1, 0.4]],
