@@ -246,12 +246,23 @@ def grid_teachers(config: dict) -> list[tuple[str, dict]]:
     runs live in results/<name>; then each entry of `teachers`, `teacher`'s other settings with
     its model and weights, in results/<name>/teachers/<its name, or model__pretrained>."""
     base = results_dir(config)
-    out = [(base, config["teacher"])]
+    first = config["teacher"]
+    out = [(base, {**first, "model": qualified_model(first.get("backend", default("teacher.backend")), first["model"])})]
     for extra in config.get("teachers", []):
-        tag = extra.get("name") or safe_name(f"{extra['model']}__{extra['pretrained']}")
-        out.append((f"{base}/teachers/{tag}", {**config["teacher"], "model": extra["model"],
-                                               "pretrained": extra["pretrained"]}))
+        # the backend is the model's, not `teacher`'s: an entry names its own (or its model's prefix)
+        model = qualified_model(extra.get("backend", default("teacher.backend")), extra["model"])
+        tag = extra.get("name") or safe_name(f"{model}__{extra['pretrained']}")
+        out.append((f"{base}/teachers/{tag}", {**first, "model": model, "pretrained": extra["pretrained"]}))
     return out
+
+
+def qualified_model(backend: str, model: str) -> str:
+    """A teacher's one name, its backend in it: `<backend>:<model>` for every backend but the
+    default (open_clip, whose model names stay as they are); a model that already carries its
+    backend's prefix is kept (svar.teacher.backends.split_model reads it back)."""
+    if backend == default("teacher.backend") or model.startswith(f"{backend}:"):
+        return model
+    return f"{backend}:{model}"
 
 
 def read_yaml(path) -> dict:
