@@ -17,6 +17,7 @@ class LoadedTeacher:
 
     preprocess: dict
     logit_scale: float
+    device: torch.device
 
     def rows_per_video(self, spec: dict) -> int:
         """Store rows of one video under a sampling spec (the k of frame_features [N, k, D])."""
@@ -47,6 +48,7 @@ class TeacherBackend:
 
     name: str = ""
     models: str = ""  # what teacher.model names for it, in words (errors and help)
+    small_model: str = ""  # svar's own small config of it, random weights: tests and benches without downloads
 
     def weights_source(self, model: str, pretrained: str | None) -> str:
         """random, file (a path in `pretrained`), local-dir (a folder in the model name), tag or
@@ -65,8 +67,16 @@ class TeacherBackend:
         """What is wrong with a model and weights (`key`: where the config gives them)."""
         raise NotImplementedError
 
+    def frames(self, model: str, cache_dir) -> int | None:
+        """The frames a clip the model takes (teacher.sampling.frames must be it); None: any."""
+        return None
+
     def sampling_problems(self, model: str, spec: dict, cache_dir) -> list[str]:
-        """What is wrong with a sampling spec for this model (its frames a clip ...)."""
+        """What is wrong with a sampling spec for this model: frames a clip other than its own."""
+        frames = self.frames(model, cache_dir)
+        if frames is not None and spec["frames"] != frames:
+            return [f"teacher.sampling.frames: {spec['frames']}, but {self.name}:{model} integrates {frames} frames a "
+                    f"clip (its config's num_frames); set teacher.sampling.frames: {frames}"]
         return []
 
     def load(self, model: str, pretrained: str | None, device: torch.device, cache_dir=None,

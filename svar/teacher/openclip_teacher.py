@@ -78,6 +78,7 @@ def weights_file_problems(path: str, key: str) -> list[str]:
 
 class OpenClipBackend(TeacherBackend):
     name = "open_clip"
+    small_model = "svar-tiny-clip"
     models = "an open_clip model name (ViT-B-32, svar-tiny-clip ...), local-dir:FOLDER or hf-hub:ORG/REPO"
 
     def weights_source(self, model, pretrained):

@@ -226,6 +226,7 @@ def _hub_offline(offline: bool):
 
 class XClipBackend(TeacherBackend):
     name = "xclip"
+    small_model = "svar-tiny-xclip"
     models = f"a Hugging Face X-CLIP repo ({', '.join(KNOWN_REPOS)}) or svar's own config (svar-tiny-xclip)"
 
     def weights_source(self, model, pretrained):
@@ -245,7 +246,10 @@ class XClipBackend(TeacherBackend):
                 raise FileNotFoundError(f"teacher.pretrained: {pretrained} is not a save_pretrained folder of an "
                                         "X-CLIP (it has no config.json)")
             return str(pretrained)
-        for entry in snapshot_files(model, cache_dir):
+        entries = snapshot_files(model, cache_dir)
+        if all(entry.placed() for entry in entries):  # fetched before (or placed by hand): nothing to download
+            return str(hub_folder(model, cache_dir))
+        for entry in entries:
             weights._fetch_file(entry)
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError
@@ -275,15 +279,11 @@ class XClipBackend(TeacherBackend):
                     f"{', '.join(own_model_names() + tuple(KNOWN_REPOS))}"]
         return []
 
-    def sampling_problems(self, model, spec, cache_dir):
+    def frames(self, model, cache_dir):
         try:
-            frames = int(model_config(model, None, cache_dir).vision_config.num_frames)
+            return int(model_config(model, None, cache_dir).vision_config.num_frames)
         except ValueError:  # a repo not fetched yet: its frames are known once it is
-            return []
-        if spec["frames"] != frames:
-            return [f"teacher.sampling.frames: {spec['frames']}, but xclip:{model} integrates {frames} frames a clip "
-                    f"(its config's num_frames); set teacher.sampling.frames: {frames}"]
-        return []
+            return None
 
     def load(self, model, pretrained, device, cache_dir=None, offline=None):
         from transformers import XCLIPModel
