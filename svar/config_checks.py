@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .clips.sampling import clip_problems
-from .config import ConfigError, fraction_tag, grid_teachers, results_dir, validate
+from .config import ConfigError, default, fraction_tag, grid_teachers, results_dir, validate
 
 
 def _dataset_problems(config: dict) -> list[str]:
@@ -65,7 +65,7 @@ def problems(config: dict, local: bool = True) -> list[str]:
         out.append(f"teacher.pretrained: {GENERATED} is the generated dataset's own teacher, trained on its "
                    f"captioned pool; {name} needs open_clip weights (a pretrained tag: teacher.model ViT-B-32, "
                    "teacher.pretrained openai ...) or a checkpoint file")
-    from .teacher.backends import teacher_problems
+    from .teacher.backends import split_model, teacher_problems
     from .teacher.sampling import sampling_from_config
 
     teachers = grid_teachers(config)
@@ -77,6 +77,15 @@ def problems(config: dict, local: bool = True) -> list[str]:
     out += teacher_problems(teachers[0][1]["model"], config["teacher"]["pretrained"], "teacher", sampling,
                             config["teacher"]["cache_dir"])
     folders = [folder for folder, _ in teachers]
+    from .methods import METHODS
+
+    # a method that trains the teacher's own weights (clip_finetune: ViFi-CLIP) builds them with open_clip
+    tuners = [m for m in config["methods"] if METHODS[m].needs_teacher_weights]
+    for key, (_, teacher) in zip(["teacher", *(f"teachers[{i}]" for i in range(len(config["teachers"])))], teachers):
+        backend = split_model(teacher["model"])[0].name
+        if tuners and backend != default("teacher.backend"):
+            out.append(f"{key}: {', '.join(tuners)} fine-tunes an open_clip image encoder, but {teacher['model']} is a "
+                       f"teacher of backend {backend}; give it an open_clip teacher, or leave {', '.join(tuners)} out of methods")
     for i, extra in enumerate(config["teachers"]):
         key = f"teachers[{i}]"
         if extra["pretrained"] == GENERATED:

@@ -222,5 +222,29 @@ def test_a_teacher_check_names_a_wrong_frame_count_and_an_unknown_model():
     with pytest.raises(cfg.ConfigError, match=r"teacher.pretrained: generated is the generated dataset's own open_clip"):
         config_checks.check(cfg.merge(base, {"teacher": {"model": "xclip:svar-tiny-xclip",
                                                          "sampling": {"frames": 4}}}))
+    with pytest.raises(cfg.ConfigError, match=r"teachers\[0\]: clip_finetune fine-tunes an open_clip image encoder, "
+                                              r"but xclip:svar-tiny-xclip is a teacher of backend xclip"):
+        config_checks.check(cfg.merge(base, {"methods": ["clip_finetune"], "teacher": {"sampling": {"frames": 4}},
+                                             "teachers": [{"model": "xclip:svar-tiny-xclip", "pretrained": "none"}]}))
     with pytest.raises(cfg.ConfigError, match=r"teachers\[0\].model: xclip:nobody with random weights"):
         config_checks.check(cfg.merge(base, {"teachers": [{"model": "xclip:nobody", "pretrained": "none"}]}))
+
+
+def test_bench_teacher_runs_another_backend(tiny_manifest, tmp_path, monkeypatch, capsys):
+    """`svar bench teacher --backend xclip`: the backend's small model, random weights, at its own
+    frame count; the last line is the ratio (its value is measured, not asserted: no timed test)."""
+    import shutil
+
+    import yaml
+
+    from svar.bench_teacher import main_bench_teacher
+
+    manifest, index_dir = tiny_manifest
+    (tmp_path / "results" / "default").mkdir(parents=True)
+    shutil.copy(index_dir / "manifest.csv", tmp_path / "results" / "default" / "manifest.csv")
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump({"teacher": {"workers": 0}}))
+    monkeypatch.chdir(tmp_path)
+    r = main_bench_teacher(["overlay.yaml"], rounds=1, batch_size=8, backend="xclip")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"teacher bench: {TINY} (random weights") and f"'frames': {FRAMES}" in lines[0]
+    assert lines[-1] == f"ratio {r['ratio']:.3f}" and r["ratio"] > 0
