@@ -95,7 +95,7 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
 
 def main_bench_teacher(overlays=(), rounds: int = 7, workers: int | None = None, threads: int | None = None,
                        batch_size: int | None = None, model: str | None = None, backend: str | None = None,
-                       out=sys.stdout) -> dict:
+                       out=None) -> dict:
     """The comparison for the workflow's config (workflow/config/config.yaml with `overlays`, as
     `snakemake --configfile` merges them), on its dataset's indexed videos; `model` and `backend`:
     another teacher than the config's (random weights; the backend's small model when only the
@@ -128,6 +128,7 @@ def main_bench_teacher(overlays=(), rounds: int = 7, workers: int | None = None,
         pretrained = "none"
     r = bench_teacher(manifest, tcfg["model"], pretrained, spec["frames"], batch_size, workers, threads,
                       str(device), rounds, spec, templates=tcfg["templates"])
+    out = out or sys.stdout  # looked up now: a default bound at import keeps a stream that may be closed since
     p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     p(f"teacher bench: {tcfg['model']}{note}, {len(manifest)} videos of {manifest_path}, "
       f"{spec},"

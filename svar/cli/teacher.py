@@ -116,11 +116,13 @@ def add_pretrain_teacher(sub) -> None:
 
 def add_teacher_weights(sub) -> None:
     p = sub.add_parser("teacher-weights", help="download a teacher's weights into a cache folder",
-                       description="Fetch the weights of an open_clip model (a pretrained tag, or an hf-hub: "
-                                   "model) into --cache-dir, where `svar teacher --offline --cache-dir` then finds "
-                                   "them without the network. Run where there is internet (a login node). Writes "
-                                   "a JSON receipt: model, pretrained, file, size, sha256. Checkpoint files, "
-                                   "local-dir: folders and random weights need no download.")
+                       description="Fetch a teacher's weights (open_clip: a pretrained tag, or an hf-hub: model; "
+                                   "xclip: the Hugging Face repo's snapshot, pretrained hub) into --cache-dir, where "
+                                   "`svar teacher --offline --cache-dir` then finds them without the network. Run "
+                                   "where there is internet (a login node). Writes a JSON receipt: model, "
+                                   "pretrained, path, and the size and sha256 of the file (of each file of a "
+                                   "snapshot). Checkpoint files, local-dir: and save_pretrained folders and random "
+                                   "weights need no download.")
     add_backend_flag(p)
     p.add_argument("--model", required=True)
     p.add_argument("--pretrained", default="none")
@@ -151,7 +153,7 @@ def add_student_weights(sub) -> None:
 
 def add_fetch_weights(sub) -> None:
     p = sub.add_parser("fetch-weights", help="fetch every weights file a config needs (where there is internet)",
-                       description="Download each teacher's open_clip weights (`teacher`, `teachers:`) into "
+                       description="Download each teacher's weights (`teacher`, `teachers:`; open_clip's files, X-CLIP's snapshots) into "
                                    "teacher.cache_dir and the student's torchvision or timm weights (student.pretrained "
                                    "kinetics400, imagenet) into student.weights_dir, as rules teacher_weights and "
                                    "student_weights do, writing their receipts (results/teacher_weights/, "
