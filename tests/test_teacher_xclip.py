@@ -118,8 +118,18 @@ def test_the_store_is_read_by_training_and_evaluation_unchanged(tiny_manifest, x
         assert torch.equal(head_logits(ckpt, xclip_store, ids), zeroshot_logits(xclip_store, None, ids))
 
 
-def test_sharded_extraction_gathers_to_one_store(tiny_manifest, classes, xclip_store, tmp_path):
+def test_sharded_extraction_gathers_to_one_store(tiny_manifest, classes, xclip_store, tmp_path, monkeypatch):
+    from svar.teacher.xclip_teacher import LoadedXClip
+
     manifest, _ = tiny_manifest
+    encoded = []
+    real = LoadedXClip.encode_videos
+
+    def counting(self, x, n_videos, spec, text):
+        encoded.append(n_videos)
+        return real(self, x, n_videos, spec, text)
+
+    monkeypatch.setattr(LoadedXClip, "encode_videos", counting)
     kw = dict(model_name=TINY, pretrained="none", class_names=classes, frames_per_video=FRAMES, batch_size=2,
               chunk_size=2, device="cpu", templates=("a {}.",), workers=0)
     # shard 0 dies after its first chunk, then resumes: the finished chunk is not encoded again
@@ -130,7 +140,9 @@ def test_sharded_extraction_gathers_to_one_store(tiny_manifest, classes, xclip_s
         extract_shard(manifest, 0, 3, tmp_path / "s", on_chunk=die, **kw)
     parts = sorted((tmp_path / "s" / "shard_000_of_003.parts").glob("part_*.pt"))
     assert len(parts) == 1 and "zeroshot_cosines" in torch.load(parts[0], weights_only=True)
+    assert sum(encoded) == 2
     files = [extract_shard(manifest, i, 3, tmp_path / "s", **kw) for i in range(3)]
+    assert sum(encoded) == 2 + len(manifest) - 2  # the finished chunk was not encoded again
     store = gather(files, tmp_path / "features.pt")
     assert store["video_ids"] == xclip_store["video_ids"]
     for key in ("frame_features", "zeroshot_cosines"):
@@ -248,3 +260,26 @@ def test_bench_teacher_runs_another_backend(tiny_manifest, tmp_path, monkeypatch
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith(f"teacher bench: {TINY} (random weights") and f"'frames': {FRAMES}" in lines[0]
     assert lines[-1] == f"ratio {r['ratio']:.3f}" and r["ratio"] > 0
+
+
+def test_plan_rates_each_teacher_by_its_own_model_and_says_unknown_without_one():
+    """svar plan: an X-CLIP teacher is looked up by its one name (xclip:...); with no measured
+    rate its stage is unknown, naming the command that measures it, never a number of another
+    model's."""
+    import pandas as pd
+
+    from svar.plan import RATE_COLUMNS, plan
+
+    base = cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), {"methods": ["clip_zeroshot"], "teacher": {
+        "pretrained": "none"}, "teachers": [{"backend": "xclip", "model": "svar-tiny-xclip", "pretrained": "none"}]})
+    config = cfg.validate(base)
+    measured = ("teacher_shard", "svar-tiny-clip", "-", "cpu", "teacher frame encoded", 0.002, 10.0, 1000, "bench A")
+    row = plan(config, rates=pd.DataFrame([measured], columns=RATE_COLUMNS)).set_index("stage").loc["teacher_shard"]
+    assert row["model"] == TINY and pd.isna(row["est_wall_s_total"])
+    assert row["rate_source"].startswith(f"unknown: no rate for stage teacher_shard, model {TINY}")
+    assert f"--model {TINY}" in row["rate_source"]
+    both = pd.DataFrame([measured, ("teacher_shard", TINY, "-", "cpu", "teacher frame encoded", 0.004, 20.0, 3000,
+                                    "bench B")], columns=RATE_COLUMNS)
+    row = plan(config, rates=both).set_index("stage").loc["teacher_shard"]
+    assert row["seconds_per_unit"] == pytest.approx(0.003) and row["peak_rss_mb_measured"] == 3000
+    assert row["rate_source"] == f"svar-tiny-clip: bench A; {TINY}: bench B"
