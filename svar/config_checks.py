@@ -84,8 +84,9 @@ def problems(config: dict, local: bool = True) -> list[str]:
     for key, (_, teacher) in zip(["teacher", *(f"teachers[{i}]" for i in range(len(config["teachers"])))], teachers):
         backend = split_model(teacher["model"])[0].name
         if tuners and backend != default("teacher.backend"):
-            out.append(f"{key}: {', '.join(tuners)} fine-tunes an open_clip image encoder, but {teacher['model']} is a "
-                       f"teacher of backend {backend}; give it an open_clip teacher, or leave {', '.join(tuners)} out of methods")
+            out.append(f"{key}: {', '.join(tuners)} fine-tunes an open_clip image encoder, but {teacher['model']} is "
+                       f"a teacher of backend {backend}; give it an open_clip teacher, or leave {', '.join(tuners)} "
+                       "out of methods")
     for i, extra in enumerate(config["teachers"]):
         key = f"teachers[{i}]"
         if extra["pretrained"] == GENERATED:

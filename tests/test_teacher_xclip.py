@@ -231,7 +231,8 @@ def test_a_teacher_check_names_a_wrong_frame_count_and_an_unknown_model():
     with pytest.raises(cfg.ConfigError, match=r"teacher.sampling.frames: 8, but xclip:svar-tiny-xclip integrates 4"):
         config_checks.check(cfg.merge(base, {"teacher": {"backend": "xclip", "model": "svar-tiny-xclip",
                                                          "pretrained": "none"}}))
-    with pytest.raises(cfg.ConfigError, match=r"teacher.pretrained: generated is the generated dataset's own open_clip"):
+    with pytest.raises(cfg.ConfigError, match=r"teacher.pretrained: generated is the generated dataset's own "
+                                              r"open_clip"):
         config_checks.check(cfg.merge(base, {"teacher": {"model": "xclip:svar-tiny-xclip",
                                                          "sampling": {"frames": 4}}}))
     with pytest.raises(cfg.ConfigError, match=r"teachers\[0\]: clip_finetune fine-tunes an open_clip image encoder, "

@@ -153,7 +153,8 @@ def add_student_weights(sub) -> None:
 
 def add_fetch_weights(sub) -> None:
     p = sub.add_parser("fetch-weights", help="fetch every weights file a config needs (where there is internet)",
-                       description="Download each teacher's weights (`teacher`, `teachers:`; open_clip's files, X-CLIP's snapshots) into "
+                       description="Download each teacher's weights (`teacher`, `teachers:`; open_clip's files, "
+                                   "X-CLIP's snapshots) into "
                                    "teacher.cache_dir and the student's torchvision or timm weights (student.pretrained "
                                    "kinetics400, imagenet) into student.weights_dir, as rules teacher_weights and "
                                    "student_weights do, writing their receipts (results/teacher_weights/, "

@@ -183,8 +183,8 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
     ids = list(manifest["video_id"])
     rows = shard_rows(len(ids), shard_index, n_shards, assignment)
     chunks = [rows[s:s + chunk_size] for s in range(0, len(rows), chunk_size)]
-    key = {"backend": backend_name(model_name), "model": model_name, "pretrained": str(pretrained), "sampling": spec, "n_videos": len(ids),
-           "shard": [shard_index, n_shards, assignment], "chunk_size": chunk_size}
+    key = {"backend": backend_name(model_name), "model": model_name, "pretrained": str(pretrained), "sampling": spec,
+           "n_videos": len(ids), "shard": [shard_index, n_shards, assignment], "chunk_size": chunk_size}
 
     def part_file(j):
         return parts_dir / f"part_{j:05d}.pt"

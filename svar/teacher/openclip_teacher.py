@@ -58,7 +58,8 @@ class LoadedOpenClip(LoadedTeacher):
         return ClassText(encode_text(self.model, self.tokenizer, class_names, templates, self.device))
 
     def encode_videos(self, x: torch.Tensor, n_videos: int, spec: dict, text) -> dict:
-        return {"frame_features": encode_frames(self.model, x, self.device).view(n_videos, self.rows_per_video(spec), -1)}
+        features = encode_frames(self.model, x, self.device)
+        return {"frame_features": features.view(n_videos, self.rows_per_video(spec), -1)}
 
     def feature_dim(self) -> int:
         return getattr(self.model.visual, "output_dim", None) or int(self.model.text_projection.shape[-1])

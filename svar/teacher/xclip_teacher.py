@@ -156,7 +156,8 @@ class LoadedXClip(LoadedTeacher):
                 projected.append(self.model.get_text_features(**self._tokens(class_prompts(name, templates)))
                                  .pooler_output.float())
         if not projected:
-            return XClipClassText(torch.zeros(0, self.feature_dim()), torch.zeros(len(templates), 0, self.feature_dim()))
+            dim = self.feature_dim()
+            return XClipClassText(torch.zeros(0, dim), torch.zeros(len(templates), 0, dim))
         projected = torch.stack(projected, 1)  # [templates, C, D]
         embeddings = F.normalize(F.normalize(projected, dim=-1).mean(0), dim=-1)
         return XClipClassText(embeddings.cpu(), projected)
@@ -266,8 +267,8 @@ class XClipBackend(TeacherBackend):
             return [f"{key}.backend: xclip needs the transformers package (pip install 'transformers>=5.25'; "
                     "svar's pyproject.toml lists it)"]
         if pretrained == weights.GENERATED:
-            return [f"{key}.pretrained: {weights.GENERATED} is the generated dataset's own open_clip teacher; an X-CLIP "
-                    f"teacher takes {HUB}, a save_pretrained folder or none"]
+            return [f"{key}.pretrained: {weights.GENERATED} is the generated dataset's own open_clip teacher; an "
+                    f"X-CLIP teacher takes {HUB}, a save_pretrained folder or none"]
         source = self.weights_source(model, pretrained)
         if source == "hf-hub" and not REPO.fullmatch(model):
             return [f"{key}.model: xclip:{model} is not a Hugging Face repo (ORG/REPO) to fetch with pretrained {HUB}"]
