@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from .clips.cache_parts import cache_reads
-from .config import canonical, load_workflow_config, subset
+from .config import canonical, grid_teachers, load_workflow_config, subset
 from .device import resolve_device
 from .methods import METHODS
 from .trainer import options_for
@@ -227,12 +227,22 @@ def write_rates(path, rows: list[dict]) -> None:
 
 def main_bench_scale(overlays=("workflow/config/scale.yaml",), videos: int = 400, threads: int = 2, work=None,
                      rates=None, model=None) -> dict:
-    """`model`: another open_clip teacher than the config's (random weights either way)."""
+    """`model`: another teacher than the config's (random weights either way): an open_clip model,
+    or another backend's as `<backend>:<model>` (xclip:microsoft/xclip-base-patch32)."""
     import tempfile
+
+    from .teacher.backends import split_model
 
     config = load_workflow_config(*overlays)
     if model:
         config["teacher"]["model"] = model
+    # the teacher by its one name (its backend in it: svar.config.grid_teachers), at the frames a
+    # clip its model takes where it fixes them (X-CLIP's num_frames)
+    config["teacher"]["model"] = grid_teachers(config)[0][1]["model"]
+    backend, bare = split_model(config["teacher"]["model"])
+    frames = backend.frames(bare, config["teacher"]["cache_dir"])
+    if frames is not None:
+        config["teacher"]["sampling"]["frames"] = frames
     if config["dataset"]["name"] != "synthetic":
         raise ValueError(f"{overlays}: svar bench scale writes the generated set; dataset.name is "
                          f"{config['dataset']['name']!r}")

@@ -7,11 +7,15 @@ other work slows every kind alike):
   decode only     the extraction's own DataLoader (spawned worker processes, prefetching),
                   iterated without encoding: videos/s the decoders deliver
   encode only     the same batches, already in memory: preprocessing on the device and the
-                  image encoder, nothing else
+                  teacher's encoder (open_clip's image encoder, X-CLIP's video encoder and its
+                  prompt-conditioned zero-shot against the dataset's classes), nothing else
   pipeline        decoding and encoding overlapped, as `svar teacher` runs them
 
-ratio = pipeline / min(decode, encode), the median of the rounds' ratios: 1.0 means the
-pipeline runs at the speed of its bottleneck, overlap costs nothing. The worker processes are
+ratio = pipeline / min(decode, encode), the median of the rounds' ratios: the real data path
+over the model alone (or the decoders alone, where they are the slower): 1.0 means the pipeline
+runs at the speed of its bottleneck, overlap costs nothing. Any backend (`--backend`): with
+another backend or model than the config's the weights are random (the same speed), its frames
+a clip the model's own (X-CLIP's num_frames). The worker processes are
 started once (persistent) before timing; their start-up, paid once per job, is printed apart.
 The last line printed is `ratio <value>`.
 """
@@ -26,23 +30,28 @@ from pathlib import Path
 
 import torch
 
-from .config import load_workflow_config, results_dir
+from .config import grid_teachers, load_workflow_config, qualified_model, results_dir
 from .device import resolve_device, synchronize
 from .manifest import load_manifest
+from .teacher.backends import TEACHER_BACKENDS, load_teacher, split_model
 from .teacher.features import encode_batches, make_loader
 from .teacher.preprocess import image_size
-from .teacher.sampling import frames_per_store_row, sampling_from_config, sampling_spec
-from .teacher.weights import create_teacher, is_random, pretrained_file
+from .teacher.prompts import resolve_templates
+from .teacher.sampling import sampling_from_config, sampling_spec
+from .teacher.weights import is_random, pretrained_file
 
 
 def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_size: int = 32, workers: int = 1,
                   threads: int = 1, device: str = "auto", rounds: int = 5, sampling=None, prefetch: int = 4,
-                  resize_on: str = "auto") -> dict:
+                  resize_on: str = "auto", templates=("a {}.",)) -> dict:
     torch.set_num_threads(threads)
     device = resolve_device(device)
     spec = sampling_spec(sampling, frames)
-    model, pre, _ = create_teacher(model_name, pretrained, device)
-    size, k_row = image_size(pre), frames_per_store_row(spec)
+    teacher = load_teacher(model_name, pretrained, device)
+    size = image_size(teacher.preprocess)
+    # the dataset's classes: X-CLIP conditions its zero-shot on each of them, video by video
+    classes = sorted(set(manifest["class_name"]))
+    text = teacher.encode_text(classes, resolve_templates(templates))
     t0 = time.perf_counter()
     loader, resized = make_loader(manifest, spec, size, device, workers, batch_size, prefetch=prefetch,
                                   resize_on=resize_on)
@@ -51,7 +60,7 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
     startup = time.perf_counter() - t0
     in_memory = [first, *it]  # a first, warm-up pass over the decoders, kept for encode-only
     n = len(manifest)
-    for _ in encode_batches(model, pre, device, in_memory[:2], resized, k_row):  # warm the encoder
+    for _ in encode_batches(teacher, spec, text, in_memory[:2], resized):  # warm the encoder
         pass
 
     def decode_only():
@@ -59,11 +68,11 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
             pass
 
     def encode_only():
-        for _ in encode_batches(model, pre, device, in_memory, resized, k_row):
+        for _ in encode_batches(teacher, spec, text, in_memory, resized):
             pass
 
     def pipeline():
-        for _ in encode_batches(model, pre, device, loader, resized, k_row):
+        for _ in encode_batches(teacher, spec, text, loader, resized):
             pass
 
     kinds = {"decode": decode_only, "encode": encode_only, "pipeline": pipeline}
@@ -85,16 +94,19 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
 
 
 def main_bench_teacher(overlays=(), rounds: int = 7, workers: int | None = None, threads: int | None = None,
-                       batch_size: int | None = None, model: str | None = None, out=sys.stdout) -> dict:
+                       batch_size: int | None = None, model: str | None = None, backend: str | None = None,
+                       out=None) -> dict:
     """The comparison for the workflow's config (workflow/config/config.yaml with `overlays`, as
-    `snakemake --configfile` merges them), on its dataset's indexed videos."""
+    `snakemake --configfile` merges them), on its dataset's indexed videos; `model` and `backend`:
+    another teacher than the config's (random weights; the backend's small model when only the
+    backend is given)."""
     config = load_workflow_config(*overlays)
     manifest_path = Path(results_dir(config)) / "manifest.csv"
     if not manifest_path.exists():
         raise FileNotFoundError(f"{manifest_path} does not exist: the teacher bench runs on the default run's videos; "
                                 "run `snakemake --cores 2` (or at least its index stage) first")
     manifest = load_manifest(manifest_path)
-    tcfg = config["teacher"]
+    tcfg = grid_teachers(config)[0][1]  # `teacher`, its model named with its backend
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     device = resolve_device(tcfg["device"])
     # as rule teacher_shard runs it: the config's decoding workers, the encoder on the other cores
@@ -104,14 +116,19 @@ def main_bench_teacher(overlays=(), rounds: int = 7, workers: int | None = None,
     spec = sampling_from_config(tcfg["sampling"])
     pretrained = pretrained_file(tcfg["pretrained"], results_dir(config))
     note = ""
-    if model is not None and model != tcfg["model"]:
-        tcfg = {**tcfg, "model": model}
+    member = TEACHER_BACKENDS[backend] if backend is not None else split_model(tcfg["model"])[0]
+    if backend is not None or (model is not None and model != tcfg["model"]):
+        tcfg = {**tcfg, "model": qualified_model(member.name, model or member.small_model)}
         pretrained, note = "none", " (random weights: the same speed as trained ones)"
+    frames = member.frames(split_model(tcfg["model"])[1], tcfg["cache_dir"])
+    if frames is not None:  # a model that integrates a fixed number of frames (X-CLIP) takes its own
+        spec = sampling_spec({**spec, "frames": frames})
     if not is_random(pretrained) and not Path(str(pretrained)).exists() and ("/" in str(pretrained)):
         note = f" (weights {pretrained} not built yet: random weights, the same speed)"
         pretrained = "none"
     r = bench_teacher(manifest, tcfg["model"], pretrained, spec["frames"], batch_size, workers, threads,
-                      str(device), rounds, spec)
+                      str(device), rounds, spec, templates=tcfg["templates"])
+    out = out or sys.stdout  # looked up now: a default bound at import keeps a stream that may be closed since
     p = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     p(f"teacher bench: {tcfg['model']}{note}, {len(manifest)} videos of {manifest_path}, "
       f"{spec},"

@@ -242,16 +242,39 @@ def safe_name(text) -> str:
 
 
 def grid_teachers(config: dict) -> list[tuple[str, dict]]:
-    """(results folder, teacher section) of each teacher of the grid: `teacher` itself, whose
-    runs live in results/<name>; then each entry of `teachers`, `teacher`'s other settings with
-    its model and weights, in results/<name>/teachers/<its name, or model__pretrained>."""
+    """(results folder, teacher section) of each teacher of the grid (`teacher_sections`):
+    `teacher` itself, whose runs live in results/<name>; then each entry of `teachers`, in
+    results/<name>/teachers/<its name, or model__pretrained>."""
     base = results_dir(config)
-    out = [(base, config["teacher"])]
-    for extra in config.get("teachers", []):
-        tag = extra.get("name") or safe_name(f"{extra['model']}__{extra['pretrained']}")
-        out.append((f"{base}/teachers/{tag}", {**config["teacher"], "model": extra["model"],
-                                               "pretrained": extra["pretrained"]}))
+    sections = teacher_sections(config)
+    out = [(base, sections[0])]
+    for extra, section in zip(config.get("teachers", []), sections[1:]):
+        tag = extra.get("name") or safe_name(f"{section['model']}__{extra['pretrained']}")
+        out.append((f"{base}/teachers/{tag}", section))
     return out
+
+
+def teacher_sections(config: dict) -> list[dict]:
+    """The teacher section of each teacher of the grid, its model named with its backend
+    (`qualified_model`): `teacher`, then each entry of `teachers` with `teacher`'s other settings
+    and its own model, weights and backend."""
+    first = config["teacher"]
+    out = [{**first, "model": qualified_model(first.get("backend", default("teacher.backend")), first["model"])}]
+    for extra in config.get("teachers", []):
+        # the backend is the model's, not `teacher`'s: an entry names its own (or its model's prefix)
+        backend = extra.get("backend", default("teacher.backend"))
+        out.append({**first, "backend": backend, "model": qualified_model(backend, extra["model"]),
+                    "pretrained": extra["pretrained"]})
+    return out
+
+
+def qualified_model(backend: str, model: str) -> str:
+    """A teacher's one name, its backend in it: `<backend>:<model>` for every backend but the
+    default (open_clip, whose model names stay as they are); a model that already carries its
+    backend's prefix is kept (svar.teacher.backends.split_model reads it back)."""
+    if backend == default("teacher.backend") or model.startswith(f"{backend}:"):
+        return model
+    return f"{backend}:{model}"
 
 
 def read_yaml(path) -> dict:

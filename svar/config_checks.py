@@ -8,11 +8,10 @@ while svar.config stays a leaf every module can import.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from .clips.sampling import clip_problems
-from .config import ConfigError, fraction_tag, grid_teachers, results_dir, validate
+from .config import ConfigError, default, fraction_tag, grid_teachers, results_dir, validate
 
 
 def _dataset_problems(config: dict) -> list[str]:
@@ -50,54 +49,6 @@ def _dataset_problems(config: dict) -> list[str]:
     return config_problems(config)
 
 
-def weights_file_problems(path: str, key: str) -> list[str]:
-    """A teacher's weights file (`key`) exists and is a file, checked before any job: the job
-    opens it as given, relative to the workflow's folder."""
-    if Path(path).is_file():
-        return []
-    if Path(path).is_dir():
-        return [f"{key}: {path} is a folder, not a checkpoint file; name the weights file in it (an open_clip "
-                "model's folder with its open_clip_config.json is teacher.model local-dir:FOLDER)"]
-    return [f"{key}: {path} does not exist (seen from {Path.cwd()}); name an existing checkpoint file (.pt, "
-            ".pth, .bin, .safetensors), a pretrained tag, or none"]
-
-
-def _teacher_problems(model: str, pretrained: str, key: str) -> list[str]:
-    """What is wrong with one teacher's model and weights (`key`: where the config gives them)."""
-    from .teacher.weights import GENERATED, own_model_names, weights_source
-
-    out = []
-    generated = pretrained == GENERATED
-    if generated:
-        pretrained = "checkpoint.pt"  # a file, made by rule pretrain_teacher
-    source = weights_source(model, pretrained)
-    if source == "file" and not generated:
-        out += weights_file_problems(pretrained, f"{key}.pretrained")
-    if source == "local-dir":
-        folder = Path(model.split(":", 1)[1]).expanduser()
-        if not (folder / "open_clip_config.json").is_file():
-            out.append(f"{key}.model: {model} needs a folder holding open_clip_config.json and the weights; "
-                       f"{folder / 'open_clip_config.json'} does not exist")
-    elif source == "hf-hub":
-        if not re.fullmatch(r"hf-hub:[\w.-]+/[\w.-]+", model):
-            out.append(f"{key}.model: {model!r} is not hf-hub:ORG/REPO")
-    elif not (source in ("file", "random") and model in own_model_names()):
-        # a model of svar's own with a checkpoint file (or random weights) needs no look at
-        # open_clip's registry; anything else does (its models, its pretrained tags)
-        import open_clip
-
-        from .teacher.weights import register_model_configs
-
-        register_model_configs()
-        if model not in open_clip.list_models():
-            out.append(f"{key}.model: unknown open_clip model {model!r}; see open_clip.list_models() or "
-                       "svar/model_configs/ (or use local-dir:PATH, hf-hub:ORG/REPO)")
-        elif source == "tag" and not open_clip.get_pretrained_cfg(model, pretrained):
-            out.append(f"{key}.pretrained: {pretrained!r} is neither a checkpoint file nor a pretrained tag of "
-                       f"{model}; its tags: {open_clip.list_pretrained_tags_by_model(model)}")
-    return out
-
-
 def problems(config: dict, local: bool = True) -> list[str]:
     """What the schema cannot see, as `key: what is wrong` lines (none when all is well): the
     dataset is a built-in one or the user's own with a root that can be laid out, the
@@ -114,8 +65,28 @@ def problems(config: dict, local: bool = True) -> list[str]:
         out.append(f"teacher.pretrained: {GENERATED} is the generated dataset's own teacher, trained on its "
                    f"captioned pool; {name} needs open_clip weights (a pretrained tag: teacher.model ViT-B-32, "
                    "teacher.pretrained openai ...) or a checkpoint file")
-    out += _teacher_problems(config["teacher"]["model"], config["teacher"]["pretrained"], "teacher")
-    folders = [folder for folder, _ in grid_teachers(config)]
+    from .teacher.backends import split_model, teacher_problems
+    from .teacher.sampling import sampling_from_config
+
+    teachers = grid_teachers(config)
+    try:
+        sampling = sampling_from_config(config["teacher"]["sampling"])
+    except ValueError as exc:
+        out.append(str(exc))
+        sampling = None
+    out += teacher_problems(teachers[0][1]["model"], config["teacher"]["pretrained"], "teacher", sampling,
+                            config["teacher"]["cache_dir"])
+    folders = [folder for folder, _ in teachers]
+    from .methods import METHODS
+
+    # a method that trains the teacher's own weights (clip_finetune: ViFi-CLIP) builds them with open_clip
+    tuners = [m for m in config["methods"] if METHODS[m].needs_teacher_weights]
+    for key, (_, teacher) in zip(["teacher", *(f"teachers[{i}]" for i in range(len(config["teachers"])))], teachers):
+        backend = split_model(teacher["model"])[0].name
+        if tuners and backend != default("teacher.backend"):
+            out.append(f"{key}: {', '.join(tuners)} fine-tunes an open_clip image encoder, but {teacher['model']} is "
+                       f"a teacher of backend {backend}; give it an open_clip teacher, or leave {', '.join(tuners)} "
+                       "out of methods")
     for i, extra in enumerate(config["teachers"]):
         key = f"teachers[{i}]"
         if extra["pretrained"] == GENERATED:
@@ -124,7 +95,8 @@ def problems(config: dict, local: bool = True) -> list[str]:
         elif folders.count(folders[i + 1]) > 1:
             out.append(f"{key}: its folder {folders[i + 1]} is another teacher's too; give it a `name` of its own")
         else:
-            out += _teacher_problems(extra["model"], extra["pretrained"], key)
+            out += teacher_problems(teachers[i + 1][1]["model"], extra["pretrained"], key, sampling,
+                                    config["teacher"]["cache_dir"])
     from .literature import CONVENTIONS as PUBLISHED
 
     convention = config["dataset"]["split_convention"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 from .config import grid_teachers, results_dir
 from .student_weights import NAMED, pretrained_source, student_files
 from .student_weights import weights_receipt as student_weights_receipt
-from .teacher.weights import pretrained_file, teacher_files
-from .teacher.weights import weights_receipt as teacher_weights_receipt
+from .teacher.backends import teacher_files
+from .teacher.backends import weights_receipt as teacher_weights_receipt
+from .teacher.weights import pretrained_file
 from .weights_files import WeightFile, student_receipt, teacher_receipt
 
 

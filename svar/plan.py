@@ -34,7 +34,7 @@ import pandas as pd
 from .atomic import write_csv
 from .clips.cache_parts import cache_reads, kept_frames, part_spec
 from .clips.parts import VIDEOS, cache_part, part_of
-from .config import subset
+from .config import subset, teacher_sections
 from .datasets import DatasetShape, dataset_shape
 from .methods import METHODS
 from .trainer import training_reads
@@ -188,6 +188,15 @@ def teacher_rate(rates: pd.DataFrame, model: str, frames: int, size: str, device
     return unit_s, job_s, peak, f"encoder: {source}; decoding: {decoder[3]}", bound
 
 
+def mean_rate(models: list[str], rates: list[tuple]) -> tuple:
+    """The rate of several teachers encoding the same frames, each at its own rate: the mean of
+    their seconds a frame and a job, the largest peak RSS (unknown where one is), each source named."""
+    peaks = [r[2] for r in rates]
+    return (sum(r[0] for r in rates) / len(rates), sum(r[1] for r in rates) / len(rates),
+            None if any(p is None or p != p for p in peaks) else max(peaks),
+            "; ".join(f"{m}: {r[3]}" for m, r in zip(models, rates)), "; ".join(r[4] for r in rates if r[4]))
+
+
 def train_memory(config: dict, students: list[str]) -> tuple[float, str] | None:
     """(bytes, how it is made up) of the largest peak GPU memory of a train job of these student
     methods (svar.train_memory), or None where none trains the student (clip_finetune trains the
@@ -267,10 +276,16 @@ def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFr
     add("index", 1, source_frames, "source frames decoded", "decode", size, "cpu", res["index"]["threads"],
         lookup(rates, "index", "decode", size, "cpu"))
     n, on = t["shards"], gpu("teacher_shard")
-    add("teacher_shard", n * teachers, shape.videos * teacher_frames * teachers, "teacher frames encoded", t["model"],
-        "-", on, res["teacher"]["threads"], teacher_rate(rates, t["model"], teacher_frames, size, on, t["workers"]),
-        note=f"{teacher_frames} frames a video" + (f", {teachers} teachers (rates of {t['model']})" if teachers > 1
-                                                   else ""))
+    # each teacher of the grid at its own model's rate (by its one name, backend included:
+    # xclip:microsoft/xclip-base-patch32); one without a measured rate leaves the stage unknown
+    models = [teacher["model"] for teacher in teacher_sections(config)]
+    each = [teacher_rate(rates, m, teacher_frames, size, on, t["workers"]) for m in models]
+    unmeasured = [m for m, r in zip(models, each) if r is None]
+    add("teacher_shard", n * teachers, shape.videos * teacher_frames * teachers, "teacher frames encoded",
+        unmeasured[0] if unmeasured else models[0], "-", on, res["teacher"]["threads"],
+        None if unmeasured else each[0] if teachers == 1 else mean_rate(models, each),
+        note=f"{teacher_frames} frames a video" + (f", {teachers} teachers, each at its own model's rate"
+                                                   if teachers > 1 else ""))
     if shared:
         parts = cache_bytes(config, shape, cache_parts_of(methods))
         k = config["clip_cache"]["shards"]

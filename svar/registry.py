@@ -1,5 +1,5 @@
 """Registries: the one place each kind of named thing (methods, students, datasets, split
-conventions, the teacher's frame-sampling modes, the student's clip-sampling modes) is listed.
+conventions, the teacher's backends and frame-sampling modes, the student's clip-sampling modes) is listed.
 
 Each kind has one `Registry` in the module that defines its members, filled by a decorator
 where each member is defined (`@METHODS.register`). Everything else that names members takes
@@ -22,6 +22,7 @@ REGISTRY_MODULES = {
     "split_convention": ("svar.splits", "SPLIT_CONVENTIONS"),
     "pool": ("svar.splits", "POOLS"),
     "sampling_mode": ("svar.teacher.sampling", "SAMPLING_MODES"),
+    "teacher_backend": ("svar.teacher.backends", "TEACHER_BACKENDS"),
     "clip_sampling": ("svar.clips.sampling", "CLIP_SAMPLINGS"),
     "distill_loss": ("svar.methods.distillation", "DISTILL_LOSSES"),
     "pseudo_label_source": ("svar.methods.terms", "PSEUDO_LABEL_SOURCES"),

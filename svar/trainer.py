@@ -37,7 +37,7 @@ from .methods import METHODS, get_method
 from .readers import CorruptFileError, load_torch
 from .student_weights import pretrained_keys
 from .students import Student, channels_last_3d
-from .teacher.store import frame_features, video_features, zeroshot_logits
+from .teacher.store import PER_VIDEO_KEYS, frame_features, video_features, zeroshot_logits
 from .pseudo_label_diagnostics import PseudoLabelDiagnostics, csv_text, diagnostics_rows
 from .read_tracking import plain
 
@@ -141,12 +141,12 @@ BATCH_FIELDS = (
     (None, "labeled", "y_l", lambda v: torch.tensor(v.labeled["label"].to_numpy())),
     (None, "labeled", "t_l", lambda v: v.t_l),
     ("frame_features", "labeled", "tf_l", lambda v: frame_features(v.store, v.labeled["video_id"])),
-    ("teacher_logits", "labeled", "zs_l", lambda v: zeroshot_logits(v.store, v.t_l)),
+    ("teacher_logits", "labeled", "zs_l", lambda v: zeroshot_logits(v.store, v.t_l, v.labeled["video_id"])),
     (None, "unlabeled", "t_u", lambda v: v.t_u),
-    ("teacher_logits", "unlabeled", "zs_u", lambda v: zeroshot_logits(v.store, v.t_u)),
+    ("teacher_logits", "unlabeled", "zs_u", lambda v: zeroshot_logits(v.store, v.t_u, v.unlabeled["video_id"])),
     ("frame_features", "unlabeled", "tf_u", lambda v: frame_features(v.store, v.unlabeled["video_id"])),
     ("teacher_pseudo_labels", "unlabeled", "pl_u",
-     lambda v: v.method.teacher_pseudo_labels(v.store, v.labeled, v.t_l, v.t_u, v.num_classes)),
+     lambda v: v.method.teacher_pseudo_labels(v.store, v.labeled, v.unlabeled, v.t_l, v.t_u, v.num_classes)),
 )
 
 
@@ -321,9 +321,9 @@ class Trainer:
 
 
 def _store_digest(store: dict) -> str:
-    """The teacher store's content: its features, text embeddings, scale, classes and meta."""
+    """The teacher store's content: its per-video tensors, text embeddings, scale, classes and meta."""
     digest = hashlib.sha256()
-    for key in ("frame_features", "text_embeddings"):
+    for key in ("frame_features", "text_embeddings", *(k for k in PER_VIDEO_KEYS[1:] if k in store)):
         digest.update(store[key].contiguous().view(torch.uint8).numpy().tobytes())
     digest.update(json.dumps([store["video_ids"], store["class_names"], store["logit_scale"], store["meta"]],
                              sort_keys=True, default=str).encode())

@@ -157,6 +157,7 @@ def test_schema_enums_are_the_registries():
     found = {path: (kind, enum) for path, kind, enum in enums(cfg.schema())}
     expected = {"dataset.name": "dataset", "dataset.split_convention": "split_convention", "dataset.pool": "pool",
                 "dataset.video_archive": "video_archive", "methods": "method", "teacher.sampling.mode": "sampling_mode",
+                "teacher.backend": "teacher_backend", "teachers.backend": "teacher_backend",
                 "teacher.templates": "prompt_set", "clip_finetune.templates": "prompt_set", "student.arch": "student", "student.sampling": "clip_sampling",
                 "distill.loss": "distill_loss",
                 # each pseudo-label method's source names its registry's members
@@ -186,6 +187,7 @@ def test_registries_hold_what_the_code_defines():
     assert names("dataset") == ("hmdb51", "synthetic", "ucf101")
     assert names("split_convention") == ("balanced", "random", "videossl", "svformer", "sefar", "vifi")
     assert names("sampling_mode") == ("uniform", "fps", "clips")
+    assert names("teacher_backend") == ("open_clip", "xclip")
     assert names("video_archive") == ("", "hmdb51_org.rar", "UCF101.rar", "UCF101_videos.zip")
     with pytest.raises(ValueError, match=r"student.arch: unknown student 'resnet50'; choose from tiny3d, r3d_18"):
         registry("student")["resnet50"]
@@ -201,7 +203,8 @@ def cli_actions(*argv):
 
 def test_cli_choices_are_the_registries():
     pairs = [(("dataset", "name"), "dataset"), (("splits", "convention"), "split_convention"), (("splits", "pool"), "pool"),
-             (("teacher", "sampling"), "sampling_mode"), (("train", "method"), "method"),
+             (("teacher", "sampling"), "sampling_mode"), (("teacher", "backend"), "teacher_backend"),
+             (("train", "method"), "method"),
              (("download", "archive"), "archive")]
     for (command, dest), kind in pairs:
         assert list(cli_actions(command)[dest].choices) == list(names(kind)), (command, dest)

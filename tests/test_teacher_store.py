@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from svar.image import resize_center_crop
-from svar.teacher import features
+from svar.teacher import features, openclip_teacher
 from svar.teacher.features import extract, extract_shard, gather
 from svar.teacher.preprocess import to_model_input
 from svar.teacher.sampling import sample_indices, sampling_spec
@@ -264,13 +264,13 @@ def test_shard_killed_half_way_resumes_and_gathers_to_a_clean_run(tiny_manifest,
     manifest = manifest.head(12)
     classes = pd.read_csv(index_dir / "classes.csv")["class_name"].tolist()
     encoded = []
-    real = features.encode_frames
+    real = openclip_teacher.encode_frames
 
     def counting(model, x, device):
         encoded.append(x.shape[0] // 2)  # 2 frames a video
         return real(model, x, device)
 
-    monkeypatch.setattr(features, "encode_frames", counting)
+    monkeypatch.setattr(openclip_teacher, "encode_frames", counting)
     # workers=0: videos decoded in this process; a decoding worker is a spawned Python importing
     # torch, ~1 s for each of the 7 extractions here (workers give the same features: the test above)
     kw = dict(model_name="svar-tiny-clip", pretrained="none", class_names=classes, frames_per_video=2,

@@ -46,7 +46,7 @@ def _bench(args):
         from ..bench_teacher import main_bench_teacher
 
         main_bench_teacher(args.configfile, rounds=args.rounds, workers=args.workers, batch_size=args.batch_size,
-                           model=args.model)
+                           model=args.model, backend=args.backend)
     elif args.what == "train":
         from ..bench_train import main_bench_train
 
@@ -157,8 +157,11 @@ def add_bench(sub) -> None:
     p.add_argument("what", choices=["teacher", "train", "scale"])
     add_configfile(p)
     p.add_argument("--model", default=None,
-                   help="teacher, scale: another open_clip model than the config's, with random weights (the same "
-                        "speed)")
+                   help="teacher, scale: another teacher model than the config's (of --backend), with random weights "
+                        "(the same speed)")
+    p.add_argument("--backend", default=None, **lazy_choices("teacher_backend", "BACKEND"),
+                   help="teacher: another teacher backend than the config's (xclip ...), random weights; its model "
+                        "is --model, else the backend's own small config")
     p.add_argument("--batch-size", type=int, default=None, help="teacher: videos per batch (default: the config's)")
     p.add_argument("--workers", type=int, default=None, help="teacher: decoding processes (default: the config's)")
     p.add_argument("--rounds", type=int, default=7, help="teacher: interleaved measurement rounds")

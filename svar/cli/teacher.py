@@ -20,6 +20,19 @@ def sampling_flags(sampling: dict) -> dict:
     return {sampling_flag(key): value for key, value in sampling.items()}
 
 
+def add_backend_flag(p) -> None:
+    """--backend: teacher.backend; --model then names one of its models (or carries the prefix itself)."""
+    p.add_argument("--backend", default=default("teacher.backend"), **lazy_choices("teacher_backend", "BACKEND"),
+                   help=f"{schema_help('teacher.backend')} (default %(default)s)")
+
+
+def teacher_model(args) -> str:
+    """The teacher's one name, its backend in it (svar.config.qualified_model)."""
+    from ..config import qualified_model
+
+    return qualified_model(args.backend, args.model)
+
+
 def _pretrain_teacher(args):
     from ..teacher.pretrain import pretrain
 
@@ -28,9 +41,9 @@ def _pretrain_teacher(args):
 
 
 def _teacher_weights(args):
-    from ..teacher.weights import weights_receipt
+    from ..teacher.backends import weights_receipt
 
-    weights_receipt(args.model, args.pretrained, args.cache_dir or None, args.out)
+    weights_receipt(teacher_model(args), args.pretrained, args.cache_dir or None, args.out)
 
 
 def _student_weights(args):
@@ -69,11 +82,13 @@ def _teacher(args):
     if (args.out is None) == (args.shard is None) or (args.shard is not None and args.out_dir is None):
         raise ValueError("give either --out (one store) or --shard with --shards and --out-dir")
     if args.out is not None:
-        extract(load_manifest(args.manifest, videos=True), classes, args.out, args.model, args.pretrained, **common)
+        extract(load_manifest(args.manifest, videos=True), classes, args.out, teacher_model(args), args.pretrained,
+                **common)
     else:
         manifest = load_manifest(args.manifest, videos=True)
         teacher_job_warnings(args.shards, manifest)
-        extract_shard(manifest, args.shard, args.shards, args.out_dir, args.model, args.pretrained, classes, **common)
+        extract_shard(manifest, args.shard, args.shards, args.out_dir, teacher_model(args), args.pretrained, classes,
+                      **common)
 
 
 def _teacher_gather(args):
@@ -101,11 +116,14 @@ def add_pretrain_teacher(sub) -> None:
 
 def add_teacher_weights(sub) -> None:
     p = sub.add_parser("teacher-weights", help="download a teacher's weights into a cache folder",
-                       description="Fetch the weights of an open_clip model (a pretrained tag, or an hf-hub: "
-                                   "model) into --cache-dir, where `svar teacher --offline --cache-dir` then finds "
-                                   "them without the network. Run where there is internet (a login node). Writes "
-                                   "a JSON receipt: model, pretrained, file, size, sha256. Checkpoint files, "
-                                   "local-dir: folders and random weights need no download.")
+                       description="Fetch a teacher's weights (open_clip: a pretrained tag, or an hf-hub: model; "
+                                   "xclip: the Hugging Face repo's snapshot, pretrained hub) into --cache-dir, where "
+                                   "`svar teacher --offline --cache-dir` then finds them without the network. Run "
+                                   "where there is internet (a login node). Writes a JSON receipt: model, "
+                                   "pretrained, path, and the size and sha256 of the file (of each file of a "
+                                   "snapshot). Checkpoint files, local-dir: and save_pretrained folders and random "
+                                   "weights need no download.")
+    add_backend_flag(p)
     p.add_argument("--model", required=True)
     p.add_argument("--pretrained", default="none")
     p.add_argument("--cache-dir", default=default("teacher.cache_dir"),
@@ -135,7 +153,8 @@ def add_student_weights(sub) -> None:
 
 def add_fetch_weights(sub) -> None:
     p = sub.add_parser("fetch-weights", help="fetch every weights file a config needs (where there is internet)",
-                       description="Download each teacher's open_clip weights (`teacher`, `teachers:`) into "
+                       description="Download each teacher's weights (`teacher`, `teachers:`; open_clip's files, "
+                                   "X-CLIP's snapshots) into "
                                    "teacher.cache_dir and the student's torchvision or timm weights (student.pretrained "
                                    "kinetics400, imagenet) into student.weights_dir, as rules teacher_weights and "
                                    "student_weights do, writing their receipts (results/teacher_weights/, "
@@ -151,8 +170,9 @@ def add_fetch_weights(sub) -> None:
 
 def add_teacher(sub) -> None:
     p = sub.add_parser("teacher", help="teacher features of every video (or of one shard), once per dataset",
-                       description="Encode sampled frames of each decodable video with an open_clip image encoder, "
-                                   "and the class-name prompts with its text encoder. Decoding runs in --workers "
+                       description="Encode each decodable video with the teacher (--backend open_clip: sampled "
+                                   "frames through an image encoder; xclip: X-CLIP's video encoder), and the "
+                                   "class-name prompts with its text encoder. Decoding runs in --workers "
                                    "processes overlapped with encoding; bf16 on CUDA, fp32 on CPU. With --out: one "
                                    "store (torch file, loaded with weights_only): video_ids, frame_features "
                                    "float16 [N, k, D], text_embeddings [C, D], logit_scale, meta (model, weights, "
@@ -166,10 +186,9 @@ def add_teacher(sub) -> None:
     p.add_argument("--shard", type=int, default=None, help="this job's shard, 0..N-1")
     p.add_argument("--shards", type=int, default=1, help="N: the videos are split over N shard jobs")
     p.add_argument("--out-dir", default=None, help="folder of the shard files")
-    p.add_argument("--model", required=True,
-                   help="open_clip model name (ViT-B-32, svar-tiny-clip ...), local-dir:PATH or hf-hub:ORG/REPO")
-    p.add_argument("--pretrained", default="none",
-                   help="open_clip pretrained tag, checkpoint file, or 'none' for random weights")
+    add_backend_flag(p)
+    p.add_argument("--model", required=True, help=schema_help("teacher.model"))
+    p.add_argument("--pretrained", default="none", help=schema_help("teacher.pretrained"))
     p.add_argument("--cache-dir", default=default("teacher.cache_dir"),
                    help="where tag / hf-hub weights are cached (`svar teacher-weights`; default %(default)s)")
     p.add_argument("--offline", action="store_true",

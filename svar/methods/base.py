@@ -120,8 +120,9 @@ class StudentMethod:
         """The model it trains: the student (student.arch, initialised as student.pretrained)."""
         return build_student(options["student"], num_classes, store["text_embeddings"].shape[1])
 
-    def teacher_pseudo_labels(self, store: dict, labeled, t_l, t_u, num_classes: int) -> torch.Tensor:
-        """pl_u (needs teacher_pseudo_labels): class probabilities of the unlabeled videos."""
+    def teacher_pseudo_labels(self, store: dict, labeled, unlabeled, t_l, t_u, num_classes: int) -> torch.Tensor:
+        """pl_u (needs teacher_pseudo_labels): class probabilities of the unlabeled videos (split rows
+        `unlabeled`, their teacher video features t_u)."""
         raise NotImplementedError(f"{self.name} needs no teacher pseudo-labels")
 
     def loss(self, student, batch, step: int = 0) -> tuple[torch.Tensor, dict]:

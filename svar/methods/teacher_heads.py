@@ -10,7 +10,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..registry import Registry
-from ..teacher.store import frame_features, video_features
+from ..teacher.store import frame_features, video_conditioned, video_features, zeroshot_logits
 from .base import METHODS
 from .terms import fit_linear_probe
 
@@ -144,6 +144,12 @@ class ClipZeroshot(TeacherHead):
 
     def fit_linear(self, features_l, labels_l, store, num_classes):
         return store["logit_scale"] * store["text_embeddings"].float(), torch.zeros(num_classes)
+
+    @classmethod
+    def logits(cls, ckpt, store, video_ids):
+        if video_conditioned(store):  # X-CLIP: no fixed class matrix; its per-video logits (svar.teacher.store)
+            return zeroshot_logits(store, None, video_ids)
+        return super().logits(ckpt, store, video_ids)
 
 
 @register

@@ -128,21 +128,21 @@ def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, logit_scale: 
 
 
 
-# where the teacher's pseudo-labels come from (teacher_pl.source): (store, labeled split rows,
-# teacher video features of the labeled and the unlabeled videos, classes, options) -> pl_u
+# where the teacher's pseudo-labels come from (teacher_pl.source): (store, labeled and unlabeled
+# split rows, teacher video features of the labeled and the unlabeled videos, classes, options) -> pl_u
 TEACHER_PSEUDO_LABELS = Registry("teacher pseudo-label source", "teacher_pl.source")
 # distill_pl's sources: those, or the student's own prediction
 PSEUDO_LABEL_SOURCES = Registry("pseudo-label source", "distill_pl.source")
 
 
 @TEACHER_PSEUDO_LABELS.register(name="teacher_zeroshot")
-def teacher_zeroshot(store, labeled, t_l, t_u, num_classes, options) -> torch.Tensor:
+def teacher_zeroshot(store, labeled, unlabeled, t_l, t_u, num_classes, options) -> torch.Tensor:
     """The teacher's zero-shot prediction."""
-    return zeroshot_logits(store, t_u).softmax(-1)
+    return zeroshot_logits(store, t_u, unlabeled["video_id"]).softmax(-1)
 
 
 @TEACHER_PSEUDO_LABELS.register(name="teacher_probe")
-def teacher_probe(store, labeled, t_l, t_u, num_classes, options) -> torch.Tensor:
+def teacher_probe(store, labeled, unlabeled, t_l, t_u, num_classes, options) -> torch.Tensor:
     """A linear probe (linear_probe) on the labeled videos' teacher features."""
     weight, bias = fit_linear_probe(t_l, torch.tensor(labeled["label"].to_numpy()), store["logit_scale"],
                                     num_classes, options["linear_probe"])
@@ -250,6 +250,6 @@ class TeacherPseudoLabels(PseudoLabelTerm):
         section = self.options[self.name]
         return section["student_threshold"] if self.source_of(self.options) == "student" else section["threshold"]
 
-    def teacher_pseudo_labels(self, store, labeled, t_l, t_u, num_classes):
-        return TEACHER_PSEUDO_LABELS[self.source_of(self.options)](store, labeled, t_l, t_u, num_classes,
+    def teacher_pseudo_labels(self, store, labeled, unlabeled, t_l, t_u, num_classes):
+        return TEACHER_PSEUDO_LABELS[self.source_of(self.options)](store, labeled, unlabeled, t_l, t_u, num_classes,
                                                                    self.options)

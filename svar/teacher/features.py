@@ -1,5 +1,9 @@
 """Teacher features of every video, once per dataset, in one job or in resumable shards.
 
+Whatever the backend (svar.teacher.backends: open_clip, xclip), the pipeline and the files are
+the same: the backend's LoadedTeacher turns each batch of frames into the store's per-video
+tensors (svar.teacher.store.PER_VIDEO_KEYS), and this module writes, shards and gathers them.
+
 The pipeline, built to keep the encoder busy:
 
   decode      DataLoader worker processes (spawn context: forking a process whose torch threads
@@ -20,7 +24,6 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..atomic import torch_save
@@ -28,33 +31,15 @@ from ..config import default
 from ..readers import CorruptFileError, load_torch
 from ..receipts import check, describe, record
 from ..device import autocast, job_device
+from .backends import backend_name, load_teacher, weights_source
+from .openclip_teacher import encode_frames, encode_text  # noqa: F401  (open_clip's encoders, named here too)
 from .preprocess import FrameDataset, collate_frames, image_size, to_model_input
-from .prompts import class_prompts, resolve_templates
+from .prompts import resolve_templates
 from .sampling import frames_per_store_row, sampling_spec
-from .weights import RANDOM_WARNING, model_schema, create_teacher, weights_source
+from .store import PER_VIDEO_KEYS
+from .weights import RANDOM_WARNING, model_schema
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def encode_frames(model, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Normalised frames [M, 3, S, S] on the device -> float32 features [M, D]."""
-    with autocast(device):
-        return model.encode_image(x).float()
-
-
-@torch.no_grad()
-def encode_text(model, tokenizer, class_names, templates, device) -> torch.Tensor:
-    """Class embeddings: each template filled with the class's words, encoded, averaged."""
-    embeddings = []
-    for name in class_names:
-        tokens = tokenizer(class_prompts(name, templates)).to(device)
-        with autocast(device):
-            e = F.normalize(model.encode_text(tokens).float(), dim=-1).mean(0)
-        embeddings.append(F.normalize(e, dim=-1))
-    if not embeddings:
-        return torch.zeros(0, int(model.text_projection.shape[-1]) if hasattr(model, "text_projection") else 0)
-    return torch.stack(embeddings).cpu()
 
 
 def make_loader(manifest, spec: dict, size: int, device: torch.device, workers: int = 0, batch_size: int = 32,
@@ -82,24 +67,29 @@ def make_loader(manifest, spec: dict, size: int, device: torch.device, workers: 
     return loader, resize_on == "worker"
 
 
-def encode_batches(model, pre, device, loader, resized: bool, k_row: int, progress: str | None = None):
-    """Yield (positions, float16 features [B, k_row, D] on the CPU) for each batch of the loader."""
-    size = image_size(pre)
+def encode_batches(teacher, spec: dict, text, loader, resized: bool, progress: str | None = None):
+    """Yield (positions, the store's per-video tensors of the batch on the CPU: frame_features
+    float16 [B, k, D], any other float32) for each batch of the loader. `text`: the teacher's
+    encoded class prompts (X-CLIP conditions its zero-shot on them per video)."""
+    size = image_size(teacher.preprocess)
     for positions, frames in tqdm(loader, desc=progress, unit="batch", disable=progress is None):
-        x = to_model_input(frames, size, pre, device, resized)
-        feats = encode_frames(model, x, device)
-        yield positions, feats.view(len(positions), k_row, -1).to(torch.float16).cpu()
+        x = to_model_input(frames, size, teacher.preprocess, teacher.device, resized)
+        rows = teacher.encode_videos(x, len(positions), spec, text)
+        yield positions, {key: rows[key].to(torch.float16 if key == "frame_features" else torch.float32).cpu()
+                          for key in PER_VIDEO_KEYS if key in rows}
 
 
-def no_features(model, k_row: int) -> torch.Tensor:
-    """The features of no video: [0, k_row, D], D the image encoder's output size."""
-    dim = getattr(model.visual, "output_dim", None) or int(model.text_projection.shape[-1])
-    return torch.zeros(0, k_row, dim, dtype=torch.float16)
+def concat_rows(chunks: list[dict], empty: dict) -> dict:
+    """The per-video tensors of several chunks, concatenated key by key; `empty` where there is none."""
+    if not chunks:
+        return empty
+    return {key: torch.cat([c[key] for c in chunks]) for key in chunks[0]}
 
 
 def _store_meta(model_name, pretrained, spec, templates, size) -> dict:
     random_weights = weights_source(model_name, pretrained) == "random"
     return {
+        "backend": backend_name(model_name),
         "model": model_name,
         "pretrained": "random" if random_weights else str(pretrained if model_schema(model_name) is None else model_name),
         "random_weights": random_weights,
@@ -116,8 +106,7 @@ def _setup(model_name, pretrained, device, cache_dir, offline, threads):
         torch.set_num_threads(int(threads))
     if weights_source(model_name, pretrained) == "random":
         log.warning(RANDOM_WARNING)
-    model, pre, tokenizer = create_teacher(model_name, pretrained, device, cache_dir=cache_dir, offline=offline)
-    return device, model, pre, tokenizer
+    return device, load_teacher(model_name, pretrained, device, cache_dir=cache_dir, offline=offline)
 
 
 @torch.no_grad()
@@ -129,16 +118,18 @@ def extract(manifest, class_names, out, model_name, pretrained, frames_per_video
     """Encode every video of the manifest; write and return the store (see load_store)."""
     spec = sampling_spec(sampling, frames_per_video)
     templates = resolve_templates(templates)
-    device, model, pre, tokenizer = _setup(model_name, pretrained, device, cache_dir, offline, threads)
-    size = image_size(pre)
+    device, teacher = _setup(model_name, pretrained, device, cache_dir, offline, threads)
+    size = image_size(teacher.preprocess)
+    k_row = teacher.rows_per_video(spec)
+    text = teacher.encode_text(class_names, templates)
     loader, resized = make_loader(manifest, spec, size, device, workers, batch_size, prefetch=prefetch,
                                   resize_on=resize_on)
-    chunks = [f for _, f in encode_batches(model, pre, device, loader, resized, frames_per_store_row(spec), "teacher")]
+    chunks = [rows for _, rows in encode_batches(teacher, spec, text, loader, resized, "teacher")]
     store = {
         "video_ids": list(manifest["video_id"]),
-        "frame_features": torch.cat(chunks) if chunks else no_features(model, frames_per_store_row(spec)),
-        "text_embeddings": encode_text(model, tokenizer, class_names, templates, device),
-        "logit_scale": float(model.logit_scale.exp().item()),
+        **concat_rows(chunks, teacher.no_videos(k_row, len(class_names))),
+        "text_embeddings": text.embeddings,
+        "logit_scale": teacher.logit_scale,
         "class_names": list(class_names),
         "meta": _store_meta(model_name, pretrained, spec, templates, size),
     }
@@ -192,8 +183,8 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
     ids = list(manifest["video_id"])
     rows = shard_rows(len(ids), shard_index, n_shards, assignment)
     chunks = [rows[s:s + chunk_size] for s in range(0, len(rows), chunk_size)]
-    key = {"model": model_name, "pretrained": str(pretrained), "sampling": spec, "n_videos": len(ids),
-           "shard": [shard_index, n_shards, assignment], "chunk_size": chunk_size}
+    key = {"backend": backend_name(model_name), "model": model_name, "pretrained": str(pretrained), "sampling": spec,
+           "n_videos": len(ids), "shard": [shard_index, n_shards, assignment], "chunk_size": chunk_size}
 
     def part_file(j):
         return parts_dir / f"part_{j:05d}.pt"
@@ -216,9 +207,10 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
     if len(pending) < len(chunks):
         log.info("shard %d/%d: %d of %d chunks already done", shard_index, n_shards, len(chunks) - len(pending),
                  len(chunks))
-    device, model, pre, tokenizer = _setup(model_name, pretrained, device, cache_dir, offline, threads)
-    size = image_size(pre)
-    k_row = frames_per_store_row(spec)
+    device, teacher = _setup(model_name, pretrained, device, cache_dir, offline, threads)
+    size = image_size(teacher.preprocess)
+    k_row = teacher.rows_per_video(spec)
+    text = teacher.encode_text(list(class_names), templates)
     if pending:
         pending_run = pending[:stop_after_chunks]  # None: all of them
         batches, chunk_of_batch = [], []
@@ -228,16 +220,16 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
                 chunk_of_batch.append(j)
         loader, resized = make_loader(manifest, spec, size, device, min(workers, len(batches)), batch_size, batches,
                                       prefetch, resize_on)
-        feats_of_chunk = []
-        encoded = encode_batches(model, pre, device, loader, resized, k_row, f"teacher shard {shard_index}")
-        for b, (positions, feats) in enumerate(encoded):
-            feats_of_chunk.append(feats)
+        rows_of_chunk = []
+        encoded = encode_batches(teacher, spec, text, loader, resized, f"teacher shard {shard_index}")
+        for b, (positions, rows) in enumerate(encoded):
+            rows_of_chunk.append(rows)
             j = chunk_of_batch[b]
             if b + 1 == len(batches) or chunk_of_batch[b + 1] != j:  # the chunk's last batch: write it now
                 part = {"key": key, "rows": chunks[j], "video_ids": [ids[r] for r in chunks[j]],
-                        "frame_features": torch.cat(feats_of_chunk)}
+                        **concat_rows(rows_of_chunk, {})}
                 torch_save(part_file(j), part)
-                feats_of_chunk = []
+                rows_of_chunk = []
                 if on_chunk is not None:
                     on_chunk(j, part["video_ids"])
         del encoded, loader
@@ -248,10 +240,11 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
         "rows": [r for p in parts for r in p["rows"]],
         "video_ids": [v for p in parts for v in p["video_ids"]],
         # a shard may hold no video (more shards than videos): it gathers as nothing
-        "frame_features": torch.cat([p["frame_features"] for p in parts]) if parts else no_features(model, k_row),
+        **concat_rows([{k: p[k] for k in PER_VIDEO_KEYS if k in p} for p in parts],
+                      teacher.no_videos(k_row, len(class_names))),
         "manifest_ids": ids,
-        "text_embeddings": encode_text(model, tokenizer, list(class_names), templates, device),
-        "logit_scale": float(model.logit_scale.exp().item()),
+        "text_embeddings": text.embeddings,
+        "logit_scale": teacher.logit_scale,
         "class_names": list(class_names),
         "meta": {**_store_meta(model_name, pretrained, spec, templates, size),
                  "shard": {"index": shard_index, "of": n_shards, "assignment": assignment}},
@@ -285,13 +278,13 @@ def gather(shard_files, out=None, record_parts: bool = False) -> dict:
                 or s["class_names"] != first["class_names"]:
             raise ValueError(f"gather: {f} was made from another manifest or teacher configuration than {shard_files[0]}")
     rows = torch.tensor([r for s in shards for r in s["rows"]], dtype=torch.int64)
-    feats = torch.cat([s["frame_features"] for s in shards])
+    per_video = concat_rows([{k: s[k] for k in PER_VIDEO_KEYS if k in s} for s in shards], {})
     if sorted(rows.tolist()) != list(range(len(ids))):
         raise ValueError(f"gather: the shards cover {len(set(rows.tolist()))} of {len(ids)} videos, or some twice")
     order = torch.argsort(rows)
     store = {
         "video_ids": list(ids),
-        "frame_features": feats[order].contiguous(),
+        **{key: tensor[order].contiguous() for key, tensor in per_video.items()},
         "text_embeddings": first["text_embeddings"],
         "logit_scale": first["logit_scale"],
         "class_names": first["class_names"],

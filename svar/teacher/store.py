@@ -1,8 +1,15 @@
 """The teacher's feature store: what training and evaluation read of the teacher, and all they read.
 
 One torch file per dataset (rule teacher): `video_ids`, `frame_features` float16 [N, k, D],
-`text_embeddings` [C, D] (the class prompts), `logit_scale`, `class_names` and `meta` (model,
-weights, sampling, templates, image size).
+`text_embeddings` [C, D] (the class prompts), `logit_scale`, `class_names` and `meta` (backend,
+model, weights, sampling, templates, image size), whatever the teacher's backend
+(svar.teacher.backends). k is the backend's rows a video: open_clip's sampled frames, X-CLIP's
+clips (one, its video embedding, unless teacher.sampling.mode is clips).
+
+A backend whose class embeddings depend on the video (X-CLIP's prompt generator conditions them
+on each video's patch tokens: svar.teacher.xclip_teacher) also stores `zeroshot_cosines` [N, C],
+each video's cosine similarity to its own conditioned class embeddings; its zero-shot logits are
+those times logit_scale, not the video feature against `text_embeddings`.
 """
 
 from __future__ import annotations
@@ -28,14 +35,22 @@ def load_store(path) -> dict:
     return store
 
 
-def frame_features(store: dict, video_ids) -> torch.Tensor:
-    """The teacher's per-frame features of these videos [N, k, D], each L2-normalised."""
+# the store's tensors with one row a video, in video_ids order (extraction, shards and gather
+# carry each of them that a store has)
+PER_VIDEO_KEYS = ("frame_features", "zeroshot_cosines")
+
+
+def _rows(store: dict, video_ids) -> torch.Tensor:
     index = {v: i for i, v in enumerate(store["video_ids"])}
     missing = [v for v in video_ids if v not in index]
     if missing:
         raise KeyError(f"teacher store lacks {len(missing)} videos, e.g. {missing[0]}; rerun `svar teacher`")
-    rows = torch.as_tensor(np.array([index[v] for v in video_ids], dtype=np.int64))
-    return F.normalize(store["frame_features"][rows].float(), dim=-1)
+    return torch.as_tensor(np.array([index[v] for v in video_ids], dtype=np.int64))
+
+
+def frame_features(store: dict, video_ids) -> torch.Tensor:
+    """The teacher's per-frame (per-clip, for X-CLIP) features of these videos [N, k, D], each L2-normalised."""
+    return F.normalize(store["frame_features"][_rows(store, video_ids)].float(), dim=-1)
 
 
 def video_features(store: dict, video_ids) -> torch.Tensor:
@@ -43,6 +58,18 @@ def video_features(store: dict, video_ids) -> torch.Tensor:
     return F.normalize(frame_features(store, video_ids).mean(1), dim=-1)
 
 
-def zeroshot_logits(store: dict, features: torch.Tensor) -> torch.Tensor:
-    """CLIP's zero-shot logits of teacher video features (`video_features`) against the class prompts."""
+def video_conditioned(store: dict) -> bool:
+    """Whether the store's zero-shot logits are stored per video (X-CLIP's: see the module doc)."""
+    return "zeroshot_cosines" in store
+
+
+def zeroshot_logits(store: dict, features: torch.Tensor, video_ids=None) -> torch.Tensor:
+    """The teacher's zero-shot logits of teacher video features (`video_features` of `video_ids`)
+    against the class prompts. A video-conditioned store (X-CLIP) has them per video: its stored
+    cosines of `video_ids` times logit_scale, which are X-CLIP's own logits_per_video."""
+    if video_conditioned(store):
+        if video_ids is None:
+            raise ValueError(f"this teacher's ({store['meta'].get('backend')}) zero-shot logits depend on the video, "
+                             "not on its feature alone: pass video_ids to zeroshot_logits")
+        return store["logit_scale"] * store["zeroshot_cosines"][_rows(store, video_ids)].float()
     return store["logit_scale"] * features @ store["text_embeddings"].float().T

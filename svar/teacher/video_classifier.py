@@ -6,7 +6,7 @@ normalisation; the frame features are averaged over time (ViFi-CLIP's temporal p
 L2-normalised first as the teacher's stored video features are (svar.teacher.store), and the
 mean normalised again. The classifier is the text encoder's embeddings of the class prompts
 (each template filled with the class's words, encoded, normalised, averaged over templates and
-normalised, as the teacher's zero-shot classifier is made: svar.teacher.features.encode_text);
+normalised, as the teacher's zero-shot classifier is made: svar.teacher.openclip_teacher.encode_text);
 the logits are the cosine similarities times the logit scale, so before any step with the
 teacher's templates it is the teacher's zero-shot classifier on these frames.
 

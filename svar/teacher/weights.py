@@ -11,7 +11,6 @@ tensors is refused without running them.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import torch
 
 from ..weights_files import WeightFile
 
-log = logging.getLogger(__name__)
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parents[1] / "model_configs"
 RANDOM_WARNING = (
@@ -349,21 +347,3 @@ def fetch_weights(model_name: str, pretrained: str | None, cache_dir: str | None
         return pretrained
     # a tag's weights; an hf-hub: model's config, then its weights (the file the receipt names)
     return str([_fetch_file(entry) for entry in teacher_files(model_name, pretrained, cache_dir)][-1])
-
-
-def weights_receipt(model_name: str, pretrained: str | None, cache_dir: str | None, out) -> dict:
-    """Fetch a teacher's weights (fetch_weights) and write a receipt: what was fetched, where it
-    lies, its size and sha256. Rule teacher_weights's output; rule teacher_shard depends on it,
-    so the download happens once, on a machine with internet, before any shard job starts."""
-    from ..atomic import write_json
-    from ..download import file_digests
-
-    path = fetch_weights(model_name, pretrained, cache_dir)
-    receipt = {"model": model_name, "pretrained": str(pretrained), "cache_dir": str(cache_dir or ""),
-               "path": str(path) if path else None}
-    if path and os.path.isfile(path):
-        receipt.update(bytes=os.path.getsize(path), sha256=file_digests(path, ["sha256"])["sha256"])
-    write_json(out, receipt)
-    log.info("teacher weights of %s / %s: %s", model_name, pretrained, receipt["path"])
-    return receipt
-

@@ -33,7 +33,8 @@ from svar.trainer import options_for
 from svar.plan import RATES_PATH, plan_reads
 from svar.report.figures import FIGURES as REPORT_FIGURES
 from svar.teacher.pretrain import pool_inputs
-from svar.teacher.weights import pretrained_file, weights_source
+from svar.teacher.backends import weights_source
+from svar.teacher.weights import pretrained_file
 from svar.student_weights import NAMED as STUDENT_WEIGHTS_NAMED, pretrained_source
 from svar.weights_files import student_receipt, teacher_receipt
 

@@ -1,5 +1,6 @@
-# Stage 4 — teacher: open_clip features of every video, once per dataset and teacher, whatever
-# the rest of the grid. `root` is a teacher's results folder (common.smk's TEACHERS).
+# Stage 4 — teacher: features of every video (open_clip or X-CLIP: svar.teacher.backends), once
+# per dataset and teacher, whatever the rest of the grid. `root` is a teacher's results folder
+# (common.smk's TEACHERS).
 
 
 # The generated dataset's own CLIP-style teacher, trained on its captioned frames. Its output is
@@ -31,7 +32,7 @@ rule pretrain_teacher:
         " {params.args} --threads {threads} --curve {output.curve} > {log} 2>&1"
 
 
-# Downloads an open_clip model's weights into teacher.cache_dir, once. A local rule: under the
+# Downloads a teacher's weights (open_clip's files, an X-CLIP snapshot) into teacher.cache_dir, once. A local rule: under the
 # SLURM profile it runs on the login node, which has internet; compute nodes then read the cache
 # offline. Only in the DAG when the teacher needs a download (a pretrained tag or an hf-hub: model).
 rule teacher_weights:
