@@ -257,14 +257,16 @@ def grid_teachers(config: dict) -> list[tuple[str, dict]]:
 def teacher_sections(config: dict) -> list[dict]:
     """The teacher section of each teacher of the grid, its model named with its backend
     (`qualified_model`): `teacher`, then each entry of `teachers` with `teacher`'s other settings
-    and its own model, weights and backend."""
+    and its own model, weights, backend and sampling (over `teacher`'s)."""
     first = config["teacher"]
     out = [{**first, "model": qualified_model(first.get("backend", default("teacher.backend")), first["model"])}]
     for extra in config.get("teachers", []):
         # the backend is the model's, not `teacher`'s: an entry names its own (or its model's prefix)
         backend = extra.get("backend", default("teacher.backend"))
         out.append({**first, "backend": backend, "model": qualified_model(backend, extra["model"]),
-                    "pretrained": extra["pretrained"]})
+                    "pretrained": extra["pretrained"],
+                    # key by key over `teacher`'s: a video model takes its own frames a clip
+                    "sampling": {**first["sampling"], **extra.get("sampling", {})}})
     return out
 
 

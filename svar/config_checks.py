@@ -69,13 +69,17 @@ def problems(config: dict, local: bool = True) -> list[str]:
     from .teacher.sampling import sampling_from_config
 
     teachers = grid_teachers(config)
-    try:
-        sampling = sampling_from_config(config["teacher"]["sampling"])
-    except ValueError as exc:
-        out.append(str(exc))
-        sampling = None
-    out += teacher_problems(teachers[0][1]["model"], config["teacher"]["pretrained"], "teacher", sampling,
-                            config["teacher"]["cache_dir"])
+
+    def sampling_of(key: str, section: dict):
+        # each teacher's own sampling (a `teachers` entry's over `teacher`'s): the frames its model takes
+        try:
+            return sampling_from_config(section["sampling"])
+        except ValueError as exc:
+            out.append(f"{key}.sampling: {exc}" if key != "teacher" else str(exc))
+            return None
+
+    out += teacher_problems(teachers[0][1]["model"], config["teacher"]["pretrained"], "teacher",
+                            sampling_of("teacher", teachers[0][1]), config["teacher"]["cache_dir"])
     folders = [folder for folder, _ in teachers]
     from .methods import METHODS
 
@@ -95,8 +99,8 @@ def problems(config: dict, local: bool = True) -> list[str]:
         elif folders.count(folders[i + 1]) > 1:
             out.append(f"{key}: its folder {folders[i + 1]} is another teacher's too; give it a `name` of its own")
         else:
-            out += teacher_problems(teachers[i + 1][1]["model"], extra["pretrained"], key, sampling,
-                                    config["teacher"]["cache_dir"])
+            out += teacher_problems(teachers[i + 1][1]["model"], extra["pretrained"], key,
+                                    sampling_of(key, teachers[i + 1][1]), config["teacher"]["cache_dir"])
     from .literature import CONVENTIONS as PUBLISHED
 
     convention = config["dataset"]["split_convention"]

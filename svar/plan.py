@@ -188,11 +188,12 @@ def teacher_rate(rates: pd.DataFrame, model: str, frames: int, size: str, device
     return unit_s, job_s, peak, f"encoder: {source}; decoding: {decoder[3]}", bound
 
 
-def mean_rate(models: list[str], rates: list[tuple]) -> tuple:
-    """The rate of several teachers encoding the same frames, each at its own rate: the mean of
-    their seconds a frame and a job, the largest peak RSS (unknown where one is), each source named."""
+def mean_rate(models: list[str], rates: list[tuple], frames: list[int]) -> tuple:
+    """The rate of several teachers encoding the videos, each its own frames a video at its own
+    rate: their seconds a frame weighted by their frames, the mean of their seconds a job, the
+    largest peak RSS (unknown where one is), each source named."""
     peaks = [r[2] for r in rates]
-    return (sum(r[0] for r in rates) / len(rates), sum(r[1] for r in rates) / len(rates),
+    return (sum(r[0] * f for r, f in zip(rates, frames)) / sum(frames), sum(r[1] for r in rates) / len(rates),
             None if any(p is None or p != p for p in peaks) else max(peaks),
             "; ".join(f"{m}: {r[3]}" for m, r in zip(models, rates)), "; ".join(r[4] for r in rates if r[4]))
 
@@ -241,7 +242,6 @@ def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFr
     source_frames = shape.videos * shape.frames
     size = f"{shape.width}x{shape.height}"
     t = config["teacher"]
-    teacher_frames = t["sampling"]["frames"] * (t["sampling"]["clips"] if t["sampling"]["mode"] == "clips" else 1)
     s = config["student"]
     clip_input = f"{s['frames']}x{s['size']}"
     shared = config["clip_cache"]["mode"] == "shared" and students
@@ -278,14 +278,18 @@ def plan(config: dict, manifest_path=None, device: str = "cpu", rates: pd.DataFr
     n, on = t["shards"], gpu("teacher_shard")
     # each teacher of the grid at its own model's rate (by its one name, backend included:
     # xclip:microsoft/xclip-base-patch32); one without a measured rate leaves the stage unknown
-    models = [teacher["model"] for teacher in teacher_sections(config)]
-    each = [teacher_rate(rates, m, teacher_frames, size, on, t["workers"]) for m in models]
+    # and its own frames a video (a `teachers` entry's sampling over `teacher`'s)
+    sections = teacher_sections(config)
+    models = [teacher["model"] for teacher in sections]
+    frames = [sp["frames"] * (sp["clips"] if sp["mode"] == "clips" else 1) for sp in (x["sampling"] for x in sections)]
+    each = [teacher_rate(rates, m, f, size, on, t["workers"]) for m, f in zip(models, frames)]
     unmeasured = [m for m, r in zip(models, each) if r is None]
-    add("teacher_shard", n * teachers, shape.videos * teacher_frames * teachers, "teacher frames encoded",
+    add("teacher_shard", n * teachers, shape.videos * sum(frames), "teacher frames encoded",
         unmeasured[0] if unmeasured else models[0], "-", on, res["teacher"]["threads"],
-        None if unmeasured else each[0] if teachers == 1 else mean_rate(models, each),
-        note=f"{teacher_frames} frames a video" + (f", {teachers} teachers, each at its own model's rate"
-                                                   if teachers > 1 else ""))
+        None if unmeasured else each[0] if teachers == 1 else mean_rate(models, each, frames),
+        note=(f"{frames[0]} frames a video" if len(set(frames)) == 1 else
+              "frames a video: " + ", ".join(f"{m} {f}" for m, f in zip(models, frames)))
+        + (f", {teachers} teachers, each at its own model's rate" if teachers > 1 else ""))
     if shared:
         parts = cache_bytes(config, shape, cache_parts_of(methods))
         k = config["clip_cache"]["shards"]

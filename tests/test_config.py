@@ -85,14 +85,18 @@ def test_the_base_config_holds_the_grid_and_the_overlays_only_their_differences(
         cfg.load_workflow_config(CONFIGS / name)  # valid once merged
 
 
-def test_the_two_teacher_overlay_adds_a_random_vit_b_32_to_the_tiny_grid():
+def test_the_two_teacher_overlay_adds_a_random_xclip_to_the_tiny_grid():
+    """Two backends on one grid: the tiny image teacher at tiny.yaml's 2 frames a video, X-CLIP
+    base/32 (random weights) at the 8 frames a clip it integrates, every other setting tiny's."""
     config = cfg.load_workflow_config(CONFIGS / "tiny.yaml", CONFIGS / "two-teachers.yaml")
     config_checks.check(config)
     teachers = cfg.grid_teachers(config)
-    assert [root for root, _ in teachers] == ["results/two-teachers", "results/two-teachers/teachers/vit-b-32-random"]
+    assert [root for root, _ in teachers] == ["results/two-teachers", "results/two-teachers/teachers/xclip-b-32-random"]
     assert [(t["model"], t["pretrained"]) for _, t in teachers] == [("svar-tiny-clip", "generated"),
-                                                                    ("ViT-B-32", "none")]
-    assert teachers[1][1]["sampling"] == config["teacher"]["sampling"]  # tiny's other teacher settings
+                                                                    ("xclip:microsoft/xclip-base-patch32", "none")]
+    assert teachers[1][1]["sampling"] == {**config["teacher"]["sampling"], "frames": 8}
+    assert {k: v for k, v in teachers[1][1].items() if k not in ("model", "pretrained", "backend", "sampling")} == \
+        {k: v for k, v in config["teacher"].items() if k not in ("model", "pretrained", "backend", "sampling")}
 
 
 def test_prompts_are_stored_once_and_named_from_the_config():

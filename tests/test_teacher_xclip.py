@@ -284,3 +284,33 @@ def test_plan_rates_each_teacher_by_its_own_model_and_says_unknown_without_one()
     row = plan(config, rates=both).set_index("stage").loc["teacher_shard"]
     assert row["seconds_per_unit"] == pytest.approx(0.003) and row["peak_rss_mb_measured"] == 3000
     assert row["rate_source"] == f"svar-tiny-clip: bench A; {TINY}: bench B"
+
+
+def test_a_video_teacher_beside_an_image_teacher_takes_its_own_frames():
+    """A `teachers` entry's sampling, key by key over `teacher`'s: an image teacher at 2 frames a
+    video beside an X-CLIP at its 4 (its own frames a clip); the check names a wrong count by the
+    entry's key, and the plan counts each teacher's frames at its own rate."""
+    import pandas as pd
+
+    from svar.plan import RATE_COLUMNS, plan
+
+    base = cfg.merge(cfg.read_yaml(CONFIGS / "config.yaml"), {
+        "methods": ["clip_zeroshot"], "teacher": {"pretrained": "none", "sampling": {"frames": 2}},
+        "teachers": [{"backend": "xclip", "model": TINY, "pretrained": "none", "sampling": {"frames": FRAMES}}]})
+    config = config_checks.check(base)
+    sections = cfg.teacher_sections(config)
+    assert [s["sampling"]["frames"] for s in sections] == [2, FRAMES]
+    assert sections[1]["sampling"]["mode"] == sections[0]["sampling"]["mode"] == cfg.default("teacher.sampling.mode")
+    wrong = cfg.merge(base, {})
+    wrong["teachers"][0]["sampling"] = {"frames": 2}
+    with pytest.raises(cfg.ConfigError, match=rf"teachers\[0\].sampling.frames: 2, but {TINY} integrates "
+                                              rf"{FRAMES} frames a clip .*set teachers\[0\].sampling.frames: {FRAMES}"):
+        config_checks.check(wrong)
+    rates = pd.DataFrame([("teacher_shard", "svar-tiny-clip", "-", "cpu", "teacher frame encoded", 0.002, 10.0, 1000,
+                           "bench A"),
+                          ("teacher_shard", TINY, "-", "cpu", "teacher frame encoded", 0.004, 20.0, 3000,
+                           "bench B")], columns=RATE_COLUMNS)
+    row = plan(cfg.validate(base), rates=rates).set_index("stage").loc["teacher_shard"]
+    # seconds a frame weighted by each teacher's frames: (2 × 0.002 + 4 × 0.004) / 6
+    assert row["seconds_per_unit"] == pytest.approx((2 * 0.002 + FRAMES * 0.004) / (2 + FRAMES))
+    assert f"{TINY} {FRAMES}" in row["note"]

@@ -71,12 +71,12 @@ class TeacherBackend:
         """The frames a clip the model takes (teacher.sampling.frames must be it); None: any."""
         return None
 
-    def sampling_problems(self, model: str, spec: dict, cache_dir) -> list[str]:
+    def sampling_problems(self, model: str, spec: dict, cache_dir, key: str = "teacher") -> list[str]:
         """What is wrong with a sampling spec for this model: frames a clip other than its own."""
         frames = self.frames(model, cache_dir)
         if frames is not None and spec["frames"] != frames:
-            return [f"teacher.sampling.frames: {spec['frames']}, but {self.name}:{model} integrates {frames} frames a "
-                    f"clip (its config's num_frames); set teacher.sampling.frames: {frames}"]
+            return [f"{key}.sampling.frames: {spec['frames']}, but {self.name}:{model} integrates {frames} frames a "
+                    f"clip (its config's num_frames); set {key}.sampling.frames: {frames}"]
         return []
 
     def load(self, model: str, pretrained: str | None, device: torch.device, cache_dir=None,

@@ -68,7 +68,7 @@ def teacher_problems(model_name: str, pretrained: str, key: str, sampling: dict 
     backend, model = split_model(model_name)
     out = backend.problems(model, pretrained, key)
     if sampling is not None and not out:
-        out += backend.sampling_problems(model, sampling, cache_dir)
+        out += backend.sampling_problems(model, sampling, cache_dir, key)
     return out
 
 

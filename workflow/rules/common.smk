@@ -66,7 +66,7 @@ RUN_LOCK = hold_the_folder()
 
 
 DATASET = config["dataset"]["name"]
-# `teacher`: the settings every teacher of the grid shares (sampling, templates, shards ...) and
+# `teacher`: the settings every teacher of the grid shares (templates, shards ...) and
 # the first teacher's model and weights
 TEACHER = config["teacher"]
 # the dataset's folder, named by what makes its videos (another generated spec: another folder;
@@ -431,7 +431,7 @@ def teacher_args(wildcards):
     nothing). The job's cores go to the shell as --job-threads; svar teacher gives the encoder
     what its decoding workers leave."""
     teacher = teacher_of(wildcards)
-    sampling = TEACHER["sampling"]
+    sampling = teacher["sampling"]
     templates = TEACHER["templates"]
     templates = [templates] if isinstance(templates, str) else templates
     args = [
