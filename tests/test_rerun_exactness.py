@@ -48,6 +48,8 @@ WITH = {
     "student.frames": {"student.cache_frames": 8},
     "student.size": {"student.cache_size": [20, 20]},
     "distill.frame_level": {"student.frames": 8, "student.cache_frames": 8},
+    # another backend is another model: X-CLIP's small config, random weights, at its 4 frames a clip
+    "teacher.backend": {"teacher.model": "svar-tiny-xclip", "teacher.pretrained": "none", "teacher.sampling.frames": 4},
 }
 
 # a valid other value where the schema alone does not give one (strings naming files or models)
