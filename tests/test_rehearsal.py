@@ -133,6 +133,18 @@ def rehearsal_files(name: str, sites: dict) -> tuple[str, ...]:
     return config_files(name, sites[name])
 
 
+def rehearsal_weight(name: str, files) -> tuple[int, bool]:
+    """How long a rehearsal runs, to order them longest first: its train and evaluate jobs (each
+    a few seconds of process start), then whether it runs a ViT-B-sized model with random weights
+    (seconds more a job on a CPU)."""
+    from svar.config import load_workflow_config
+
+    config = load_workflow_config(*files)
+    runs = len(config["methods"]) * (len(config["fractions"]) + len(config["shots"])) * len(config["seeds"])
+    r = REHEARSALS[name]
+    return 2 * runs * (1 + len(config["teachers"])), r.random_teacher or r.random_student
+
+
 @pytest.fixture(scope="session")
 def rehearsal_runs(sites, tmp_path_factory, request):
     """Runs every distinct rehearsal once, when the first is asked for, two side by side (each a
@@ -155,7 +167,9 @@ def rehearsal_runs(sites, tmp_path_factory, request):
                 if files != (str(TINY),):
                     pending.setdefault(files, other)
             with ThreadPoolExecutor(max_workers=2) as pool:
-                started = {files: pool.submit(run_one, files) for files in pending}
+                # the longest first, so that the two cores finish together (rehearsal_weight)
+                order = sorted(pending, key=lambda files: rehearsal_weight(pending[files], files), reverse=True)
+                started = {files: pool.submit(run_one, files) for files in order}
                 done.update({files: future.result() for files, future in started.items()})
             TIMES.parent.mkdir(exist_ok=True)
             with open(TIMES, "a") as f:

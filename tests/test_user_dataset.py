@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import ROOT, TINY, snakemake, write_config
+from conftest import ROOT
 from svar import config as cfg
 from svar import config_checks
 from svar.datasets import dataset_folder
@@ -240,37 +239,6 @@ def test_the_example_overlay_is_valid_and_checks_clean_once_pointed_at_videos(my
 
 
 # ---------------------------------------------------------------- end to end
-
-
-@pytest.mark.slow
-def test_a_tiny_benchmark_on_a_root_folder_runs_end_to_end(tiny_run, tmp_path):
-    """The tiny run's generated set copied as a user's folder under another name, with the tiny
-    run's trained teacher as a checkpoint file: the chain runs, and the CSV of the same videos
-    lays out and indexes to the same manifest."""
-    tiny, _ = tiny_run
-    # the tiny config's own generated set (other tests add other configs' folders beside it)
-    generated = tiny / "data" / dataset_folder(cfg.load_workflow_config(TINY))
-    mydata = copy_dataset(generated, tmp_path / "mydata")
-    checkpoint = tmp_path / "teacher.pt"
-    shutil.copyfile(tiny / "results" / "tiny" / "teacher" / "pretrained.pt", checkpoint)
-    teacher = {**yaml.safe_load(TINY.read_text())["teacher"], "pretrained": str(checkpoint), "shards": 1}
-    grid = dict(teacher=teacher, methods=["supervised", "clip_zeroshot"], fractions=[1.0], seeds=[0])
-    mine = write_config(tmp_path / "mine.yaml", name="mine", dataset={"name": "mydata", "root": str(mydata)}, **grid)
-    work = tmp_path / "work"
-    # up to the metrics: the report, tested on the tiny run, would add a third to the time
-    result = snakemake(work, "--cores", "2", "results/mine/metrics.csv", "--configfile", str(mine))
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = pd.read_csv(work / "results" / "mine" / "metrics.csv")
-    assert set(metrics["dataset"]) == {"mydata"} and set(metrics["method"]) == {"supervised", "clip_zeroshot"}
-    assert len(metrics) == 2 * 3
-    assert (work / "data" / "mydata" / "videos").resolve() == (mydata / "videos").resolve()
-    assert not (work / "results" / "mine" / "teacher" / "pretrain_curve.csv").exists()  # no pretraining
-
-    listed = write_csv(mydata, tmp_path / "lists" / "videos.csv")
-    as_csv = write_config(tmp_path / "csv.yaml", name="mine-csv", dataset={"name": "mycsv", "root": str(listed)},
-                          **grid)
-    result = snakemake(work, "--cores", "1", "results/mine-csv/manifest.csv", "--configfile", str(as_csv))
-    assert result.returncode == 0, result.stderr[-3000:]
-    by_csv = pd.read_csv(work / "results" / "mine-csv" / "manifest.csv")
-    assert roles(by_csv) == roles(pd.read_csv(work / "results" / "mine" / "manifest.csv"))
-    assert (work / "data" / "mycsv" / "splits" / "trainlist01.txt").is_file()
+# A user's folder and a user's CSV run end to end, report included, in the rehearsals of
+# mydata.example.yaml and mydata-3dcnn.example.yaml (tests/test_rehearsal.py); that both index as
+# their source is tested above.
