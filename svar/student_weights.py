@@ -191,9 +191,9 @@ def fetch(arch: str, pretrained: str, weights_dir, progress: bool = True) -> Pat
 
     entry = student_files(arch, pretrained, weights_dir)[0]
     if entry.repo:
-        from .teacher.weights import _fetch_file
+        from .teacher.weights import fetch_file
 
-        return _fetch_file(entry)
+        return fetch_file(entry)
     if entry.path.exists():
         check_file(entry.path, arch, pretrained)
         return entry.path

@@ -5,7 +5,7 @@ import open_clip
 import torch
 
 from svar.teacher.pretrain import pretrain
-from svar.teacher.features import encode_text
+from svar.teacher.openclip_teacher import encode_text
 from svar.teacher.weights import register_model_configs
 
 

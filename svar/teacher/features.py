@@ -32,7 +32,6 @@ from ..readers import CorruptFileError, load_torch
 from ..receipts import check, describe, record
 from ..device import autocast, job_device
 from .backends import backend_name, load_teacher, weights_source
-from .openclip_teacher import encode_frames, encode_text  # noqa: F401  (open_clip's encoders, named here too)
 from .preprocess import FrameDataset, collate_frames, image_size, to_model_input
 from .prompts import resolve_templates
 from .sampling import frames_per_store_row, sampling_spec

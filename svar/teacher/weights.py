@@ -74,7 +74,7 @@ def weights_source(model_name: str, pretrained: str | None) -> str:
     return "file" if _is_file_spec(pretrained) else "tag"
 
 
-def _offline_env(offline: bool | None) -> bool:
+def offline_env(offline: bool | None) -> bool:
     if offline is not None:
         return bool(offline)
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
@@ -83,7 +83,7 @@ def _offline_env(offline: bool | None) -> bool:
 # ------------------------------------------------------------------ where downloaded weights lie
 
 
-def _cache_root(cache_dir) -> Path:
+def cache_root(cache_dir) -> Path:
     """teacher.cache_dir; open_clip's own default cache folder when none is given."""
     return Path(cache_dir or "~/.cache/clip").expanduser()
 
@@ -98,11 +98,11 @@ def _hub_names(filename: str) -> tuple[str, ...]:
     return (*_get_safe_alternatives(filename), filename)
 
 
-def _hub_file(repo: str, names, cache_dir, key: str, what: str) -> WeightFile:
+def hub_file(repo: str, names, cache_dir, key: str, what: str) -> WeightFile:
     from huggingface_hub import hf_hub_url
 
     names = tuple(names)
-    return WeightFile(key, "teacher.cache_dir", what, _cache_root(cache_dir) / repo, names,
+    return WeightFile(key, "teacher.cache_dir", what, cache_root(cache_dir) / repo, names,
                       hf_hub_url(repo, names[0]), repo=repo, rule="teacher_weights")
 
 
@@ -113,9 +113,9 @@ def _tag_files(cfg: dict, cache_dir, what: str) -> list[WeightFile]:
     if cfg.get("hf_hub"):
         # "org/repo/file", or "org/repo/" for the repo's default weights file (open_clip's convention)
         repo, filename = os.path.split(cfg["hf_hub"])
-        return [_hub_file(repo, _hub_names(filename), cache_dir, "teacher.pretrained", what)]
+        return [hub_file(repo, _hub_names(filename), cache_dir, "teacher.pretrained", what)]
     url = cfg.get("url", "")
-    return [WeightFile("teacher.pretrained", "teacher.cache_dir", what, _cache_root(cache_dir),
+    return [WeightFile("teacher.pretrained", "teacher.cache_dir", what, cache_root(cache_dir),
                        (os.path.basename(url),), url, rule="teacher_weights")] if url else []
 
 
@@ -131,8 +131,8 @@ def teacher_files(model_name: str, pretrained: str | None, cache_dir) -> list[We
 
         repo = model_name.split(":", 1)[1]
         what = f"open_clip model {model_name}"
-        return [_hub_file(repo, (HF_CONFIG_NAME,), cache_dir, "teacher.model", f"{what} (its config)"),
-                _hub_file(repo, (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME), cache_dir, "teacher.model",
+        return [hub_file(repo, (HF_CONFIG_NAME,), cache_dir, "teacher.model", f"{what} (its config)"),
+                hub_file(repo, (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME), cache_dir, "teacher.model",
                           f"{what} (its weights)")]
     if source != "tag":
         return []
@@ -167,8 +167,8 @@ def _cached_pretrained(cfg: dict, cache_dir=None, what: str = "the weights", off
                 except Exception:  # not cached under this name: try the next
                     pass
     url = cfg.get("url", "")
-    if url and (_cache_root(cache_dir) / os.path.basename(url)).is_file():
-        return str(_cache_root(cache_dir) / os.path.basename(url))
+    if url and (cache_root(cache_dir) / os.path.basename(url)).is_file():
+        return str(cache_root(cache_dir) / os.path.basename(url))
     if not offline and download is not None:
         return download(cfg)
     if not files:
@@ -248,7 +248,7 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
     register_model_configs()
     device = torch.device(device)
     source = weights_source(model_name, pretrained)
-    offline = _offline_env(offline)
+    offline = offline_env(offline)
     if source not in ("local-dir", "hf-hub") and model_name not in open_clip.list_models():
         raise ValueError(f"teacher.model: unknown open_clip model {model_name!r}; "
                          "see open_clip.list_models() or svar/model_configs/ (or use local-dir:PATH, hf-hub:ORG/REPO)")
@@ -303,7 +303,7 @@ def create_teacher(model_name: str, pretrained: str | None, device: torch.device
     return model, open_clip.get_model_preprocess_cfg(model), open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
 
 
-def _fetch_file(entry: WeightFile) -> Path:
+def fetch_file(entry: WeightFile) -> Path:
     """A file of downloaded weights where it belongs (`teacher_files`): kept when it is there,
     else downloaded, from the hub (under each of its names in turn, as open_clip tries them) or
     from its URL. A machine that cannot download says so at once, with what to do instead."""
@@ -346,4 +346,4 @@ def fetch_weights(model_name: str, pretrained: str | None, cache_dir: str | None
             raise FileNotFoundError(f"teacher.pretrained: checkpoint {pretrained} does not exist")
         return pretrained
     # a tag's weights; an hf-hub: model's config, then its weights (the file the receipt names)
-    return str([_fetch_file(entry) for entry in teacher_files(model_name, pretrained, cache_dir)][-1])
+    return str([fetch_file(entry) for entry in teacher_files(model_name, pretrained, cache_dir)][-1])

@@ -79,11 +79,11 @@ def own_model_names() -> tuple[str, ...]:
 
 def hub_folder(repo: str, cache_dir) -> Path:
     """Where a repo's snapshot lies: <teacher.cache_dir>/<ORG/REPO>, as open_clip's hub weights do."""
-    return weights._cache_root(cache_dir) / repo
+    return weights.cache_root(cache_dir) / repo
 
 
 def snapshot_files(repo: str, cache_dir) -> list[WeightFile]:
-    return [weights._hub_file(repo, names, cache_dir, "teacher.model", f"X-CLIP {repo}'s {names[0]}")
+    return [weights.hub_file(repo, names, cache_dir, "teacher.model", f"X-CLIP {repo}'s {names[0]}")
             for names in SNAPSHOT_FILES]
 
 
@@ -251,7 +251,7 @@ class XClipBackend(TeacherBackend):
         if all(entry.placed() for entry in entries):  # fetched before (or placed by hand): nothing to download
             return str(hub_folder(model, cache_dir))
         for entry in entries:
-            weights._fetch_file(entry)
+            weights.fetch_file(entry)
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError
 
@@ -289,7 +289,7 @@ class XClipBackend(TeacherBackend):
     def load(self, model, pretrained, device, cache_dir=None, offline=None):
         from transformers import XCLIPModel
 
-        offline = weights._offline_env(offline)
+        offline = weights.offline_env(offline)
         folder = weights_folder(model, pretrained, cache_dir)
         if pretrained == HUB:
             missing = [entry for entry in snapshot_files(model, cache_dir) if not entry.placed()]
