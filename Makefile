@@ -32,11 +32,12 @@ benchmark: setup
 benchmark-full: setup
 	$(RUN) snakemake --cores $(CORES) --configfile workflow/config/full.yaml
 
-# the fast tier CORES tests at a time, then the slow tier one test at a time (each of its
-# workflow runs uses every core itself)
+# the fast tier CORES tests at a time, then the slow tier: the tests that share the tiny run one
+# at a time on one worker, the rehearsals (one-core runs, each in its own folder) on the others
+# beside them (tests/conftest.py's SHARED_RUN_GROUP)
 test: setup system-deps
 	$(RUN) python -m pytest -m "not slow" -n $(CORES)
-	$(RUN) python -m pytest -m slow
+	$(RUN) python -m pytest -m slow -n $(CORES) --dist loadgroup
 
 test-fast: setup
 	$(RUN) python -m pytest -m "not slow" -n $(CORES)

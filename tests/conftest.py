@@ -21,6 +21,20 @@ SHARED = ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 
 
+# make test runs the slow tier under pytest-xdist (--dist loadgroup). Its tests share the tiny
+# run (tiny_run) and a Slurm cluster and change files in them, so every slow test goes to this one
+# group, run one at a time on one worker, unless it declares a group of its own (a rehearsal, in a
+# folder of its own, runs on whichever worker is free, beside them).
+SHARED_RUN_GROUP = "tiny_run"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP))
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """4 classes × 3 groups × 2 clips of 32×32 video, plus a small captioned pool."""

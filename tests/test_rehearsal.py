@@ -5,14 +5,14 @@ fails here."""
 
 from __future__ import annotations
 
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY, job_counts, snakemake
+from conftest import ROOT, SHARED_RUN_GROUP, TINY, job_counts, snakemake
 from dry_runs import dry_runs
 from rehearsal import REHEARSALS, config_files, make_layouts, shipped_configs, site_overlay
 
@@ -133,60 +133,69 @@ def rehearsal_files(name: str, sites: dict) -> tuple[str, ...]:
     return config_files(name, sites[name])
 
 
-def rehearsal_weight(name: str, files) -> tuple[int, bool]:
-    """How long a rehearsal runs, to order them longest first: its train and evaluate jobs (each
+def rehearsal_weight(name: str) -> tuple[int, bool]:
+    """How long a rehearsal runs, to start them longest first: its train and evaluate jobs (each
     a few seconds of process start), then whether it runs a ViT-B-sized model with random weights
-    (seconds more a job on a CPU)."""
+    (seconds more a job on a CPU). Read from the config files without the site overlay, which
+    sets only where the data is and, under smoke.yaml, one budget."""
     from svar.config import load_workflow_config
 
-    config = load_workflow_config(*files)
-    runs = len(config["methods"]) * (len(config["fractions"]) + len(config["shots"])) * len(config["seeds"])
     r = REHEARSALS[name]
+    config = load_workflow_config(*config_files(name, None))
+    # smoke.yaml rehearses one budget: its fraction, or one shot where the config imports K-shot lists
+    budgets = 1 if r.smoke else len(config["fractions"]) + len(config["shots"])
+    runs = len(config["methods"]) * budgets * len(config["seeds"])
     return 2 * runs * (1 + len(config["teachers"])), r.random_teacher or r.random_student
+
+
+def rehearsal_param(name: str):
+    """The rehearsal test's parameter, with the xdist group it runs in (make test runs the slow
+    tier under pytest-xdist, --dist loadgroup): the tiny config's rehearsal is conftest's tiny_run,
+    so it goes with the other tests that share that run (conftest's SHARED_RUN_GROUP); configs
+    rehearsed with the same files share one group and one run; every other rehearsal runs in a
+    folder of its own, in a group of its own, on whichever worker is free."""
+    files = config_files(name, None)
+    if files == (str(TINY),):
+        group = SHARED_RUN_GROUP
+    else:
+        first = next(other for other in CONFIGS
+                     if config_files(other, None) == files and REHEARSALS[other] == REHEARSALS[name])
+        group = f"rehearsal-{first}"
+    return pytest.param(name, marks=pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
 def rehearsal_runs(sites, tmp_path_factory, request):
-    """Runs every distinct rehearsal once, when the first is asked for, two side by side (each a
-    Snakemake of one core: on this 2-core machine two small-job runs fill the cores better than
-    one of two): name -> (folder, result, seconds). The tiny config's is conftest's tiny_run,
-    which other tests share."""
+    """name -> (folder, result, seconds): each distinct rehearsal run once a session, when a test
+    first asks for it, as a Snakemake of one core (under xdist the slow tier's other worker runs
+    the tests that share the tiny run beside it; on this 2-core machine two small-job runs fill
+    the cores better than one of two). The tiny config's is conftest's tiny_run."""
     done: dict = {}
 
-    def run_one(files):
-        folder = tmp_path_factory.mktemp("rehearse")
-        start = time.monotonic()
-        result = snakemake(folder, "--cores", "1", "--configfile", *files, timeout=1200)
-        return folder, result, time.monotonic() - start
-
     def run(name):
-        if not done:
-            pending = {}
-            for other in CONFIGS:
-                files = rehearsal_files(other, sites)
-                if files != (str(TINY),):
-                    pending.setdefault(files, other)
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                # the longest first, so that the two cores finish together (rehearsal_weight)
-                order = sorted(pending, key=lambda files: rehearsal_weight(pending[files], files), reverse=True)
-                started = {files: pool.submit(run_one, files) for files in order}
-                done.update({files: future.result() for files, future in started.items()})
-            TIMES.parent.mkdir(exist_ok=True)
-            with open(TIMES, "a") as f:
-                for files, other in pending.items():
-                    f.write(f"{other}\t{done[files][2]:.0f}\t{' '.join(Path(p).name for p in files)}\t"
-                            "two side by side, one core each\n")
         files = rehearsal_files(name, sites)
-        if files == (str(TINY),) and files not in done:
-            start = time.monotonic()
+        if files in done:
+            return done[files]
+        start = time.monotonic()
+        if files == (str(TINY),):
             done[files] = (*request.getfixturevalue("tiny_run"), time.monotonic() - start)
+            return done[files]
+        folder = tmp_path_factory.mktemp("rehearse")
+        result = snakemake(folder, "--cores", "1", "--configfile", *files, timeout=1200)
+        done[files] = (folder, result, time.monotonic() - start)
+        workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+        TIMES.parent.mkdir(exist_ok=True)
+        with open(TIMES, "a") as f:  # one line a write: workers append beside each other
+            f.write(f"{name}\t{done[files][2]:.0f}\t{' '.join(Path(p).name for p in files)}\t"
+                    f"one core, {workers} pytest-xdist workers\n")
         return done[files]
 
     return run
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", CONFIGS)
+# longest first, so that the workers finish together
+@pytest.mark.parametrize("name", [rehearsal_param(name) for name in sorted(CONFIGS, key=rehearsal_weight, reverse=True)])
 def test_rehearsal_runs_end_to_end(name, rehearsal_runs, sites):
     """The shipped config at toy size, every stage to the report: a metrics row for every
     (teacher, method, fraction, seed, metric), the report's page and tables, and nothing left to
