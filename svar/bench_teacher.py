@@ -35,7 +35,6 @@ from .device import resolve_device, synchronize
 from .manifest import load_manifest
 from .teacher.backends import TEACHER_BACKENDS, load_teacher, split_model
 from .teacher.features import encode_batches, make_loader
-from .teacher.preprocess import image_size
 from .teacher.prompts import resolve_templates
 from .teacher.sampling import sampling_from_config, sampling_spec
 from .teacher.weights import is_random, pretrained_file
@@ -48,12 +47,11 @@ def bench_teacher(manifest, model_name: str, pretrained, frames: int = 8, batch_
     device = resolve_device(device)
     spec = sampling_spec(sampling, frames)
     teacher = load_teacher(model_name, pretrained, device)
-    size = image_size(teacher.preprocess)
     # the dataset's classes: X-CLIP conditions its zero-shot on each of them, video by video
     classes = sorted(set(manifest["class_name"]))
     text = teacher.encode_text(classes, resolve_templates(templates))
     t0 = time.perf_counter()
-    loader, resized = make_loader(manifest, spec, size, device, workers, batch_size, prefetch=prefetch,
+    loader, resized = make_loader(manifest, spec, teacher.preprocess, device, workers, batch_size, prefetch=prefetch,
                                   resize_on=resize_on)
     it = iter(loader)  # starts the workers
     first = next(it)

@@ -45,7 +45,7 @@ def xclip_store(tiny_manifest, classes, tmp_path_factory):
 
 def _model_input(manifest, spec, teacher):
     """The frames extraction feeds the model, for manifest's videos: [N, T, 3, S, S]."""
-    loader, resized = make_loader(manifest, spec, teacher.preprocess["size"], CPU, 0, len(manifest))
+    loader, resized = make_loader(manifest, spec, teacher.preprocess, CPU, 0, len(manifest))
     (_, frames), = list(loader)
     x = to_model_input(frames, teacher.preprocess["size"], teacher.preprocess, CPU, resized)
     return x.view(len(manifest), spec["frames"], *x.shape[1:])
@@ -175,7 +175,7 @@ def snapshot(tmp_path):
     random_teacher.model.save_pretrained(folder)
     _clip_tokenizer_files(folder)
     (folder / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5, 0.5, 0.5],
-                                                                 "image_std": [0.25, 0.25, 0.25]}))
+                                                                 "image_std": [0.25, 0.25, 0.25], "resample": 3}))
     return random_teacher, tmp_path / "cache", folder
 
 
@@ -190,7 +190,8 @@ def test_weights_load_offline_from_a_snapshot_folder(snapshot, monkeypatch, tmp_
         teacher = load_teacher("xclip:org/tiny-xclip", pretrained, CPU, cache_dir=str(cache), offline=True)
         for (name, a), b in zip(teacher.model.state_dict().items(), random_teacher.model.state_dict().values()):
             assert torch.equal(a, b), name
-        assert teacher.preprocess == {"size": 32, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+        assert teacher.preprocess == {"size": 32, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
+                                      "interpolation": "bicubic"}  # the snapshot's resample 3: PIL's bicubic
         # the snapshot's CLIP tokenizer and open_clip's give the same class embeddings
         assert hasattr(teacher.tokenizer, "pad_token")
         assert torch.allclose(teacher.encode_text(classes, ["a {}."]).embeddings,
@@ -200,6 +201,39 @@ def test_weights_load_offline_from_a_snapshot_folder(snapshot, monkeypatch, tmp_
     assert receipt["path"] == str(folder)
     assert {"config.json", "model.safetensors", "vocab.json", "merges.txt"} <= set(receipt["files"])
     assert len(receipt["files"]["model.safetensors"]["sha256"]) == 64
+
+
+def test_frames_are_resampled_as_the_models_processor_says(tiny_manifest, snapshot, classes, tmp_path):
+    """X-CLIP's processor resizes bilinearly (its default without a preprocessor_config.json),
+    open_clip's bicubically: extraction's frames are resized so, the store says which, and a
+    resample svar does not resize with is named with its file."""
+    from svar.image import resize_center_crop
+    from svar.teacher.preprocess import image_size, interpolation
+    from svar.teacher.sampling import sample_indices
+    from svar.video import read_frames
+
+    manifest, _ = tiny_manifest
+    teacher = load_teacher(TINY, "none", CPU)
+    assert interpolation(teacher.preprocess) == "bilinear"
+    spec = sampling_spec(None, FRAMES)
+    pre = {**teacher.preprocess, "size": 24}  # smaller than the toy videos: a real resize, where resamplings differ
+    loader, resized = make_loader(manifest.head(1), spec, pre, CPU, 0, 1)
+    (_, frames), = list(loader)
+    assert resized
+    row = manifest.iloc[0]
+    decoded = torch.from_numpy(read_frames(row["path"], sample_indices(int(row["frames"]), float(row["fps"]), spec)))
+    size = image_size(pre)
+    assert torch.equal(frames[0], resize_center_crop(decoded, size, "bilinear"))
+    assert not torch.equal(frames[0], resize_center_crop(decoded, size, "bicubic"))
+    out = tmp_path / "features.pt"
+    extract(manifest.head(2), classes, out, TINY, "none", frames_per_video=FRAMES, batch_size=2, device="cpu",
+            templates=("a {}.",), workers=0)
+    assert load_store(out)["meta"]["resize"] == "bilinear"
+
+    _, cache, folder = snapshot
+    (folder / "preprocessor_config.json").write_text(json.dumps({"resample": 0}))
+    with pytest.raises(ValueError, match=r"preprocessor_config.json: resample 0 is not one svar resizes with"):
+        load_teacher("xclip:org/tiny-xclip", "hub", CPU, cache_dir=str(cache), offline=True)
 
 
 def test_a_missing_snapshot_offline_names_the_file_and_the_rule(tmp_path):

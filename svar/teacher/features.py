@@ -32,7 +32,7 @@ from ..readers import CorruptFileError, load_torch
 from ..receipts import check, describe, record
 from ..device import autocast, job_device
 from .backends import backend_name, load_teacher, weights_source
-from .preprocess import FrameDataset, collate_frames, image_size, to_model_input
+from .preprocess import FrameDataset, collate_frames, image_size, interpolation, to_model_input
 from .prompts import resolve_templates
 from .sampling import frames_per_store_row, sampling_spec
 from .store import PER_VIDEO_KEYS
@@ -41,10 +41,11 @@ from .weights import RANDOM_WARNING, model_schema
 log = logging.getLogger(__name__)
 
 
-def make_loader(manifest, spec: dict, size: int, device: torch.device, workers: int = 0, batch_size: int = 32,
+def make_loader(manifest, spec: dict, pre: dict, device: torch.device, workers: int = 0, batch_size: int = 32,
                 batches=None, prefetch: int = 4, resize_on: str = "auto"):
     """The decoding DataLoader: worker processes (spawn), pinned memory on CUDA, prefetching.
 
+    pre: the teacher's preprocess config (its input size and resize resampling).
     batches: explicit lists of manifest positions (one list per batch); default, consecutive.
     resize_on: "worker", "device", or "auto" (device on CUDA, workers on CPU; see the module doc).
     Returns (loader, resized): resized says whether the batches come already resized.
@@ -54,8 +55,8 @@ def make_loader(manifest, spec: dict, size: int, device: torch.device, workers: 
     if resize_on not in ("worker", "device"):
         raise ValueError(f"resize_on: {resize_on!r} is not worker, device or auto")
     fps = manifest["fps"] if "fps" in manifest else None
-    data = FrameDataset(manifest["path"], manifest["frames"], spec["frames"], size if resize_on == "worker" else None,
-                        fps, spec)
+    data = FrameDataset(manifest["path"], manifest["frames"], spec["frames"],
+                        image_size(pre) if resize_on == "worker" else None, fps, spec, interpolation(pre))
     if batches is None:
         batches = [list(range(s, min(s + batch_size, len(data)))) for s in range(0, len(data), batch_size)]
     kwargs = {}
@@ -85,7 +86,7 @@ def concat_rows(chunks: list[dict], empty: dict) -> dict:
     return {key: torch.cat([c[key] for c in chunks]) for key in chunks[0]}
 
 
-def _store_meta(model_name, pretrained, spec, templates, size) -> dict:
+def _store_meta(model_name, pretrained, spec, templates, pre: dict) -> dict:
     random_weights = weights_source(model_name, pretrained) == "random"
     return {
         "backend": backend_name(model_name),
@@ -95,7 +96,8 @@ def _store_meta(model_name, pretrained, spec, templates, size) -> dict:
         "frames_per_video": frames_per_store_row(spec),
         "sampling": dict(spec),
         "templates": list(templates),
-        "image_size": size,
+        "image_size": image_size(pre),
+        "resize": interpolation(pre),
     }
 
 
@@ -121,7 +123,7 @@ def extract(manifest, class_names, out, model_name, pretrained, frames_per_video
     size = image_size(teacher.preprocess)
     k_row = teacher.rows_per_video(spec)
     text = teacher.encode_text(class_names, templates)
-    loader, resized = make_loader(manifest, spec, size, device, workers, batch_size, prefetch=prefetch,
+    loader, resized = make_loader(manifest, spec, teacher.preprocess, device, workers, batch_size, prefetch=prefetch,
                                   resize_on=resize_on)
     chunks = [rows for _, rows in encode_batches(teacher, spec, text, loader, resized, "teacher")]
     store = {
@@ -130,7 +132,7 @@ def extract(manifest, class_names, out, model_name, pretrained, frames_per_video
         "text_embeddings": text.embeddings,
         "logit_scale": teacher.logit_scale,
         "class_names": list(class_names),
-        "meta": _store_meta(model_name, pretrained, spec, templates, size),
+        "meta": _store_meta(model_name, pretrained, spec, templates, teacher.preprocess),
     }
     torch_save(out, store)
     return store
@@ -217,8 +219,8 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
             for s in range(0, len(chunks[j]), batch_size):
                 batches.append(chunks[j][s:s + batch_size])
                 chunk_of_batch.append(j)
-        loader, resized = make_loader(manifest, spec, size, device, min(workers, len(batches)), batch_size, batches,
-                                      prefetch, resize_on)
+        loader, resized = make_loader(manifest, spec, teacher.preprocess, device, min(workers, len(batches)),
+                                      batch_size, batches, prefetch, resize_on)
         rows_of_chunk = []
         encoded = encode_batches(teacher, spec, text, loader, resized, f"teacher shard {shard_index}")
         for b, (positions, rows) in enumerate(encoded):
@@ -245,7 +247,7 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
         "text_embeddings": text.embeddings,
         "logit_scale": teacher.logit_scale,
         "class_names": list(class_names),
-        "meta": {**_store_meta(model_name, pretrained, spec, templates, size),
+        "meta": {**_store_meta(model_name, pretrained, spec, templates, teacher.preprocess),
                  "shard": {"index": shard_index, "of": n_shards, "assignment": assignment}},
     }
     torch_save(target, shard)

@@ -1,7 +1,8 @@
 """open_clip's image preprocessing, batched on tensors, and the decoding dataset that feeds it.
 
-uint8 frames -> shortest side to the model's input size (bicubic, antialiased) -> centre crop ->
-normalise with the model's own mean and std. On CUDA the resize runs on the device, batched
+uint8 frames -> shortest side to the model's input size (resampled as the model's own
+preprocessing says, `interpolation`: open_clip's are bicubic, X-CLIP's bilinear; antialiased) ->
+centre crop -> normalise with the model's own mean and std. On CUDA the resize runs on the device, batched
 over the videos of a batch that share a frame size (the GPU does it in microseconds, and the
 workers' cores stay free for decoding); on CPU the "device" is the very cores the encoder needs,
 so it runs in the decoding workers, in parallel, per video, where the different frame sizes of a
@@ -22,6 +23,12 @@ def image_size(pre: dict) -> int:
     return pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"]
 
 
+def interpolation(pre: dict) -> str:
+    """The model's resize resampling, from its preprocess config (open_clip's key; bicubic, CLIP's
+    own, where a config names none)."""
+    return pre.get("interpolation", "bicubic")
+
+
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
     x = x_uint8.float().div_(255)
     mean = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
@@ -32,12 +39,12 @@ def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
 class FrameDataset(torch.utils.data.Dataset):
     """Sampled frames of each video: item i is (i, uint8 frames).
 
-    With `size`, frames come resized and cropped ([T, 3, size, size], in the worker); with
-    size None, as decoded ([T, H, W, 3]) for the device to resize.
+    With `size`, frames come resized (`mode`) and cropped ([T, 3, size, size], in the worker);
+    with size None, as decoded ([T, H, W, 3]) for the device to resize.
     """
 
-    def __init__(self, paths, n_frames, k, size=None, fps=None, sampling=None):
-        self.paths, self.n_frames, self.size = list(paths), list(n_frames), size
+    def __init__(self, paths, n_frames, k, size=None, fps=None, sampling=None, mode: str = "bicubic"):
+        self.paths, self.n_frames, self.size, self.mode = list(paths), list(n_frames), size, mode
         self.fps = list(fps) if fps is not None else [0.0] * len(self.paths)
         self.spec = sampling_spec(sampling, k)
 
@@ -48,7 +55,7 @@ class FrameDataset(torch.utils.data.Dataset):
         idx = sample_indices(int(self.n_frames[i]), float(self.fps[i]), self.spec)
         frames = torch.from_numpy(read_frames(self.paths[i], idx))
         if self.size is not None:
-            frames = resize_center_crop(frames, self.size)
+            frames = resize_center_crop(frames, self.size, self.mode)
         return i, frames
 
 
@@ -80,7 +87,7 @@ def to_model_input(frames, size: int, pre: dict, device: torch.device, resized: 
             batch = frames
         else:
             batch = torch.stack([videos[j] for j in members])
-        x = resize_center_crop(batch.to(device, non_blocking=True).flatten(0, 1), size)
+        x = resize_center_crop(batch.to(device, non_blocking=True).flatten(0, 1), size, interpolation(pre))
         for n, j in enumerate(members):
             out[j] = x[n * t:(n + 1) * t]
     return normalize(torch.cat(out), pre["mean"], pre["std"])

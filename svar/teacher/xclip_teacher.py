@@ -26,10 +26,10 @@ What it stores (svar.teacher.store), and why:
   with several, the conditioned embeddings are normalised, averaged and normalised again, the
   ensembling open_clip's text embeddings get; with clips, the clips' cosines are averaged).
 
-Frames are resized as every teacher's are (svar.teacher.preprocess: shortest side bicubic,
-antialiased, centre crop; X-CLIP's own processor resizes bilinearly) and normalised with the
-snapshot's preprocessor_config.json mean/std (X-CLIP's published ones are ImageNet's, the default
-when a folder has none). Tokens: the snapshot's CLIP tokenizer; a config without one (svar's own,
+Frames are resized as every teacher's are (svar.teacher.preprocess: shortest side, antialiased,
+centre crop), resampled and normalised as the snapshot's preprocessor_config.json says (`resample`,
+`image_mean`, `image_std`); X-CLIP's published ones, the defaults when a folder has none, are
+bilinear and ImageNet's mean and std. Tokens: the snapshot's CLIP tokenizer; a config without one (svar's own,
 a hub repo's random weights) takes open_clip's, the same BPE vocabulary.
 """
 
@@ -68,8 +68,12 @@ KNOWN_REPOS = {
 SNAPSHOT_FILES = (("config.json",), ("model.safetensors", "pytorch_model.bin"), ("vocab.json",), ("merges.txt",),
                   ("preprocessor_config.json",))
 OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
-# X-CLIP's published normalisation (its preprocessor_config.json: ImageNet's mean and std)
+# X-CLIP's published normalisation (its preprocessor_config.json: ImageNet's mean and std) and
+# resampling (XCLIPProcessor's image processor, VideoMAEImageProcessor: PIL's bilinear)
 DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# a preprocessor_config.json's `resample` (PIL's codes) -> svar's resize mode (svar.image.RESIZE_MODES)
+PIL_RESAMPLE = {2: "bilinear", 3: "bicubic"}
+DEFAULT_RESAMPLE = 2
 REPO = re.compile(r"[\w.-]+/[\w.-]+")
 
 
@@ -202,11 +206,17 @@ def _tokenizer(folder: Path | None, config):
 
 
 def _preprocess(folder: Path | None, config) -> dict:
-    mean, std = DEFAULT_MEAN, DEFAULT_STD
+    mean, std, resample = DEFAULT_MEAN, DEFAULT_STD, DEFAULT_RESAMPLE
     if folder is not None and (folder / "preprocessor_config.json").is_file():
-        pre = json.loads((folder / "preprocessor_config.json").read_text())
+        path = folder / "preprocessor_config.json"
+        pre = json.loads(path.read_text())
         mean, std = tuple(pre.get("image_mean", mean)), tuple(pre.get("image_std", std))
-    return {"size": int(config.vision_config.image_size), "mean": mean, "std": std}
+        resample = pre.get("resample", resample)
+        if resample not in PIL_RESAMPLE:
+            raise ValueError(f"{path}: resample {resample!r} is not one svar resizes with "
+                             f"({', '.join(f'{k}: {v}' for k, v in PIL_RESAMPLE.items())})")
+    return {"size": int(config.vision_config.image_size), "mean": mean, "std": std,
+            "interpolation": PIL_RESAMPLE[resample]}
 
 
 @contextlib.contextmanager
