@@ -21,18 +21,46 @@ SHARED = ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 
 
-# make test runs the slow tier under pytest-xdist (--dist loadgroup). Its tests share the tiny
-# run (tiny_run) and a Slurm cluster and change files in them, so every slow test goes to this one
-# group, run one at a time on one worker, unless it declares a group of its own (a rehearsal, in a
-# folder of its own, runs on whichever worker is free, beside them).
-SHARED_RUN_GROUP = "tiny_run"
+# make test runs the slow tier under pytest-xdist with --dist loadgroup, scheduled by
+# SlowTierScheduling: its tests share the tiny run (tiny_run) and a Slurm cluster and change files
+# in them, so they are one work unit, run one at a time on one worker; each rehearsal runs in a
+# folder of its own, a unit of its own, on whichever worker is free, beside them. (xdist's own
+# loadgroup reads xdist_group marks into the test ids, which pytest 9.2's ids no longer take: the
+# scope is read from the id here instead.)
+SHARED_RUN_UNIT = "tests that share the tiny run"
+REHEARSAL_TEST = "tests/test_rehearsal.py::test_rehearsal_runs_end_to_end"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP))
+def slow_tier_unit(nodeid: str) -> str:
+    """The work unit of a slow test: a rehearsal's own (configs rehearsed with the same files share
+    one, as test_rehearsal's rehearsal_runs runs them once; the tiny config's is tiny_run), every
+    other test the shared run's."""
+    from rehearsal import REHEARSALS, config_files, shipped_configs
+
+    if not nodeid.startswith(REHEARSAL_TEST + "["):
+        return SHARED_RUN_UNIT
+    name = nodeid[len(REHEARSAL_TEST) + 1:-1]
+    files = config_files(name, None)
+    if files == (str(TINY),):
+        return SHARED_RUN_UNIT
+    first = next(other for other in shipped_configs()
+                 if config_files(other, None) == files and REHEARSALS[other] == REHEARSALS[name])
+    return f"rehearsal of {first}"
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None  # xdist's own scheduler (the fast tier's, --dist load)
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SlowTierScheduling(LoadScopeScheduling):
+        """xdist's loadscope over slow_tier_unit's units: the largest first (the shared run's),
+        then the rehearsals in collection order (test_rehearsal: longest first)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return slow_tier_unit(nodeid)
+
+    return SlowTierScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

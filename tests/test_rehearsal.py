@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SHARED_RUN_GROUP, TINY, job_counts, snakemake
+from conftest import ROOT, TINY, job_counts, snakemake
 from dry_runs import dry_runs
 from rehearsal import REHEARSALS, config_files, make_layouts, shipped_configs, site_overlay
 
@@ -148,22 +148,6 @@ def rehearsal_weight(name: str) -> tuple[int, bool]:
     return 2 * runs * (1 + len(config["teachers"])), r.random_teacher or r.random_student
 
 
-def rehearsal_param(name: str):
-    """The rehearsal test's parameter, with the xdist group it runs in (make test runs the slow
-    tier under pytest-xdist, --dist loadgroup): the tiny config's rehearsal is conftest's tiny_run,
-    so it goes with the other tests that share that run (conftest's SHARED_RUN_GROUP); configs
-    rehearsed with the same files share one group and one run; every other rehearsal runs in a
-    folder of its own, in a group of its own, on whichever worker is free."""
-    files = config_files(name, None)
-    if files == (str(TINY),):
-        group = SHARED_RUN_GROUP
-    else:
-        first = next(other for other in CONFIGS
-                     if config_files(other, None) == files and REHEARSALS[other] == REHEARSALS[name])
-        group = f"rehearsal-{first}"
-    return pytest.param(name, marks=pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def rehearsal_runs(sites, tmp_path_factory, request):
     """name -> (folder, result, seconds): each distinct rehearsal run once a session, when a test
@@ -194,8 +178,8 @@ def rehearsal_runs(sites, tmp_path_factory, request):
 
 
 @pytest.mark.slow
-# longest first, so that the workers finish together
-@pytest.mark.parametrize("name", [rehearsal_param(name) for name in sorted(CONFIGS, key=rehearsal_weight, reverse=True)])
+# longest first, so that the workers finish together (conftest.SlowTierScheduling)
+@pytest.mark.parametrize("name", sorted(CONFIGS, key=rehearsal_weight, reverse=True))
 def test_rehearsal_runs_end_to_end(name, rehearsal_runs, sites):
     """The shipped config at toy size, every stage to the report: a metrics row for every
     (teacher, method, fraction, seed, metric), the report's page and tables, and nothing left to
