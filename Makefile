@@ -34,7 +34,7 @@ benchmark-full: setup
 
 # the fast tier CORES tests at a time, then the slow tier: the tests that share the tiny run one
 # at a time on one worker, the rehearsals (one-core runs, each in its own folder) on the others
-# beside them (tests/conftest.py's SHARED_RUN_GROUP)
+# beside them (tests/conftest.py's SlowTierScheduling)
 test: setup system-deps
 	$(RUN) python -m pytest -m "not slow" -n $(CORES)
 	$(RUN) python -m pytest -m slow -n $(CORES) --dist loadgroup

@@ -8,14 +8,16 @@ import torch.nn.functional as F
 
 # the resamplings a model's preprocessing may name (open_clip's `interpolation`, X-CLIP's PIL `resample`)
 RESIZE_MODES = ("bicubic", "bilinear")
+# CLIP's own, the student's clips' and every open_clip model's: the mode where none is named
+DEFAULT_RESIZE_MODE = "bicubic"
 
 
-def resize_center_crop(frames: torch.Tensor, size: int, mode: str = "bicubic") -> torch.Tensor:
+def resize_center_crop(frames: torch.Tensor, size: int, mode: str = DEFAULT_RESIZE_MODE) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> uint8 [T, 3, size, size]: shortest side to size, centre crop."""
     return resize_cover(frames, (size, size), mode)
 
 
-def resize_cover(frames: torch.Tensor, box: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
+def resize_cover(frames: torch.Tensor, box: tuple[int, int], mode: str = DEFAULT_RESIZE_MODE) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> uint8 [T, 3, box_h, box_w]: resized (aspect kept, `mode`, one of
     RESIZE_MODES, antialiased as PIL's resize is) to the smallest size that covers the box, then
     centre-cropped to it; a 320×240 video to (128, 171) is the 3D-CNN recipe's "resize to 128×171".

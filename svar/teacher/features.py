@@ -120,7 +120,6 @@ def extract(manifest, class_names, out, model_name, pretrained, frames_per_video
     spec = sampling_spec(sampling, frames_per_video)
     templates = resolve_templates(templates)
     device, teacher = _setup(model_name, pretrained, device, cache_dir, offline, threads)
-    size = image_size(teacher.preprocess)
     k_row = teacher.rows_per_video(spec)
     text = teacher.encode_text(class_names, templates)
     loader, resized = make_loader(manifest, spec, teacher.preprocess, device, workers, batch_size, prefetch=prefetch,
@@ -209,7 +208,6 @@ def extract_shard(manifest, shard_index: int, n_shards: int, out_dir, model_name
         log.info("shard %d/%d: %d of %d chunks already done", shard_index, n_shards, len(chunks) - len(pending),
                  len(chunks))
     device, teacher = _setup(model_name, pretrained, device, cache_dir, offline, threads)
-    size = image_size(teacher.preprocess)
     k_row = teacher.rows_per_video(spec)
     text = teacher.encode_text(list(class_names), templates)
     if pending:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..image import resize_center_crop
+from ..image import DEFAULT_RESIZE_MODE, resize_center_crop
 from ..video import read_frames
 from .sampling import sample_indices, sampling_spec
 
@@ -26,7 +26,7 @@ def image_size(pre: dict) -> int:
 def interpolation(pre: dict) -> str:
     """The model's resize resampling, from its preprocess config (open_clip's key; bicubic, CLIP's
     own, where a config names none)."""
-    return pre.get("interpolation", "bicubic")
+    return pre.get("interpolation", DEFAULT_RESIZE_MODE)
 
 
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
@@ -43,7 +43,7 @@ class FrameDataset(torch.utils.data.Dataset):
     with size None, as decoded ([T, H, W, 3]) for the device to resize.
     """
 
-    def __init__(self, paths, n_frames, k, size=None, fps=None, sampling=None, mode: str = "bicubic"):
+    def __init__(self, paths, n_frames, k, size=None, fps=None, sampling=None, mode: str = DEFAULT_RESIZE_MODE):
         self.paths, self.n_frames, self.size, self.mode = list(paths), list(n_frames), size, mode
         self.fps = list(fps) if fps is not None else [0.0] * len(self.paths)
         self.spec = sampling_spec(sampling, k)
